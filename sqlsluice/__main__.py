@@ -1,0 +1,3 @@
+from sqlsluice.cli import main
+
+main()

@@ -1,0 +1,83 @@
+"""Shared state: query log, LLM usage ledger, response cache, stored rewrites, learned routers.
+
+Local state is a SQLite file (``.sluice/state.sqlite``: several processes may open it at
+once); with ``postgresql://...`` it lives in schema ``sluice`` so that N proxies share it.
+SQL given to :meth:`StateStore.execute` uses ``?`` placeholders and portable types
+(TEXT, BIGINT, DOUBLE PRECISION); tables are named without a schema.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlsluice.config import STATE_DIR
+
+_TABLE_NAME = re.compile(r"\b(FROM|INTO|UPDATE|TABLE(?: IF NOT EXISTS)?|JOIN)\s+sluice_", re.I)
+
+
+class StateStore:
+    """A tiny portable store.  Thread-safe; one connection guarded by a lock."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or f"sqlite:///{STATE_DIR / 'state.sqlite'}"
+        self._lock = threading.RLock()
+        self._known: set[str] = set()
+        if self.url.startswith(("postgresql://", "postgres://")):
+            import psycopg
+
+            self.kind = "postgres"
+            self._pg = psycopg.connect(self.url, autocommit=True)
+            self._pg.execute("CREATE SCHEMA IF NOT EXISTS sluice")
+        else:
+            self.kind = "sqlite"
+            path = self.url.removeprefix("sqlite:///")
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._sq = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
+            self._sq.execute("PRAGMA journal_mode=WAL")
+
+    def _sql(self, sql: str) -> str:
+        if self.kind == "postgres":
+            sql = _TABLE_NAME.sub(lambda m: f"{m.group(1)} sluice.sluice_", sql)
+            return sql.replace("?", "%s")
+        return sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement; return its rows (empty for writes)."""
+        with self._lock:
+            if self.kind == "postgres":
+                cur = self._pg.execute(self._sql(sql), list(params))  # type: ignore[arg-type]
+                return cur.fetchall() if cur.description else []
+            cur2 = self._sq.execute(sql, tuple(params))
+            return cur2.fetchall() if cur2.description else []
+
+    def ensure(self, ddl: str) -> None:
+        """Run a ``CREATE TABLE IF NOT EXISTS sluice_...`` once per process."""
+        if ddl in self._known:
+            return
+        self.execute(ddl)
+        self._known.add(ddl)
+
+    def close(self) -> None:
+        with self._lock:
+            if self.kind == "postgres":
+                self._pg.close()
+            else:
+                self._sq.close()
+
+
+_default: StateStore | None = None
+
+
+def default_store() -> StateStore:
+    global _default
+    if _default is None:
+        import os
+
+        _default = StateStore(os.environ.get("SLUICE_STATE"))
+    return _default
