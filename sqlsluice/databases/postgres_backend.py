@@ -162,15 +162,15 @@ class PostgresBackend(Backend):
                 if relid in by_oid:
                     by_oid[relid].columns.append(Column(name=name, type=typ, nullable=nullable))
             for relid, ctype, ccols, ftab, fschema, fcols in cons:
-                t = by_oid.get(relid)
-                if t is None:
+                ct = by_oid.get(relid)
+                if ct is None:
                     continue
                 if ctype == "p":
-                    t.primary_key = list(ccols)
+                    ct.primary_key = list(ccols)
                 elif ctype == "u":
-                    t.unique.append(list(ccols))
+                    ct.unique.append(list(ccols))
                 elif ctype == "f":
-                    t.foreign_keys.append(ForeignKey(columns=list(ccols), ref_table=ftab,
+                    ct.foreign_keys.append(ForeignKey(columns=list(ccols), ref_table=ftab,
                                                      ref_columns=list(fcols), ref_schema=fschema))
             return Catalog(tables=list(by_oid.values()), dialect="postgres")
 
