@@ -13,7 +13,8 @@ COMMAND_MODULES = (
     "sqlsluice.rewriters.commands",     # rewrite, bench tpcds, bench dsb
     "sqlsluice.text2sql.commands",      # ask
     "sqlsluice.routers.commands",       # route train, bench route
-    "sqlsluice.bench.commands",         # bench bird, bench spider, bench proxy, data spider, bench report
+    "sqlsluice.bench.commands",         # bench bird, bench spider, data spider, bench report
+    "sqlsluice.bench.proxy",            # bench proxy
 )
 
 for _name in COMMAND_MODULES:
