@@ -106,7 +106,19 @@ class Config(Strict):
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Load the config file; a missing default file means defaults, a bad file is an error."""
+    """Load the config file; a missing default file means defaults, a bad file is an error.
+
+    ``$SLUICE_BACKEND`` and ``$SLUICE_LISTEN`` override the file's server settings.
+    """
+    cfg = _load_file(path)
+    if os.environ.get("SLUICE_BACKEND"):
+        cfg.server.backend = os.environ["SLUICE_BACKEND"]
+    if os.environ.get("SLUICE_LISTEN"):
+        cfg.server.listen = os.environ["SLUICE_LISTEN"]
+    return cfg
+
+
+def _load_file(path: str | os.PathLike[str] | None) -> Config:
     candidates: list[Path] = []
     explicit = path is not None or "SLUICE_CONFIG" in os.environ
     if path is not None:

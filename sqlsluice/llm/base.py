@@ -24,6 +24,8 @@ class Options(BaseModel):
     top_logprobs: int | None = None
     seed: int | None = None
     stop: list[str] | None = None
+    # per-call timeout in seconds (None: the configured ``llm.timeout_s``); not part of cache keys
+    timeout_s: float | None = None
 
 
 class Message(BaseModel):
@@ -59,6 +61,9 @@ class Completion(BaseModel):
     provider: str
     latency_s: float = 0.0
     cached: bool = False
+    template: str | None = None  # prompt template name (``adhoc`` for chat())
+    template_hash: str | None = None
+    cost_usd: float = 0.0  # from the price table; 0 for cache hits and unknown models
 
     @property
     def text(self) -> str:

@@ -1,0 +1,116 @@
+"""Load TPC-DS into a benchmark target: DuckDB's dsdgen, then (for PostgreSQL) CSV + COPY + ANALYZE.
+
+DuckDB's generator declares no keys; :func:`tpcds_keys` gives the standard TPC-DS primary
+keys (package data).  :func:`with_tpcds_keys` adds them to a catalog (the rewrite rules
+that need keys use them), and :func:`load_tpcds` can declare them on PostgreSQL, which
+builds one unique index per primary key and no other index.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from functools import cache
+from pathlib import Path
+
+from sqlsluice.databases import Backend, Catalog, connect
+from sqlsluice.errors import BackendError
+
+_KEYS = Path(__file__).parent / "data" / "tpcds_keys.json"
+
+
+@cache
+def tpcds_keys() -> dict[str, list[str]]:
+    """``{table: primary key columns}`` for the 24 TPC-DS tables."""
+    d = json.loads(_KEYS.read_text())
+    return {k: list(v) for k, v in d.items() if not k.startswith("_")}
+
+
+def is_tpcds(catalog: Catalog) -> bool:
+    """True when the catalog holds the TPC-DS fact tables."""
+    return all(catalog.table(t) is not None for t in ("store_sales", "date_dim", "item", "customer"))
+
+
+def with_tpcds_keys(catalog: Catalog) -> Catalog:
+    """A copy of ``catalog`` with TPC-DS primary keys filled in where none are declared."""
+    if not is_tpcds(catalog):
+        return catalog
+    out = catalog.model_copy(deep=True)
+    keys = tpcds_keys()
+    for t in out.tables:
+        pk = keys.get(t.name.lower())
+        if pk and not t.primary_key and all(t.column(c) is not None for c in pk):
+            t.primary_key = list(pk)
+            for c in pk:
+                col = t.column(c)
+                if col is not None:
+                    col.nullable = False
+    return out
+
+
+def has_tpcds(backend: Backend) -> bool:
+    try:
+        r = backend.execute("SELECT count(*) FROM store_sales")
+    except BackendError:
+        return False
+    return bool(r.rows and r.rows[0][0])
+
+
+def load_tpcds(url: str, *, sf: float, cache_dir: Path | None = None, primary_keys: bool = True,
+               progress: bool = False) -> Backend:
+    """Make sure TPC-DS at ``sf`` is in the database at ``url``; return its backend.
+
+    DuckDB targets are generated in place.  PostgreSQL targets get the tables from a DuckDB
+    file generated in ``cache_dir`` (CSV export, ``COPY FROM STDIN``, then ``ANALYZE``).
+    """
+    from sqlsluice.bench.tpcds_data import generate_tpcds_duckdb
+
+    if url.startswith("duckdb://"):
+        be = connect(url)
+        if not has_tpcds(be):
+            from sqlsluice.bench.tpcds_data import load_extension
+            from sqlsluice.databases.duckdb_backend import DuckDBBackend
+
+            assert isinstance(be, DuckDBBackend)
+            con = be._db.cursor()
+            load_extension(con, "tpcds")
+            con.execute(f"CALL dsdgen(sf={sf})")
+            con.close()
+        return be
+    be = connect(url)
+    if has_tpcds(be):
+        return be
+    import duckdb
+    import psycopg
+
+    cache_dir = cache_dir or Path(".sluice") / "data"
+    src = generate_tpcds_duckdb(cache_dir / f"tpcds_sf{str(sf).replace('.', '_')}.duckdb", sf=sf, progress=progress)
+    dcon = duckdb.connect(str(src), read_only=True)
+    from sqlsluice.databases.duckdb_backend import DuckDBBackend
+
+    dbe = DuckDBBackend(str(src), read_only=True)
+    cat = dbe.catalog(row_counts=False)
+    dbe.close()
+    keys = tpcds_keys()
+    with psycopg.connect(url, autocommit=True) as pg, tempfile.TemporaryDirectory() as tmp:
+        for t in cat.tables:
+            cols = ", ".join(f'"{c.name}" {c.type}' for c in t.columns)
+            pg.execute(f'DROP TABLE IF EXISTS "{t.name}"')  # type: ignore[arg-type]
+            pg.execute(f'CREATE TABLE "{t.name}" ({cols})')  # type: ignore[arg-type]
+            csv = Path(tmp) / f"{t.name}.csv"
+            dcon.execute(f"COPY \"{t.name}\" TO '{csv}' (HEADER false, DELIMITER '|', NULL '')")
+            with pg.cursor() as cur, cur.copy(
+                    f"COPY \"{t.name}\" FROM STDIN (FORMAT csv, DELIMITER '|', NULL '')") as cp, \
+                    open(csv, "rb") as f:  # type: ignore[arg-type]
+                while chunk := f.read(1 << 20):
+                    cp.write(chunk)
+            csv.unlink()
+            pk = keys.get(t.name)
+            if primary_keys and pk:
+                try:
+                    pg.execute(f'ALTER TABLE "{t.name}" ADD PRIMARY KEY ({", ".join(pk)})')  # type: ignore[arg-type]
+                except psycopg.Error:
+                    pass  # duplicate key values in generated data: leave the table without a key
+        pg.execute("ANALYZE")
+    dcon.close()
+    return be
