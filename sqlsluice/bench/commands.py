@@ -1,0 +1,251 @@
+"""``sluice bench bird|spider score|run``, ``sluice bench report``, ``sluice data spider``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from sqlsluice.cliapp import bench_app, data_app, handle_errors
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+bird_app = typer.Typer(help="BIRD: score predictions (EX, VES, R-VES, Soft-F1) or run sqlsluice's text-to-SQL.",
+                       no_args_is_help=True)
+spider_app = typer.Typer(help="Spider: score predictions (execution match) or run sqlsluice's text-to-SQL.",
+                         no_args_is_help=True)
+bench_app.add_typer(bird_app, name="bird")
+bench_app.add_typer(spider_app, name="spider")
+
+DATA_HELP = "Directory in BIRD's layout: dev.json (or mini_dev_<dialect>.json) and dev_databases/<db>/<db>.sqlite."
+
+
+def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _metrics(value: str, spider: bool) -> tuple[str, ...]:
+    from sqlsluice.bench.evaluate import ALL_METRICS
+    from sqlsluice.errors import InvalidParameterValue
+
+    names = ALL_METRICS if value.strip() == "all" else tuple(m.strip().lower() for m in value.split(",") if m.strip())
+    bad = [m for m in names if m not in ALL_METRICS]
+    if bad or not names:
+        raise InvalidParameterValue(f"unknown metric(s) {', '.join(bad) or value!r}: choose from ex,ves,rves,f1 or all")
+    if "ex" not in names:
+        names = ("ex", *names)
+    return tuple(m for m in ALL_METRICS if m in names)
+
+
+def _do_score(*, benchmark: str, data: Path, predictions: Path, questions_file: Path | None, dialect: str,
+              db_url: str | None, metrics: str, timeout: float, ves_repeats: int, concurrency: int,
+              keep_distinct: bool = False, limit: int | None = None,
+              extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    from sqlsluice.bench import evaluate as ev
+    from sqlsluice.bench.metrics import LEVELS, SPIDER_LEVELS
+    from sqlsluice.errors import InvalidParameterValue
+
+    spider = benchmark == "spider"
+    if timeout <= 0:
+        raise InvalidParameterValue("--timeout must be positive")
+    if dialect not in ("sqlite", "postgresql"):
+        raise InvalidParameterValue(f"unknown dialect {dialect!r}: use sqlite or postgresql")
+    if dialect == "postgresql" and not db_url:
+        raise InvalidParameterValue("--dialect postgresql needs --db-url postgresql://... (the databases' location)")
+    qpath = questions_file or ev.find_questions_file(data, dialect)
+    questions = ev.load_questions(qpath)
+    if limit:
+        questions = questions[:limit]
+    preds = ev.load_predictions(predictions, questions)
+    mismatched = ev.db_id_mismatches(questions, preds)
+    factory = ev.executor_factory(db_url if dialect == "postgresql" and db_url else data, dialect)
+    opts = ev.ScoreOptions(metrics=_metrics(metrics, spider), timeout=timeout, ves_repeats=ves_repeats,
+                           spider=spider, keep_distinct=keep_distinct)
+    for update in _progress(f"scoring {len(questions)} questions"):
+        results = ev.score(questions, preds, factory, opts, concurrency=concurrency, progress=update)
+    has_hardness = spider and all(q.hardness for q in questions)
+    report = ev.Report(benchmark=benchmark, dialect=dialect, metrics=opts.metrics,
+                       levels=SPIDER_LEVELS if has_hardness else LEVELS, results=results,
+                       predictions_file=str(predictions),
+                       extra={"predictions": str(predictions), "questions": str(qpath),
+                              "timeout_s": timeout, "ves_repeats": ves_repeats if set(opts.metrics) & {"ves", "rves"}
+                              else 0, "db_id_mismatches": len(mismatched),
+                              "name": f"{benchmark} {Path(predictions).stem}", **(extra or {})})
+    summary = report.summary()
+    typer.echo(ev.format_table(summary, report.levels))
+    typer.echo(f"errors {summary['errors']}, timeouts {summary['timeouts']}, "
+               f"missing predictions {summary['missing_predictions']}, db_id mismatches {len(mismatched)}")
+    return summary
+
+
+def _write_outputs(summary: dict[str, Any], json_out: Path | None, html_out: Path | None) -> None:
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
+        typer.echo(f"wrote {json_out}")
+    if html_out is not None:
+        from sqlsluice.bench.report import render_html
+
+        summary = {**summary, "name": summary.get("name") or Path(str(summary.get("predictions", "run"))).stem}
+        html_out.parent.mkdir(parents=True, exist_ok=True)
+        html_out.write_text(render_html([summary], []), encoding="utf-8")
+        typer.echo(f"wrote {html_out}")
+
+
+# Typer options shared by score and run (kept as module constants so both spell them alike).
+_O_DATA = typer.Option(..., "--data", help=DATA_HELP)
+_O_QUESTIONS = typer.Option(None, "--questions", help="Questions file (default: DIR/dev.json or mini_dev_<dialect>.json).")
+_O_DIALECT = typer.Option("sqlite", "--dialect", help="sqlite (files under DIR) or postgresql (with --db-url).")
+_O_DBURL = typer.Option(None, "--db-url", help="PostgreSQL URL holding the databases: one schema per db_id, "
+                                               "BIRD's dump in public, or {db_id} in the URL.")
+_O_JSON = typer.Option(None, "--json", help="Write every number (per level and per question) to this JSON file.")
+_O_HTML = typer.Option(None, "--html", help="Write a self-contained HTML page with charts.")
+_O_CONC = typer.Option(4, "--concurrency", "-j", help="Questions executed in parallel.")
+_O_TIMEOUT = typer.Option(30.0, "--timeout", help="Seconds per question (prediction + gold); slower counts wrong.")
+_O_REPEATS = typer.Option(100, "--ves-repeats", help="Timed runs per correct question for VES/R-VES (official: 100).")
+
+
+def _score_command(benchmark: str, default_metrics: str) -> Callable[..., None]:
+    def score(
+        data: Path = _O_DATA,
+        predictions: Path = typer.Option(..., "--predictions", "-p",
+                                         help="BIRD's JSON {\"<idx>\": \"<sql>\\t----- bird -----\\t<db>\"} or JSONL."),
+        questions: Path | None = _O_QUESTIONS,
+        dialect: str = _O_DIALECT,
+        db_url: str | None = _O_DBURL,
+        metrics: str = typer.Option(default_metrics, "--metrics", help="Comma list of ex,ves,rves,f1, or all."),
+        json_out: Path | None = _O_JSON,
+        html_out: Path | None = _O_HTML,
+        concurrency: int = _O_CONC,
+        timeout: float = _O_TIMEOUT,
+        ves_repeats: int = _O_REPEATS,
+        keep_distinct: bool = typer.Option(False, "--keep-distinct",
+                                           help="Spider only: compare with DISTINCT kept (official default drops it)."),
+    ) -> None:
+        summary = _do_score(benchmark=benchmark, data=data, predictions=predictions, questions_file=questions,
+                            dialect=dialect, db_url=db_url, metrics=metrics, timeout=timeout,
+                            ves_repeats=ves_repeats, concurrency=concurrency, keep_distinct=keep_distinct)
+        _write_outputs(summary, json_out, html_out)
+
+    return score
+
+
+def _run_command(benchmark: str) -> Callable[..., None]:
+    def run(
+        data: Path = _O_DATA,
+        router: str | None = typer.Option(None, "--router", help="Route each question with this router."),
+        pipeline: str | None = typer.Option(None, "--pipeline", help="Send every question to this pipeline."),
+        out: Path = typer.Option(Path(f".sluice/bench/{benchmark}"), "--out",
+                                 help="Output directory (generations.jsonl, predictions.json, score.json); "
+                                      "an existing one is resumed."),
+        questions: Path | None = _O_QUESTIONS,
+        limit: int | None = typer.Option(None, "--limit", help="Only the first K questions."),
+        concurrency: int = _O_CONC,
+        timeout: float = _O_TIMEOUT,
+        metrics: str = typer.Option("ex,f1" if benchmark == "bird" else "ex", "--metrics",
+                                    help="Metrics for the final scoring."),
+        config: Path | None = typer.Option(None, "--config", help="sluice.toml with the [llm] section."),
+        html_out: Path | None = _O_HTML,
+    ) -> None:
+        from sqlsluice.bench import evaluate as ev
+        from sqlsluice.bench.run import run_questions
+        from sqlsluice.config import load_config
+
+        cfg = load_config(config)
+        qpath = questions or ev.find_questions_file(data, "sqlite")
+        qs = ev.load_questions(qpath)[:limit] if limit else ev.load_questions(qpath)
+        for db_id in sorted({q.db_id for q in qs}):
+            ev.sqlite_path(data, db_id)  # a missing database is an error before any LLM call
+        for update in _progress(f"generating {len(qs)} questions"):
+            run_summary = run_questions(qs, data, out, router=router, pipeline=pipeline,
+                                        concurrency=concurrency, config=cfg, progress=update)
+        typer.echo(f"{run_summary['system']}: generated {run_summary['generated']}/{run_summary['questions']}, "
+                   f"tokens {run_summary['tokens']} ({run_summary['tokens_per_question']}/question), "
+                   f"cost ${run_summary['cost_usd']:.4f}, routes {run_summary['routes']}")
+        summary = _do_score(benchmark=benchmark, data=data, predictions=out / "predictions.json",
+                            questions_file=qpath, dialect="sqlite", db_url=None, metrics=metrics,
+                            timeout=timeout, ves_repeats=100, concurrency=concurrency, limit=limit,
+                            extra={"run": run_summary, "name": run_summary["system"]})
+        _write_outputs(summary, out / "score.json", html_out)
+
+    return run
+
+
+bird_app.command("score", help="Score BIRD predictions with the official metrics.\n\n"
+                 "Example: sluice bench bird score --data ../bird --predictions preds.json --metrics ex,f1 "
+                 "--json score.json")(handle_errors(_score_command("bird", "ex,f1")))
+bird_app.command("run", help="Run sqlsluice's text-to-SQL over BIRD questions, then score.\n\n"
+                 "Example: sluice bench bird run --data ../bird --pipeline basic --limit 50 --out runs/basic")(
+    handle_errors(_run_command("bird")))
+spider_app.command("score", help="Score Spider predictions (execution match; BIRD metrics on request).\n\n"
+                   "Example: sluice bench spider score --data spider_bird --predictions preds.json")(
+    handle_errors(_score_command("spider", "ex")))
+spider_app.command("run", help="Run sqlsluice's text-to-SQL over Spider questions, then score.\n\n"
+                   "Example: sluice bench spider run --data spider_bird --router cascade --out runs/cascade")(
+    handle_errors(_run_command("spider")))
+
+
+@bench_app.command("report")
+@handle_errors
+def report_cmd(
+    inputs: list[Path] = typer.Option(..., "--json", help="Score JSONs (bench bird|spider score|run) and "
+                                                          "TPC-DS rewrite JSONs (bench tpcds --json); repeat."),
+    html_out: Path | None = typer.Option(None, "--html", help="Self-contained HTML page with the charts."),
+    out_json: Path | None = typer.Option(None, "--out-json", help="Combined JSON with every number."),
+) -> None:
+    """Draw benchmark results: EX by difficulty, tokens vs EX (Pareto), VES, TPC-DS speedups.
+
+    Example: sluice bench report --json runs/basic/score.json --json tpcds.json --html report.html
+    """
+    from sqlsluice.bench.report import write_report
+    from sqlsluice.errors import InvalidParameterValue
+
+    if html_out is None and out_json is None:
+        raise InvalidParameterValue("give --html OUT and/or --out-json OUT")
+    rep = write_report(inputs, html_out=html_out, json_out=out_json)
+    typer.echo(f"{len(rep['systems'])} systems, {rep['tpcds']['count']} TPC-DS queries; "
+               f"Pareto front: {', '.join(map(str, rep['pareto_front'])) or '-'}")
+    for p in (html_out, out_json):
+        if p is not None:
+            typer.echo(f"wrote {p}")
+
+
+@data_app.command("spider")
+@handle_errors
+def data_spider(
+    to: Path = typer.Option(..., "--to", help="Output directory (BIRD layout)."),
+    dbs: str | None = typer.Option(None, "--dbs", help="Comma list of databases (default: the 20 dev databases)."),
+    all_dbs: bool = typer.Option(False, "--all", help="All 157 Spider databases, not only dev's."),
+    duckdb: bool = typer.Option(False, "--duckdb", help="Also write dev_databases/<db>/<db>.duckdb."),
+    postgres: str | None = typer.Option(None, "--postgres", help="Also load each database into this PostgreSQL "
+                                                                  "(one schema per database)."),
+    source: Path | None = typer.Option(None, "--source", help="Spider data (default: ../shared/data/spider)."),
+) -> None:
+    """Build Spider's databases (SQLite, optionally DuckDB/PostgreSQL) and dev.json in BIRD's layout.
+
+    Example: sluice data spider --to spider_bird --dbs concert_singer,pets_1 --duckdb
+    """
+    from sqlsluice.bench.spider import build_spider
+
+    chosen = [d.strip() for d in dbs.split(",") if d.strip()] if dbs else None
+    rep = build_spider(to, spider_dir=source, dbs=chosen, duckdb=duckdb, postgres=postgres, all_databases=all_dbs,
+                       progress=lambda db: typer.echo(f"building {db}", err=True))
+    typer.echo(f"{len(rep.databases)} databases, {sum(rep.rows.values())} rows, {rep.questions} questions -> {to}")
+    if rep.missing_csv:
+        typer.echo(f"tables without data (see {to / 'MISSING.txt'}): {', '.join(rep.missing_csv)}")
+    if rep.skipped_rows:
+        typer.echo(f"rows skipped (duplicate keys or malformed): {rep.skipped_rows}")

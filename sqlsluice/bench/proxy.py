@@ -1,0 +1,347 @@
+"""``sluice bench proxy``: pgbench through sqlsluice vs. a plain byte relay vs. direct.
+
+One run measures, side by side and interleaved (round-robin over targets inside each
+round, the order rotating between rounds), pgbench ``-S`` (select-only) in simple and
+prepared protocol modes against:
+
+* ``direct``    the upstream PostgreSQL itself;
+* ``relay``     a plain asyncio byte-forwarding relay (a subprocess started here, same event
+                loop implementation as ``sluice serve``), the floor any Python proxy pays;
+* ``sqlsluice`` ``sluice serve --backend <upstream>`` (a subprocess).
+
+It prints TPS and mean latency with the ratios sqlsluice/relay, relay/direct and
+sqlsluice/direct.  The relay also lives in this module: ``python -m sqlsluice.bench.proxy
+relay LISTEN_PORT UPSTREAM_HOST UPSTREAM_PORT``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from sqlsluice.cliapp import bench_app, handle_errors
+from sqlsluice.errors import BackendError, ConfigError
+
+TARGETS = ("direct", "relay", "sqlsluice")
+MODES = ("simple", "prepared")
+
+
+@dataclass
+class Measurement:
+    target: str
+    mode: str
+    round: int
+    tps: float
+    latency_ms: float
+    transactions: int
+
+
+# --- the plain relay -------------------------------------------------------------------
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                break
+            writer.write(data)
+            if writer.transport.get_write_buffer_size() > 262144:
+                await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+
+
+async def _relay_main(listen_port: int, up_host: str, up_port: int) -> None:
+    async def handle(cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
+        try:
+            ur, uw = await asyncio.open_connection(up_host, up_port)
+        except OSError:
+            cw.close()
+            return
+        await asyncio.gather(_pipe(cr, uw), _pipe(ur, cw))
+
+    server = await asyncio.start_server(handle, "127.0.0.1", listen_port, backlog=512)
+    async with server:
+        await server.serve_forever()
+
+
+def run_relay(listen_port: int, up_host: str, up_port: int) -> None:
+    """Serve the byte relay forever (uvloop when installed, like ``sluice serve``)."""
+    try:
+        import uvloop
+
+        uvloop.run(_relay_main(listen_port, up_host, up_port))
+    except ImportError:
+        asyncio.run(_relay_main(listen_port, up_host, up_port))
+
+
+# --- orchestration ---------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _stderr_file() -> Any:
+    import tempfile
+
+    return tempfile.TemporaryFile()
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 30.0,
+               err: Any = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            text = ""
+            if err is not None:
+                err.seek(0)
+                text = err.read().decode(errors="replace")
+            raise BackendError(f"{what} exited with code {proc.returncode}: {text.strip()[-500:]}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise BackendError(f"{what} did not start listening on port {port}")
+
+
+class ServeProcess:
+    """``sluice serve --backend URL --listen 127.0.0.1:PORT`` as a subprocess (benchmark, tests).
+
+    >>> ServeProcess("postgresql://u@127.0.0.1:5432/db", port=7777).argv[-4:]
+    ['--backend', 'postgresql://u@127.0.0.1:5432/db', '--listen', '127.0.0.1:7777']
+    """
+
+    def __init__(self, backend_url: str, *, port: int | None = None, config: str | Path | None = None,
+                 cwd: str | Path | None = None) -> None:
+        self.port = port or _free_port()
+        self.argv = [sys.executable, "-m", "sqlsluice", "serve"]
+        if config is not None:
+            self.argv += ["--config", str(config)]
+        self.argv += ["--backend", backend_url, "--listen", f"127.0.0.1:{self.port}"]
+        self.cwd = cwd
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.stderr = _stderr_file()
+
+    def dsn(self, user: str = "postgres", database: str = "postgres") -> str:
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> ServeProcess:
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=self.stderr, cwd=self.cwd)
+        _wait_port(self.port, self.proc, "sluice serve", err=self.stderr)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.stderr.close()
+
+    def log(self) -> str:
+        """What the server wrote on stderr so far."""
+        self.stderr.seek(0)
+        return str(self.stderr.read().decode(errors="replace"))
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def __enter__(self) -> ServeProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _pgbench() -> str:
+    path = shutil.which("pgbench")
+    if path:
+        return path
+    from sqlsluice.databases.pgcluster import pg_bindir
+
+    cand = pg_bindir() / "pgbench"
+    if cand.exists():
+        return str(cand)
+    raise ConfigError("pgbench not found (install the 'postgresql-contrib' or 'postgresql' package)")
+
+
+_TPS = re.compile(r"tps = ([0-9.]+) \((?:without|excluding)")
+_LAT = re.compile(r"latency average = ([0-9.]+) ms")
+_TX = re.compile(r"number of transactions actually processed: (\d+)")
+
+
+def parse_pgbench(out: str) -> tuple[float, float, int]:
+    """``(tps, mean latency ms, transactions)`` from pgbench's report."""
+    tps, lat, tx = _TPS.search(out), _LAT.search(out), _TX.search(out)
+    if not (tps and lat and tx):
+        raise BackendError(f"cannot read pgbench output: {out.strip()[-300:]}")
+    return float(tps.group(1)), float(lat.group(1)), int(tx.group(1))
+
+
+class _Env:
+    def __init__(self, target: Any, password: str | None) -> None:
+        self.t = target
+        self.env = dict(os.environ)
+        if password:
+            self.env["PGPASSWORD"] = password
+
+    def args(self, host: str, port: int) -> list[str]:
+        return ["-h", host, "-p", str(port), "-U", self.t.user, self.t.database]
+
+
+def run_pgbench(env: _Env, host: str, port: int, mode: str, *, clients: int, jobs: int,
+                duration: int) -> tuple[float, float, int]:
+    cmd = [_pgbench(), "-n", "-S", "-M", mode, "-c", str(clients), "-j", str(jobs), "-T", str(duration),
+           *env.args(host, port)]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env.env, timeout=duration + 120, check=False)
+    if r.returncode != 0:
+        raise BackendError(f"pgbench failed ({' '.join(cmd)}): {r.stderr.strip()[-500:]}")
+    return parse_pgbench(r.stdout)
+
+
+def bench(upstream: str | None, *, duration: int = 10, clients: int = 8, jobs: int = 2, rounds: int = 1,
+          modes: tuple[str, ...] = MODES, targets: tuple[str, ...] = TARGETS, log: Any = None
+          ) -> list[Measurement]:
+    """Run the whole comparison; returns one Measurement per (round, mode, target)."""
+    from sqlsluice.databases.pgcluster import PgCluster
+    from sqlsluice.middleware.upstream_auth import UpstreamTarget
+
+    say = log or (lambda _m: None)
+    cluster: PgCluster | None = None
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        if upstream is None:
+            say("starting a throwaway PostgreSQL cluster")
+            cluster = PgCluster().start()
+            upstream = cluster.url
+        t = UpstreamTarget.from_url(upstream)
+        env = _Env(t, t.password)
+        say("pgbench -i -s 1")
+        r = subprocess.run([_pgbench(), "-i", "-s", "1", "-q", *env.args(t.host, t.port)], capture_output=True,
+                           text=True, env=env.env, timeout=600, check=False)
+        if r.returncode != 0:
+            raise BackendError(f"pgbench -i failed: {r.stderr.strip()[-500:]}")
+
+        ports: dict[str, int] = {"direct": t.port}
+        if "relay" in targets:
+            ports["relay"] = _free_port()
+            relay_err = _stderr_file()
+            p = subprocess.Popen([sys.executable, "-m", "sqlsluice.bench.proxy", "relay", str(ports["relay"]),
+                                  t.host, str(t.port)], stdout=subprocess.DEVNULL, stderr=relay_err)
+            procs.append(p)
+            _wait_port(ports["relay"], p, "the relay", err=relay_err)
+        if "sqlsluice" in targets:
+            serve = ServeProcess(upstream).start()
+            ports["sqlsluice"] = serve.port
+        hosts = {name: ("127.0.0.1" if name != "direct" else t.host) for name in ports}
+
+        out: list[Measurement] = []
+        order = list(targets)
+        for rnd in range(rounds):
+            for mode in modes:
+                for name in order:
+                    say(f"round {rnd + 1}/{rounds} {mode:8} {name}")
+                    tps, lat, tx = run_pgbench(env, hosts[name], ports[name], mode, clients=clients, jobs=jobs,
+                                               duration=duration)
+                    out.append(Measurement(name, mode, rnd, tps, lat, tx))
+            order = order[1:] + order[:1]
+        return out
+    finally:
+        if serve is not None:
+            serve.stop()
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if cluster is not None:
+            cluster.stop()
+
+
+def summarize(ms: list[Measurement]) -> dict[str, dict[str, dict[str, float]]]:
+    """``{mode: {target: {tps, latency_ms}}}`` (means over rounds) plus ``{mode: {ratios: ...}}``."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for mode in dict.fromkeys(m.mode for m in ms):
+        per: dict[str, dict[str, float]] = {}
+        for target in dict.fromkeys(m.target for m in ms):
+            sel = [m for m in ms if m.mode == mode and m.target == target]
+            if sel:
+                per[target] = {"tps": sum(m.tps for m in sel) / len(sel),
+                               "latency_ms": sum(m.latency_ms for m in sel) / len(sel)}
+        ratios: dict[str, float] = {}
+        for a, b in (("sqlsluice", "relay"), ("relay", "direct"), ("sqlsluice", "direct")):
+            if a in per and b in per and per[b]["tps"] > 0:
+                ratios[f"{a}/{b}"] = per[a]["tps"] / per[b]["tps"]
+        per["ratios"] = ratios
+        out[mode] = per
+    return out
+
+
+def _print_table(summary: dict[str, dict[str, dict[str, float]]], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("mode", "target", "TPS", "mean latency (ms)"):
+        table.add_column(col, justify="right" if col[0] in "TPm" and col != "mode" else "left")
+    for mode, per in summary.items():
+        for target, v in per.items():
+            if target != "ratios":
+                table.add_row(mode, target, f"{v['tps']:.0f}", f"{v['latency_ms']:.3f}")
+        for name, r in per["ratios"].items():
+            table.add_row(mode, f"ratio {name}", f"{r:.2f}", "")
+    Console().print(table)
+
+
+@bench_app.command("proxy")
+@handle_errors
+def proxy_command(
+    upstream: str = typer.Option(None, "--upstream", help="postgresql://USER:PASS@HOST:PORT/DB (default: a "
+                                 "throwaway local cluster)"),
+    duration: int = typer.Option(10, "--duration", min=1, help="seconds per pgbench run"),
+    clients: int = typer.Option(8, "--clients", min=1, help="pgbench clients (-c)"),
+    jobs: int = typer.Option(2, "--jobs", min=1, help="pgbench threads (-j)"),
+    rounds: int = typer.Option(1, "--rounds", min=1, help="interleaved rounds; figures are means over rounds"),
+    json_out: Path = typer.Option(None, "--json", help="write all measurements and the summary here"),
+) -> None:
+    """Proxy overhead: pgbench -S (simple and prepared) direct vs. byte relay vs. sqlsluice.
+
+    Example: sluice bench proxy --upstream postgresql://postgres@127.0.0.1:5432/postgres --duration 10
+    """
+    def say(m: str) -> None:
+        typer.echo(m, err=True)
+
+    ms = bench(upstream, duration=duration, clients=clients, jobs=jobs, rounds=rounds, log=say)
+    summary = summarize(ms)
+    _print_table(summary, f"pgbench -S, {clients} clients, -j {jobs}, {duration} s x {rounds} round(s)")
+    if json_out is not None:
+        json_out.write_text(json.dumps({"settings": {"duration": duration, "clients": clients, "jobs": jobs,
+                                                      "rounds": rounds},
+                                        "measurements": [asdict(m) for m in ms], "summary": summary}, indent=2))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "relay":
+        run_relay(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
+    else:
+        print("usage: python -m sqlsluice.bench.proxy relay LISTEN_PORT UPSTREAM_HOST UPSTREAM_PORT",
+              file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,475 @@
+"""PostgreSQL compatibility over DuckDB: GUCs, catalog functions, transaction semantics.
+
+Real clients send PostgreSQL-only statements at connect time and for reflection
+(``SET extra_float_digits``, ``SHOW transaction isolation level``, ``select
+pg_catalog.version()``, ``'t'::regclass``, psql's ``\\d`` queries).  This module answers
+what DuckDB cannot, in three cheap steps, none of which touch the hot path of a plain
+``SELECT``:
+
+1. :meth:`Compat.intercept`: a few keywords (SET/SHOW/BEGIN/RESET/DISCARD...) answered
+   locally or normalised;
+2. :meth:`Compat.translate`: for statements that mention ``pg_catalog``, ``::reg*`` or
+   ``pg_`` functions, regex rewrites of known PostgreSQL-isms, then sqlglot
+   (``read="postgres", write="duckdb"``) if DuckDB still rejects them (cached per string);
+3. per-session temporary macros (``version()``, ``set_config``, ``current_setting``,
+   ``pg_get_userbyid``...) created once per session in :meth:`Compat.setup`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import duckdb
+
+from sqlsluice.databases.base import ColumnInfo, MaterializedResult, Result
+from sqlsluice.databases.duckdb_backend import DuckDBSession, command_words
+from sqlsluice.errors import BackendError, SluiceError
+from sqlsluice.middleware import types
+from sqlsluice.middleware.pipeline import Reply
+
+PG_VERSION = "PostgreSQL 15.0 (sqlsluice over DuckDB {duck}) on x86_64-pc-linux-gnu, compiled by gcc, 64-bit"
+
+# GUCs reported by SHOW / current_setting, and accepted (and ignored) by SET
+GUCS: dict[str, str] = {
+    "server_version": "15.0 (sqlsluice)", "server_version_num": "150000", "server_encoding": "UTF8",
+    "client_encoding": "UTF8", "datestyle": "ISO, MDY", "timezone": "UTC", "intervalstyle": "postgres",
+    "integer_datetimes": "on", "standard_conforming_strings": "on", "transaction_isolation": "read committed",
+    "default_transaction_isolation": "read committed", "transaction_read_only": "off",
+    "default_transaction_read_only": "off", "max_identifier_length": "63", "search_path": '"$user", public',
+    "is_superuser": "on", "application_name": "", "lc_collate": "C", "lc_ctype": "C", "lc_messages": "C",
+    "lc_monetary": "C", "lc_numeric": "C", "lc_time": "C", "extra_float_digits": "1", "statement_timeout": "0",
+    "lock_timeout": "0", "idle_in_transaction_session_timeout": "0", "bytea_output": "hex",
+    "client_min_messages": "notice", "jit": "off", "escape_string_warning": "on", "default_with_oids": "off",
+    "row_security": "on", "synchronous_commit": "on", "work_mem": "4MB", "max_connections": "100",
+    "block_size": "8192", "session_authorization": "", "role": "none", "plan_cache_mode": "auto",
+    "enable_seqscan": "on", "geqo": "on", "default_tablespace": "", "check_function_bodies": "on",
+    "xmloption": "content", "array_nulls": "on", "backslash_quote": "safe_encoding",
+    "quote_all_identifiers": "off", "cursor_tuple_fraction": "0.1", "gin_fuzzy_search_limit": "0",
+}
+_SET = re.compile(r"^\s*SET\s+(?:SESSION\s+|LOCAL\s+)?([A-Za-z_][\w.]*)\s*(?:=|\s+TO\s+)\s*(.*?)\s*;?\s*$",
+                  re.I | re.S)
+_SET_TZ = re.compile(r"^\s*SET\s+(?:SESSION\s+|LOCAL\s+)?TIME\s+ZONE\s+(.*?)\s*;?\s*$", re.I | re.S)
+_SET_TX = re.compile(r"^\s*SET\s+(?:SESSION\s+CHARACTERISTICS\s+AS\s+)?TRANSACTION\b", re.I)
+_SET_NAMES = re.compile(r"^\s*SET\s+NAMES\b", re.I)
+_SHOW = re.compile(r"^\s*SHOW\s+([A-Za-z_][\w.]*(?:\s+[A-Za-z_]\w*)*)\s*;?\s*$", re.I)
+_RESET = re.compile(r"^\s*RESET\s+(ALL|[A-Za-z_][\w.]*)\s*;?\s*$", re.I)
+_BEGIN = re.compile(r"^\s*(BEGIN|START\s+TRANSACTION)\b(.*)$", re.I | re.S)
+_NOOP = re.compile(r"^\s*(DISCARD\s+\w+|LISTEN\s+\w+|UNLISTEN\s+[\w*]+|DEALLOCATE\s+(?:PREPARE\s+)?(?:ALL|\w+)"
+                   r"|CLOSE\s+(?:ALL|\w+)|SAVEPOINT\s+\w+|RELEASE\s+(?:SAVEPOINT\s+)?\w+)\s*;?\s*$", re.I)
+_SHOW_ALIASES = {"transaction isolation level": "transaction_isolation", "time zone": "timezone",
+                 "session authorization": "session_authorization"}
+
+# statements that mention any of these go through translate()
+_PG_MARKERS = re.compile(r"pg_catalog\.|\bpg_(?:roles|user|database|inherits|authid|constraint|auth_members)\b|::\s*(?:pg_catalog\.)?reg\w+|\bpg_\w+\s*\(|\boid\b|information_schema"
+                         r"|::\s*(?:pg_catalog\.)?(?:name|oid|text\[\])|\bany\s*\(|\bcollate\b|OPERATOR\(",
+                         re.I)
+_EMPTY_CATALOG = re.compile(r"sluice_pg_(?:publication|policy|trigger|statistic_ext|event_trigger|rewrite)\b")
+_ROW_WORDS = frozenset({"SELECT", "WITH", "VALUES", "TABLE", "FROM", "SHOW", "DESCRIBE", "EXPLAIN", "PRAGMA",
+                        "SUMMARIZE", "CALL"})
+
+
+def _unquote(v: str) -> str:
+    v = v.strip()
+    if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
+        return v[1:-1].replace(v[0] * 2, v[0])
+    return v
+
+
+def _sql_str(v: str) -> str:
+    return "'" + v.replace("'", "''") + "'"
+
+
+class Compat:
+    """PostgreSQL behaviour for one DuckDB session (see module docstring)."""
+
+    def __init__(self, session: DuckDBSession, params: dict[str, str]) -> None:
+        self.session = session
+        self.gucs = dict(GUCS)
+        self.gucs["application_name"] = params.get("application_name", "")
+        self.gucs["session_authorization"] = params.get("user", "")
+        self.user = params.get("user", "sluice")
+        self._shim = False
+
+    def _create_shim(self) -> None:
+        con = self.session._con
+        for name, body in SHIM_VIEWS.items():
+            try:
+                body = body.replace("current_setting('session_authorization')", _sql_str(self.user))
+                con.execute(f"CREATE OR REPLACE TEMP VIEW sluice_{name} AS {body}")
+            except duckdb.Error:
+                continue
+        self._shim = True
+
+    # --- setup (worker thread) ---------------------------------------------------------
+    def setup(self) -> None:
+        con = self.session._con
+        version = PG_VERSION.format(duck=duckdb.__version__)
+        cases = " ".join(f"WHEN {_sql_str(k)} THEN {_sql_str(v)}" for k, v in GUCS.items())
+        macros = [
+            f"CREATE OR REPLACE TEMP MACRO version() AS {_sql_str(version)}",
+            "CREATE OR REPLACE TEMP MACRO set_config(name, value, is_local) AS value",
+            f"CREATE OR REPLACE TEMP MACRO current_setting(name) AS CASE lower(name) {cases} ELSE NULL END",
+            "CREATE OR REPLACE TEMP MACRO current_setting(name, missing_ok) AS "
+            f"CASE lower(name) {cases} ELSE NULL END",
+            f"CREATE OR REPLACE TEMP MACRO pg_get_userbyid(id) AS {_sql_str(self.user)}",
+            "CREATE OR REPLACE TEMP MACRO to_regtype(name) AS NULL::BIGINT",
+            "CREATE OR REPLACE TEMP MACRO to_regclass(name) AS "
+            "(SELECT oid FROM pg_catalog.pg_class WHERE relname = name LIMIT 1)",
+            "CREATE OR REPLACE TEMP MACRO pg_encoding_to_char(enc) AS 'UTF8'",
+            "CREATE OR REPLACE TEMP MACRO pg_backend_pid() AS 1",
+            "CREATE OR REPLACE TEMP MACRO pg_postmaster_start_time() AS now()",
+            "CREATE OR REPLACE TEMP MACRO inet_server_addr() AS '127.0.0.1'",
+            "CREATE OR REPLACE TEMP MACRO inet_server_port() AS 5432",
+            "CREATE OR REPLACE TEMP MACRO pg_get_statisticsobjdef_columns(oid) AS NULL",
+            "CREATE OR REPLACE TEMP MACRO pg_relation_is_publishable(oid) AS false",
+            "CREATE OR REPLACE TEMP MACRO pg_get_partkeydef(oid) AS NULL",
+            "CREATE OR REPLACE TEMP MACRO pg_get_indexdef(oid) AS "
+            "(SELECT sql FROM duckdb_indexes() WHERE index_oid = oid)",
+            "CREATE OR REPLACE TEMP MACRO pg_get_indexdef(oid, col, pretty) AS "
+            "(SELECT sql FROM duckdb_indexes() WHERE index_oid = oid)",
+            "CREATE OR REPLACE TEMP MACRO pg_total_relation_size(oid) AS 0::BIGINT",
+            "CREATE OR REPLACE TEMP MACRO pg_relation_size(oid) AS 0::BIGINT",
+            "CREATE OR REPLACE TEMP MACRO pg_table_size(oid) AS 0::BIGINT",
+            "CREATE OR REPLACE TEMP MACRO pg_size_pretty(n) AS format_bytes(n::BIGINT)",
+            "CREATE OR REPLACE TEMP MACRO pg_get_function_identity_arguments(oid) AS ''",
+            "CREATE OR REPLACE TEMP MACRO pg_get_function_result(oid) AS ''",
+            "CREATE OR REPLACE TEMP MACRO pg_get_function_arguments(oid) AS ''",
+            "CREATE OR REPLACE TEMP MACRO pg_get_triggerdef(oid, pretty) AS ''",
+            "CREATE OR REPLACE TEMP MACRO pg_get_ruledef(oid, pretty) AS ''",
+            "CREATE OR REPLACE TEMP MACRO quote_ident(s) AS '\"' || replace(s, '\"', '\"\"') || '\"'",
+            "CREATE OR REPLACE TEMP MACRO pg_is_in_recovery() AS false",
+            "CREATE OR REPLACE TEMP MACRO array_upper(arr, dim) AS len(arr)",
+            "CREATE OR REPLACE TEMP MACRO array_lower(arr, dim) AS CASE WHEN len(arr) > 0 THEN 1 END",
+            "CREATE OR REPLACE TEMP MACRO txid_current() AS 1::BIGINT",
+            "CREATE OR REPLACE TEMP MACRO pg_current_xact_id() AS 1::BIGINT",
+        ]
+        for m in macros:
+            try:
+                con.execute(m)
+            except duckdb.Error:
+                continue  # an older/newer DuckDB without one of these is still usable
+
+    # --- local answers -------------------------------------------------------------------
+    def intercept(self, sql: str) -> str | Reply:
+        """A local Reply for GUC statements and no-ops, else the SQL to run (maybe normalised)."""
+        head = sql.lstrip()[:5].upper()
+        if head.startswith("SET"):
+            if _SET_TX.match(sql) or _SET_NAMES.match(sql):
+                return Reply([], [], "SET")
+            m = _SET_TZ.match(sql)
+            if m:
+                self.gucs["timezone"] = _unquote(m.group(1))
+                return Reply([], [], "SET")
+            m = _SET.match(sql)
+            if m:
+                name = m.group(1).lower()
+                if name in GUCS or name.startswith(("pg_", "plpgsql.", "auto_explain.")):
+                    self.gucs[name] = _unquote(m.group(2))
+                    return Reply([], [], "SET")
+            return sql
+        if head.startswith("SHOW"):
+            m = _SHOW.match(sql)
+            if m:
+                raw = " ".join(m.group(1).lower().split())
+                name = _SHOW_ALIASES.get(raw, raw)
+                if name == "all":
+                    return Reply([ColumnInfo("name", "VARCHAR"), ColumnInfo("setting", "VARCHAR")],
+                                 sorted(self.gucs.items()), "SHOW")
+                if name in self.gucs:
+                    return Reply([ColumnInfo(name, "VARCHAR")], [(self.gucs[name],)], "SHOW")
+            return sql
+        if head.startswith("RESET"):
+            m = _RESET.match(sql)
+            if m:
+                name = m.group(1).lower()
+                if name == "all":
+                    self.gucs.update(GUCS)
+                elif name in GUCS:
+                    self.gucs[name] = GUCS[name]
+                return Reply([], [], "RESET")
+            return sql
+        if head.startswith(("BEGIN", "START")):
+            m = _BEGIN.match(sql)
+            if m and m.group(2).strip(" ;\n\t"):
+                return "BEGIN"  # isolation levels / READ ONLY: DuckDB has one (snapshot) level
+            return sql
+        if _NOOP.match(sql):
+            w1, w2 = command_words(sql)
+            return Reply([], [], {"DISCARD": "DISCARD ALL", "DEALLOCATE": "DEALLOCATE ALL" if w2 == "ALL"
+                                  else "DEALLOCATE", "RELEASE": "RELEASE"}.get(w1, w1))
+        return sql
+
+    # --- execution (worker thread) --------------------------------------------------------
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Result:
+        w1, _ = command_words(sql)
+        s = self.session
+        if s.transaction_failed:
+            if w1 in ("COMMIT", "END"):
+                s.execute("ROLLBACK")
+                return MaterializedResult(status="ROLLBACK")
+            if w1 not in ("ROLLBACK", "ABORT"):
+                raise BackendError("current transaction is aborted, commands ignored until end of transaction "
+                                   "block", sqlstate="25P02")
+        if w1 in ("BEGIN", "START") and s.in_transaction:
+            return MaterializedResult(status="BEGIN")  # PostgreSQL only warns
+        if w1 in ("COMMIT", "END", "ROLLBACK", "ABORT") and not s.in_transaction:
+            return MaterializedResult(status="COMMIT" if w1 in ("COMMIT", "END") else "ROLLBACK")
+        run_sql = sql
+        if _PG_MARKERS.search(sql):
+            run_sql = translate(sql)
+            if not self._shim and "sluice_pg_" in run_sql:
+                self._create_shim()
+        try:
+            return s.execute(run_sql, params)
+        except SluiceError as first:
+            # only statements DuckDB could not parse or bind are retried (42xxx): nothing ran
+            if not first.sqlstate.startswith("42"):
+                raise
+            was_failed = s._failed
+            if s.in_transaction:
+                s._failed = False  # the first attempt must not poison the transaction
+            alt = transpile(run_sql)
+            if alt is not None and alt != run_sql:
+                try:
+                    return s.execute(alt, params)
+                except SluiceError:
+                    s._failed = False
+            if _EMPTY_CATALOG.search(run_sql):
+                # psql asks about publications, policies, triggers, extended statistics:
+                # DuckDB has none of these, and the answer is "no rows"
+                return MaterializedResult(columns=[ColumnInfo("none", "VARCHAR")], status="SELECT 0")
+            s._failed = was_failed
+            raise first from None
+
+    def describe(self, sql: str, declared: Sequence[int]) -> tuple[list[int], list[ColumnInfo]]:
+        """(parameter type OIDs, result columns) of a statement without running it.
+
+        Parameters the client did not type and that cannot be inferred are described as
+        text, so the probe binds them as strings (DuckDB would type a NULL as INTEGER).
+        """
+        nparams = len(declared)
+        inferred = infer_param_types(sql, nparams, self._column_type)
+        ptypes = [d or i for d, i in zip(declared, inferred, strict=True)]
+        w1, _ = command_words(sql)
+        nulls: list[Any] = [None] * nparams
+        if w1 not in _ROW_WORDS and " RETURNING " not in sql.upper():
+            return ptypes, []
+        if w1 in ("SELECT", "WITH", "VALUES", "TABLE", "FROM"):
+            probe = f"SELECT * FROM ({sql.rstrip().rstrip(';')}) AS sluice_describe LIMIT 0"
+            typed: list[Any] = ["" if not t or t in (types.TEXT, types.VARCHAR) else None for t in ptypes]
+            for args in (typed, nulls) if any(a is not None for a in typed) else (nulls,):
+                try:
+                    r = self.execute(probe, args or None)
+                    return ptypes, list(r.columns)
+                except SluiceError:
+                    continue  # fall through: run it as is
+        if w1 in ("SELECT", "WITH", "VALUES", "TABLE", "FROM", "SHOW", "DESCRIBE", "EXPLAIN", "SUMMARIZE"):
+            r = self.execute(sql, nulls or None)
+            cols = list(r.columns)
+            r.close()
+            return ptypes, cols
+        return ptypes, []  # DML ... RETURNING: described at Execute time
+
+    def _column_type(self, table: str | None, column: str) -> str | None:
+        con = self.session._con
+        try:
+            if table and column.startswith("#"):
+                row = con.execute("SELECT data_type FROM duckdb_columns() WHERE lower(table_name) = lower(?) "
+                                  "AND column_index = ? LIMIT 1", [table, int(column[1:]) + 1]).fetchone()
+            elif table:
+                row = con.execute("SELECT data_type FROM duckdb_columns() WHERE lower(table_name) = lower(?) "
+                                  "AND lower(column_name) = lower(?) LIMIT 1", [table, column]).fetchone()
+            else:
+                row = con.execute("SELECT data_type FROM duckdb_columns() WHERE lower(column_name) = lower(?) "
+                                  "AND NOT internal LIMIT 1", [column]).fetchone()
+        except duckdb.Error:
+            return None
+        return str(row[0]) if row else None
+
+
+# --- pg_catalog shim: temp views adding what DuckDB's emulation lacks ---------------------------
+SHIM_VIEWS: dict[str, str] = {
+    "pg_class": "SELECT *, false AS relforcerowsecurity FROM pg_catalog.pg_class",
+    "pg_database": "SELECT oid, datname, datallowconn, datistemplate, 10::BIGINT AS datdba, 6 AS encoding, "
+                   "'C' AS datcollate, 'C' AS datctype, 'c' AS datlocprovider, NULL AS daticulocale, "
+                   "NULL AS daticurules, -1 AS datconnlimit, 0::BIGINT AS dattablespace, NULL::VARCHAR[] AS datacl "
+                   "FROM pg_catalog.pg_database",
+    "pg_roles": "SELECT 10::BIGINT AS oid, current_setting('session_authorization') AS rolname, true AS rolsuper, "
+                "true AS rolinherit, true AS rolcreaterole, true AS rolcreatedb, true AS rolcanlogin, "
+                "false AS rolreplication, true AS rolbypassrls, -1 AS rolconnlimit, NULL::TIMESTAMP AS rolvaliduntil, "
+                "NULL::VARCHAR[] AS rolconfig, '********' AS rolpassword",
+    "pg_user": "SELECT current_setting('session_authorization') AS usename, 10::BIGINT AS usesysid, "
+               "true AS usecreatedb, true AS usesuper, false AS userepl, true AS usebypassrls, "
+               "'********' AS passwd, NULL::TIMESTAMP AS valuntil, NULL::VARCHAR[] AS useconfig",
+    "pg_authid": "SELECT 10::BIGINT AS oid, current_setting('session_authorization') AS rolname, true AS rolsuper",
+    "pg_inherits": "SELECT 0::BIGINT AS inhrelid, 0::BIGINT AS inhparent, 0 AS inhseqno, false AS inhdetachpending "
+                   "WHERE false",
+    "pg_collation": "SELECT oid, collname, 11::BIGINT AS collnamespace, 10::BIGINT AS collowner, "
+                    "'c' AS collprovider, true AS collisdeterministic, -1 AS collencoding, "
+                    "'C' AS collcollate, 'C' AS collctype FROM pg_catalog.pg_collation",
+    "pg_policy": "SELECT 0::BIGINT AS oid, '' AS polname, 0::BIGINT AS polrelid, '' AS polcmd, "
+                 "true AS polpermissive, NULL::BIGINT[] AS polroles, NULL AS polqual, NULL AS polwithcheck WHERE false",
+    "pg_trigger": "SELECT 0::BIGINT AS oid, 0::BIGINT AS tgrelid, '' AS tgname, 0::BIGINT AS tgfoid, 0 AS tgtype, "
+                  "'O' AS tgenabled, false AS tgisinternal, 0::BIGINT AS tgconstraint, 0::BIGINT AS tgparentid "
+                  "WHERE false",
+    "pg_rewrite": "SELECT 0::BIGINT AS oid, '' AS rulename, 0::BIGINT AS ev_class, '' AS ev_type WHERE false",
+    "pg_statistic_ext": "SELECT 0::BIGINT AS oid, 0::BIGINT AS stxrelid, '' AS stxname, 0::BIGINT AS stxnamespace, "
+                        "NULL::VARCHAR[] AS stxkind, 0 AS stxstattarget, NULL::INTEGER[] AS stxkeys WHERE false",
+    "pg_publication": "SELECT 0::BIGINT AS oid, '' AS pubname, false AS puballtables, false AS pubinsert, "
+                      "false AS pubupdate, false AS pubdelete, false AS pubtruncate, false AS pubviaroot "
+                      "WHERE false",
+    "pg_publication_rel": "SELECT 0::BIGINT AS oid, 0::BIGINT AS prpubid, 0::BIGINT AS prrelid, NULL AS prqual, "
+                          "NULL::INTEGER[] AS prattrs WHERE false",
+    "pg_publication_namespace": "SELECT 0::BIGINT AS oid, 0::BIGINT AS pnpubid, 0::BIGINT AS pnnspid WHERE false",
+    "pg_partitioned_table": "SELECT 0::BIGINT AS partrelid, '' AS partstrat WHERE false",
+    "pg_foreign_table": "SELECT 0::BIGINT AS ftrelid, 0::BIGINT AS ftserver WHERE false",
+    "pg_extension": "SELECT 0::BIGINT AS oid, '' AS extname, 10::BIGINT AS extowner, 0::BIGINT AS extnamespace, "
+                    "'' AS extversion WHERE false",
+    "pg_event_trigger": "SELECT 0::BIGINT AS oid, '' AS evtname WHERE false",
+    "pg_opclass": "SELECT 0::BIGINT AS oid, '' AS opcname, 0::BIGINT AS opcnamespace, false AS opcdefault, "
+                  "0::BIGINT AS opcmethod WHERE false",
+    "pg_auth_members": "SELECT 0::BIGINT AS oid, 0::BIGINT AS roleid, 0::BIGINT AS member, 0::BIGINT AS grantor, "
+                       "false AS admin_option, true AS inherit_option, true AS set_option WHERE false",
+    # DuckDB numbers conkey from 0 (PostgreSQL: attnum, from 1), names constraints by their
+    # definition and lists NOT NULL as contype 'x' (PostgreSQL: exclusion constraints)
+    "pg_constraint": "SELECT k.* REPLACE ("
+                     "CASE k.contype WHEN 'p' THEN c.relname || '_pkey' "
+                     "WHEN 'u' THEN c.relname || '_' || k.oid::VARCHAR || '_key' "
+                     "WHEN 'f' THEN c.relname || '_' || k.oid::VARCHAR || '_fkey' "
+                     "ELSE c.relname || '_' || k.oid::VARCHAR || '_check' END AS conname, "
+                     "list_transform(k.conkey, x -> x + 1) AS conkey, "
+                     "list_transform(k.confkey, x -> x + 1) AS confkey) "
+                     "FROM pg_catalog.pg_constraint k LEFT JOIN pg_catalog.pg_class c ON c.oid = k.conrelid "
+                     "WHERE k.contype <> 'x'",
+    "pg_range": "SELECT 0::BIGINT AS rngtypid, 0::BIGINT AS rngsubtype WHERE false",
+}
+_SHIM_REF = re.compile(r"\b(?:pg_catalog\.)?(" + "|".join(sorted(SHIM_VIEWS, key=len, reverse=True))
+                       + r")\b(?!\s*\()", re.I)
+
+
+# --- translation of PostgreSQL catalog idioms ------------------------------------------------
+_RULES: list[tuple[re.Pattern[str], str]] = [
+    # 'name'::regclass -> the table's oid
+    (re.compile(r"'((?:[^']|'')*)'\s*::\s*(?:pg_catalog\.)?regclass", re.I),
+     r"(SELECT oid FROM pg_catalog.pg_class WHERE relname = "
+     r"split_part('\1', '.', -1) LIMIT 1)"),
+    (re.compile(r"'((?:[^']|'')*)'\s*::\s*(?:pg_catalog\.)?regtype", re.I),
+     r"(SELECT oid FROM pg_catalog.pg_type WHERE typname = '\1' LIMIT 1)"),
+    (re.compile(r"'((?:[^']|'')*)'\s*::\s*(?:pg_catalog\.)?regnamespace", re.I),
+     r"(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = '\1' LIMIT 1)"),
+    # x::regclass / ::regtype / ::regproc / ::oid in output position -> keep the number
+    (re.compile(r"::\s*(?:pg_catalog\.)?(?:regclass|regtype|regproc|regprocedure|regnamespace|regrole|oid)\b",
+                re.I), "::BIGINT"),
+    (re.compile(r"::\s*(?:pg_catalog\.)?name\b", re.I), "::VARCHAR"),
+    (re.compile(r"::\s*(?:pg_catalog\.)?text\[\]", re.I), "::VARCHAR[]"),
+    (re.compile(r"::\s*pg_catalog\.", re.I), "::"),
+    (re.compile(r"\bpg_get_viewdef\(([^(),]+),\s*(?:true|false)\s*\)", re.I), r"pg_get_viewdef(\1)"),
+    (re.compile(r"\bpg_get_expr\(([^(),]+),([^(),]+),\s*(?:true|false)\s*\)", re.I), r"pg_get_expr(\1,\2)"),
+    # schema-qualified function calls: pg_catalog.f( -> f(
+    (re.compile(r"\bpg_catalog\.(?=\w+\s*\()", re.I), ""),
+    (re.compile(r"\bOPERATOR\s*\(\s*pg_catalog\.([^)]+)\)", re.I), r"\1"),
+    (re.compile(r"\s+COLLATE\s+(?:pg_catalog\.)?\"?default\"?", re.I), ""),
+    (re.compile(r"\bCOLLATE\s+(?:pg_catalog\.)?\"?C\"?", re.I), ""),
+]
+
+
+@lru_cache(maxsize=2048)
+def translate(sql: str) -> str:
+    """Regex rewrites of PostgreSQL catalog idioms DuckDB does not know (cached)."""
+    for pat, rep in _RULES:
+        sql = pat.sub(rep, sql)
+    return _SHIM_REF.sub(lambda m: "sluice_" + m.group(1).lower(), sql)
+
+
+@lru_cache(maxsize=1024)
+def transpile(sql: str) -> str | None:
+    """sqlglot postgres -> duckdb, or None when sqlglot cannot parse it."""
+    import sqlglot
+    from sqlglot.errors import SqlglotError
+
+    try:
+        out = sqlglot.transpile(sql, read="postgres", write="duckdb")
+    except SqlglotError:
+        return None
+    return out[0] if len(out) == 1 else None
+
+
+@lru_cache(maxsize=1024)
+def _param_slots(sql: str, nparams: int) -> tuple[tuple[str, str | None, str | None], ...]:
+    """Per parameter: ("cast", type, None) | ("col", table, column) | ("limit", None, None) | ("", None, None)."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    slots: list[tuple[str, str | None, str | None]] = [("", None, None)] * nparams
+    try:
+        tree = sqlglot.parse_one(sql, read="postgres")
+    except SqlglotError:
+        return tuple(slots)
+    aliases: dict[str, str] = {}
+    tables = list(tree.find_all(exp.Table))
+    for t in tables:
+        if t.alias:
+            aliases[t.alias.lower()] = t.name
+    single = tables[0].name if len(tables) == 1 else None
+
+    def index(node: exp.Expression) -> int | None:
+        if isinstance(node, exp.Parameter) or isinstance(node, exp.Placeholder):
+            text = node.sql(dialect="postgres").lstrip("$")
+            if text.isdigit():
+                return int(text) - 1
+        return None
+
+    for node in tree.walk():
+        i = index(node)
+        if i is None or not 0 <= i < nparams or slots[i][0]:
+            continue
+        parent = node.parent
+        if isinstance(parent, exp.Cast):
+            slots[i] = ("cast", parent.to.sql(dialect="duckdb"), None)
+        elif isinstance(parent, exp.Limit | exp.Offset | exp.Fetch):
+            slots[i] = ("limit", None, None)
+        elif isinstance(parent, exp.Binary | exp.In | exp.Between):
+            others = [c for c in parent.iter_expressions() if c is not node]
+            for o in others:
+                if isinstance(o, exp.Column):
+                    tab = aliases.get(o.table.lower(), o.table) if o.table else single
+                    slots[i] = ("col", tab, o.name)
+                    break
+    if isinstance(tree, exp.Insert):
+        target = tree.this
+        cols = [c.name for c in target.expressions] if isinstance(target, exp.Schema) else []
+        tname = target.this.name if isinstance(target, exp.Schema) else getattr(target, "name", None)
+        values = tree.expression
+        if isinstance(values, exp.Values) and tname:
+            for row in values.expressions:
+                for j, v in enumerate(row.expressions):
+                    k = index(v)
+                    if k is None or not 0 <= k < nparams or slots[k][0]:
+                        continue
+                    if not cols:
+                        slots[k] = ("col", tname, f"#{j}")  # by position
+                    elif j < len(cols):
+                        slots[k] = ("col", tname, cols[j])
+    return tuple(slots)
+
+
+def infer_param_types(sql: str, nparams: int, column_type: Any) -> list[int]:
+    """Parameter type OIDs from explicit casts, compared/inserted columns and LIMIT; 0 = unknown."""
+    if nparams == 0:
+        return []
+    out = []
+    for kind, a, b in _param_slots(sql, nparams):
+        if kind == "cast" and a:
+            out.append(types.oid_for(a))
+        elif kind == "limit":
+            out.append(types.INT8)
+        elif kind == "col" and b:
+            t = column_type(a, b)
+            out.append(types.oid_for(t) if t else 0)
+        else:
+            out.append(0)
+    return out

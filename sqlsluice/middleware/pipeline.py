@@ -1,0 +1,186 @@
+"""The statement pipeline hook: every SQL string a client sends passes through here.
+
+The server calls :meth:`Pipeline.handle` for each statement of a simple Query and for
+each Parse message (the SQL of a prepared statement is fixed at Parse, so a rewrite
+happens there and keeps the parameter count).  The answer is a :data:`Decision`:
+
+* :class:`Forward` - run this SQL (possibly rewritten) on the backend;
+* :class:`Reply` - answer locally with these columns and rows (``SHOW sluice.*``,
+  ``SET sluice.*``, ``ASK ...``);
+* or a raised :class:`~sqlsluice.errors.SluiceError`, which becomes an ErrorResponse.
+
+A pipeline is a list of *stages*, each ``async def stage(ctx, sql, extended) -> Decision | None``;
+the first stage that returns a decision wins, and when none does the statement is
+forwarded unchanged.  Later features append stages (the rewriter, ASK) with
+:meth:`Pipeline.append`.  The hook is backend-agnostic: the DuckDB session and the
+PostgreSQL passthrough call the same pipeline.
+
+>>> import asyncio
+>>> ctx = SessionContext(user="u", database="d")
+>>> p = default_pipeline()
+>>> asyncio.run(p.handle(ctx, "SET sluice.rewrite = off", extended=False)).status
+'SET'
+>>> asyncio.run(p.handle(ctx, "SHOW sluice.rewrite", extended=False)).rows
+[('off',)]
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlsluice.config import Config
+from sqlsluice.databases.base import ColumnInfo
+from sqlsluice.errors import InvalidParameterValue
+
+
+@dataclass
+class SessionContext:
+    """Per-client-session state the pipeline may read and write."""
+
+    user: str
+    database: str
+    config: Config = field(default_factory=Config)
+    dialect: str = "duckdb"  # sqlglot dialect of the backend ("duckdb" | "postgres")
+    settings: dict[str, str] = field(default_factory=dict)
+    last: dict[str, Any] = field(default_factory=dict)  # what happened to the previous statement
+    backend: Any = None  # sqlsluice.databases.Backend when there is one (DuckDB); None for passthrough
+    extra: dict[str, Any] = field(default_factory=dict)  # free space for stages (caches, counters)
+
+    def __post_init__(self) -> None:
+        defaults = {"sluice.rewrite": self.config.rewrite.mode if self.config.rewrite.enabled else "off",
+                    "sluice.router": self.config.ask.router}
+        for k, v in defaults.items():
+            self.settings.setdefault(k, v)
+
+
+@dataclass(frozen=True)
+class Forward:
+    """Run ``sql`` on the backend.  ``info`` says what the pipeline did (for ``SHOW sluice.last``)."""
+
+    sql: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Answer locally.  ``rows`` are Python values typed by ``columns`` (DuckDB type names)."""
+
+    columns: list[ColumnInfo]
+    rows: list[tuple[Any, ...]]
+    status: str
+
+
+Decision = Forward | Reply
+Stage = Callable[[SessionContext, str, bool], Awaitable[Decision | None]]
+
+# settings a client may SET; values are free text unless listed
+KNOWN_SETTINGS: dict[str, tuple[str, ...] | None] = {
+    "sluice.rewrite": ("on", "off", "shadow"),
+    "sluice.router": None,
+}
+
+_SET = re.compile(r"^\s*SET\s+(?:SESSION\s+|LOCAL\s+)?(sluice\.[A-Za-z_][\w.]*)\s*(?:=|\s+TO\s+)\s*(.*?)\s*;?\s*$",
+                  re.I | re.S)
+_SHOW = re.compile(r"^\s*SHOW\s+(sluice\.[A-Za-z_][\w.]*|sluice\.all)\s*;?\s*$", re.I)
+_RESET = re.compile(r"^\s*RESET\s+(sluice\.[A-Za-z_][\w.]*)\s*;?\s*$", re.I)
+
+
+def _unquote(v: str) -> str:
+    v = v.strip()
+    if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
+        return v[1:-1].replace(v[0] * 2, v[0])
+    return v
+
+
+def _value_text(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, list | tuple):
+        return ",".join(map(str, v))
+    return str(v)
+
+
+async def settings_stage(ctx: SessionContext, sql: str, extended: bool) -> Decision | None:
+    """``SET sluice.x = v``, ``RESET sluice.x``, ``SHOW sluice.x``, ``SHOW sluice.last``, ``SHOW sluice.all``."""
+    head = sql.lstrip()[:6].upper()
+    if not head.startswith(("SET", "SHOW", "RESET")) or "sluice." not in sql.lower():
+        return None
+    m = _SET.match(sql)
+    if m:
+        name, value = m.group(1).lower(), _unquote(m.group(2))
+        allowed = KNOWN_SETTINGS.get(name, ())
+        if name not in KNOWN_SETTINGS:
+            raise InvalidParameterValue(f'unrecognized configuration parameter "{name}"', sqlstate="42704",
+                                        hint="known: " + ", ".join(sorted(KNOWN_SETTINGS)))
+        if allowed and value.lower() not in allowed:
+            raise InvalidParameterValue(f'invalid value for parameter "{name}": "{value}"',
+                                        hint="allowed: " + ", ".join(allowed))
+        ctx.settings[name] = value.lower() if allowed else value
+        return Reply([], [], "SET")
+    m = _RESET.match(sql)
+    if m:
+        name = m.group(1).lower()
+        ctx.settings.pop(name, None)
+        ctx.__post_init__()
+        return Reply([], [], "RESET")
+    m = _SHOW.match(sql)
+    if m:
+        name = m.group(1).lower()
+        if name == "sluice.last":
+            cols = [ColumnInfo("key", "VARCHAR"), ColumnInfo("value", "VARCHAR")]
+            rows = [(k, _value_text(v)) for k, v in ctx.last.items()]
+            return Reply(cols, rows, "SHOW")
+        if name == "sluice.all":
+            cols = [ColumnInfo("name", "VARCHAR"), ColumnInfo("setting", "VARCHAR")]
+            rows = sorted(ctx.settings.items())
+            return Reply(cols, rows, "SHOW")
+        if name not in ctx.settings:
+            raise InvalidParameterValue(f'unrecognized configuration parameter "{name}"', sqlstate="42704")
+        return Reply([ColumnInfo(name, "VARCHAR")], [(ctx.settings[name],)], "SHOW")
+    return None
+
+
+class Pipeline:
+    """An ordered list of stages; the first decision wins, else the SQL is forwarded unchanged."""
+
+    def __init__(self, stages: Sequence[Stage] = ()) -> None:
+        self.stages: list[Stage] = list(stages)
+
+    def append(self, stage: Stage) -> None:
+        self.stages.append(stage)
+
+    def insert(self, index: int, stage: Stage) -> None:
+        self.stages.insert(index, stage)
+
+    async def handle(self, ctx: SessionContext, sql: str, *, extended: bool) -> Decision:
+        t0 = time.perf_counter()
+        decision: Decision | None = None
+        for stage in self.stages:
+            decision = await stage(ctx, sql, extended)
+            if decision is not None:
+                break
+        if decision is None:
+            decision = Forward(sql)
+        # record what happened (not for SHOW sluice.last itself, which would erase it)
+        if not (isinstance(decision, Reply) and decision.status == "SHOW" and "sluice.last" in sql.lower()):
+            last: dict[str, Any] = {"sql": sql, "extended": extended,
+                                    "action": "reply" if isinstance(decision, Reply) else "forward",
+                                    "pipeline_ms": round((time.perf_counter() - t0) * 1000, 3)}
+            if isinstance(decision, Forward):
+                if decision.sql != sql:
+                    last["forwarded_sql"] = decision.sql
+                last.update(decision.info)
+            ctx.last = last
+        return decision
+
+
+def default_pipeline() -> Pipeline:
+    """The pipeline every session starts with: sluice settings, then forward."""
+    return Pipeline([settings_stage])
+
+
+PipelineFactory = Callable[[], Pipeline]

@@ -1,0 +1,345 @@
+"""The asyncio TCP server: startup, SSL negotiation, authentication, cancel routing, dispatch.
+
+After authentication a connection is handed to the backend's handler: the DuckDB
+session handler (:mod:`sqlsluice.middleware.session_duckdb`) or, for a PostgreSQL
+upstream, ``sqlsluice.middleware.upstream.serve_upstream`` (contract in
+:mod:`sqlsluice.middleware.connection`).
+
+Run it with :func:`serve` (blocking) or start it on a running loop with
+:meth:`SluiceServer.start`; :class:`ServerThread` runs one in a background thread (tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import ipaddress
+import logging
+import secrets
+import ssl
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlsluice.config import Config
+from sqlsluice.databases import Backend, connect, parse_url
+from sqlsluice.errors import ConfigError, InvalidPassword, ProtocolViolation, SluiceError
+from sqlsluice.middleware import codec
+from sqlsluice.middleware.auth import ScramExchange, check_md5
+from sqlsluice.middleware.connection import Canceller, ClientConnection
+from sqlsluice.middleware.framing import read_message, read_startup
+from sqlsluice.middleware.pipeline import Pipeline, SessionContext, default_pipeline
+
+log = logging.getLogger("sqlsluice.server")
+
+SERVER_VERSION = "15.0 (sqlsluice)"
+STARTUP_TIMEOUT_S = 30.0
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"bad listen address {listen!r}: use HOST:PORT, e.g. 127.0.0.1:6543")
+    return host.strip("[]"), int(port)
+
+
+def _is_local(peer: Any) -> bool:
+    if not peer:
+        return True  # unix socket
+    try:
+        return ipaddress.ip_address(peer[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class SluiceServer:
+    """One listening server over one backend."""
+
+    def __init__(self, config: Config | None = None, *, backend_url: str | None = None,
+                 backend: Backend | None = None, pipeline_factory: Callable[[], Pipeline] | None = None) -> None:
+        self.config = config or Config()
+        self.backend_url = backend_url or self.config.server.backend
+        self.kind, _ = parse_url(self.backend_url)
+        self.backend = backend
+        self.pipeline_factory = pipeline_factory or default_pipeline
+        self._cancel: dict[int, tuple[int, Canceller]] = {}
+        self._server: asyncio.Server | None = None
+        self._ssl: ssl.SSLContext | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        sc = self.config.server
+        if bool(sc.tls_cert) != bool(sc.tls_key):
+            raise ConfigError("server.tls_cert and server.tls_key must be set together")
+        if sc.tls_cert and sc.tls_key:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            try:
+                ctx.load_cert_chain(sc.tls_cert, sc.tls_key)
+            except (OSError, ssl.SSLError) as e:
+                raise ConfigError(f"cannot load TLS certificate {sc.tls_cert}: {e}") from e
+            self._ssl = ctx
+        self.host = ""
+        self.port = 0
+
+    # --- cancel registry -------------------------------------------------------------
+    def register_cancel(self, canceller: Canceller, pid: int | None = None,
+                        secret: int | None = None) -> tuple[int, int]:
+        """Route CancelRequests with (pid, secret) to ``canceller.cancel()``; returns the key."""
+        if pid is None:
+            pid = secrets.randbelow(2**31 - 2) + 1
+            while pid in self._cancel:
+                pid = secrets.randbelow(2**31 - 2) + 1
+        if secret is None:
+            secret = secrets.randbelow(2**31 - 1)
+        self._cancel[pid] = (secret, canceller)
+        return pid, secret
+
+    def unregister_cancel(self, pid: int) -> None:
+        self._cancel.pop(pid, None)
+
+    async def _handle_cancel(self, pid: int, secret: int) -> None:
+        entry = self._cancel.get(pid)
+        if entry is None or entry[0] != secret:
+            return  # PostgreSQL silently ignores bad keys
+        r = entry[1].cancel()
+        if inspect.isawaitable(r):
+            await r
+
+    # --- lifecycle -------------------------------------------------------------------
+    def open_backend(self) -> None:
+        if self.backend is None and self.kind == "duckdb":
+            self.backend = connect(self.backend_url)
+
+    async def start(self, host: str | None = None, port: int | None = None) -> None:
+        self.open_backend()
+        if host is None or port is None:
+            h, p = parse_listen(self.config.server.listen)
+            host = h if host is None else host
+            port = p if port is None else port
+        try:
+            self._server = await asyncio.start_server(self._client, host, port, limit=1 << 20)
+        except OSError as e:
+            raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror}") from e
+        sock = self._server.sockets[0].getsockname()
+        self.host, self.port = sock[0], sock[1]
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None
+        async with self._server:
+            await self._server.serve_forever()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+        for t in list(self._tasks):
+            t.cancel()
+
+    # --- one client ---------------------------------------------------------------------
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await self._run_client(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError, OSError):
+            pass
+        except asyncio.CancelledError:
+            pass
+        except SluiceError as e:
+            with contextlib.suppress(Exception):
+                writer.write(codec.error_response(e.sqlstate, e.message, severity="FATAL"))
+                await writer.drain()
+        except Exception:  # a bug in a handler must not kill the server
+            log.exception("connection handler failed")
+            with contextlib.suppress(Exception):
+                writer.write(codec.error_response("XX000", "internal error in sqlsluice", severity="FATAL"))
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _run_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        tls_done = False
+        while True:
+            payload = await asyncio.wait_for(read_startup(reader), STARTUP_TIMEOUT_S)
+            pkt = codec.parse_startup(payload)
+            if isinstance(pkt, codec.SSLRequest):
+                if tls_done:
+                    raise ProtocolViolation("duplicate SSLRequest")
+                if self._ssl is not None:
+                    writer.write(b"S")
+                    await writer.drain()
+                    await writer.start_tls(self._ssl)
+                    tls_done = True
+                else:
+                    writer.write(b"N")
+                    await writer.drain()
+                continue
+            if isinstance(pkt, codec.GSSENCRequest):
+                writer.write(b"N")
+                await writer.drain()
+                continue
+            if isinstance(pkt, codec.CancelRequest):
+                await self._handle_cancel(pkt.pid, pkt.secret)
+                return
+            break
+        params = dict(pkt.params)
+        password = await self._authenticate(reader, writer, params, peer)
+        writer.write(codec.authentication_ok())
+        ctx = SessionContext(user=params["user"], database=params.get("database") or params["user"],
+                             config=self.config, dialect="postgres" if self.kind == "postgres" else "duckdb",
+                             backend=self.backend)
+        conn = ClientConnection(reader=reader, writer=writer, params=params, server=self,
+                                pipeline=self.pipeline_factory(), ctx=ctx, config=self.config,
+                                backend_url=self.backend_url, backend=self.backend, password=password,
+                                peer=str(peer))
+        try:
+            if self.kind == "postgres":
+                from sqlsluice.middleware import upstream  # written alongside (H2)
+
+                await upstream.serve_upstream(conn)
+            else:
+                from sqlsluice.middleware.session_duckdb import serve_duckdb
+
+                await serve_duckdb(conn)
+        finally:
+            conn.unregister_all()
+
+    async def _authenticate(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                            params: dict[str, str], peer: Any) -> str | None:
+        cfg = self.config
+        user = params["user"]
+        method = cfg.server.auth or ("scram-sha-256" if cfg.users else "trust")
+        if method == "trust":
+            if not cfg.users and not _is_local(peer) and cfg.server.auth is None:
+                raise SluiceError(f'no users configured: only local connections are trusted (user "{user}")',
+                                  sqlstate="28000")
+            return None
+        u = cfg.user(user)
+        failed = InvalidPassword(f'password authentication failed for user "{user}"')
+
+        async def read_password() -> bytes:
+            code, payload = await asyncio.wait_for(read_message(reader, 1 << 16), STARTUP_TIMEOUT_S)
+            if code == codec.TERMINATE:
+                raise ConnectionResetError("client closed during authentication")
+            if code != codec.PASSWORD:
+                raise ProtocolViolation(f"expected password response, got message type {code!r}")
+            return payload
+
+        if method == "cleartext":
+            writer.write(codec.authentication_cleartext())
+            await writer.drain()
+            sent = codec.parse_password(await read_password())
+            if u is None or not secrets.compare_digest(sent.encode(), u.password.encode()):
+                raise failed
+            return sent
+        if method == "md5":
+            salt = secrets.token_bytes(4)
+            writer.write(codec.authentication_md5(salt))
+            await writer.drain()
+            sent = codec.parse_password(await read_password())
+            if u is None or not check_md5(sent, u.password, user, salt):
+                raise failed
+            return u.password
+        # SCRAM-SHA-256; a missing user still runs the exchange (no user enumeration)
+        writer.write(codec.authentication_sasl(["SCRAM-SHA-256"]))
+        await writer.drain()
+        init = codec.parse_sasl_initial(await read_password())
+        if init.mechanism != "SCRAM-SHA-256":
+            raise ProtocolViolation(f"unsupported SASL mechanism {init.mechanism!r}", sqlstate="28000")
+        scram = ScramExchange(u.password if u else secrets.token_hex(16))
+        writer.write(codec.authentication_sasl_continue(scram.first(init.data)))
+        await writer.drain()
+        final = codec.parse_sasl_response(await read_password())
+        try:
+            server_final = scram.final(final)
+        except InvalidPassword:
+            raise failed from None
+        if u is None:
+            raise failed
+        writer.write(codec.authentication_sasl_final(server_final))
+        return u.password
+
+
+def startup_parameters(params: dict[str, str], *, is_superuser: bool = True) -> list[tuple[str, str]]:
+    """The ParameterStatus messages sent after authentication (what drivers expect)."""
+    return [
+        ("server_version", SERVER_VERSION),
+        ("server_encoding", "UTF8"),
+        ("client_encoding", "UTF8"),
+        ("DateStyle", "ISO, MDY"),
+        ("IntervalStyle", "postgres"),
+        ("integer_datetimes", "on"),
+        ("standard_conforming_strings", "on"),
+        ("TimeZone", "UTC"),
+        ("application_name", params.get("application_name", "")),
+        ("is_superuser", "on" if is_superuser else "off"),
+        ("session_authorization", params.get("user", "")),
+    ]
+
+
+class ServerThread:
+    """Run a :class:`SluiceServer` on its own event loop in a daemon thread (tests, notebooks)."""
+
+    def __init__(self, server: SluiceServer, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.server = server
+        self._host, self._port = host, port
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="sluice-server", daemon=True)
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self.server.start(self._host, self._port))
+        except BaseException as e:  # reported to the starting thread
+            self._error = e
+            self._ready.set()
+            return
+        self._ready.set()
+        self.loop.run_forever()
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def stop(self) -> None:
+        if not self.loop.is_running():
+            return
+        fut = asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop)
+        with contextlib.suppress(Exception):
+            fut.result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve(config: Config, *, backend_url: str | None = None, listen: str | None = None,
+          on_ready: Callable[[SluiceServer], None] | None = None) -> None:
+    """Run a server until interrupted (the ``sluice serve`` command)."""
+    host, port = parse_listen(listen or config.server.listen)
+
+    async def main() -> None:
+        srv = SluiceServer(config, backend_url=backend_url)
+        await srv.start(host, port)
+        if on_ready is not None:
+            on_ready(srv)
+        await srv.serve_forever()
+
+    asyncio.run(main())

@@ -1,0 +1,492 @@
+"""PostgreSQL passthrough: one upstream session per client session, bytes relayed as-is.
+
+:func:`serve_upstream` is what the server calls after client authentication when the
+backend is PostgreSQL (contract: :mod:`sqlsluice.middleware.connection`).  It opens one
+upstream session (:mod:`sqlsluice.middleware.upstream_auth`), relays the upstream's
+ParameterStatus messages, hands the client our own BackendKeyData (a CancelRequest with
+it is forwarded with the upstream's key) and then relays in both directions:
+
+client -> upstream
+    messages are framed; only Query ('Q') and Parse ('P') are decoded and run through the
+    statement pipeline.  ``Forward`` sends the (possibly rewritten) SQL on; at Parse the
+    statement name and the parameter type section are kept as sent, so the parameter
+    count does not change.  A ``Reply`` to a Query is answered locally (RowDescription,
+    DataRow, CommandComplete, ReadyForQuery with the upstream's transaction status) once
+    the upstream is idle, so answers stay in order.  A ``Reply`` to a Parse becomes an
+    equivalent ``SELECT`` over literal rows, so the upstream runs the extended-protocol
+    state machine (Bind/Describe/Execute/Sync) as it does for every other statement.
+    A pipeline error is turned into an upstream error in the same position: a marker
+    statement that fails upstream is sent instead, and its ErrorResponse is replaced by
+    ours on the way back.  The upstream therefore also aborts the transaction and skips
+    to the next Sync exactly as PostgreSQL would.  Every other message (Bind, Execute,
+    COPY data, FunctionCall ...) goes on untouched as bytes.
+
+upstream -> client
+    bytes are forwarded as they arrive; only message headers are walked (no per-message
+    objects) to see ReadyForQuery (transaction status, idleness).
+
+``SHOW sluice.last`` works as on the DuckDB backend: the pipeline records every statement
+in ``ctx.last``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+from typing import Any
+
+from sqlsluice.errors import SluiceError
+from sqlsluice.middleware import codec
+from sqlsluice.middleware.framing import MAX_MESSAGE
+from sqlsluice.middleware.pipeline import Forward, Reply
+from sqlsluice.middleware.upstream_auth import UpstreamSession, UpstreamTarget, cancel_upstream, open_upstream
+
+_I = struct.Struct("!i")
+_unpack_i = _I.unpack_from
+_READ = 262144  # bytes per read
+_HIGH_WATER = 1 << 20  # drain a writer once this much is buffered
+
+_Q, _P, _S, _X, _F, _Z, _E = (ord(c) for c in "QPSXFZE")
+_FRONTEND = codec.FRONTEND_TYPES
+_MARKER = b"sluice-error-"
+
+
+class UpstreamCanceller:
+    """Cancels the statement running upstream with the upstream's own key."""
+
+    def __init__(self, target: UpstreamTarget, pid: int, secret: int) -> None:
+        self.target, self.pid, self.secret = target, pid, secret
+
+    async def cancel(self) -> None:
+        await cancel_upstream(self.target, self.pid, self.secret)
+
+
+# --- local answers ---------------------------------------------------------------------
+def reply_messages(reply: Reply, status: bytes) -> bytes:
+    """RowDescription/DataRow/CommandComplete/ReadyForQuery for a local simple-protocol answer."""
+    from sqlsluice.middleware import types
+
+    parts: list[bytes] = []
+    if reply.columns:
+        oids = [types.oid_for(c.type) for c in reply.columns]
+        encs = [types.encode_text(o) for o in oids]
+        parts.append(codec.row_description([
+            codec.FieldDescription(c.name, o, types.type_size(o), types.type_modifier(c.type))
+            for c, o in zip(reply.columns, oids, strict=True)]))
+        for row in reply.rows:
+            parts.append(codec.data_row([None if v is None else e(v) for e, v in zip(encs, row, strict=True)]))
+        tag = reply.status if reply.status not in ("SELECT", "") else f"SELECT {len(reply.rows)}"
+    else:
+        tag = reply.status or "OK"
+    parts.append(codec.command_complete(tag))
+    parts.append(codec.ready_for_query(status))
+    return b"".join(parts)
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def reply_as_sql(reply: Reply) -> str:
+    """A PostgreSQL statement whose result is ``reply`` (for answers at Parse).
+
+    >>> from sqlsluice.databases.base import ColumnInfo
+    >>> reply_as_sql(Reply([ColumnInfo("k", "VARCHAR")], [("a'b",), (None,)], "SHOW"))
+    'SELECT * FROM (VALUES (\\'a\\'\\'b\\'::text), (NULL::text)) AS t("k")'
+    """
+    from sqlsluice.middleware import types
+
+    if not reply.columns:
+        status = reply.status.split()[0].upper() if reply.status else ""
+        # placeholder settings are accepted by PostgreSQL for any user
+        return "RESET sluice.noop" if status == "RESET" else "SET sluice.noop = ''"
+    oids = [types.oid_for(c.type) for c in reply.columns]
+    casts = [types.PG_NAME.get(o, "text") if o not in types.ELEMENT_OF else "text" for o in oids]
+    encs = [types.encode_text(o) if o not in types.ELEMENT_OF else types.encode_text(types.TEXT) for o in oids]
+    names = ", ".join(_ident(c.name) for c in reply.columns)
+    if not reply.rows:
+        cols = ", ".join(f"NULL::{cast} AS {_ident(c.name)}" for c, cast in zip(reply.columns, casts, strict=True))
+        return f"SELECT {cols} WHERE false"
+    rows = []
+    for row in reply.rows:
+        cells = []
+        for v, e, cast in zip(row, encs, casts, strict=True):
+            cells.append(f"NULL::{cast}" if v is None else f"{_literal(e(v).decode())}::{cast}")
+        rows.append("(" + ", ".join(cells) + ")")
+    return f"SELECT * FROM (VALUES {', '.join(rows)}) AS t({names})"
+
+
+def _fatal(sqlstate: str, msg: str) -> bytes:
+    return codec.error_response(sqlstate, msg, severity="FATAL")
+
+
+# --- the relay -------------------------------------------------------------------------
+class UpstreamRelay:
+    """The two directions of one passthrough session."""
+
+    def __init__(self, conn: Any, target: UpstreamTarget, up: UpstreamSession) -> None:
+        self.conn = conn
+        self.target = target
+        self.up = up
+        self.creader: asyncio.StreamReader = conn.reader
+        self.cwriter: asyncio.StreamWriter = conn.writer
+        self.ureader = up.reader
+        self.uwriter = up.writer
+        self.status = up.status  # transaction status of the last ReadyForQuery seen
+        self.sent_syncs = 0  # Query/Sync/FunctionCall sent upstream (each answered by one ReadyForQuery)
+        self.recv_syncs = 0  # ReadyForQuery received
+        self._idle_waiter: asyncio.Future[None] | None = None  # set while waiting for the upstream to go idle
+        # (sync number, marker token, replacement ErrorResponse) for pipeline errors in flight
+        self.substitutions: list[tuple[int, bytes, bytes]] = []
+        self._marker_seq = 0
+        self.client_gone = False
+        self.upstream_gone = False
+        self._in_buf = bytearray()  # client bytes not yet handled (an incomplete Query/Parse or header)
+        self._in_skip = 0  # bytes of a passed-through client message still to come
+        self._held = b""  # upstream bytes held back (an incomplete header, or an ErrorResponse to inspect)
+        self._out_skip = 0  # bytes of an upstream message body still to come
+
+    # -- upstream -> client ------------------------------------------------------------
+    async def downstream(self) -> None:
+        read = self.ureader.read
+        cw = self.cwriter
+        write = cw.write
+        transport = cw.transport
+        try:
+            while True:
+                data = await read(_READ)
+                if not data:
+                    break
+                out = self._scan_upstream(data)
+                if out:
+                    write(out)
+                    if transport.get_write_buffer_size() > _HIGH_WATER:
+                        await cw.drain()
+        except (ConnectionError, OSError):
+            pass
+        self.upstream_gone = True
+        self._wake_idle()
+        if not self.client_gone:
+            with contextlib.suppress(ConnectionError, OSError, RuntimeError):
+                if not self._held and self._out_skip == 0:
+                    write(_fatal("08006", "terminating connection: the upstream PostgreSQL server closed the "
+                                          "connection"))
+                cw.close()
+
+    def _scan_upstream(self, data: bytes) -> bytes:
+        """Walk message headers in ``data`` (after any held bytes); return what to forward now."""
+        skip = self._out_skip
+        n = len(data)
+        if skip >= n and not self._held:
+            self._out_skip = skip - n
+            return data
+        if self._held:
+            buf = self._held + data
+            self._held = b""
+            n = len(buf)
+        else:
+            buf = data
+        pos = skip
+        pieces: list[bytes] | None = None  # only when a message is replaced
+        start = 0
+        while pos + 5 <= n:
+            t = buf[pos]
+            ln = _unpack_i(buf, pos + 1)[0]
+            if ln < 4:
+                raise ConnectionError("upstream sent an invalid message length")
+            if t == _Z:
+                if pos + 6 > n:
+                    break  # hold the 5 bytes until the status byte arrives
+                self.status = buf[pos + 5:pos + 6]
+                self.recv_syncs += 1
+                if self.substitutions:
+                    self.substitutions = [s for s in self.substitutions if s[0] > self.recv_syncs]
+                if self._idle_waiter is not None and self.recv_syncs >= self.sent_syncs:
+                    self._wake_idle()
+            elif t == _E and self.substitutions:
+                end = pos + 1 + ln
+                if end > n:
+                    break  # hold the whole ErrorResponse until it is complete
+                body = buf[pos + 5:end]
+                for i, (_seq, token, repl) in enumerate(self.substitutions):
+                    if token in body:
+                        if pieces is None:
+                            pieces = []
+                        pieces.append(buf[start:pos])
+                        pieces.append(repl)
+                        start = end
+                        del self.substitutions[i]
+                        break
+            pos += 1 + ln
+        if pos > n:
+            self._out_skip = pos - n
+            cut = n
+        else:
+            self._out_skip = 0
+            cut = pos
+            if pos < n:
+                self._held = buf[pos:]
+        if pieces is not None:
+            pieces.append(buf[start:cut])
+            return b"".join(pieces)
+        return buf if cut == n else buf[:cut]
+
+    # -- client -> upstream ------------------------------------------------------------
+    async def upstream(self) -> None:
+        read = self.creader.read
+        fast = self._fast_client
+        try:
+            while True:
+                data = await read(_READ)
+                if not data or self.upstream_gone:
+                    return
+                r = fast(data)
+                if r == 1:
+                    continue
+                if r == 2:
+                    await self.uwriter.drain()
+                    continue
+                if not await self._handle_client(data):
+                    return
+        except (ConnectionError, OSError):
+            return
+
+    def _fast_client(self, data: bytes) -> int:
+        """The hot path: a chunk of whole messages none of which needs the pipeline; sent as is.
+
+        Returns 0 (having changed nothing) when the chunk needs :meth:`_handle_client`,
+        1 when it was sent, 2 when it was sent and the upstream writer should be drained.
+        """
+        if self._in_skip or self._in_buf:
+            return 0
+        n = len(data)
+        pos = 0
+        syncs = 0
+        while pos + 5 <= n:
+            t = data[pos]
+            ln = _unpack_i(data, pos + 1)[0]
+            if t == _Q or t == _P or t == _X or ln < 4 or ln > MAX_MESSAGE or t not in _FRONTEND:
+                return 0
+            if t == _S or t == _F:
+                syncs += 1
+            pos += 1 + ln
+        if pos != n:
+            return 0
+        if syncs:
+            self.sent_syncs += syncs
+        uw = self.uwriter
+        uw.write(data)
+        return 2 if uw.transport.get_write_buffer_size() > _HIGH_WATER else 1
+
+    def _send(self, data: bytes | bytearray | memoryview) -> None:
+        self.uwriter.write(data)
+
+    async def _handle_client(self, data: bytes) -> bool:
+        """Frame client bytes, forward them; False when the session ends."""
+        skip = self._in_skip
+        if skip and not self._in_buf:
+            n = len(data)
+            if skip >= n:
+                self._in_skip = skip - n
+                self._send(data)
+                return True
+            self._send(data[:skip])
+            data = data[skip:]
+            self._in_skip = 0
+        if self._in_buf:
+            self._in_buf += data
+            buf: bytes | bytearray = self._in_buf
+        else:
+            buf = data
+        n = len(buf)
+        pos = 0
+        start = 0  # first byte not yet sent upstream
+        while pos + 5 <= n:
+            t = buf[pos]
+            ln = _unpack_i(buf, pos + 1)[0]
+            if ln < 4 or ln > MAX_MESSAGE or t not in _FRONTEND:
+                if start < pos:
+                    self._send(buf[start:pos])
+                self._protocol_error(t, ln)
+                return False
+            end = pos + 1 + ln
+            if t == _Q or t == _P:
+                if end > n:
+                    break  # need the whole statement
+                if start < pos:
+                    self._send(buf[start:pos])
+                start = end
+                raw = bytes(buf[pos:end]) if pos or end != n or type(buf) is not bytes else buf
+                ok = await (self._query(raw) if t == _Q else self._parse(raw))
+                if not ok:
+                    return False
+            elif t == _S or t == _F:
+                self.sent_syncs += 1
+            elif t == _X:
+                if start < pos:
+                    self._send(buf[start:pos])
+                self._send(buf[pos:min(end, n)])
+                self._close_upstream()
+                return False
+            if end > n:
+                # a passed-through message whose body is still arriving: send what we have
+                self._send(buf[start:n])
+                self._in_skip = end - n
+                start = pos = n
+                break
+            pos = end
+        if start < pos:
+            self._send(buf[start:pos])
+        rest = buf[pos:]
+        if rest:
+            self._in_buf = bytearray(rest)
+        else:
+            self._in_buf = bytearray()
+        uw = self.uwriter
+        if uw.transport.get_write_buffer_size() > _HIGH_WATER:
+            await uw.drain()
+        return True
+
+    def _protocol_error(self, t: int, ln: int) -> None:
+        if t not in _FRONTEND:
+            msg = f"invalid frontend message type {t}"
+        else:
+            msg = f"invalid message length {ln} for message type {chr(t)!r}"
+        self._fail(_fatal("08P01", msg))
+
+    def _fail(self, error: bytes) -> None:
+        """End the session on bad client input: the error goes out unless an answer is mid-flight."""
+        if self.recv_syncs >= self.sent_syncs or self.upstream_gone:
+            with contextlib.suppress(ConnectionError, OSError, RuntimeError):
+                self.cwriter.write(error)
+
+    async def _wait_idle(self) -> None:
+        """Wait until every answer the upstream owes has been forwarded."""
+        while self.recv_syncs < self.sent_syncs and not self.upstream_gone:
+            self._idle_waiter = asyncio.get_running_loop().create_future()
+            await self._idle_waiter
+
+    def _wake_idle(self) -> None:
+        w = self._idle_waiter
+        if w is not None:
+            self._idle_waiter = None
+            if not w.done():
+                w.set_result(None)
+
+    def _marker(self, err: SluiceError, sync_no: int) -> str:
+        """Register a substitution; return the SQL that makes the upstream fail in its place."""
+        self._marker_seq += 1
+        token = _MARKER + str(self._marker_seq).encode() + b'"'
+        from sqlsluice.middleware.connection import error_message
+
+        self.substitutions.append((sync_no, token, error_message(err)))
+        return f'SELECT "{token[:-1].decode()}"'
+
+    async def _query(self, raw: bytes) -> bool:
+        if len(raw) < 6 or raw[-1] != 0:
+            self._fail(_fatal("08P01", "invalid message format: Query string is not NUL-terminated"))
+            return False
+        try:
+            sql = raw[5:-1].decode()
+        except UnicodeDecodeError:
+            # not UTF-8 (another client_encoding, or bad bytes): the upstream decides
+            self.sent_syncs += 1
+            self._send(raw)
+            return True
+        try:
+            decision = await self.conn.pipeline.handle(self.conn.ctx, sql, extended=False)
+        except SluiceError as e:
+            # fail upstream in this position so the transaction aborts as on PostgreSQL
+            self.sent_syncs += 1
+            self._send(codec.message(codec.QUERY, codec.cstr(self._marker(e, self.sent_syncs))))
+            return True
+        if isinstance(decision, Reply):
+            await self._wait_idle()
+            self.cwriter.write(reply_messages(decision, self.status))
+            return True
+        self.sent_syncs += 1
+        if decision.sql == sql:
+            self._send(raw)
+        else:
+            self._send(codec.message(codec.QUERY, codec.cstr(decision.sql)))
+        return True
+
+    async def _parse(self, raw: bytes) -> bool:
+        payload = raw[5:]
+        try:
+            name_end = payload.index(0)
+            sql_end = payload.index(0, name_end + 1)
+        except ValueError:
+            self._fail(_fatal("08P01", "invalid message format: malformed Parse message"))
+            return False
+        try:
+            sql = payload[name_end + 1:sql_end].decode()
+        except UnicodeDecodeError:
+            self._send(raw)  # not UTF-8: the upstream decides
+            return True
+        new_sql: str | None
+        try:
+            decision = await self.conn.pipeline.handle(self.conn.ctx, sql, extended=True)
+            if isinstance(decision, Forward):
+                new_sql = None if decision.sql == sql else decision.sql
+            else:
+                new_sql = reply_as_sql(decision)
+        except SluiceError as e:
+            new_sql = self._marker(e, self.sent_syncs + 1)
+        if new_sql is None:
+            self._send(raw)
+        else:
+            self._send(codec.message(codec.PARSE, payload[:name_end + 1] + codec.cstr(new_sql)
+                                     + payload[sql_end + 1:]))
+        return True
+
+    def _close_upstream(self) -> None:
+        with contextlib.suppress(ConnectionError, OSError, RuntimeError):
+            self.uwriter.close()
+
+    async def run(self) -> None:
+        down = asyncio.ensure_future(self.downstream())
+        try:
+            await self.upstream()
+        finally:
+            self.client_gone = True
+            busy = self.recv_syncs < self.sent_syncs and not self.upstream_gone
+            if busy:
+                # the client left while a statement runs: stop it instead of letting it finish
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(cancel_upstream(self.target, self.up.pid, self.up.secret), 2.0)
+            self._close_upstream()
+            down.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await down
+            with contextlib.suppress(ConnectionError, OSError, RuntimeError):
+                await self.cwriter.drain()
+
+
+async def serve_upstream(conn: Any) -> None:
+    """Serve one authenticated client over its own upstream PostgreSQL session (see module docs)."""
+    try:
+        target = UpstreamTarget.from_url(conn.backend_url)
+        up = await open_upstream(target, conn.params)
+    except SluiceError as e:
+        conn.writer.write(codec.error_response(e.sqlstate, e.message, severity="FATAL", detail=e.detail,
+                                               hint=e.hint))
+        with contextlib.suppress(ConnectionError, OSError):
+            await conn.writer.drain()
+        return
+    try:
+        ctx = conn.ctx
+        if getattr(ctx, "dialect", None) != "postgres":
+            ctx.dialect = "postgres"
+        pid, secret = conn.register_cancel(UpstreamCanceller(target, up.pid, up.secret))
+        conn.writer.write(b"".join(up.parameter_status) + codec.backend_key_data(pid, secret)
+                          + codec.ready_for_query(up.status))
+        await UpstreamRelay(conn, target, up).run()
+    finally:
+        with contextlib.suppress(ConnectionError, OSError, RuntimeError):
+            up.writer.close()

@@ -1,0 +1,254 @@
+"""Open one raw protocol-v3 session to an upstream PostgreSQL and authenticate.
+
+Used by :mod:`sqlsluice.middleware.upstream` (one upstream session per client session) and
+for CancelRequests.  Answers the upstream's authentication request: trust, cleartext,
+md5 and SCRAM-SHA-256 (through ``scramp``).  TLS to the upstream is not spoken: the
+upstream is expected on a trusted network (``sslmode=require`` in the URL is refused).
+
+The upstream startup uses the backend URL's user, password and database.  Session
+parameters from the client's startup packet (``application_name``, ``client_encoding``,
+``DateStyle``, ``TimeZone``, ``options``, ``extra_float_digits`` ...) are passed on, so the
+upstream session is configured as the client asked; ``user``, ``database`` and
+``replication`` always come from the URL (the proxy fronts exactly one database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import struct
+from dataclasses import dataclass, field
+
+from sqlsluice.errors import BackendError, ConfigError, InvalidPassword, ProtocolViolation, SluiceError
+from sqlsluice.middleware import codec
+from sqlsluice.middleware.framing import MAX_MESSAGE
+
+_I = struct.Struct("!i")
+_HDR = struct.Struct("!ci")
+
+# startup keys never taken from the client
+_RESERVED_STARTUP = frozenset({"user", "database", "replication"})
+
+
+@dataclass(frozen=True)
+class UpstreamTarget:
+    """Where and as whom to connect upstream (parsed from a ``postgresql://`` URL)."""
+
+    host: str
+    port: int
+    user: str
+    password: str | None
+    database: str
+    options: dict[str, str] = field(default_factory=dict)  # extra startup parameters from the URL
+
+    @classmethod
+    def from_url(cls, url: str) -> UpstreamTarget:
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            d = {k: str(v) for k, v in conninfo_to_dict(url).items() if v is not None}
+        except Exception as e:  # psycopg.ProgrammingError on a bad URL
+            raise ConfigError(f"invalid PostgreSQL URL: {e}") from e
+        if d.pop("sslmode", "prefer") in ("require", "verify-ca", "verify-full"):
+            raise ConfigError("TLS to the upstream PostgreSQL is not supported (sslmode=require)")
+        host = d.pop("host", "127.0.0.1")
+        if host.startswith("/"):
+            raise ConfigError("the upstream must be reached over TCP (host=/socket/dir is not supported)")
+        try:
+            port = int(d.pop("port", "5432"))
+        except ValueError as e:
+            raise ConfigError("invalid port in the upstream URL") from e
+        user = d.pop("user", "postgres")
+        password = d.pop("password", None)
+        database = d.pop("dbname", user)
+        opts: dict[str, str] = {}
+        for k in ("application_name", "options"):
+            if k in d:
+                opts[k] = d.pop(k)
+        return cls(host, port, user, password, database, opts)
+
+
+@dataclass
+class UpstreamSession:
+    """A ready upstream session: streams, the upstream's key, its ParameterStatus messages."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    pid: int
+    secret: int
+    parameter_status: list[bytes]  # complete 'S' messages, in the order received
+    status: bytes  # transaction status of the first ReadyForQuery
+
+
+def startup_params(target: UpstreamTarget, client_params: dict[str, str] | None) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for k, v in (client_params or {}).items():
+        if k not in _RESERVED_STARTUP and not k.startswith("_pq_."):
+            params[k] = v
+    params.update(target.options)
+    params["user"] = target.user
+    params["database"] = target.database
+    return params
+
+
+def startup_message(params: dict[str, str]) -> bytes:
+    body = _I.pack(codec.PROTOCOL_V3) + b"".join(codec.cstr(k) + codec.cstr(v) for k, v in params.items()) + b"\x00"
+    return _I.pack(len(body) + 4) + body
+
+
+def md5_password(user: str, password: str, salt: bytes) -> str:
+    """PostgreSQL's md5 challenge answer: ``"md5" + md5(md5(password + user) + salt)``.
+
+    >>> md5_password("u", "p", b"\\x01\\x02\\x03\\x04")[:3]
+    'md5'
+    """
+    inner = hashlib.md5((password + user).encode()).hexdigest()
+    return "md5" + hashlib.md5(inner.encode() + salt).hexdigest()
+
+
+async def _read(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    head = await reader.readexactly(5)
+    code, length = _HDR.unpack(head)
+    if length < 4 or length > MAX_MESSAGE:
+        raise ProtocolViolation(f"upstream sent an invalid message length {length}")
+    return code, (await reader.readexactly(length - 4) if length > 4 else b"")
+
+
+def _upstream_error(payload: bytes) -> SluiceError:
+    f = codec.parse_error_fields(payload)
+    cls: type[SluiceError] = InvalidPassword if f.sqlstate in ("28P01", "28000") else BackendError
+    return cls(f"upstream: {f.message}", sqlstate=f.sqlstate or "08006",
+               detail=f.fields.get("D"), hint=f.fields.get("H"))
+
+
+def _need_password(target: UpstreamTarget) -> str:
+    if target.password is None:
+        raise InvalidPassword("upstream asks for a password and the backend URL has none", sqlstate="28P01")
+    return target.password
+
+
+async def _authenticate(target: UpstreamTarget, reader: asyncio.StreamReader,
+                        writer: asyncio.StreamWriter, payload: bytes) -> None:
+    """Answer one Authentication request (payload of an 'R' message other than AuthOk)."""
+    kind = _I.unpack_from(payload)[0]
+    if kind == codec.AUTH_CLEARTEXT:
+        writer.write(codec.message(codec.PASSWORD, codec.cstr(_need_password(target))))
+    elif kind == codec.AUTH_MD5:
+        salt = payload[4:8]
+        writer.write(codec.message(codec.PASSWORD, codec.cstr(md5_password(target.user, _need_password(target),
+                                                                             salt))))
+    elif kind == codec.AUTH_SASL:
+        await _scram(target, reader, writer, payload)
+        return
+    else:
+        raise BackendError(f"upstream asks for an unsupported authentication method ({kind})", sqlstate="28000")
+    await writer.drain()
+
+
+async def _scram(target: UpstreamTarget, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 payload: bytes) -> None:
+    import scramp
+
+    mechs = [m.decode() for m in payload[4:].split(b"\x00") if m]
+    if "SCRAM-SHA-256" not in mechs:
+        raise BackendError(f"upstream offers no supported SASL mechanism ({', '.join(mechs)})", sqlstate="28000")
+    client = scramp.ScramClient(["SCRAM-SHA-256"], target.user, _need_password(target))
+    first = client.get_client_first().encode()
+    writer.write(codec.message(codec.PASSWORD, codec.cstr("SCRAM-SHA-256") + _I.pack(len(first)) + first))
+    await writer.drain()
+    code, body = await _read(reader)
+    if code == codec.ERROR_RESPONSE:
+        raise _upstream_error(body)
+    if code != codec.AUTHENTICATION or _I.unpack_from(body)[0] != codec.AUTH_SASL_CONTINUE:
+        raise ProtocolViolation("upstream SCRAM exchange: expected SASLContinue")
+    try:
+        client.set_server_first(body[4:].decode())
+        final = client.get_client_final().encode()
+    except scramp.ScramException as e:
+        raise InvalidPassword(f"upstream SCRAM exchange failed: {e}", sqlstate="28P01") from e
+    writer.write(codec.message(codec.PASSWORD, final))
+    await writer.drain()
+    code, body = await _read(reader)
+    if code == codec.ERROR_RESPONSE:
+        raise _upstream_error(body)
+    if code != codec.AUTHENTICATION or _I.unpack_from(body)[0] != codec.AUTH_SASL_FINAL:
+        raise ProtocolViolation("upstream SCRAM exchange: expected SASLFinal")
+    try:
+        client.set_server_final(body[4:].decode())
+    except scramp.ScramException as e:
+        raise InvalidPassword(f"upstream SCRAM server signature is invalid: {e}", sqlstate="28P01") from e
+
+
+async def open_upstream(target: UpstreamTarget, client_params: dict[str, str] | None = None, *,
+                        timeout: float = 10.0) -> UpstreamSession:
+    """Connect, start up and authenticate; return once the upstream sent ReadyForQuery."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(target.host, target.port), timeout)
+    except (TimeoutError, OSError) as e:
+        raise BackendError(f"cannot connect to upstream {target.host}:{target.port}: {e}",
+                           sqlstate="08001") from e
+    try:
+        return await asyncio.wait_for(_startup(target, client_params, reader, writer), timeout)
+    except TimeoutError as e:
+        writer.close()
+        raise BackendError("upstream startup timed out", sqlstate="08001") from e
+    except (asyncio.IncompleteReadError, ConnectionError) as e:
+        writer.close()
+        raise BackendError(f"upstream closed the connection during startup: {e}", sqlstate="08006") from e
+    except BaseException:
+        writer.close()
+        raise
+
+
+async def _startup(target: UpstreamTarget, client_params: dict[str, str] | None,
+                   reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> UpstreamSession:
+    _set_nodelay(writer)
+    writer.write(startup_message(startup_params(target, client_params)))
+    await writer.drain()
+    pid = secret = 0
+    status: list[bytes] = []
+    while True:
+        code, body = await _read(reader)
+        if code == codec.AUTHENTICATION:
+            if _I.unpack_from(body)[0] != codec.AUTH_OK:
+                await _authenticate(target, reader, writer, body)
+        elif code == codec.PARAMETER_STATUS:
+            status.append(codec.message(code, body))
+        elif code == codec.BACKEND_KEY_DATA:
+            pid, secret = struct.unpack("!ii", body[:8])
+        elif code == codec.READY_FOR_QUERY:
+            return UpstreamSession(reader, writer, pid, secret, status, body[:1])
+        elif code == codec.ERROR_RESPONSE:
+            raise _upstream_error(body)
+        elif code in (codec.NOTICE_RESPONSE, codec.NEGOTIATE_PROTOCOL_VERSION):
+            continue
+        else:
+            raise ProtocolViolation(f"unexpected upstream message {code!r} during startup")
+
+
+async def cancel_upstream(target: UpstreamTarget, pid: int, secret: int, *, timeout: float = 5.0) -> None:
+    """Send a CancelRequest with the upstream's key (a fresh connection, as libpq does)."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(target.host, target.port), timeout)
+    except (TimeoutError, OSError):
+        return
+    try:
+        writer.write(struct.pack("!iiii", 16, codec.CANCEL_REQUEST_CODE, pid, secret))
+        await writer.drain()
+        # the server closes the connection once it has handled the request
+        await asyncio.wait_for(reader.read(1), timeout)
+    except (TimeoutError, OSError):
+        pass
+    finally:
+        writer.close()
+
+
+def _set_nodelay(writer: asyncio.StreamWriter) -> None:
+    import socket
+
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass

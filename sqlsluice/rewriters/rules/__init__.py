@@ -1,0 +1,212 @@
+"""The rule catalog: every rewrite rule once, in order, with its Calcite name and groups.
+
+A rule is a pure function ``rule(expr, *, schema=None, dialect=None) -> expr`` on sqlglot
+trees that returns its input unchanged when it cannot apply safely.  Rules expect
+qualified column references; :func:`prepare` parses and qualifies a query first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+
+from sqlsluice.databases.catalog import Catalog
+from sqlsluice.errors import SyntaxErrorSQL
+from sqlsluice.rewriters.rules.basic import (
+    constant_fold,
+    distinct_remove_under_keys,
+    filter_into_derived,
+    left_join_remove_under_keys,
+    sort_remove,
+    subquery_merge,
+    union_branch_prune,
+    union_to_distinct,
+)
+from sqlsluice.rewriters.rules.ctes import (
+    cte_inline,
+    cte_materialize,
+    cte_not_materialized,
+    cte_unused_remove,
+)
+from sqlsluice.rewriters.rules.subqueries import exists_to_in, or_in_to_union, scalar_subquery_to_join
+
+RuleFn = Callable[..., exp.Expression]
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    calcite: str | None
+    description: str
+    fn: RuleFn
+    groups: tuple[str, ...]
+    needs: tuple[type, ...] = ()  # node types that must occur for the rule to apply (a cheap pre-check)
+    sound: bool = True  # sound for every input the applicability checks admit
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("scalar_subquery_to_join", "FILTER_SUB_QUERY_TO_CORRELATE",
+         "correlated scalar aggregate in a WHERE comparison -> join with a grouped derived table",
+         scalar_subquery_to_join, ("safe", "subquery"), (exp.Subquery,)),
+    Rule("exists_to_in", "SEMI_JOIN",
+         "correlated EXISTS under AND/OR -> key IN (uncorrelated subquery), hashable once",
+         exists_to_in, ("safe", "subquery"), (exp.Exists,)),
+    Rule("or_in_to_union", None,
+         "k IN (Q1) OR k IN (Q2) -> k IN (Q1 UNION ALL Q2): one semi-join instead of an OR",
+         or_in_to_union, ("safe", "subquery"), (exp.In,)),
+    Rule("cte_not_materialized", None,
+         "mark CTEs used several times NOT MATERIALIZED so each reference gets its own predicates",
+         cte_not_materialized, ("safe", "cte"), (exp.CTE,)),
+    Rule("cte_inline", None,
+         "inline every CTE as a derived table at each reference",
+         cte_inline, ("safe", "cte"), (exp.CTE,)),
+    Rule("filter_into_derived", "FILTER_SET_OP_TRANSPOSE",
+         "copy a single-source predicate into a derived table and each UNION ALL branch (HAVING for aggregates)",
+         filter_into_derived, ("safe", "filter"), (exp.Subquery,)),
+    Rule("union_branch_prune", "UNION_REMOVE",
+         "drop a UNION ALL branch whose WHERE is always FALSE",
+         union_branch_prune, ("safe", "filter"), (exp.Union,)),
+    Rule("constant_fold", "FILTER_REDUCE_EXPRESSIONS",
+         "fold constants and simplify boolean logic",
+         constant_fold, ("safe", "filter")),
+    Rule("cte_materialize", None,
+         "mark aggregating CTEs used once MATERIALIZED (an optimisation fence)",
+         cte_materialize, ("safe", "cte"), (exp.CTE,)),
+    Rule("subquery_merge", "PROJECT_MERGE",
+         "merge simple derived tables into the outer query",
+         subquery_merge, ("safe", "merge"), (exp.Subquery, exp.CTE)),
+    Rule("distinct_remove_under_keys", "AGGREGATE_REMOVE",
+         "drop DISTINCT when the output keeps a key of every inner-joined table",
+         distinct_remove_under_keys, ("safe", "needs-keys"), (exp.Distinct,)),
+    Rule("left_join_remove_under_keys", "PROJECT_JOIN_REMOVE",
+         "drop a LEFT JOIN on a full key of a table nothing else uses",
+         left_join_remove_under_keys, ("safe", "needs-keys"), (exp.Join,)),
+    Rule("sort_remove", "SORT_REMOVE",
+         "drop ORDER BY inside subqueries without LIMIT",
+         sort_remove, ("safe",), (exp.Order,)),
+    Rule("cte_unused_remove", None,
+         "drop CTEs nothing refers to",
+         cte_unused_remove, ("safe", "cleanup"), (exp.CTE,)),
+    Rule("union_to_distinct", "UNION_TO_DISTINCT",
+         "A UNION B -> SELECT DISTINCT * FROM (A UNION ALL B)",
+         union_to_distinct, ("vocabulary",), (exp.Union,)),
+)
+
+BY_NAME: dict[str, Rule] = {r.name: r for r in RULES}
+BY_CALCITE: dict[str, Rule] = {r.calcite: r for r in RULES if r.calcite}
+# Extra Calcite names LLM-R2 speaks that map onto one of our rules.
+CALCITE_ALIASES: dict[str, str] = {
+    "FILTER_PROJECT_TRANSPOSE": "filter_into_derived",
+    "FILTER_AGGREGATE_TRANSPOSE": "filter_into_derived",
+    "FILTER_SET_OP_TRANSPOSE": "filter_into_derived",
+    "PROJECT_REDUCE_EXPRESSIONS": "constant_fold",
+    "JOIN_REDUCE_EXPRESSIONS": "constant_fold",
+    "FILTER_MERGE": "subquery_merge",
+    "AGGREGATE_PROJECT_MERGE": "subquery_merge",
+    "PROJECT_SUB_QUERY_TO_CORRELATE": "scalar_subquery_to_join",
+    "JOIN_SUB_QUERY_TO_CORRELATE": "scalar_subquery_to_join",
+    "SORT_REMOVE_CONSTANT_KEYS": "sort_remove",
+    "PRUNE_EMPTY_UNION": "union_branch_prune",
+}
+
+GROUPS: dict[str, tuple[Rule, ...]] = {}
+for _r in RULES:
+    for _g in _r.groups:
+        GROUPS[_g] = (*GROUPS.get(_g, ()), _r)
+# The rules the cost-guided search explores (vocabulary-only rules rarely pay off).
+SEARCH: tuple[Rule, ...] = tuple(r for r in RULES if "safe" in r.groups)
+
+
+def resolve(name: str) -> Rule | None:
+    """A rule by our name or by Calcite's (``FILTER_INTO_JOIN``, ``CoreRules.X``, ``x_rule``)."""
+    n = name.strip()
+    if n in BY_NAME:
+        return BY_NAME[n]
+    up = n.split(".")[-1].upper()
+    if up.endswith("_RULE"):
+        up = up[:-5]
+    if up in BY_CALCITE:
+        return BY_CALCITE[up]
+    if up in CALCITE_ALIASES:
+        return BY_NAME[CALCITE_ALIASES[up]]
+    return BY_NAME.get(n.lower())
+
+
+def prepare(sql: str | exp.Expression, schema: Catalog | None = None, dialect: str | None = None
+            ) -> exp.Expression:
+    """Parse (if needed) and qualify column references with their sources.
+
+    Falls back to the parsed tree when qualification fails (unknown columns); rules that
+    need qualified references then simply do not fire.
+    """
+    if isinstance(sql, exp.Expression):
+        tree = sql
+    else:
+        try:
+            tree = sqlglot.parse_one(sql, read=dialect)
+        except sqlglot.errors.ParseError as e:
+            raise SyntaxErrorSQL(f"cannot parse SQL: {str(e).splitlines()[0]}") from e
+    from sqlglot.optimizer.qualify import qualify
+
+    try:
+        return qualify(tree.copy(), schema=schema.mapping() if schema else None, dialect=dialect,
+                       validate_qualify_columns=False, quote_identifiers=False,
+                       expand_stars=False)
+    except Exception:
+        return tree
+
+
+def run_rule(rule: Rule, tree: exp.Expression, schema: Catalog | None, dialect: str | None) -> exp.Expression:
+    """Apply one rule; a rule that raises on an odd shape counts as not applicable."""
+    if rule.needs and tree.find(*rule.needs) is None:
+        return tree
+    try:
+        return rule.fn(tree, schema=schema, dialect=dialect)
+    except Exception:
+        return tree
+
+
+@dataclass
+class Applied:
+    """The outcome of :func:`apply_rules`."""
+
+    expr: exp.Expression
+    sql: str
+    applied: list[str]
+    unknown: list[str]
+    not_fired: list[str]
+
+
+def apply_rules(sql_or_tree: str | exp.Expression, rule_names: list[str], schema: Catalog | None = None,
+                dialect: str | None = None, *, max_passes: int = 12) -> Applied:
+    """Apply rules in the order given (each up to ``max_passes`` times, to a fixed point).
+
+    Unknown names are ignored and reported in ``unknown``; rules that never changed the
+    query are in ``not_fired``.  Used by LLM-R2's stage to apply an LLM-chosen sequence.
+    """
+    tree = prepare(sql_or_tree, schema, dialect)
+    applied: list[str] = []
+    unknown: list[str] = []
+    not_fired: list[str] = []
+    for name in rule_names:
+        rule = resolve(name)
+        if rule is None:
+            unknown.append(name)
+            continue
+        fired = False
+        for _ in range(max_passes):
+            new = run_rule(rule, tree, schema, dialect)
+            if new is tree:
+                break
+            tree, fired = new, True
+        if fired:
+            applied.append(rule.name)
+        else:
+            not_fired.append(rule.name)
+    return Applied(tree, tree.sql(dialect=dialect), applied, unknown, not_fired)
+
+
+__all__ = ["BY_NAME", "GROUPS", "RULES", "SEARCH", "Applied", "Rule", "apply_rules", "prepare", "resolve"]

@@ -1,0 +1,130 @@
+"""Cost-guided search over rule applications: greedy, then a bounded beam.
+
+States are sqlglot trees; a state's score is the backend planner's estimate
+(``backend.explain(sql).cost``).  The search is deterministic for the same inputs: the
+rules are tried in catalog order, ties keep the earlier state, and the budget is a count of
+planner calls, not a clock.  Besides the cheapest states it always returns the state
+reached by applying every safe rule to a fixed point ("all"), because planner estimates
+are least trustworthy exactly on the queries a rewrite helps most (the confirming timing
+run decides).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+from sqlsluice.databases import Backend, Catalog
+from sqlsluice.errors import SluiceError
+from sqlsluice.rewriters.rules import SEARCH, Rule, apply_rules, prepare, run_rule
+
+
+@dataclass
+class State:
+    expr: exp.Expression
+    sql: str
+    rules: list[str]
+    cost: float
+
+
+@dataclass
+class SearchResult:
+    original_cost: float | None
+    states: list[State] = field(default_factory=list)  # best first, original excluded
+    explains: int = 0
+    errors: int = 0
+
+
+class _Scorer:
+    def __init__(self, backend: Backend | None, dialect: str, max_explains: int) -> None:
+        self.backend, self.dialect, self.max = backend, dialect, max_explains
+        self.cache: dict[str, float | None] = {}
+        self.calls = 0
+        self.errors = 0
+
+    def cost(self, sql: str) -> float | None:
+        if sql in self.cache:
+            return self.cache[sql]
+        if self.backend is None:
+            return None
+        if self.calls >= self.max:
+            return None
+        self.calls += 1
+        try:
+            c: float | None = self.backend.explain(sql).cost
+        except SluiceError:
+            c = None
+            self.errors += 1
+        self.cache[sql] = c
+        return c
+
+
+def search(sql: str, catalog: Catalog | None, backend: Backend | None, *, dialect: str | None = None,
+           rules: tuple[Rule, ...] = SEARCH, beam_width: int = 3, depth: int = 6, max_explains: int = 60,
+           keep: int = 4) -> SearchResult:
+    """Explore rule applications; return the cheapest distinct rewrites (at most ``keep``)."""
+    dialect = dialect or (backend.dialect if backend else "duckdb")
+    scorer = _Scorer(backend, dialect, max_explains)
+    root = prepare(sql, catalog, dialect)
+    base = root.sql(dialect=dialect)
+    orig_cost = scorer.cost(sql)
+    seen: dict[str, State] = {}
+    children: dict[str, list[State]] = {}
+
+    def expand(state: State) -> list[State]:
+        if state.sql in children:
+            return children[state.sql]
+        out = []
+        for r in rules:
+            new = run_rule(r, state.expr, catalog, dialect)
+            if new is state.expr:
+                continue
+            s = new.sql(dialect=dialect)
+            if s == state.sql or s == base:
+                continue
+            if s in seen:
+                if seen[s].cost != float("inf"):
+                    out.append(seen[s])
+                continue
+            st = State(new, s, [*state.rules, r.name], float("inf"))
+            c = scorer.cost(s)
+            seen[s] = st
+            if c is None:
+                continue
+            st.cost = c
+            out.append(st)
+        children[state.sql] = out
+        return out
+
+    start = State(root, base, [], orig_cost if orig_cost is not None else float("inf"))
+    # greedy descent, then a beam from the start state
+    cur = start
+    for _ in range(depth * 2):
+        kids = sorted(expand(cur), key=lambda s: s.cost)
+        if not kids or kids[0].cost >= cur.cost:
+            break
+        cur = kids[0]
+    beam = [start]
+    for _ in range(depth):
+        pool: dict[str, State] = {}
+        for st in beam:
+            for k in expand(st):
+                pool.setdefault(k.sql, k)
+        if not pool:
+            break
+        beam = sorted(pool.values(), key=lambda s: s.cost)[:beam_width]
+    # "all": every safe rule to a fixed point, in catalog order, twice over
+    full = apply_rules(root, [r.name for r in rules] * 2, catalog, dialect)
+    if full.applied and full.sql not in seen and full.sql != base:
+        st = State(full.expr, full.sql, full.applied, float("inf"))
+        c = scorer.cost(full.sql)
+        if c is not None:
+            st.cost = c
+            seen[full.sql] = st
+    valid = sorted((s for s in seen.values() if s.cost != float("inf")), key=lambda s: s.cost)
+    picked = valid[:keep]
+    fs = seen.get(full.sql)
+    if fs is not None and fs.cost != float("inf") and fs not in picked:
+        picked.append(fs)
+    return SearchResult(original_cost=orig_cost, states=picked, explains=scorer.calls, errors=scorer.errors)

@@ -1,0 +1,140 @@
+"""``verify``: the tiers in order, cheapest first.
+
+1. canonical form (proof), 2. a short differential pass (refutation, and a cross-check of any
+proof), 3. SMT proof with z3, 4. the rest of the time budget in differential testing,
+5. optionally the live database.  Only tiers 1 and 3 ever answer ``EQUIVALENT``; a difference
+found by differential testing always wins (it is a concrete counterexample).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from sqlglot import exp
+
+from sqlsluice.databases import Catalog
+from sqlsluice.errors import SyntaxErrorSQL, UndefinedTable
+from sqlsluice.verifiers.canonical import CanonicalError, canonical_sql
+from sqlsluice.verifiers.compare import Semantics
+from sqlsluice.verifiers.differential import DifferentialTester
+from sqlsluice.verifiers.live import check_on_live
+from sqlsluice.verifiers.schema import load_schema
+from sqlsluice.verifiers.sqlparse import check_tables, collect_constants, parse_query
+from sqlsluice.verifiers.verdict import Counterexample, Evidence, Verdict
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUDGET_S = 2.0
+
+
+def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, str]], dialect: str = "duckdb", *,
+           semantics: Semantics = "bag", time_budget_s: float = DEFAULT_BUDGET_S, live: Any = None,
+           seed: int = 0, smt: bool = True) -> Verdict:
+    """Decide whether ``q1`` and ``q2`` return the same rows on every database of ``schema``.
+
+    ``schema``: a Catalog, a DDL string, a DDL file path, or a database URL.  ``semantics``:
+    ``"bag"`` (duplicates count, the default) or ``"set"``.  ``live``: a Backend on which both
+    queries are also run when no tier decided.  Raises :class:`SyntaxErrorSQL` for unparseable
+    SQL and :class:`UndefinedTable` for a table the schema lacks.
+
+    >>> v = verify("SELECT a FROM t WHERE a > 1", "SELECT a FROM t WHERE 1 < a", "CREATE TABLE t (a INT)")
+    >>> v.verdict, v.method
+    ('EQUIVALENT', 'canonical')
+    """
+    start = time.monotonic()
+    catalog = load_schema(schema, dialect)
+    e1, e2 = parse_query(q1, dialect), parse_query(q2, dialect)
+    tables = check_tables(e1, catalog, q1) | check_tables(e2, catalog, q2)
+    d1, d2 = e1.sql("duckdb"), e2.sql("duckdb")
+    ev = Evidence()
+
+    def done(kind: str, method: str, reason: str, cex: Counterexample | None = None) -> Verdict:
+        return Verdict(verdict=kind, method=method, counterexample=cex, evidence=ev,  # type: ignore[arg-type]
+                       seconds=time.monotonic() - start, reason=reason)
+
+    proved_by = ""
+    try:
+        if canonical_sql(e1, catalog, dialect) == canonical_sql(e2, catalog, dialect):
+            proved_by = "canonical"
+            ev.tiers["canonical"] = "same canonical form"
+        else:
+            ev.tiers["canonical"] = "canonical forms differ"
+    except CanonicalError as e:
+        ev.tiers["canonical"] = f"not applicable: {e}"
+
+    nondet = _order_dependent(e1) or _order_dependent(e2)
+    tester = DifferentialTester(catalog, tables, d1, d2, collect_constants(e1, e2), semantics=semantics,
+                                seed=seed, nondeterministic=nondet)
+    try:
+        _bind_check(tester, [(d1, q1), (d2, q2)])
+        quick = tester.search(max(0.05, min(0.3 * time_budget_s, 0.6)), max_dbs=120)
+        _absorb(ev, quick)
+        if quick.counterexample is not None:
+            if proved_by:
+                log.error("differential testing refuted a %s proof: %r vs %r", proved_by, q1, q2)
+            ev.tiers["differential"] = "difference found"
+            return done("NOT_EQUIVALENT", "differential", "the queries differ on a generated database",
+                        quick.counterexample)
+        if proved_by:
+            return done("EQUIVALENT", proved_by, "identical canonical forms")
+
+        if smt:
+            from sqlsluice.verifiers.smt import prove
+
+            budget_left = time_budget_s - (time.monotonic() - start)
+            res = prove(e1, e2, catalog, dialect, timeout_s=max(0.2, min(budget_left, time_budget_s * 0.5)))
+            ev.tiers["smt"] = res.reason
+            if res.proved:
+                return done("EQUIVALENT", "smt", res.reason)
+
+        left = time_budget_s - (time.monotonic() - start)
+        if left > 0.02:
+            more = tester.search(left)
+            _absorb(ev, more)
+            if more.counterexample is not None:
+                ev.tiers["differential"] = "difference found"
+                return done("NOT_EQUIVALENT", "differential", "the queries differ on a generated database",
+                            more.counterexample)
+        ev.tiers["differential"] = f"no difference on {ev.databases_tried} databases"
+    finally:
+        tester.close()
+
+    if live is not None:
+        same = check_on_live(live, d1 if live.dialect == "duckdb" else q1, d2 if live.dialect == "duckdb" else q2,
+                             timeout_s=max(1.0, time_budget_s), semantics=semantics)
+        ev.live = same
+        if same is False:
+            r1 = live.execute(q1).rows
+            r2 = live.execute(q2).rows
+            return done("NOT_EQUIVALENT", "live", "the queries differ on the live database",
+                        Counterexample(q1_rows=[list(r) for r in r1[:50]], q2_rows=[list(r) for r in r2[:50]]))
+    return done("UNKNOWN", "none", "no proof and no counterexample: " + "; ".join(f"{k}: {v}" for k, v in ev.tiers.items()))
+
+
+def _absorb(ev: Evidence, r: Any) -> None:
+    ev.databases_tried += r.databases
+    ev.max_rows_per_table = max(ev.max_rows_per_table, r.max_rows)
+    ev.total_rows += r.total_rows
+
+
+def _order_dependent(q: exp.Expression) -> bool:
+    return q.find(exp.Limit, exp.Fetch, exp.Window) is not None
+
+
+def _bind_check(tester: DifferentialTester, queries: list[tuple[str, str]]) -> None:
+    """Run both queries on the empty database: names that do not resolve are bad input."""
+    tester.load({})
+    deadline = time.monotonic() + 5.0
+    for d, q in queries:
+        try:
+            tester.run(d, deadline)
+        except duckdb.CatalogException as e:
+            raise UndefinedTable(f"{str(e).splitlines()[0]} in query {q[:80]!r}") from e
+        except (duckdb.ParserException, duckdb.BinderException) as e:
+            raise SyntaxErrorSQL(f"{str(e).splitlines()[0]} in query {q[:80]!r}") from e
+        except duckdb.Error:
+            pass  # runtime errors on the empty database are not bad input

@@ -1,0 +1,142 @@
+"""Tier 1: canonical form.  Two queries with the same canonical text are equivalent.
+
+sqlglot's optimizer (qualify, push projections and predicates, merge subqueries, normalize,
+simplify, canonicalize) followed by our own normalisations: inner-join operands in a fixed
+order with their ON conditions folded into one sorted conjunct set, commutative operands
+sorted, table aliases renamed in order of appearance.  Every step preserves bag semantics;
+``unnest_subqueries`` is left out on purpose (decorrelation is where NULL and duplicate
+hazards live).
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+from sqlglot.optimizer import RULES, optimize
+from sqlglot.optimizer.normalize import normalize
+from sqlglot.optimizer.simplify import simplify
+
+from sqlsluice.databases import Catalog
+
+_SKIP = {"unnest_subqueries"}
+CANON_RULES = tuple(r for r in RULES if r.__name__ not in _SKIP)
+
+_COMMUTATIVE = (exp.EQ, exp.NEQ, exp.NullSafeEQ, exp.NullSafeNEQ, exp.Add, exp.Mul)
+
+
+class CanonicalError(Exception):
+    """The optimizer could not process a query (the tier then does not decide)."""
+
+
+def optimized(q: exp.Expression, catalog: Catalog, dialect: str) -> exp.Expression:
+    """sqlglot's optimizer with our rule list; raises :class:`CanonicalError` on failure."""
+    try:
+        return optimize(q.copy(), schema=_schema(catalog), dialect=dialect, rules=CANON_RULES)
+    except Exception as e:  # sqlglot raises many kinds (OptimizeError, KeyError, ...)
+        raise CanonicalError(f"{type(e).__name__}: {str(e)[:200]}") from e
+
+
+def _schema(catalog: Catalog) -> dict[str, dict[str, str]]:
+    return {t.name: {c.name: c.type for c in t.columns} for t in catalog.tables}
+
+
+def canonical_sql(q: exp.Expression, catalog: Catalog, dialect: str) -> str:
+    e = optimized(q, catalog, dialect)
+    e = e.transform(_fold_inner_joins, copy=True)
+    e = _rename_aliases(e)
+    e = e.transform(_sort_commutative, copy=True)
+    e = _strip_output_names(e)
+    return e.sql("duckdb", normalize=True)
+
+
+def _strip_output_names(e: exp.Expression) -> exp.Expression:
+    """Output column names do not matter for bag equality of rows."""
+    if isinstance(e, exp.Select) and not e.args.get("order"):
+        e = e.copy()
+        e.set("expressions", [p.this if isinstance(p, exp.Alias) else p for p in e.expressions])
+    return e
+
+
+def _sort_commutative(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, _COMMUTATIVE):
+        a, b = node.this, node.expression
+        if a.sql() > b.sql():
+            return type(node)(this=b, expression=a)
+    if isinstance(node, exp.And | exp.Or):
+        parts = list(node.flatten())
+        if len(parts) > 1:
+            parts.sort(key=lambda x: x.sql())
+            out = parts[0]
+            for p in parts[1:]:
+                out = type(node)(this=out, expression=p)
+            return out
+    return node
+
+
+def _fold_inner_joins(node: exp.Expression) -> exp.Expression:
+    """``FROM a JOIN b ON p WHERE w`` -> ``FROM a, b WHERE p AND w`` with sources sorted, when
+    every join of the SELECT is an inner or cross join (outer joins keep their order)."""
+    if not isinstance(node, exp.Select):
+        return node
+    joins = node.args.get("joins") or []
+    frm = node.args.get("from_") or node.args.get("from")
+    if not joins or frm is None:
+        return node
+    conds = []
+    sources = [frm.this]
+    for j in joins:
+        kind = (j.args.get("kind") or "").upper()
+        side = (j.args.get("side") or "").upper()
+        if side or kind not in ("", "INNER", "CROSS") or j.args.get("using") or j.args.get("method"):
+            return node
+        if j.args.get("on") is not None:
+            conds.append(j.args["on"])
+        sources.append(j.this)
+    if any(isinstance(s, exp.Lateral | exp.Unnest) for s in sources):
+        return node
+    sources.sort(key=lambda s: _source_key(s))
+    where = node.args.get("where")
+    if where is not None:
+        conds.append(where.this)
+    new = node.copy()
+    new.set("joins", [exp.Join(this=s.copy()) for s in sources[1:]])
+    new.set("from_" if "from_" in node.args else "from", exp.From(this=sources[0].copy()))
+    if conds:
+        new.set("where", exp.Where(this=simplify(normalize(exp.and_(*[c.copy() for c in conds])))))
+    return new
+
+
+def _source_key(s: exp.Expression) -> str:
+    if isinstance(s, exp.Table):
+        return "t:" + s.name.lower()
+    body = s.this if isinstance(s, exp.Subquery) else s
+    return "s:" + body.sql()
+
+
+def _rename_aliases(e: exp.Expression) -> exp.Expression:
+    """Rename table aliases to ``_t0, _t1 ...`` in order of appearance (columns follow)."""
+    mapping: dict[str, str] = {}
+    for node in e.find_all(exp.TableAlias):
+        name = node.name
+        if name and name not in mapping:
+            mapping[name] = f"_t{len(mapping)}"
+    for cte in e.find_all(exp.CTE):
+        name = cte.alias_or_name
+        if name and name not in mapping:
+            mapping[name] = f"_t{len(mapping)}"
+
+    def ren(n: exp.Expression) -> exp.Expression:
+        if isinstance(n, exp.TableAlias) and n.name in mapping:
+            n = n.copy()
+            n.set("this", exp.to_identifier(mapping[n.name]))
+            return n
+        if isinstance(n, exp.Column) and n.table in mapping:
+            n = n.copy()
+            n.set("table", exp.to_identifier(mapping[n.table]))
+            return n
+        if isinstance(n, exp.Table) and n.name in mapping and not n.args.get("alias"):
+            n = n.copy()
+            n.set("this", exp.to_identifier(mapping[n.name]))
+            return n
+        return n
+
+    return e.transform(ren, copy=True)

@@ -1,0 +1,114 @@
+"""``sluice verify`` and ``sluice bench verify``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+
+from sqlsluice.cliapp import app, bench_app, fail, handle_errors
+
+
+def _shared_data() -> Path:
+    env = os.environ.get("SLUICE_SHARED")
+    return (Path(env) if env else Path.cwd().parent / "shared") / "data"
+
+
+@app.command("verify")
+@handle_errors
+def verify_cmd(
+    schema: str = typer.Option(..., "--schema", help="DDL file, DDL text, or database URL (duckdb:///x.db)."),
+    q1: str = typer.Option(None, "--q1", help="First query."),
+    q2: str = typer.Option(None, "--q2", help="Second query."),
+    pairs: Path = typer.Option(None, "--pairs", help='JSONL file, one {"id", "q1", "q2"} per line.'),
+    dialect: str = typer.Option("duckdb", "--dialect", help="SQL dialect of the queries and DDL."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per pair."),
+    semantics: str = typer.Option("bag", "--semantics", help="bag (default) or set."),
+    budget: float = typer.Option(2.0, "--budget", help="Time budget per pair, seconds."),
+) -> None:
+    """Decide whether two queries are equivalent: EQUIVALENT, NOT_EQUIVALENT (with a counterexample) or UNKNOWN.
+
+    Example: sluice verify --schema schema.sql --q1 "SELECT a FROM t WHERE a > 1" --q2 "SELECT a FROM t WHERE 1 < a"
+    """
+    from sqlsluice.verifiers import load_schema, verify
+
+    if semantics not in ("bag", "set"):
+        fail(f"--semantics must be bag or set, not {semantics!r}")
+    if pairs is None and (q1 is None or q2 is None):
+        fail("give --q1 and --q2, or --pairs FILE")
+    if pairs is not None and (q1 is not None or q2 is not None):
+        fail("give either --q1/--q2 or --pairs, not both")
+    catalog = load_schema(Path(schema) if Path(schema).is_file() else schema, dialect)
+    items: list[tuple[str, str, str]] = []
+    if pairs is not None:
+        for n, line in enumerate(pairs.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                items.append((str(rec.get("id", n)), rec["q1"], rec["q2"]))
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+                fail(f"{pairs}:{n}: expected a JSON object with q1 and q2")
+    else:
+        items.append(("1", q1, q2))
+    for pid, a, b in items:
+        v = verify(a, b, catalog, dialect, semantics=semantics, time_budget_s=budget)  # type: ignore[arg-type]
+        if as_json:
+            typer.echo(json.dumps({"id": pid, **v.summary()}, default=str))
+        else:
+            line = f"{pid}: {v.verdict} ({v.method}, {v.seconds:.2f}s)"
+            if v.verdict == "UNKNOWN":
+                line += f" after {v.evidence.databases_tried} databases"
+            typer.echo(line)
+            if v.counterexample is not None:
+                for ins in v.counterexample.inserts:
+                    typer.echo(f"  {ins}")
+                typer.echo(f"  q1 -> {v.counterexample.q1_rows}")
+                typer.echo(f"  q2 -> {v.counterexample.q2_rows}")
+
+
+@bench_app.command("verify")
+@handle_errors
+def bench_verify_cmd(
+    out: Path = typer.Option(None, "--json", help="Write the summary JSON here."),
+    data: Path = typer.Option(None, "--data", help="Shared data folder (default ../shared/data or $SLUICE_SHARED/data)."),
+    budget: float = typer.Option(1.0, "--budget", help="Time budget per pair, seconds."),
+    limit: int = typer.Option(0, "--limit", help="Only the first N pairs of each set (0 = all)."),
+    mutants: int = typer.Option(400, "--mutants", help="Size of the mutation sample (0 = skip)."),
+    oracle: float = typer.Option(2.0, "--oracle-budget", help="Seconds of independent differential testing per unrefuted mutant."),
+    records: Path = typer.Option(None, "--records", help="Also write every per-pair record (JSONL)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print one line per pair."),
+) -> None:
+    """Run the verifier on SPES's 232 and VeriEQL's 397 Calcite pairs and on a mutation suite.
+
+    Example: sluice bench verify --json verify.json --budget 1.0 --mutants 400
+    """
+    from sqlsluice.verifiers.bench import load_spes, load_verieql, run_mutations, run_pairs
+
+    data = data or _shared_data()
+    if not (data / "equivalence").is_dir():
+        fail(f"no equivalence data under {data} (set --data or SLUICE_SHARED)")
+    say = (lambda s: typer.echo(s, err=True)) if verbose else None
+    spes, veq = load_spes(data), load_verieql(data)
+    if limit:
+        spes, veq = spes[:limit], veq[:limit]
+    result: dict[str, object] = {}
+    recs = []
+    for name, pairs in (("spes_calcite_232", spes), ("verieql_calcite_397", veq)):
+        st = run_pairs(pairs, budget, say)
+        result[name] = st.summary()
+        result[name + "_refuted_ids"] = [r["id"] for r in st.records if r["verdict"] == "NOT_EQUIVALENT"]  # type: ignore[assignment]
+        recs.extend({"set": name, **r} for r in st.records)
+        typer.echo(f"{name}: {json.dumps(result[name])}")
+    if mutants:
+        result["mutations"] = run_mutations(spes + veq, sample=mutants, budget_s=budget, oracle_s=oracle,
+                                            progress=say)
+        m = dict(result["mutations"])  # type: ignore[call-overload]
+        m.pop("missed_ids", None)
+        typer.echo(f"mutations: {json.dumps(m)}")
+    if out:
+        out.write_text(json.dumps(result, indent=2, default=str))
+    if records:
+        records.write_text("".join(json.dumps(r, default=str) + "\n" for r in recs))

@@ -1,0 +1,118 @@
+"""Resolve the ``schema`` argument of :func:`verify` into a :class:`Catalog`.
+
+Accepted: a :class:`~sqlsluice.databases.Catalog`; ``{table: {column: type}}``; a DDL string;
+a path to a DDL file; a live database URL (``duckdb:///...``, ``postgresql://...``).
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+from sqlsluice.databases import Catalog, Column, ForeignKey, Table
+from sqlsluice.errors import ConfigError, SyntaxErrorSQL
+
+SchemaLike = Catalog | str | Path | dict[str, dict[str, str]]
+_URL_PREFIXES = ("duckdb://", "postgresql://", "postgres://", "postgresql+psycopg://")
+
+
+def load_schema(schema: Any, dialect: str = "duckdb") -> Catalog:
+    """Turn any accepted schema form into a catalog (names matched case-insensitively later)."""
+    if isinstance(schema, Catalog):
+        return schema
+    if isinstance(schema, dict):
+        return Catalog(tables=[Table(name=t, columns=[Column(name=c, type=ty) for c, ty in cols.items()])
+                               for t, cols in schema.items()], dialect=dialect)
+    if isinstance(schema, Path):
+        return _from_ddl(schema.read_text(), dialect)
+    if isinstance(schema, str):
+        text = schema.strip()
+        if text.startswith(_URL_PREFIXES):
+            from sqlsluice.databases import connect
+
+            backend = connect(text)
+            try:
+                return backend.catalog(row_counts=False)
+            finally:
+                backend.close()
+        if "\n" not in text and not text.upper().startswith(("CREATE", "ALTER")) and len(text) < 4096:
+            return _from_ddl(Path(text).read_text(), dialect)
+        return _from_ddl(text, dialect)
+    raise ConfigError(f"schema must be a Catalog, a DDL string, a DDL file or a database URL, not {type(schema).__name__}")
+
+
+def _from_ddl(ddl: str, dialect: str) -> Catalog:
+    try:
+        cat = Catalog.from_ddl(ddl, dialect)
+    except sqlglot.errors.ParseError as e:
+        raise SyntaxErrorSQL(f"cannot parse schema DDL: {str(e).splitlines()[0]}") from e
+    if not cat.tables:
+        raise ConfigError("schema DDL defines no tables (expected CREATE TABLE statements)")
+    return cat
+
+
+@functools.cache
+def calcite_ddl() -> str:
+    """DDL of the EMP/DEPT schema of Calcite's rule tests (shipped as package data)."""
+    return resources.files("sqlsluice.verifiers").joinpath("data/calcite_emp_dept.sql").read_text()
+
+
+def calcite_catalog() -> Catalog:
+    return Catalog.from_ddl(calcite_ddl(), "duckdb")
+
+
+def verieql_catalog(schema: dict[str, dict[str, str]], constraints: list[dict[str, Any]]) -> Catalog:
+    """The catalog of one VeriEQL benchmark record (``schema`` + ``constraint`` fields)."""
+    tables = {t.lower(): Table(name=t, columns=[Column(name=c, type=_verieql_type(ty)) for c, ty in _calcite_order(cols)])
+              for t, cols in schema.items()}
+
+    def split(ref: str) -> tuple[Table | None, str]:
+        t, _, c = ref.partition("__")
+        return tables.get(t.lower()), c
+
+    for con in constraints:
+        if "not_null" in con:
+            t, c = split(con["not_null"]["value"])
+            col = t.column(c) if t else None
+            if col is not None:
+                col.nullable = False
+        elif "primary" in con:
+            refs = [split(x["value"]) for x in con["primary"]]
+            if refs and refs[0][0] is not None:
+                t0 = refs[0][0]
+                t0.primary_key = [c for _, c in refs]
+                for c in t0.primary_key:
+                    col = t0.column(c)
+                    if col is not None:
+                        col.nullable = False
+        elif "foreign" in con:
+            (t1, c1), (t2, c2) = (split(x["value"]) for x in con["foreign"][:2])
+            if t1 is not None and t2 is not None:
+                t1.foreign_keys.append(ForeignKey(columns=[c1], ref_table=t2.name, ref_columns=[c2]))
+    return Catalog(tables=list(tables.values()), dialect="duckdb")
+
+
+_CALCITE_EMP = ["EMPNO", "ENAME", "JOB", "MGR", "HIREDATE", "SAL", "COMM", "DEPTNO", "SLACKER"]
+
+
+def _calcite_order(cols: dict[str, str]) -> list[tuple[str, str]]:
+    """VeriEQL lists EMP-like columns as EMPNO, DEPTNO, ENAME ...; the queries come from Calcite, whose
+    ``SELECT *`` yields Calcite's order (EMPNO, ENAME, ..., DEPTNO, SLACKER): use that order."""
+    upper = {c.upper(): c for c in cols}
+    if not set(_CALCITE_EMP) <= set(upper):
+        return list(cols.items())
+    first = [upper[c] for c in _CALCITE_EMP]
+    rest = [c for c in cols if c not in first]
+    return [(c, cols[c]) for c in first + rest]
+
+
+def _verieql_type(t: str) -> str:
+    try:
+        return exp.DataType.build(t).sql("duckdb")
+    except (sqlglot.errors.ParseError, ValueError):  # unknown type names fall back to text
+        return "VARCHAR"

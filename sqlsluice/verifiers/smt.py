@@ -1,0 +1,988 @@
+"""Tier 2: SMT proof with z3 over a fragment modelled soundly under bag semantics.
+
+Fragment: query blocks ``SELECT [DISTINCT] ... FROM units [LEFT JOIN unit ON ...]* WHERE ...
+[GROUP BY ... HAVING ...]`` where a unit is a base table or a derived table that is itself proved
+equivalent to its counterpart; UNION/INTERSECT/EXCEPT [ALL] of such queries; expressions with
+three-valued logic (NULL flags on every value), CASE/COALESCE/IN lists/BETWEEN, integer and decimal
+arithmetic, other deterministic functions as uninterpreted functions, and EXISTS/IN/scalar
+subqueries as uninterpreted functions of their correlated values (same subquery text => same
+function).  NOT NULL constraints are assumed.
+
+The proof for two blocks picks a bijection ``s`` between their table instances (same table for
+both) and shows, for every valuation of one symbolic tuple per instance:
+  the filters agree (both TRUE or both not TRUE), the outputs agree (NULL-safe) where the filter
+  holds; for grouped blocks, the grouping keys induce the same partition (two-copy check), the
+  aggregates take the same argument on every row and the group outputs / HAVING agree.
+A bijection of instances maps each row combination of one query to exactly one of the other, so
+multiplicities are preserved (bag semantics).  Anything outside the fragment raises
+:class:`Outside` and the tier reports it instead of guessing.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import z3
+from sqlglot import exp
+
+from sqlsluice.databases import Catalog
+from sqlsluice.verifiers.canonical import CanonicalError, optimized
+
+
+class Outside(Exception):
+    """The queries use something this tier does not model soundly."""
+
+
+@dataclass
+class SMTResult:
+    proved: bool
+    reason: str
+
+
+# ---------------------------------------------------------------------------------------------
+# values and three-valued predicates
+# ---------------------------------------------------------------------------------------------
+
+_SORTS = {"int": z3.IntSort, "real": z3.RealSort, "float": z3.RealSort, "str": z3.StringSort,
+          "bool": z3.BoolSort, "date": z3.IntSort, "ts": z3.IntSort, "time": z3.IntSort}
+_OPAQUE = z3.DeclareSort("Opaque")
+
+
+def _sort(kind: str) -> z3.SortRef:
+    f = _SORTS.get(kind)
+    return f() if f else _OPAQUE
+
+
+@dataclass
+class Val:
+    v: Any  # z3 expression (None for an untyped NULL literal)
+    n: Any  # z3 Bool: is NULL
+    kind: str  # int real float str bool date ts time null opaque:<type>
+    lit: str | None = None  # raw text of a string literal (for coercion to dates)
+
+
+@dataclass
+class Pred:
+    t: Any  # TRUE
+    n: Any  # UNKNOWN
+
+
+TRUE = Pred(z3.BoolVal(True), z3.BoolVal(False))
+
+
+def _kind_of_type(t: str | exp.DataType | None) -> str:
+    if t is None:
+        return "opaque:unknown"
+    s = t.sql("duckdb").upper() if isinstance(t, exp.DataType) else str(t).upper()
+    if s in ("UNKNOWN", "NULL", ""):
+        return "opaque:unknown"
+    if "INTERVAL" in s:
+        return "opaque:interval"
+    if "[]" in s or "STRUCT" in s or "MAP" in s or "LIST" in s:
+        return "opaque:" + s
+    if "INT" in s:
+        return "int"
+    if "DECIMAL" in s or "NUMERIC" in s:
+        return "real"
+    if "DOUBLE" in s or "FLOAT" in s or "REAL" in s:
+        return "float"
+    if "BOOL" in s:
+        return "bool"
+    if "TIMESTAMP" in s or "DATETIME" in s:
+        return "ts"
+    if "DATE" in s:
+        return "date"
+    if "TIME" in s:
+        return "time"
+    if "CHAR" in s or "TEXT" in s or "STRING" in s:
+        return "str"
+    return "opaque:" + s
+
+
+_NONDETERMINISTIC = {"rand", "random", "uuid", "gen_random_uuid", "now", "current_timestamp", "nextval",
+                     "setseed", "current_time", "current_date", "localtimestamp", "localtime", "currval"}
+_AGGS: tuple[type[exp.Expression], ...] = (exp.Count, exp.Sum, exp.Min, exp.Max, exp.Avg, exp.Stddev,
+                                           exp.StddevPop, exp.StddevSamp, exp.Variance, exp.VariancePop,
+                                           exp.LogicalAnd, exp.LogicalOr)
+
+
+# ---------------------------------------------------------------------------------------------
+# query model
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Unit:
+    alias: str
+    type_key: str  # "table:<name>" or "derived:<n>"
+    columns: list[tuple[str, str, bool]]  # name, kind, nullable
+    derived: Any = None  # the Query of a derived table
+
+
+@dataclass
+class Block:
+    units: list[Unit]
+    ljs: list[tuple[Unit, exp.Expression]]
+    conds: list[exp.Expression]
+    group: list[exp.Expression] | None
+    having: exp.Expression | None
+    outputs: list[exp.Expression]
+    out_kinds: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SetOp:
+    kind: str  # union intersect except
+    distinct: bool
+    children: list[Any]
+    out_kinds: list[str] = field(default_factory=list)
+
+
+Query = Block | SetOp
+
+
+class Builder:
+    """sqlglot (optimized, qualified) tree -> Query."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.n_derived = 0
+
+    def query(self, e: exp.Expression, ctes: dict[str, exp.Expression] | None = None) -> Query:
+        ctes = dict(ctes or {})
+        w = e.args.get("with_") or e.args.get("with")
+        if w is not None:
+            if w.args.get("recursive"):
+                raise Outside("recursive CTE")
+            for cte in w.expressions:
+                ctes[cte.alias_or_name] = cte.this
+        if e.args.get("limit") or e.args.get("offset") or e.args.get("fetch"):
+            raise Outside("LIMIT/OFFSET")
+        if isinstance(e, exp.Subquery):
+            return self.query(e.this, ctes)
+        if isinstance(e, exp.Union | exp.Intersect | exp.Except):
+            kind = {exp.Union: "union", exp.Intersect: "intersect", exp.Except: "except"}[type(e)]
+            distinct = bool(e.args.get("distinct"))
+            if e.args.get("by_name"):
+                raise Outside("UNION BY NAME")
+            kids = [self.query(e.this, ctes), self.query(e.expression, ctes)]
+            flat: list[Query] = []
+            for k in kids:
+                if kind != "except" and isinstance(k, SetOp) and k.kind == kind and k.distinct == distinct:
+                    flat.extend(k.children)
+                else:
+                    flat.append(k)
+            if kind == "except":
+                flat = kids
+            return SetOp(kind, distinct, flat, kids[0].out_kinds)
+        if isinstance(e, exp.Select):
+            return self.block(e, ctes)
+        raise Outside(f"query node {type(e).__name__}")
+
+    def block(self, s: exp.Select, ctes: dict[str, exp.Expression]) -> Query:
+        for bad in ("qualify", "windows", "laterals", "pivots", "match", "connect", "prewhere", "sample",
+                    "distribute", "sort", "cluster"):
+            if s.args.get(bad):
+                raise Outside(bad.upper())
+        if s.find(exp.Window):
+            raise Outside("window function")
+        frm = s.args.get("from_") or s.args.get("from")
+        units: list[Unit] = []
+        ljs: list[tuple[Unit, exp.Expression]] = []
+        conds: list[exp.Expression] = []
+        if frm is not None:
+            if len(frm.expressions) > 0:
+                raise Outside("comma list in FROM")
+            units.append(self.unit(frm.this, ctes))
+        for j in s.args.get("joins") or []:
+            side = (j.args.get("side") or "").upper()
+            kind = (j.args.get("kind") or "").upper()
+            if j.args.get("using") or j.args.get("method") or kind not in ("", "INNER", "CROSS", "OUTER"):
+                raise Outside(f"join {side} {kind}".strip())
+            u = self.unit(j.this, ctes)
+            on = j.args.get("on")
+            if side == "":
+                units.append(u)
+                if on is not None:
+                    conds.append(on)
+            elif side == "LEFT":
+                if on is None:
+                    raise Outside("LEFT JOIN without ON")
+                ljs.append((u, on))
+            else:
+                raise Outside(f"{side} JOIN")
+            if ljs and side == "":
+                # an inner unit after a LEFT JOIN joins the LEFT JOIN's result: still a filter on the
+                # cross product, because LEFT JOIN preserves every row of its left input.
+                pass
+        where = s.args.get("where")
+        if where is not None:
+            conds.append(where.this)
+        group = s.args.get("group")
+        gexprs: list[exp.Expression] | None = None
+        if group is not None:
+            if group.args.get("rollup") or group.args.get("cube") or group.args.get("grouping_sets"):
+                raise Outside("ROLLUP/CUBE/GROUPING SETS")
+            gexprs = list(group.expressions)
+        outputs = [p.this if isinstance(p, exp.Alias) else p for p in s.expressions]
+        if any(isinstance(p, exp.Star) or (isinstance(p, exp.Column) and isinstance(p.this, exp.Star))
+               for p in outputs):
+            raise Outside("unexpanded *")
+        has_agg = any(o.find(exp.AggFunc) for o in outputs) or (s.args.get("having") is not None)
+        if gexprs is None and has_agg:
+            gexprs = []
+        if s.args.get("distinct"):
+            if s.args["distinct"].args.get("on"):
+                raise Outside("DISTINCT ON")
+            if gexprs is not None:
+                raise Outside("DISTINCT with GROUP BY")
+            gexprs = [o.copy() for o in outputs]
+        having = s.args.get("having")
+        kinds = [_kind_of_type(o.type) for o in outputs]
+        return Block(units, ljs, conds, gexprs, having.this if having is not None else None, outputs, kinds)
+
+    def unit(self, src: exp.Expression, ctes: dict[str, exp.Expression]) -> Unit:
+        if isinstance(src, exp.Table):
+            if src.args.get("joins"):
+                raise Outside("parenthesised join")
+            alias = src.alias_or_name
+            if src.name in ctes:
+                return self._derived(alias, ctes[src.name], ctes)
+            if not isinstance(src.this, exp.Identifier):
+                raise Outside("table function")
+            t = self.catalog.table(src.name)
+            if t is None:
+                raise Outside(f"unknown table {src.name}")
+            return Unit(alias, "table:" + t.name.lower(), [(c.name.lower(), _kind_of_type(c.type), c.nullable)
+                                                            for c in t.columns])
+        if isinstance(src, exp.Subquery):
+            if src.args.get("joins"):
+                raise Outside("parenthesised join")
+            return self._derived(src.alias_or_name, src.this, ctes)
+        raise Outside(f"FROM {type(src).__name__}")
+
+    def _derived(self, alias: str, body: exp.Expression, ctes: dict[str, exp.Expression]) -> Unit:
+        q = self.query(body, ctes)
+        names = body.named_selects if isinstance(body, exp.Query) else []
+        if len(names) != len(q.out_kinds):
+            raise Outside("derived table columns")
+        self.n_derived += 1
+        return Unit(alias, f"derived:{id(q)}", [(n.lower(), k, True) for n, k in zip(names, q.out_kinds, strict=True)],
+                    derived=q)
+
+
+# ---------------------------------------------------------------------------------------------
+# encoding
+# ---------------------------------------------------------------------------------------------
+
+class Encoder:
+    def __init__(self) -> None:
+        self.funcs: dict[tuple[Any, ...], z3.FuncDeclRef] = {}
+        self.counter = itertools.count()
+
+    def fresh(self, name: str, kind: str) -> Val:
+        i = next(self.counter)
+        return Val(z3.Const(f"{name}!{i}", _sort(kind)), z3.Bool(f"{name}!{i}!null"), kind)
+
+    def func(self, key: tuple[Any, ...], args: list[Any], ret: z3.SortRef) -> Any:
+        sig = (key, tuple(a.sort() for a in args), ret)
+        f = self.funcs.get(sig)
+        if f is None:
+            f = z3.Function(f"f{len(self.funcs)}", *[a.sort() for a in args], ret)
+            self.funcs[sig] = f
+        return f(*args) if args else f()
+
+
+Env = dict[str, dict[str, Val]]  # alias -> column -> value
+
+
+class Scope:
+    """Evaluates expressions of one side in a symbolic environment."""
+
+    def __init__(self, enc: Encoder, env: Env, aggs: dict[int, Val] | None = None,
+                 tables: frozenset[str] = frozenset()) -> None:
+        self.enc = enc
+        self.env = env
+        self.aggs = aggs or {}
+        self.tables = tables  # base table names: a subquery may read only these (or its own CTEs)
+
+    # -- values --
+    def val(self, e: exp.Expression) -> Val:
+        if id(e) in self.aggs:
+            return self.aggs[id(e)]
+        if isinstance(e, exp.Paren):
+            return self.val(e.this)
+        if isinstance(e, exp.Column):
+            cols = self.env.get(e.table)
+            if cols is None or e.name.lower() not in cols:
+                raise Outside(f"unresolved column {e.sql()}")
+            return cols[e.name.lower()]
+        if isinstance(e, exp.Null):
+            return Val(None, z3.BoolVal(True), "null")
+        if isinstance(e, exp.Boolean):
+            return Val(z3.BoolVal(bool(e.this)), z3.BoolVal(False), "bool")
+        if isinstance(e, exp.Literal):
+            if e.is_string:
+                return Val(z3.StringVal(e.this), z3.BoolVal(False), "str", lit=e.this)
+            txt = e.this
+            if "." in txt or "e" in txt.lower():
+                return Val(z3.RealVal(txt), z3.BoolVal(False), "real")
+            return Val(z3.IntVal(int(txt)), z3.BoolVal(False), "int")
+        if isinstance(e, exp.Neg):
+            a = self.val(e.this)
+            if a.kind not in ("int", "real"):
+                return self.opaque("neg", [a], a.kind)
+            return Val(-a.v, a.n, a.kind)
+        if isinstance(e, exp.Add | exp.Sub | exp.Mul):
+            a, b = self.val(e.this), self.val(e.expression)
+            if a.kind == "null" or b.kind == "null":
+                k = b.kind if a.kind == "null" else a.kind
+                return Val(z3.FreshConst(_sort(k)) if k != "null" else None, z3.BoolVal(True), k)
+            if a.kind in ("int", "real") and b.kind in ("int", "real"):
+                av, bv, k = _unify(a, b)
+                r = av + bv if isinstance(e, exp.Add) else av - bv if isinstance(e, exp.Sub) else av * bv
+                return Val(r, z3.Or(a.n, b.n), k)
+            return self.opaque(type(e).__name__, [a, b], _arith_kind(a.kind, b.kind))
+        if isinstance(e, exp.Case):
+            return self.case(e)
+        if isinstance(e, exp.If):
+            p = self.pred(e.this)
+            a = self.val(e.args["true"])
+            b = self.val(e.args["false"]) if e.args.get("false") is not None else Val(None, z3.BoolVal(True), "null")
+            return _ite(p.t, a, b)
+        if isinstance(e, exp.Coalesce):
+            args = [e.this, *e.expressions]
+            vals = [self.val(a) for a in args]
+            out = vals[-1]
+            for v in reversed(vals[:-1]):
+                out = _ite(z3.Not(v.n), v, out)
+            return out
+        if isinstance(e, exp.Cast | exp.TryCast):
+            a = self.val(e.this)
+            target = _kind_of_type(e.to)
+            if a.kind == "null":
+                return Val(None, z3.BoolVal(True), "null")
+            if a.kind == target and target in ("int", "str", "bool", "date", "ts") and not _narrowing(e.to):
+                return a
+            if a.kind == "int" and target == "real":
+                return Val(z3.ToReal(a.v), a.n, "real")
+            if a.kind == "str" and a.lit is not None and target in ("date", "ts"):
+                v = _date_lit(a.lit, target)
+                if v is not None:
+                    return Val(z3.IntVal(v), z3.BoolVal(False), target)
+            return self.opaque("cast:" + e.to.sql("duckdb"), [a], target)
+        if isinstance(e, exp.Subquery) and not e.args.get("alias"):
+            return self.subquery_val(e)
+        if isinstance(e, exp.Predicate | exp.Not | exp.And | exp.Or | exp.Exists | exp.In):
+            p = self.pred(e)
+            return Val(p.t, p.n, "bool")
+        if isinstance(e, exp.AggFunc | exp.Window):
+            raise Outside(f"aggregate {e.sql()[:40]} in this position")
+        if isinstance(e, exp.Interval):
+            return Val(self.enc.func(("interval", e.sql("duckdb")), [], _OPAQUE), z3.BoolVal(False), "opaque:interval")
+        if isinstance(e, exp.DataType | exp.Var | exp.Star | exp.Placeholder | exp.Parameter):
+            raise Outside(f"{type(e).__name__} in expression")
+        return self.generic(e)
+
+    def generic(self, e: exp.Expression) -> Val:
+        name = (e.name if isinstance(e, exp.Anonymous) else type(e).__name__).lower()
+        if name in _NONDETERMINISTIC or isinstance(e, exp.Rand | exp.CurrentTimestamp | exp.CurrentDate):
+            raise Outside(f"non-deterministic function {name}")
+        if e.find(exp.Select):
+            raise Outside("subquery inside a function")
+        args: list[Val] = []
+        consts: list[str] = []
+        for key, arg in e.args.items():
+            for a in arg if isinstance(arg, list) else [arg]:
+                if isinstance(a, exp.Expression) and not isinstance(a, exp.DataType | exp.Var):
+                    args.append(self.val(a))
+                elif a is not None:
+                    consts.append(f"{key}={a.sql() if isinstance(a, exp.Expression) else a}")
+        kind = _kind_of_type(e.type)
+        return self.opaque(name + "(" + ",".join(consts) + ")", args, kind)
+
+    def opaque(self, name: str, args: list[Val], kind: str) -> Val:
+        """An uninterpreted (deterministic) function of the argument values and NULL flags."""
+        zargs: list[Any] = []
+        for a in args:
+            zargs.append(a.v if a.v is not None else z3.IntVal(0))
+            zargs.append(a.n)
+        key = (name, tuple(a.kind for a in args))
+        v = self.enc.func((*key, "v", kind), zargs, _sort(kind))
+        n = self.enc.func((*key, "n"), zargs, z3.BoolSort())
+        return Val(v, n, kind)
+
+    def case(self, e: exp.Case) -> Val:
+        default = e.args.get("default")
+        out = self.val(default) if default is not None else Val(None, z3.BoolVal(True), "null")
+        subject = e.this
+        for when in reversed(e.args.get("ifs") or []):
+            cond = when.this if subject is None else exp.EQ(this=subject, expression=when.this)
+            p = self.pred(cond)
+            out = _ite(p.t, self.val(when.args["true"]), out)
+        return out
+
+    def subquery_key(self, sub: exp.Expression) -> tuple[str, list[Val]]:
+        """Text of the subquery with outer references as placeholders, and the outer values."""
+        own_ctes = {c.alias_or_name.lower() for c in sub.find_all(exp.CTE)}
+        for t in sub.find_all(exp.Table):
+            if t.name.lower() not in self.tables and t.name.lower() not in own_ctes:
+                # a CTE or derived name of the outer query: its text does not pin down its contents
+                raise Outside(f"subquery reads {t.name}, defined outside it")
+        inner = {t.alias_or_name for t in sub.find_all(exp.Table)} | {
+            a.name for a in sub.find_all(exp.TableAlias)}
+        c = sub.copy()
+        outer: list[tuple[str, str]] = []
+        for col in list(c.find_all(exp.Column)):
+            if col.table and col.table not in inner:
+                k = (col.table, col.name.lower())
+                if k not in outer:
+                    outer.append(k)
+                col.replace(exp.column(f"p{outer.index(k)}", table="__outer"))
+        names: dict[str, str] = {}
+        for n in c.find_all(exp.TableAlias):
+            if n.name and n.name not in names:
+                names[n.name] = f"_s{len(names)}"
+
+        def ren(n: exp.Expression) -> exp.Expression:
+            if isinstance(n, exp.TableAlias) and n.name in names:
+                n = n.copy()
+                n.set("this", exp.to_identifier(names[n.name]))
+            elif isinstance(n, exp.Column) and n.table in names:
+                n = n.copy()
+                n.set("table", exp.to_identifier(names[n.table]))
+            return n
+
+        c = c.transform(ren, copy=False)
+        vals = []
+        for t, col in outer:
+            cols = self.env.get(t)
+            if cols is None or col not in cols:
+                raise Outside(f"unresolved outer reference {t}.{col}")
+            vals.append(cols[col])
+        return c.sql("duckdb"), vals
+
+    def subquery_val(self, e: exp.Subquery) -> Val:
+        key, vals = self.subquery_key(e.this)
+        sel = e.this
+        kind = _kind_of_type(sel.expressions[0].type) if isinstance(sel, exp.Select) and sel.expressions else "opaque:x"
+        return self.opaque("scalar:" + key, vals, kind)
+
+    # -- predicates --
+    def pred(self, e: exp.Expression) -> Pred:
+        if isinstance(e, exp.Paren):
+            return self.pred(e.this)
+        if isinstance(e, exp.And):
+            a, b = self.pred(e.this), self.pred(e.expression)
+            t = z3.And(a.t, b.t)
+            f = z3.Or(_false(a), _false(b))
+            return Pred(t, z3.And(z3.Not(t), z3.Not(f)))
+        if isinstance(e, exp.Or):
+            a, b = self.pred(e.this), self.pred(e.expression)
+            t = z3.Or(a.t, b.t)
+            f = z3.And(_false(a), _false(b))
+            return Pred(t, z3.And(z3.Not(t), z3.Not(f)))
+        if isinstance(e, exp.Not):
+            a = self.pred(e.this)
+            return Pred(_false(a), a.n)
+        if isinstance(e, exp.Boolean):
+            return Pred(z3.BoolVal(bool(e.this)), z3.BoolVal(False))
+        if isinstance(e, exp.Null):
+            return Pred(z3.BoolVal(False), z3.BoolVal(True))
+        if isinstance(e, exp.Is):
+            a = self.val(e.this)
+            rhs = e.expression
+            if isinstance(rhs, exp.Null):
+                return Pred(a.n, z3.BoolVal(False))
+            if isinstance(rhs, exp.Boolean) and a.kind == "bool":
+                return Pred(z3.And(z3.Not(a.n), a.v == z3.BoolVal(bool(rhs.this))), z3.BoolVal(False))
+            raise Outside("IS with non-NULL operand")
+        if isinstance(e, exp.EQ | exp.NEQ | exp.GT | exp.GTE | exp.LT | exp.LTE):
+            return self.compare(type(e), self.val(e.this), self.val(e.expression))
+        if isinstance(e, exp.NullSafeEQ | exp.NullSafeNEQ):
+            a, b = self.val(e.this), self.val(e.expression)
+            eq = _ns_eq(a, b)
+            return Pred(eq if isinstance(e, exp.NullSafeEQ) else z3.Not(eq), z3.BoolVal(False))
+        if isinstance(e, exp.Between):
+            x = e.this
+            return self.pred(exp.and_(exp.GTE(this=x, expression=e.args["low"]),
+                                      exp.LTE(this=x, expression=e.args["high"])))
+        if isinstance(e, exp.In):
+            if e.args.get("query") is not None:
+                q = e.args["query"]
+                key, vals = self.subquery_key(q.this if isinstance(q, exp.Subquery) else q)
+                x = self.val(e.this)
+                t = self.opaque("in_t:" + key, [x, *vals], "bool")
+                n = self.opaque("in_n:" + key, [x, *vals], "bool")
+                tt = z3.And(t.v, z3.Not(t.n))
+                return Pred(tt, z3.And(z3.Not(tt), n.v, z3.Not(n.n)))
+            if e.args.get("unnest") or e.args.get("field"):
+                raise Outside("IN UNNEST")
+            items = e.expressions
+            if not items:
+                raise Outside("empty IN list")
+            out: exp.Expression = exp.EQ(this=e.this, expression=items[0])
+            for it in items[1:]:
+                out = exp.Or(this=out, expression=exp.EQ(this=e.this, expression=it))
+            return self.pred(out)
+        if isinstance(e, exp.Exists):
+            key, vals = self.subquery_key(e.this)
+            r = self.opaque("exists:" + key, vals, "bool")
+            return Pred(z3.And(r.v, z3.Not(r.n)), z3.BoolVal(False))
+        if isinstance(e, exp.Like | exp.ILike):
+            a, b = self.val(e.this), self.val(e.expression)
+            if e.args.get("escape"):
+                raise Outside("LIKE ESCAPE")
+            r = self.enc.func((type(e).__name__,), [_v(a), _v(b)], z3.BoolSort())
+            nn = z3.Or(a.n, b.n)
+            return Pred(z3.And(z3.Not(nn), r), nn)
+        if isinstance(e, exp.Any | exp.All):
+            raise Outside("ANY/ALL")
+        v = self.val(e)
+        if v.kind == "null":
+            return Pred(z3.BoolVal(False), z3.BoolVal(True))
+        if v.kind != "bool":
+            raise Outside(f"non-boolean predicate {e.sql()[:40]}")
+        return Pred(z3.And(v.v, z3.Not(v.n)), v.n)
+
+    def compare(self, op: type[exp.Expression], a: Val, b: Val) -> Pred:
+        if a.kind == "null" or b.kind == "null":
+            return Pred(z3.BoolVal(False), z3.BoolVal(True))
+        av, bv = _coerce_pair(a, b)
+        nn = z3.Or(a.n, b.n)
+        if op is exp.EQ:
+            r = av == bv
+        elif op is exp.NEQ:
+            r = av != bv
+        else:
+            if op in (exp.GT, exp.GTE):
+                av, bv, op = bv, av, exp.LT if op is exp.GT else exp.LTE
+            if av.sort() in (z3.IntSort(), z3.RealSort()):
+                r = av < bv if op is exp.LT else av <= bv
+            else:
+                # string / opaque order: an uninterpreted relation (collation-independent), with <= as
+                # < or =
+                lt = self.enc.func(("lt", str(av.sort())), [av, bv], z3.BoolSort())
+                r = lt if op is exp.LT else z3.Or(lt, av == bv)
+        return Pred(z3.And(z3.Not(nn), r), nn)
+
+
+def _v(a: Val) -> Any:
+    return a.v if a.v is not None else z3.StringVal("")
+
+
+def _false(p: Pred) -> Any:
+    return z3.And(z3.Not(p.t), z3.Not(p.n))
+
+
+def _unify(a: Val, b: Val) -> tuple[Any, Any, str]:
+    if a.kind == b.kind:
+        return a.v, b.v, a.kind
+    return (z3.ToReal(a.v) if a.kind == "int" else a.v), (z3.ToReal(b.v) if b.kind == "int" else b.v), "real"
+
+
+def _arith_kind(a: str, b: str) -> str:
+    if a in ("date", "ts") or b in ("date", "ts"):
+        return "opaque:datetime-arith"
+    if "float" in (a, b):
+        return "float"
+    if a == b:
+        return a
+    if {a, b} <= {"int", "real"}:
+        return "real"
+    return "opaque:arith"
+
+
+def _coerce_pair(a: Val, b: Val) -> tuple[Any, Any]:
+    ka, kb = a.kind, b.kind
+    if ka == kb:
+        return a.v, b.v
+    num = ("int", "real", "float")
+    if ka in num and kb in num:
+        return (z3.ToReal(a.v) if ka == "int" else a.v), (z3.ToReal(b.v) if kb == "int" else b.v)
+    if ka in ("date", "ts") and kb == "str" and b.lit is not None:
+        v = _date_lit(b.lit, ka)
+        if v is not None:
+            return a.v, z3.IntVal(v)
+    if kb in ("date", "ts") and ka == "str" and a.lit is not None:
+        v = _date_lit(a.lit, kb)
+        if v is not None:
+            return z3.IntVal(v), b.v
+    raise Outside(f"comparison of {ka} with {kb}")
+
+
+def _date_lit(s: str, kind: str) -> int | None:
+    try:
+        if kind == "date":
+            if len(s.strip()) != 10:
+                return None
+            return (_dt.date.fromisoformat(s.strip()) - _dt.date(1970, 1, 1)).days
+        d = _dt.datetime.fromisoformat(s.strip())
+        return int((d - _dt.datetime(1970, 1, 1)).total_seconds() * 1_000_000)
+    except ValueError:
+        return None
+
+
+def _narrowing(t: exp.DataType) -> bool:
+    """CASTs that can change a value of the same kind (VARCHAR(n) truncation, TINYINT overflow)."""
+    return bool(t.expressions) or t.this in (exp.DataType.Type.TINYINT, exp.DataType.Type.SMALLINT)
+
+
+def _ite(c: Any, a: Val, b: Val) -> Val:
+    if a.kind == "null" and b.kind == "null":
+        return a
+    kind = b.kind if a.kind == "null" else a.kind if b.kind == "null" else a.kind
+    if a.kind != "null" and b.kind != "null" and a.kind != b.kind:
+        if {a.kind, b.kind} <= {"int", "real"}:
+            kind = "real"
+        elif {a.kind, b.kind} <= {"int", "real", "float"}:
+            kind = "float"
+        else:
+            raise Outside(f"CASE branches of kinds {a.kind} and {b.kind}")
+    av = _as(a, kind)
+    bv = _as(b, kind)
+    return Val(z3.If(c, av, bv), z3.If(c, a.n, b.n), kind)
+
+
+def _as(a: Val, kind: str) -> Any:
+    if a.v is None:
+        return z3.FreshConst(_sort(kind))
+    if a.kind == "int" and kind in ("real", "float"):
+        return z3.ToReal(a.v)
+    return a.v
+
+
+def _ns_eq(a: Val, b: Val) -> Any:
+    if a.kind == "null" and b.kind == "null":
+        return z3.BoolVal(True)
+    if a.kind == "null":
+        return b.n
+    if b.kind == "null":
+        return a.n
+    try:
+        av, bv = _coerce_pair(a, b)
+    except Outside:
+        return z3.BoolVal(False)
+    return z3.Or(z3.And(a.n, b.n), z3.And(z3.Not(a.n), z3.Not(b.n), av == bv))
+
+
+# ---------------------------------------------------------------------------------------------
+# the prover
+# ---------------------------------------------------------------------------------------------
+
+class Prover:
+    def __init__(self, deadline: float, tables: frozenset[str], check_timeout_ms: int = 2000,
+                 max_bijections: int = 64) -> None:
+        self.enc = Encoder()
+        self.tables = tables
+        self.deadline = deadline
+        self.check_ms = check_timeout_ms
+        self.max_bij = max_bijections
+        self.memo: dict[tuple[int, int], bool] = {}
+
+    def valid(self, assumptions: list[Any], goal: Any) -> bool:
+        """True when ``assumptions => goal`` holds for every valuation (z3 says the negation is unsat)."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        s = z3.Solver()
+        s.set("timeout", int(max(50, min(self.check_ms, left * 1000))))
+        s.add(*assumptions)
+        s.add(z3.Not(goal))
+        return bool(s.check() == z3.unsat)
+
+    def equiv(self, q1: Query, q2: Query) -> bool:
+        key = (id(q1), id(q2))
+        if key not in self.memo:
+            self.memo[key] = self._equiv(q1, q2)
+        return self.memo[key]
+
+    def _equiv(self, q1: Query, q2: Query) -> bool:
+        q1, q2 = _unwrap(q1), _unwrap(q2)
+        if len(q1.out_kinds) != len(q2.out_kinds):
+            return False
+        if isinstance(q1, SetOp) and isinstance(q2, SetOp):
+            if q1.kind != q2.kind or q1.distinct != q2.distinct or len(q1.children) != len(q2.children):
+                return False
+            if q1.kind == "except":
+                return all(self.equiv(a, b) for a, b in zip(q1.children, q2.children, strict=True))
+            return self._match_all(q1.children, q2.children)
+        if isinstance(q1, Block) and isinstance(q2, Block):
+            return self.block_equiv(q1, q2)
+        return False
+
+    def _match_all(self, xs: list[Query], ys: list[Query]) -> bool:
+        if not xs:
+            return True
+        for j, y in enumerate(ys):
+            if self.equiv(xs[0], y) and self._match_all(xs[1:], ys[:j] + ys[j + 1:]):
+                return True
+        return False
+
+    # -- blocks --
+    def compatible(self, u1: Unit, u2: Unit) -> bool:
+        if u1.type_key.startswith("table:") or u2.type_key.startswith("table:"):
+            return u1.type_key == u2.type_key
+        return len(u1.columns) == len(u2.columns) and self.equiv(u1.derived, u2.derived)
+
+    def bijections(self, b1: Block, b2: Block) -> list[list[int]]:
+        """Candidate maps: position in b2.units -> position in b1.units (same table / equivalent)."""
+        n = len(b1.units)
+        if n != len(b2.units):
+            return []
+        options = [[i for i in range(n) if self.compatible(b1.units[i], u2)] for u2 in b2.units]
+        out: list[list[int]] = []
+
+        def rec(j: int, used: set[int], acc: list[int]) -> None:
+            if len(out) >= self.max_bij:
+                return
+            if j == len(options):
+                out.append(list(acc))
+                return
+            for i in options[j]:
+                if i not in used:
+                    acc.append(i)
+                    used.add(i)
+                    rec(j + 1, used, acc)
+                    used.discard(i)
+                    acc.pop()
+
+        rec(0, set(), [])
+        return out
+
+    def make_env(self, units: list[Unit], tag: str) -> tuple[list[dict[str, Val]], list[Any]]:
+        vals, cons = [], []
+        for k, u in enumerate(units):
+            cols = {}
+            for name, kind, nullable in u.columns:
+                v = self.enc.fresh(f"{tag}{k}.{name}", kind)
+                if not nullable:
+                    cons.append(z3.Not(v.n))
+                cols[name] = v
+            vals.append(cols)
+        return vals, cons
+
+    def reduce_left_joins(self, b: Block) -> Block:
+        """A LEFT JOIN whose NULL-padded rows the WHERE clause always rejects is an inner join."""
+        k = 0
+        while k < len(b.ljs):
+            ident = list(range(len(b.units)))
+            env, _, cons, _ = self._side_envs(b, b, ident, "z")
+            pad = self._pads[k]
+            w = _conj([Scope(self.enc, env, tables=self.tables).pred(c) for c in b.conds])
+            if self.valid([*cons, pad], z3.Not(w.t)):
+                u, on = b.ljs[k]
+                b = Block([*b.units, u], b.ljs[:k] + b.ljs[k + 1:], [*b.conds, on], b.group, b.having,
+                          b.outputs, b.out_kinds)
+            else:
+                k += 1
+        return b
+
+    def block_equiv(self, b1: Block, b2: Block) -> bool:
+        if b1.ljs:
+            b1 = self.reduce_left_joins(b1)
+        if b2.ljs:
+            b2 = self.reduce_left_joins(b2)
+        if len(b1.outputs) != len(b2.outputs) or len(b1.ljs) != len(b2.ljs):
+            return False
+        if (b1.group is None) != (b2.group is None):
+            return False
+        if b1.group is not None and b2.group is not None and (len(b1.group) == 0) != (len(b2.group) == 0):
+            return False
+        for i in range(len(b1.ljs)):
+            if not self.compatible(b1.ljs[i][0], b2.ljs[i][0]):
+                return False
+        for sigma in self.bijections(b1, b2):
+            if self.block_under(b1, b2, sigma):
+                return True
+        return False
+
+    def _side_envs(self, b1: Block, b2: Block, sigma: list[int], tag: str) -> tuple[Env, Env, list[Any], list[Any]]:
+        """Environments of both sides over one set of symbolic tuples; validity constraints;
+        and the LEFT JOIN obligations (each ON of b2 agrees with b1's)."""
+        inner, cons = self.make_env(b1.units, tag + "u")
+        env1: Env = {u.alias: inner[i] for i, u in enumerate(b1.units)}
+        env2: Env = {u.alias: _rename(inner[sigma[j]], b1.units[sigma[j]], u) for j, u in enumerate(b2.units)}
+        obligations = []
+        self._pads: list[Any] = []
+        for i, ((u1, on1), (u2, on2)) in enumerate(zip(b1.ljs, b2.ljs, strict=True)):
+            rv, rcons = self.make_env([u1], f"{tag}r{i}_")
+            cols = rv[0]
+            pad = z3.Bool(f"{tag}pad{i}!{next(self.enc.counter)}")
+            self._pads.append(pad)
+            p1_on = Scope(self.enc, {**env1, u1.alias: cols}, tables=self.tables).pred(on1)
+            p2_on = Scope(self.enc, {**env2, u2.alias: _rename(cols, u1, u2)}, tables=self.tables).pred(on2)
+            obligations.append((list(cons) + rcons, z3.And(p1_on.t == p2_on.t)))
+            padded = {name: Val(v.v, z3.Or(pad, v.n), v.kind) for name, v in cols.items()}
+            # a padded row has every column NULL; a matched row satisfies ON
+            cons.extend(z3.Implies(z3.Not(pad), c) for c in rcons)
+            cons.append(z3.Implies(z3.Not(pad), p1_on.t))
+            env1[u1.alias] = padded
+            env2[u2.alias] = _rename(padded, u1, u2)
+        return env1, env2, cons, obligations
+
+    def block_under(self, b1: Block, b2: Block, sigma: list[int]) -> bool:
+        env1, env2, cons, obligations = self._side_envs(b1, b2, sigma, "a")
+        for assume, goal in obligations:
+            if not self.valid(assume, goal):
+                return False
+        s1, s2 = Scope(self.enc, env1, tables=self.tables), Scope(self.enc, env2, tables=self.tables)
+        w1 = _conj([s1.pred(c) for c in b1.conds])
+        w2 = _conj([s2.pred(c) for c in b2.conds])
+        if not self.valid(cons, w1.t == w2.t):
+            return False
+        base = [*cons, w1.t]
+        if b1.group is None:
+            return all(self.valid(base, _ns_eq(s1.val(o1), s2.val(o2)))
+                       for o1, o2 in zip(b1.outputs, b2.outputs, strict=True))
+        assert b2.group is not None
+        # same partition into groups: two rows are in one group of b1 iff they are in one group of b2
+        if b1.group or b2.group:
+            e1b, e2b, consb, _ = self._side_envs(b1, b2, sigma, "b")
+            t1, t2 = Scope(self.enc, e1b, tables=self.tables), Scope(self.enc, e2b, tables=self.tables)
+            wb = _conj([t1.pred(c) for c in b1.conds])
+            same1 = z3.And(*[_ns_eq(s1.val(g), t1.val(g)) for g in b1.group]) if b1.group else z3.BoolVal(True)
+            same2 = z3.And(*[_ns_eq(s2.val(g), t2.val(g)) for g in b2.group]) if b2.group else z3.BoolVal(True)
+            if not self.valid([*base, *consb, wb.t], same1 == same2):
+                return False
+        # aggregates: each aggregate of b2 takes the same arguments as one of b1 on every row
+        aggs1 = _aggs(b1)
+        aggs2 = _aggs(b2)
+        vars1: dict[int, Val] = {}
+        vars2: dict[int, Val] = {}
+        by_text: dict[str, Val] = {}
+        for a in aggs1:
+            t = a.sql("duckdb")
+            if t not in by_text:
+                by_text[t] = self.enc.fresh("agg", _agg_kind(a, s1))
+            vars1[id(a)] = by_text[t]
+        for a in aggs2:
+            for a1 in aggs1:
+                if _agg_sig(a) == _agg_sig(a1) and self._same_args(a1, a, s1, s2, base):
+                    vars2[id(a)] = vars1[id(a1)]
+                    break
+            else:
+                return False
+        g1 = Scope(self.enc, env1, vars1, self.tables)
+        g2 = Scope(self.enc, env2, vars2, self.tables)
+        # A grouped block has one row per non-empty group, so a group's row passes the filter; a
+        # scalar aggregate (no GROUP BY) also answers one row for an empty input: no filter assumed.
+        group_base = base if b1.group else cons
+        for o1, o2 in zip(b1.outputs, b2.outputs, strict=True):
+            if not self.valid(group_base, _ns_eq(g1.val(o1), g2.val(o2))):
+                return False
+        h1 = g1.pred(b1.having) if b1.having is not None else TRUE
+        h2 = g2.pred(b2.having) if b2.having is not None else TRUE
+        return self.valid(group_base, h1.t == h2.t)
+
+    def _same_args(self, a1: exp.Expression, a2: exp.Expression, s1: Scope, s2: Scope, base: list[Any]) -> bool:
+        x1, x2 = _agg_args(a1), _agg_args(a2)
+        if len(x1) != len(x2):
+            return False
+        return all(self.valid(base, _ns_eq(s1.val(p), s2.val(q))) for p, q in zip(x1, x2, strict=True))
+
+
+def _rename(cols: dict[str, Val], u_from: Unit, u_to: Unit) -> dict[str, Val]:
+    """Columns of ``u_from`` seen under ``u_to``'s column names (by position)."""
+    vals = [cols[name] for name, _, _ in u_from.columns]
+    return {name: vals[i] for i, (name, _, _) in enumerate(u_to.columns)}
+
+
+def _conj(ps: list[Pred]) -> Pred:
+    if not ps:
+        return TRUE
+    out = ps[0]
+    for p in ps[1:]:
+        t = z3.And(out.t, p.t)
+        f = z3.Or(_false(out), _false(p))
+        out = Pred(t, z3.And(z3.Not(t), z3.Not(f)))
+    return out
+
+
+def _aggs(b: Block) -> list[exp.Expression]:
+    out = []
+    for e in [*b.outputs, *([b.having] if b.having is not None else [])]:
+        for a in e.find_all(exp.AggFunc):
+            if not isinstance(a, _AGGS):
+                raise Outside(f"aggregate {type(a).__name__}")
+            if a.find_ancestor(exp.AggFunc) is not None and a.find_ancestor(exp.AggFunc) is not a:
+                raise Outside("nested aggregate")
+            if isinstance(a.parent, exp.Filter | exp.Window):
+                raise Outside("aggregate FILTER/OVER")
+            out.append(a)
+    return out
+
+
+def _agg_args(a: exp.Expression) -> list[exp.Expression]:
+    x = a.this
+    if isinstance(x, exp.Distinct):
+        return list(x.expressions)
+    if x is None or isinstance(x, exp.Star):
+        return []
+    return [x, *a.expressions]
+
+
+def _agg_sig(a: exp.Expression) -> tuple[str, bool, bool]:
+    x = a.this
+    return type(a).__name__, isinstance(x, exp.Distinct), isinstance(x, exp.Star) or x is None
+
+
+def _agg_kind(a: exp.Expression, s: Scope) -> str:
+    if isinstance(a, exp.Count):
+        return "int"
+    if isinstance(a, exp.Avg | exp.Stddev | exp.StddevPop | exp.StddevSamp | exp.Variance | exp.VariancePop):
+        return "float"
+    if isinstance(a, exp.LogicalAnd | exp.LogicalOr):
+        return "bool"
+    args = _agg_args(a)
+    if len(args) != 1:
+        raise Outside("aggregate arity")
+    k = s.val(args[0]).kind
+    return "opaque:null" if k == "null" else k
+
+
+def _unwrap(q: Query) -> Query:
+    """``SELECT c1, ..., cn FROM (q) AS t`` with nothing else is ``q``."""
+    while (isinstance(q, Block) and len(q.units) == 1 and not q.ljs and not q.conds and q.group is None
+           and q.units[0].derived is not None):
+        u = q.units[0]
+        names = [n for n, _, _ in u.columns]
+        outs = [o.name.lower() if isinstance(o, exp.Column) and o.table == u.alias else None for o in q.outputs]
+        if outs != names:
+            break
+        q = u.derived
+    return q
+
+
+def _strip_order(e: exp.Expression) -> exp.Expression:
+    """Top-level ORDER BY without LIMIT does not change the bag of rows."""
+    if e.args.get("order") is not None and not (e.args.get("limit") or e.args.get("offset") or e.args.get("fetch")):
+        e = e.copy()
+        e.set("order", None)
+    return e
+
+
+def prove(q1: exp.Expression, q2: exp.Expression, catalog: Catalog, dialect: str, *,
+          timeout_s: float = 1.0) -> SMTResult:
+    """Try to prove bag equivalence; never raises for unsupported input (reports it instead)."""
+    deadline = time.monotonic() + timeout_s
+    try:
+        o1 = _strip_order(optimized(q1, catalog, dialect))
+        o2 = _strip_order(optimized(q2, catalog, dialect))
+        b = Builder(catalog)
+        m1, m2 = b.query(o1), b.query(o2)
+        ok = Prover(deadline, frozenset(t.name.lower() for t in catalog.tables)).equiv(m1, m2)
+    except CanonicalError as e:
+        return SMTResult(False, f"not applicable: {e}")
+    except Outside as e:
+        return SMTResult(False, f"outside fragment: {e}")
+    except TimeoutError:
+        return SMTResult(False, "timed out")
+    except (z3.Z3Exception, RecursionError) as e:
+        return SMTResult(False, f"outside fragment: z3 could not encode ({type(e).__name__}: {str(e)[:80]})")
+    if ok:
+        return SMTResult(True, "proved by z3 (bijection of table instances, 3-valued logic)")
+    return SMTResult(False, "no proof found")

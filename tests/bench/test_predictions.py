@@ -1,0 +1,56 @@
+"""The recorded BIRD mini-dev predictions: all parse, and each lines up with its question."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import sqlglot
+from sqlglot import exp
+
+from sqlsluice.bench.evaluate import load_predictions, load_questions
+
+
+def _tables(sql: str, dialect: str) -> set[str]:
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect)
+    except sqlglot.errors.SqlglotError:
+        return set()
+    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+    return {t.name.lower() for t in tree.find_all(exp.Table)} - ctes
+
+
+def test_every_prediction_file_parses_and_aligns_with_mini_dev(shared_data: Path) -> None:
+    files = sorted((shared_data / "bird" / "predictions").glob("mini_dev_*.json"))
+    assert len(files) == 12
+    for f in files:
+        dialect = f.stem.rsplit("_", 1)[1]
+        questions = load_questions(shared_data / "bird" / "mini_dev" / f"mini_dev_{dialect}.json")
+        preds = load_predictions(f, questions)
+        assert sorted(preds) == list(range(len(questions))) == list(range(500)), f.name
+        for q in questions:
+            p = preds[q.idx]
+            assert p.db_id == q.db_id, (f.name, q.idx)
+        # The SQL is the text before BIRD's separator, never the separator or the database name.
+        assert all("----- bird -----" not in p.sql and p.sql for p in preds.values()), f.name
+        # Content alignment (not executed): a parseable prediction reads a table its own question's
+        # gold SQL reads far more often than one of the next question's gold SQL.
+        read = "postgres" if dialect == "postgresql" else "sqlite"
+        gold = [_tables(q.sql, read) for q in questions]
+        parsed = own = shifted = 0
+        for q in questions:
+            t = _tables(preds[q.idx].sql, read)
+            if not t:
+                continue
+            parsed += 1
+            own += bool(t & gold[q.idx])
+            shifted += bool(t & gold[(q.idx + 1) % len(questions)])
+        assert own >= 0.9 * parsed and own - shifted >= 0.15 * parsed, (f.name, parsed, own, shifted)
+
+
+def test_gold_files_agree_with_question_files(shared_data: Path) -> None:
+    for dialect in ("sqlite", "postgresql"):
+        qs = json.loads((shared_data / "bird" / "mini_dev" / f"mini_dev_{dialect}.json").read_text())
+        gold = (shared_data / "bird" / "mini_dev" / f"mini_dev_{dialect}_gold.sql").read_text().splitlines()
+        assert len(gold) == len(qs) == 500
+        assert all(line.rsplit("\t", 1)[1] == q["db_id"] for line, q in zip(gold, qs, strict=True))
