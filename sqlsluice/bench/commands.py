@@ -66,7 +66,7 @@ def _do_score(*, benchmark: str, data: Path, predictions: Path, questions_file: 
         raise InvalidParameterValue(f"unknown dialect {dialect!r}: use sqlite or postgresql")
     if dialect == "postgresql" and not db_url:
         raise InvalidParameterValue("--dialect postgresql needs --db-url postgresql://... (the databases' location)")
-    qpath = questions_file or ev.find_questions_file(data, dialect)
+    qpath = questions_file or ev.find_questions_file(data, dialect, predictions)
     questions = ev.load_questions(qpath)
     if limit:
         questions = questions[:limit]
@@ -197,6 +197,40 @@ spider_app.command("score", help="Score Spider predictions (execution match; BIR
 spider_app.command("run", help="Run sqlsluice's text-to-SQL over Spider questions, then score.\n\n"
                    "Example: sluice bench spider run --data spider_bird --router cascade --out runs/cascade")(
     handle_errors(_run_command("spider")))
+
+
+@bird_app.command("check")
+@handle_errors
+def bird_check(
+    predictions: list[Path] = typer.Argument(..., help="Prediction files (BIRD's JSON or JSONL)."),
+    questions: Path | None = typer.Option(None, "--questions", help="Questions file; default: the "
+                                          "mini_dev_<dialect>.json in ../shared/data/bird/mini_dev named by "
+                                          "the file's _sqlite/_postgresql/_mysql suffix."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the table as JSON."),
+) -> None:
+    """Check prediction files against their questions without executing them (no databases needed).
+
+    Example: sluice bench bird check ../shared/data/bird/predictions/*.json
+    """
+    from sqlsluice.bench import evaluate as ev
+    from sqlsluice.bench.spider import shared_data_dir
+    from sqlsluice.errors import InvalidParameterValue
+
+    rows = []
+    typer.echo("| file | predictions | db_id aligned | sqlglot parses | reads a table of its own gold SQL "
+               "| of the next question's gold SQL |\n|---|---|---|---|---|---|")
+    for f in predictions:
+        dialect = next((d for d in ("postgresql", "mysql", "sqlite") if f.stem.endswith("_" + d)), "sqlite")
+        qpath = questions or shared_data_dir() / "bird" / "mini_dev" / f"mini_dev_{dialect}.json"
+        if not qpath.is_file():
+            raise InvalidParameterValue(f"no questions file for {f.name}: pass --questions")
+        qs = ev.load_questions(qpath)
+        c = ev.check_predictions(qs, ev.load_predictions(f, qs), dialect)
+        rows.append({"file": f.name, "dialect": dialect, **c})
+        typer.echo(f"| {f.name} | {c['predictions']}/{c['questions']} | {c['db_id_aligned']} | {c['parsed']} | "
+                   f"{c['shares_table_with_own_gold']} | {c['shares_table_with_next_gold']} |")
+    if json_out is not None:
+        json_out.write_text(json.dumps(rows, indent=1), encoding="utf-8")
 
 
 @bench_app.command("report")

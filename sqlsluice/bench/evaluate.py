@@ -42,6 +42,14 @@ class QueryTimeout(SluiceError):
     sqlstate = "57014"
 
 
+class ResultTooLarge(SluiceError):
+    sqlstate = "54000"  # program_limit_exceeded
+
+
+MAX_ROWS = 2_000_000
+"""Rows fetched per query before it counts as wrong (BIRD's largest gold results are far smaller)."""
+
+
 @dataclass
 class Question:
     idx: int
@@ -174,13 +182,25 @@ def load_predictions(path: Path, questions: Sequence[Question] | None = None) ->
     return out
 
 
-def find_questions_file(data_dir: Path, dialect: str = "sqlite") -> Path:
-    """``dev.json``, else ``mini_dev_<dialect>.json``, else ``mini_dev_sqlite.json``."""
+def find_questions_file(data_dir: Path, dialect: str = "sqlite", predictions: Path | None = None) -> Path:
+    """``dev.json``, else ``mini_dev_<dialect>.json``, else ``mini_dev_sqlite.json``.
+
+    When several exist and ``predictions`` is given, the one with as many questions as the
+    predictions file has entries wins (mini-dev's 500 against dev's 1,534).
+    """
     names = ["dev.json", f"mini_dev_{dialect}.json", "mini_dev_sqlite.json"]
-    for name in names:
-        if (data_dir / name).is_file():
-            return data_dir / name
-    raise ConfigError(f"no questions file in {data_dir}: expected one of {', '.join(names)}")
+    found = [data_dir / n for n in dict.fromkeys(names) if (data_dir / n).is_file()]
+    if not found:
+        raise ConfigError(f"no questions file in {data_dir}: expected one of {', '.join(names)}")
+    if len(found) > 1 and predictions is not None and predictions.is_file():
+        n = len(load_predictions(predictions))
+        for f in found:
+            try:
+                if len(json.loads(f.read_text(encoding="utf-8"))) == n:
+                    return f
+            except (json.JSONDecodeError, TypeError):
+                continue
+    return found[0]
 
 
 def load_questions(path: Path, *, spider_hardness: bool = False) -> list[Question]:
@@ -307,7 +327,12 @@ class SqliteExecutor(Executor):
         cur = (conn or self.conn).cursor()
         try:
             cur.execute(sql)
-            return cur.fetchall()
+            rows: list[metrics.Row] = []
+            while chunk := cur.fetchmany(10000):
+                rows.extend(chunk)
+                if len(rows) > MAX_ROWS:  # an endless recursive CTE would fill memory before the deadline
+                    raise ResultTooLarge(f"more than {MAX_ROWS} rows")
+            return rows
         except sqlite3.OperationalError as e:
             if self._fired:
                 raise QueryTimeout("interrupted at the deadline") from e
@@ -465,10 +490,7 @@ def score_question(q: Question, pred: Prediction | None, factory: ExecutorFactor
     except QueryTimeout:
         res.ex, res.f1, res.timeout, res.error = 0, 0.0, True, f"timeout after {opts.timeout:g} s"
         res.time_ratio = res.ves = res.rves = 0.0
-    except (sqlite3.Error, SluiceError, ValueError, TypeError, OverflowError, MemoryError, RecursionError) as e:
-        res.ex, res.f1, res.error = 0, 0.0, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-        res.time_ratio = res.ves = res.rves = 0.0
-    except Exception as e:
+    except Exception as e:  # like the official scripts: any error (driver, decoding, memory) is wrong, not a crash
         res.ex, res.f1, res.error = 0, 0.0, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         res.time_ratio = res.ves = res.rves = 0.0
     finally:
@@ -515,3 +537,42 @@ def format_table(summary: dict[str, Any], levels: Sequence[str]) -> str:
             lines.append(f"{names[m]:20} " + " ".join(
                 f"{v:<20.2f}" if v is not None else f"{'-':<20}" for v in vals))
     return "\n".join(lines)
+
+
+def _tables_read(sql: str, dialect: str) -> set[str] | None:
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect)
+    except sqlglot.errors.SqlglotError:
+        return None
+    if tree is None:
+        return None
+    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+    return {t.name.lower() for t in tree.find_all(exp.Table)} - ctes
+
+
+def check_predictions(questions: Sequence[Question], predictions: dict[int, Prediction],
+                      dialect: str = "sqlite") -> dict[str, Any]:
+    """Without executing: do predictions line up with their questions?
+
+    Counts predictions, db_id agreement, how many sqlglot parses, and how many read a table
+    that their own question's gold SQL reads, against the same for the next question's gold
+    (a shifted file scores about as high on both).
+    """
+    read = "postgres" if dialect in ("postgresql", "postgres") else dialect
+    gold = [_tables_read(q.sql, read) or set() for q in questions]
+    parsed = own = nxt = 0
+    for i, q in enumerate(questions):
+        p = predictions.get(q.idx)
+        t = _tables_read(p.sql, read) if p is not None and p.sql else None
+        if t is None:
+            continue
+        parsed += 1
+        own += bool(t & gold[i])
+        nxt += bool(t & gold[(i + 1) % len(questions)])
+    return {"questions": len(questions), "predictions": sum(1 for q in questions if q.idx in predictions),
+            "extra_predictions": len(set(predictions) - {q.idx for q in questions}),
+            "db_id_aligned": sum(1 for q in questions if q.idx in predictions and predictions[q.idx].db_id == q.db_id),
+            "parsed": parsed, "shares_table_with_own_gold": own, "shares_table_with_next_gold": nxt}

@@ -5,13 +5,14 @@ round, the order rotating between rounds), pgbench ``-S`` (select-only) in simpl
 prepared protocol modes against:
 
 * ``direct``    the upstream PostgreSQL itself;
-* ``relay``     a plain asyncio byte-forwarding relay (a subprocess started here, same event
-                loop implementation as ``sluice serve``), the floor any Python proxy pays;
+* ``relay``     a plain asyncio byte-forwarding relay (a subprocess started here, on the same
+                event loop implementation as the ``sluice serve`` process: uvloop or asyncio,
+                read from ``/proc/<pid>/maps``), the floor any Python proxy pays;
 * ``sqlsluice`` ``sluice serve --backend <upstream>`` (a subprocess).
 
 It prints TPS and mean latency with the ratios sqlsluice/relay, relay/direct and
 sqlsluice/direct.  The relay also lives in this module: ``python -m sqlsluice.bench.proxy
-relay LISTEN_PORT UPSTREAM_HOST UPSTREAM_PORT``.
+relay LISTEN_PORT UPSTREAM_HOST UPSTREAM_PORT [uvloop|asyncio]``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -46,6 +48,8 @@ class Measurement:
     tps: float
     latency_ms: float
     transactions: int
+    event_loop: str = ""
+    proxy_cpu_us_per_tx: float | None = None  # CPU time of the proxy process per transaction (not for direct)
 
 
 # --- the plain relay -------------------------------------------------------------------
@@ -78,14 +82,23 @@ async def _relay_main(listen_port: int, up_host: str, up_port: int) -> None:
         await server.serve_forever()
 
 
-def run_relay(listen_port: int, up_host: str, up_port: int) -> None:
-    """Serve the byte relay forever (uvloop when installed, like ``sluice serve``)."""
-    try:
+def run_relay(listen_port: int, up_host: str, up_port: int, loop: str = "asyncio") -> None:
+    """Serve the byte relay forever on ``loop`` ("uvloop" or "asyncio")."""
+    if loop == "uvloop":
         import uvloop
 
         uvloop.run(_relay_main(listen_port, up_host, up_port))
-    except ImportError:
+    else:
         asyncio.run(_relay_main(listen_port, up_host, up_port))
+
+
+def event_loop_of(pid: int) -> str:
+    """"uvloop" when process ``pid`` has uvloop's extension mapped, else "asyncio" (Linux ``/proc``)."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return "asyncio"
+    return "uvloop" if "/uvloop/" in maps else "asyncio"
 
 
 # --- orchestration ---------------------------------------------------------------------
@@ -169,6 +182,15 @@ class ServeProcess:
         self.stop()
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (Linux ``/proc``), None when unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _pgbench() -> str:
     path = shutil.which("pgbench")
     if path:
@@ -225,6 +247,7 @@ def bench(upstream: str | None, *, duration: int = 10, clients: int = 8, jobs: i
     say = log or (lambda _m: None)
     cluster: PgCluster | None = None
     procs: list[subprocess.Popen[bytes]] = []
+    serve: ServeProcess | None = None
     try:
         if upstream is None:
             say("starting a throwaway PostgreSQL cluster")
@@ -239,17 +262,27 @@ def bench(upstream: str | None, *, duration: int = 10, clients: int = 8, jobs: i
             raise BackendError(f"pgbench -i failed: {r.stderr.strip()[-500:]}")
 
         ports: dict[str, int] = {"direct": t.port}
-        if "relay" in targets:
-            ports["relay"] = _free_port()
-            relay_err = _stderr_file()
-            p = subprocess.Popen([sys.executable, "-m", "sqlsluice.bench.proxy", "relay", str(ports["relay"]),
-                                  t.host, str(t.port)], stdout=subprocess.DEVNULL, stderr=relay_err)
-            procs.append(p)
-            _wait_port(ports["relay"], p, "the relay", err=relay_err)
+        loop = "asyncio"
         if "sqlsluice" in targets:
             serve = ServeProcess(upstream).start()
             ports["sqlsluice"] = serve.port
+            if serve.proc is not None:
+                loop = event_loop_of(serve.proc.pid)
+        if "relay" in targets:
+            # the relay runs on the same event loop implementation as sluice serve
+            ports["relay"] = _free_port()
+            relay_err = _stderr_file()
+            p = subprocess.Popen([sys.executable, "-m", "sqlsluice.bench.proxy", "relay", str(ports["relay"]),
+                                  t.host, str(t.port), loop], stdout=subprocess.DEVNULL, stderr=relay_err)
+            procs.append(p)
+            _wait_port(ports["relay"], p, "the relay", err=relay_err)
+        say(f"event loop of sluice serve and the relay: {loop}")
         hosts = {name: ("127.0.0.1" if name != "direct" else t.host) for name in ports}
+        pids: dict[str, int] = {}
+        if serve is not None and serve.proc is not None:
+            pids["sqlsluice"] = serve.proc.pid
+        if "relay" in targets:
+            pids["relay"] = procs[-1].pid
 
         out: list[Measurement] = []
         order = list(targets)
@@ -257,9 +290,12 @@ def bench(upstream: str | None, *, duration: int = 10, clients: int = 8, jobs: i
             for mode in modes:
                 for name in order:
                     say(f"round {rnd + 1}/{rounds} {mode:8} {name}")
+                    cpu0 = process_cpu_seconds(pids[name]) if name in pids else None
                     tps, lat, tx = run_pgbench(env, hosts[name], ports[name], mode, clients=clients, jobs=jobs,
                                                duration=duration)
-                    out.append(Measurement(name, mode, rnd, tps, lat, tx))
+                    cpu1 = process_cpu_seconds(pids[name]) if name in pids else None
+                    cpu = (cpu1 - cpu0) * 1e6 / tx if cpu0 is not None and cpu1 is not None and tx else None
+                    out.append(Measurement(name, mode, rnd, tps, lat, tx, loop if name != "direct" else "", cpu))
             order = order[1:] + order[:1]
         return out
     finally:
@@ -277,19 +313,29 @@ def bench(upstream: str | None, *, duration: int = 10, clients: int = 8, jobs: i
 
 
 def summarize(ms: list[Measurement]) -> dict[str, dict[str, dict[str, float]]]:
-    """``{mode: {target: {tps, latency_ms}}}`` (means over rounds) plus ``{mode: {ratios: ...}}``."""
+    """``{mode: {target: {tps, latency_ms[, cpu_us_per_tx]}, "ratios": {...}}}``; medians over rounds.
+
+    Ratios are of TPS (sqlsluice/relay, relay/direct, sqlsluice/direct) and, where the proxy's
+    CPU time was read, of CPU time per transaction (``cpu sqlsluice/relay``), which is far
+    less sensitive than TPS to other load on the machine.
+    """
     out: dict[str, dict[str, dict[str, float]]] = {}
     for mode in dict.fromkeys(m.mode for m in ms):
         per: dict[str, dict[str, float]] = {}
         for target in dict.fromkeys(m.target for m in ms):
             sel = [m for m in ms if m.mode == mode and m.target == target]
             if sel:
-                per[target] = {"tps": sum(m.tps for m in sel) / len(sel),
-                               "latency_ms": sum(m.latency_ms for m in sel) / len(sel)}
+                per[target] = {"tps": statistics.median(m.tps for m in sel),
+                               "latency_ms": statistics.median(m.latency_ms for m in sel)}
+                cpus = [m.proxy_cpu_us_per_tx for m in sel if m.proxy_cpu_us_per_tx is not None]
+                if cpus:
+                    per[target]["cpu_us_per_tx"] = statistics.median(cpus)
         ratios: dict[str, float] = {}
         for a, b in (("sqlsluice", "relay"), ("relay", "direct"), ("sqlsluice", "direct")):
             if a in per and b in per and per[b]["tps"] > 0:
                 ratios[f"{a}/{b}"] = per[a]["tps"] / per[b]["tps"]
+        if per.get("relay", {}).get("cpu_us_per_tx") and "cpu_us_per_tx" in per.get("sqlsluice", {}):
+            ratios["cpu sqlsluice/relay"] = per["sqlsluice"]["cpu_us_per_tx"] / per["relay"]["cpu_us_per_tx"]
         per["ratios"] = ratios
         out[mode] = per
     return out
@@ -300,14 +346,20 @@ def _print_table(summary: dict[str, dict[str, dict[str, float]]], title: str) ->
     from rich.table import Table
 
     table = Table(title=title)
-    for col in ("mode", "target", "TPS", "mean latency (ms)"):
-        table.add_column(col, justify="right" if col[0] in "TPm" and col != "mode" else "left")
+    table.add_column("mode")
+    table.add_column("target")
+    for col in ("TPS", "mean latency (ms)", "proxy CPU (us/tx)"):
+        table.add_column(col, justify="right")
     for mode, per in summary.items():
         for target, v in per.items():
             if target != "ratios":
-                table.add_row(mode, target, f"{v['tps']:.0f}", f"{v['latency_ms']:.3f}")
+                cpu = f"{v['cpu_us_per_tx']:.1f}" if "cpu_us_per_tx" in v else ""
+                table.add_row(mode, target, f"{v['tps']:.0f}", f"{v['latency_ms']:.3f}", cpu)
         for name, r in per["ratios"].items():
-            table.add_row(mode, f"ratio {name}", f"{r:.2f}", "")
+            if name.startswith("cpu "):
+                table.add_row(mode, f"ratio {name[4:]} (CPU/tx)", "", "", f"{r:.2f}")
+            else:
+                table.add_row(mode, f"ratio {name}", f"{r:.2f}", "", "")
     Console().print(table)
 
 
@@ -319,7 +371,7 @@ def proxy_command(
     duration: int = typer.Option(10, "--duration", min=1, help="seconds per pgbench run"),
     clients: int = typer.Option(8, "--clients", min=1, help="pgbench clients (-c)"),
     jobs: int = typer.Option(2, "--jobs", min=1, help="pgbench threads (-j)"),
-    rounds: int = typer.Option(1, "--rounds", min=1, help="interleaved rounds; figures are means over rounds"),
+    rounds: int = typer.Option(1, "--rounds", min=1, help="interleaved rounds; figures are medians over rounds"),
     json_out: Path = typer.Option(None, "--json", help="write all measurements and the summary here"),
 ) -> None:
     """Proxy overhead: pgbench -S (simple and prepared) direct vs. byte relay vs. sqlsluice.
@@ -331,17 +383,19 @@ def proxy_command(
 
     ms = bench(upstream, duration=duration, clients=clients, jobs=jobs, rounds=rounds, log=say)
     summary = summarize(ms)
-    _print_table(summary, f"pgbench -S, {clients} clients, -j {jobs}, {duration} s x {rounds} round(s)")
+    loop = ",".join(sorted({m.event_loop for m in ms if m.event_loop})) or "-"
+    _print_table(summary, f"pgbench -S, {clients} clients, -j {jobs}, {duration} s x {rounds} round(s), "
+                          f"event loop {loop}")
     if json_out is not None:
         json_out.write_text(json.dumps({"settings": {"duration": duration, "clients": clients, "jobs": jobs,
-                                                      "rounds": rounds},
+                                                      "rounds": rounds, "event_loop": loop},
                                         "measurements": [asdict(m) for m in ms], "summary": summary}, indent=2))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "relay":
-        run_relay(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
+    if len(sys.argv) in (5, 6) and sys.argv[1] == "relay":
+        run_relay(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5] if len(sys.argv) == 6 else "asyncio")
     else:
-        print("usage: python -m sqlsluice.bench.proxy relay LISTEN_PORT UPSTREAM_HOST UPSTREAM_PORT",
+        print("usage: python -m sqlsluice.bench.proxy relay LISTEN_PORT UPSTREAM_HOST UPSTREAM_PORT [uvloop|asyncio]",
               file=sys.stderr)
         sys.exit(2)

@@ -2,7 +2,8 @@
 
 Inputs are the JSON files the benchmarks write: ``sluice bench bird|spider score --json`` (and
 ``run``, which adds a ``run`` section with tokens and cost), and ``sluice bench tpcds --json``
-(per query: original and rewritten seconds, speedup, rules, verdict).  The page draws
+(per query: ``time_original``/``time_rewrite`` seconds, speedup, rules, verdict, served; a
+query whose rewrite was not served is drawn at 1x in grey).  The page draws
 
 * EX by difficulty, one bar group per level and one bar per system;
 * tokens per question against EX, one point per router or pipeline, with the Pareto front;
@@ -87,11 +88,14 @@ def tpcds_rows(doc: Any) -> list[dict[str, Any]]:
     for i, r in enumerate(items):
         if not isinstance(r, dict):
             continue
-        orig = _num(r.get("original_s", r.get("original_seconds", r.get("original", r.get("before_s")))))
-        new = _num(r.get("rewritten_s", r.get("rewritten_seconds", r.get("rewritten", r.get("after_s")))))
+        orig = _num(_first(r, "time_original", "original_s", "original_seconds", "original", "before_s"))
+        new = _num(_first(r, "time_rewrite", "rewritten_s", "rewritten_seconds", "rewritten", "after_s"))
         speed = _num(r.get("speedup"))
         if speed is None and orig is not None and new:
             speed = orig / new
+        verdict = str(r.get("verdict", ""))
+        if speed is None and r.get("served") is False and orig is not None:
+            speed, verdict = 1.0, "not served"  # the original is kept: no change
         if speed is None or speed <= 0:
             continue
         rules = r.get("rules") or []
@@ -99,9 +103,16 @@ def tpcds_rows(doc: Any) -> list[dict[str, Any]]:
             "query": str(r.get("query", r.get("id", r.get("name", i + 1)))),
             "original_s": orig, "rewritten_s": new, "speedup": speed,
             "rules": list(rules) if isinstance(rules, (list, tuple)) else [str(rules)],
-            "verdict": str(r.get("verdict", "")),
+            "verdict": verdict, "served": r.get("served"), "results": r.get("results"),
         })
     return rows
+
+
+def _first(r: dict[str, Any], *keys: str) -> Any:
+    for k in keys:
+        if r.get(k) is not None:
+            return r[k]
+    return None
 
 
 def load_inputs(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -118,7 +129,8 @@ def load_inputs(paths: Sequence[Path]) -> tuple[list[dict[str, Any]], list[dict[
             doc.setdefault("name", doc.get("system") or (doc.get("run") or {}).get("system") or Path(p).stem)
             scores.append(doc)
         elif kind == "tpcds":
-            tpcds.extend(tpcds_rows(doc))
+            name = doc.get("name", Path(p).stem) if isinstance(doc, dict) else Path(p).stem
+            tpcds.extend(dict(r, benchmark=name) for r in tpcds_rows(doc))
         else:
             raise InvalidParameterValue(f"{p}: neither a bird/spider score JSON nor a TPC-DS rewrite benchmark JSON")
     return scores, tpcds
@@ -269,7 +281,8 @@ def chart_ves(scores: Sequence[dict[str, Any]]) -> str:
                   xlabel="VES", ylabel="questions")
 
 
-VERDICT_COLOURS = {"EQUIVALENT": "#59a14f", "NOT_EQUIVALENT": "#e15759", "UNKNOWN": "#edc948"}
+VERDICT_COLOURS = {"EQUIVALENT": "#59a14f", "NOT_EQUIVALENT": "#e15759", "UNKNOWN": "#edc948",
+                   "NOT SERVED": "#bab0ac"}
 
 
 def chart_tpcds(rows: Sequence[dict[str, Any]]) -> str:

@@ -97,6 +97,13 @@ def run_questions(questions: Sequence[Question], data_dir: Path, out_dir: Path, 
     accepts = inspect.signature(generate).parameters
     from sqlsluice.databases import connect
 
+    store = None
+    state = getattr(getattr(config, "server", None), "state", None)
+    if state and "store" in accepts:  # the config's state store (cache, ledger), not the default one
+        from sqlsluice.state import StateStore
+
+        store = StateStore(state if state.startswith(("postgresql://", "postgres://", "sqlite:///"))
+                           else f"sqlite:///{state}")
     out_dir.mkdir(parents=True, exist_ok=True)
     done = load_done(out_dir)
     todo = [q for q in questions if q.idx not in done]
@@ -119,6 +126,8 @@ def run_questions(questions: Sequence[Question], data_dir: Path, out_dir: Path, 
             kwargs["pipeline"] = pipeline
         if config is not None and "config" in accepts:
             kwargs["config"] = config
+        if store is not None:
+            kwargs["store"] = store
         backend = backend_for(q.db_id)
         t0 = time.perf_counter()
         rec: dict[str, Any] = {"idx": q.idx, "question_id": q.question_id, "db_id": q.db_id,
@@ -146,6 +155,10 @@ def run_questions(questions: Sequence[Question], data_dir: Path, out_dir: Path, 
             no_sql=getattr(gen, "error", None) if not raw_sql else None,  # an answer, scored wrong
             error=None,
         )
+        if not raw_sql and tin == 0 and tout == 0:
+            # No SQL and no tokens: the LLM never answered (outage, timeout).  Recorded as an
+            # error, so that a resumed run asks again.
+            rec["error"] = f"no reply: {getattr(gen, 'error', None) or 'no SQL'}"
         return rec
 
     n = 0

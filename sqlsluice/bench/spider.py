@@ -29,7 +29,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.tokens import TokenType
 
-from sqlsluice.errors import ConfigError, InvalidParameterValue
+from sqlsluice.errors import BackendError, ConfigError, InvalidParameterValue
 
 HARDNESS_TO_BIRD = {"easy": "simple", "medium": "simple", "hard": "moderate", "extra": "challenging"}
 _LIKE = 9  # WHERE_OPS.index("like") in Spider's process_sql
@@ -238,8 +238,8 @@ def _target_type(declared: str, values_kinds: set[str], dialect: str) -> str:
         return "TEXT"
     kinds = values_kinds - {"null"}
     if dt.is_type(*exp.DataType.INTEGER_TYPES):
-        return dt.sql(dialect) if kinds <= {"integer"} else ("DOUBLE PRECISION" if kinds <= {"integer", "real"}
-                                                             else "TEXT")
+        # BIGINT whatever the declared width (MySQL's INT(11) is not DuckDB/PostgreSQL syntax)
+        return "BIGINT" if kinds <= {"integer"} else ("DOUBLE PRECISION" if kinds <= {"integer", "real"} else "TEXT")
     if dt.is_type(*exp.DataType.REAL_TYPES) or dt.is_type(exp.DataType.Type.DECIMAL):
         return "DOUBLE PRECISION" if kinds <= {"integer", "real"} else "TEXT"
     if dt.is_type(*exp.DataType.TEXT_TYPES):
@@ -276,11 +276,11 @@ def copy_sqlite_to_duckdb(sqlite_file: Path, duckdb_file: Path) -> None:
                 # Through a CSV file: DuckDB's COPY is orders of magnitude faster than executemany.
                 path = Path(tmp) / "rows.csv"
                 with open(path, "w", newline="", encoding="utf-8") as f:
-                    w = csv.writer(f)
+                    w = csv.writer(f, lineterminator="\n")
                     for r in src.execute(f'SELECT * FROM "{name}"'):
                         w.writerow([_NULL if v is None else v for v in r])
-                dst.execute(f"COPY \"{name}\" FROM '{path}' (HEADER false, NULL '{_NULL}', QUOTE '\"', "
-                            f"ESCAPE '\"', AUTO_DETECT false)")
+                dst.execute(f"COPY \"{name}\" FROM '{path}' (HEADER false, DELIM ',', NULL '{_NULL}', "
+                            f"QUOTE '\"', ESCAPE '\"', NEW_LINE '\\n', AUTO_DETECT false)")
     finally:
         src.close()
         dst.close()
@@ -348,11 +348,18 @@ def build_spider(to: Path, *, spider_dir: Path | None = None, dbs: Sequence[str]
         if progress is not None:
             progress(db)
         sqlite_file = to / "dev_databases" / db / f"{db}.sqlite"
-        build_sqlite(src / db, sqlite_file, report)
-        if duckdb:
-            copy_sqlite_to_duckdb(sqlite_file, sqlite_file.with_suffix(".duckdb"))
-        if postgres:
-            copy_sqlite_to_postgres(sqlite_file, postgres, db)
+        try:
+            build_sqlite(src / db, sqlite_file, report)
+            if duckdb:
+                copy_sqlite_to_duckdb(sqlite_file, sqlite_file.with_suffix(".duckdb"))
+            if postgres:
+                copy_sqlite_to_postgres(sqlite_file, postgres, db)
+        except (sqlite3.Error, sqlglot.errors.SqlglotError) as e:
+            raise BackendError(f"building {db}: {e}") from e
+        except Exception as e:  # duckdb.Error / psycopg.Error: imported lazily, so matched by module
+            if type(e).__module__.split(".")[0].lstrip("_") in ("duckdb", "psycopg"):
+                raise BackendError(f"building {db}: {str(e).splitlines()[0]}") from e
+            raise
         report.databases.append(db)
     questions = spider_questions(spider_dir, set(chosen))
     (to / "dev.json").write_text(json.dumps(questions, indent=1, ensure_ascii=False), encoding="utf-8")

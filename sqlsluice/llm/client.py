@@ -177,6 +177,11 @@ class LLM:
                     delay = max(delay, min(e.retry_after, self.max_backoff_s))
                 time.sleep(delay)
                 attempt += 1
+            except LLMError as e:  # not worth retrying (bad request, auth, no reply left): record, raise
+                self._record(template=name, template_hash=thash, model=self.model, input_tokens=0, output_tokens=0,
+                             latency_s=time.perf_counter() - t0, cost=0.0, cached=False,
+                             status=f"error:{type(e).__name__}", tag=tag)
+                raise
         cost = cost_usd(comp.model or self.model, comp.usage.input_tokens, comp.usage.output_tokens, self.prices)
         comp = comp.model_copy(update={"template": name, "template_hash": thash, "cost_usd": cost,
                                        "latency_s": comp.latency_s or time.perf_counter() - t0})

@@ -293,7 +293,7 @@ class Reader:
         self.pos += 1
         return v
 
-    def bytes(self, n: int) -> bytes:
+    def take(self, n: int) -> bytes:
         self._need(n)
         v = self.data[self.pos:self.pos + n]
         self.pos += n
@@ -453,7 +453,7 @@ def parse_bind(payload: bytes) -> Bind:
         elif ln < 0:
             raise ProtocolViolation("invalid message format: negative parameter length")
         else:
-            params.append(r.bytes(ln))
+            params.append(r.take(ln))
     nr = r.int16()
     if nr < 0:
         raise ProtocolViolation("invalid message format: negative result format count")
@@ -528,7 +528,7 @@ def parse_sasl_initial(payload: bytes) -> SASLInitialResponse:
     r = Reader(payload)
     mech = r.cstring()
     n = r.int32()
-    data = b"" if n == -1 else r.bytes(n)
+    data = b"" if n == -1 else r.take(n)
     return SASLInitialResponse(mech, data)
 
 

@@ -58,17 +58,35 @@ _SHOW = re.compile(r"^\s*SHOW\s+([A-Za-z_][\w.]*(?:\s+[A-Za-z_]\w*)*)\s*;?\s*$",
 _RESET = re.compile(r"^\s*RESET\s+(ALL|[A-Za-z_][\w.]*)\s*;?\s*$", re.I)
 _BEGIN = re.compile(r"^\s*(BEGIN|START\s+TRANSACTION)\b(.*)$", re.I | re.S)
 _NOOP = re.compile(r"^\s*(DISCARD\s+\w+|LISTEN\s+\w+|UNLISTEN\s+[\w*]+|DEALLOCATE\s+(?:PREPARE\s+)?(?:ALL|\w+)"
-                   r"|CLOSE\s+(?:ALL|\w+)|SAVEPOINT\s+\w+|RELEASE\s+(?:SAVEPOINT\s+)?\w+)\s*;?\s*$", re.I)
+                   r"|CLOSE\s+(?:ALL|\w+)|SAVEPOINT\s+(?:\w+|\"[^\"]+\")|RELEASE\s+(?:SAVEPOINT\s+)?(?:\w+|\"[^\"]+\"))"
+                   r"\s*;?\s*$", re.I)
+_ROLLBACK_TO = re.compile(r"^\s*ROLLBACK\s+(?:WORK\s+|TRANSACTION\s+)?TO\s+(?:SAVEPOINT\s+)?(?:\w+|\"[^\"]+\")\s*;?\s*$",
+                          re.I)
 _SHOW_ALIASES = {"transaction isolation level": "transaction_isolation", "time zone": "timezone",
                  "session authorization": "session_authorization"}
 
 # statements that mention any of these go through translate()
-_PG_MARKERS = re.compile(r"pg_catalog\.|\bpg_(?:roles|user|database|inherits|authid|constraint|auth_members)\b|::\s*(?:pg_catalog\.)?reg\w+|\bpg_\w+\s*\(|\boid\b|information_schema"
-                         r"|::\s*(?:pg_catalog\.)?(?:name|oid|text\[\])|\bany\s*\(|\bcollate\b|OPERATOR\(",
+_PG_MARKERS = re.compile(r"pg_catalog\.|\bpg_(?:roles|user|database|inherits|authid|constraint|auth_members|index)\b|::\s*(?:pg_catalog\.)?reg\w+|\bpg_\w+\s*\(|\boid\b|information_schema"
+                         r"|::\s*(?:pg_catalog\.)?(?:name|oid|text\[\])|\bany\s*\(|json_build_object|\bcollate\b|OPERATOR\(",
                          re.I)
+_CREATE_TABLE = re.compile(r"^\s*CREATE\s+(?:TEMP\w*\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?((?:\"[^\"]+\"|\w+)"
+                           r"(?:\.(?:\"[^\"]+\"|\w+))?)", re.I)
+_SERIAL_COL = re.compile(r"(\"[^\"]+\"|\b\w+)\s+(BIG|SMALL)?SERIAL\b", re.I)
 _EMPTY_CATALOG = re.compile(r"sluice_pg_(?:publication|policy|trigger|statistic_ext|event_trigger|rewrite)\b")
 _ROW_WORDS = frozenset({"SELECT", "WITH", "VALUES", "TABLE", "FROM", "SHOW", "DESCRIBE", "EXPLAIN", "PRAGMA",
                         "SUMMARIZE", "CALL"})
+
+
+# DuckDB's format_type() spelling -> PostgreSQL's (SQLAlchemy maps the latter to types)
+_PG_TYPE_NAMES = {
+    "int4": "integer", "int8": "bigint", "int2": "smallint", "tinyint": "smallint", "utinyint": "smallint",
+    "usmallint": "integer", "uinteger": "bigint", "ubigint": "numeric", "hugeint": "numeric",
+    "uhugeint": "numeric", "varchar": "character varying", "bool": "boolean", "float8": "double precision",
+    "float4": "real", "timestamp": "timestamp without time zone", "timestamp_s": "timestamp without time zone",
+    "timestamp_ms": "timestamp without time zone", "timestamp_ns": "timestamp without time zone",
+    "timestamptz": "timestamp with time zone", "time": "time without time zone",
+    "timetz": "time with time zone", "null": "unknown", "bignum": "numeric",
+}
 
 
 def _unquote(v: str) -> str:
@@ -111,9 +129,8 @@ class Compat:
         macros = [
             f"CREATE OR REPLACE TEMP MACRO version() AS {_sql_str(version)}",
             "CREATE OR REPLACE TEMP MACRO set_config(name, value, is_local) AS value",
-            f"CREATE OR REPLACE TEMP MACRO current_setting(name) AS CASE lower(name) {cases} ELSE NULL END",
-            "CREATE OR REPLACE TEMP MACRO current_setting(name, missing_ok) AS "
-            f"CASE lower(name) {cases} ELSE NULL END",
+            f"CREATE OR REPLACE TEMP MACRO current_setting(name) AS CASE lower(name) {cases} ELSE NULL END, "
+            f"(name, missing_ok) AS CASE lower(name) {cases} ELSE NULL END",
             f"CREATE OR REPLACE TEMP MACRO pg_get_userbyid(id) AS {_sql_str(self.user)}",
             "CREATE OR REPLACE TEMP MACRO to_regtype(name) AS NULL::BIGINT",
             "CREATE OR REPLACE TEMP MACRO to_regclass(name) AS "
@@ -127,9 +144,8 @@ class Compat:
             "CREATE OR REPLACE TEMP MACRO pg_relation_is_publishable(oid) AS false",
             "CREATE OR REPLACE TEMP MACRO pg_get_partkeydef(oid) AS NULL",
             "CREATE OR REPLACE TEMP MACRO pg_get_indexdef(oid) AS "
-            "(SELECT sql FROM duckdb_indexes() WHERE index_oid = oid)",
-            "CREATE OR REPLACE TEMP MACRO pg_get_indexdef(oid, col, pretty) AS "
-            "(SELECT sql FROM duckdb_indexes() WHERE index_oid = oid)",
+            "(SELECT sql FROM duckdb_indexes() WHERE index_oid = oid), "
+            "(oid, col, pretty) AS (SELECT sql FROM duckdb_indexes() WHERE index_oid = oid)",
             "CREATE OR REPLACE TEMP MACRO pg_total_relation_size(oid) AS 0::BIGINT",
             "CREATE OR REPLACE TEMP MACRO pg_relation_size(oid) AS 0::BIGINT",
             "CREATE OR REPLACE TEMP MACRO pg_table_size(oid) AS 0::BIGINT",
@@ -141,6 +157,14 @@ class Compat:
             "CREATE OR REPLACE TEMP MACRO pg_get_ruledef(oid, pretty) AS ''",
             "CREATE OR REPLACE TEMP MACRO quote_ident(s) AS '\"' || replace(s, '\"', '\"\"') || '\"'",
             "CREATE OR REPLACE TEMP MACRO pg_is_in_recovery() AS false",
+            "CREATE OR REPLACE TEMP MACRO sluice_format_type(type_oid, typemod) AS "
+            "CASE pg_catalog.format_type(type_oid, typemod) "
+            + " ".join(f"WHEN {_sql_str(k)} THEN {_sql_str(v)}" for k, v in _PG_TYPE_NAMES.items())
+            + " ELSE pg_catalog.format_type(type_oid, typemod) END",
+            "CREATE OR REPLACE TEMP MACRO pg_get_serial_sequence(tab, col) AS NULL::VARCHAR",
+            "CREATE OR REPLACE TEMP MACRO pg_collation_is_visible(oid) AS true",
+            "CREATE OR REPLACE TEMP MACRO pg_opclass_is_visible(oid) AS true",
+            "CREATE OR REPLACE TEMP MACRO pg_conversion_is_visible(oid) AS true",
             "CREATE OR REPLACE TEMP MACRO array_upper(arr, dim) AS len(arr)",
             "CREATE OR REPLACE TEMP MACRO array_lower(arr, dim) AS CASE WHEN len(arr) > 0 THEN 1 END",
             "CREATE OR REPLACE TEMP MACRO txid_current() AS 1::BIGINT",
@@ -151,6 +175,9 @@ class Compat:
                 con.execute(m)
             except duckdb.Error:
                 continue  # an older/newer DuckDB without one of these is still usable
+        # created now, outside any transaction: a temp view created inside a transaction
+        # that the client rolls back would vanish
+        self._create_shim()
 
     # --- local answers -------------------------------------------------------------------
     def intercept(self, sql: str) -> str | Reply:
@@ -196,6 +223,11 @@ class Compat:
             if m and m.group(2).strip(" ;\n\t"):
                 return "BEGIN"  # isolation levels / READ ONLY: DuckDB has one (snapshot) level
             return sql
+        if head.startswith("ROLLB") and _ROLLBACK_TO.match(sql):
+            # DuckDB has no savepoints: clear the error state so the transaction goes on;
+            # changes made since the savepoint are NOT undone (documented limitation)
+            self.session._failed = False
+            return Reply([], [], "ROLLBACK")
         if _NOOP.match(sql):
             w1, w2 = command_words(sql)
             return Reply([], [], {"DISCARD": "DISCARD ALL", "DEALLOCATE": "DEALLOCATE ALL" if w2 == "ALL"
@@ -218,10 +250,10 @@ class Compat:
         if w1 in ("COMMIT", "END", "ROLLBACK", "ABORT") and not s.in_transaction:
             return MaterializedResult(status="COMMIT" if w1 in ("COMMIT", "END") else "ROLLBACK")
         run_sql = sql
+        if w1 == "CREATE" and "SERIAL" in sql.upper():
+            run_sql = self._serial(sql)
         if _PG_MARKERS.search(sql):
             run_sql = translate(sql)
-            if not self._shim and "sluice_pg_" in run_sql:
-                self._create_shim()
         try:
             return s.execute(run_sql, params)
         except SluiceError as first:
@@ -244,6 +276,22 @@ class Compat:
             s._failed = was_failed
             raise first from None
 
+    def _serial(self, sql: str) -> str:
+        """``col SERIAL`` -> ``col INTEGER DEFAULT nextval('<table>_<col>_seq')`` (with the sequence)."""
+        m = _CREATE_TABLE.match(sql)
+        if not m:
+            return sql
+        table = m.group(1).replace('"', "").split(".")[-1]
+
+        def repl(cm: re.Match[str]) -> str:
+            col = cm.group(1).replace('"', "")
+            seq = f"{table}_{col}_seq"
+            self.session.execute(f'CREATE SEQUENCE IF NOT EXISTS "{seq}"')
+            typ = {"BIG": "BIGINT", "SMALL": "SMALLINT"}.get((cm.group(2) or "").upper(), "INTEGER")
+            return f"{cm.group(1)} {typ} DEFAULT nextval('{seq}')"
+
+        return _SERIAL_COL.sub(repl, sql)
+
     def describe(self, sql: str, declared: Sequence[int]) -> tuple[list[int], list[ColumnInfo]]:
         """(parameter type OIDs, result columns) of a statement without running it.
 
@@ -258,14 +306,20 @@ class Compat:
         if w1 not in _ROW_WORDS and " RETURNING " not in sql.upper():
             return ptypes, []
         if w1 in ("SELECT", "WITH", "VALUES", "TABLE", "FROM"):
-            probe = f"SELECT * FROM ({sql.rstrip().rstrip(';')}) AS sluice_describe LIMIT 0"
+            # DESCRIBE binds without running: no side effects, no runtime errors that
+            # would abort the client's transaction
+            probe = "DESCRIBE " + sql.rstrip().rstrip(";")
             typed: list[Any] = ["" if not t or t in (types.TEXT, types.VARCHAR) else None for t in ptypes]
-            for args in (typed, nulls) if any(a is not None for a in typed) else (nulls,):
-                try:
-                    r = self.execute(probe, args or None)
-                    return ptypes, list(r.columns)
-                except SluiceError:
-                    continue  # fall through: run it as is
+            was_failed = self.session._failed
+            try:
+                for args in (typed, nulls) if any(a is not None for a in typed) else (nulls,):
+                    try:
+                        r = self.execute(probe, args or None)
+                        return ptypes, [ColumnInfo(str(row[0]), str(row[1])) for row in r.fetchall()]
+                    except SluiceError:
+                        continue  # fall through: run it as is
+            finally:
+                self.session._failed = was_failed
         if w1 in ("SELECT", "WITH", "VALUES", "TABLE", "FROM", "SHOW", "DESCRIBE", "EXPLAIN", "SUMMARIZE"):
             r = self.execute(sql, nulls or None)
             cols = list(r.columns)
@@ -331,6 +385,15 @@ SHIM_VIEWS: dict[str, str] = {
     "pg_event_trigger": "SELECT 0::BIGINT AS oid, '' AS evtname WHERE false",
     "pg_opclass": "SELECT 0::BIGINT AS oid, '' AS opcname, 0::BIGINT AS opcnamespace, false AS opcdefault, "
                   "0::BIGINT AS opcmethod WHERE false",
+    # DuckDB lists no index rows for primary keys and unique constraints; PostgreSQL has one
+    # per constraint (SQLAlchemy joins pg_constraint.conindid = pg_index.indexrelid)
+    "pg_index": "SELECT *, false AS indnullsnotdistinct FROM pg_catalog.pg_index UNION ALL BY NAME "
+                "SELECT k.oid AS indexrelid, k.conrelid AS indrelid, len(k.conkey)::SMALLINT AS indnatts, "
+                "len(k.conkey)::SMALLINT AS indnkeyatts, true AS indisunique, k.contype = 'p' AS indisprimary, "
+                "false AS indisexclusion, true AS indimmediate, false AS indisclustered, true AS indisvalid, "
+                "false AS indcheckxmin, true AS indisready, true AS indislive, false AS indisreplident, "
+                "list_transform(k.conkey, x -> x + 1) AS indkey, false AS indnullsnotdistinct "
+                "FROM pg_catalog.pg_constraint k WHERE k.contype IN ('p', 'u')",
     "pg_auth_members": "SELECT 0::BIGINT AS oid, 0::BIGINT AS roleid, 0::BIGINT AS member, 0::BIGINT AS grantor, "
                        "false AS admin_option, true AS inherit_option, true AS set_option WHERE false",
     # DuckDB numbers conkey from 0 (PostgreSQL: attnum, from 1), names constraints by their
@@ -341,6 +404,7 @@ SHIM_VIEWS: dict[str, str] = {
                      "WHEN 'f' THEN c.relname || '_' || k.oid::VARCHAR || '_fkey' "
                      "ELSE c.relname || '_' || k.oid::VARCHAR || '_check' END AS conname, "
                      "list_transform(k.conkey, x -> x + 1) AS conkey, "
+                     "CASE WHEN k.contype IN ('p', 'u') THEN k.oid ELSE k.conindid END AS conindid, "
                      "list_transform(k.confkey, x -> x + 1) AS confkey) "
                      "FROM pg_catalog.pg_constraint k LEFT JOIN pg_catalog.pg_class c ON c.oid = k.conrelid "
                      "WHERE k.contype <> 'x'",
@@ -356,6 +420,10 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"'((?:[^']|'')*)'\s*::\s*(?:pg_catalog\.)?regclass", re.I),
      r"(SELECT oid FROM pg_catalog.pg_class WHERE relname = "
      r"split_part('\1', '.', -1) LIMIT 1)"),
+    (re.compile(r"CAST\(\s*(\$\d+|'(?:[^']|'')*')\s+AS\s+(?:pg_catalog\.)?regclass\s*\)", re.I),
+     r"(SELECT oid FROM pg_catalog.pg_class WHERE relname = split_part(\1, '.', -1) LIMIT 1)"),
+    (re.compile(r"(\$\d+)\s*::\s*(?:pg_catalog\.)?regclass", re.I),
+     r"(SELECT oid FROM pg_catalog.pg_class WHERE relname = split_part(\1, '.', -1) LIMIT 1)"),
     (re.compile(r"'((?:[^']|'')*)'\s*::\s*(?:pg_catalog\.)?regtype", re.I),
      r"(SELECT oid FROM pg_catalog.pg_type WHERE typname = '\1' LIMIT 1)"),
     (re.compile(r"'((?:[^']|'')*)'\s*::\s*(?:pg_catalog\.)?regnamespace", re.I),
@@ -363,13 +431,18 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     # x::regclass / ::regtype / ::regproc / ::oid in output position -> keep the number
     (re.compile(r"::\s*(?:pg_catalog\.)?(?:regclass|regtype|regproc|regprocedure|regnamespace|regrole|oid)\b",
                 re.I), "::BIGINT"),
+    (re.compile(r"\bAS\s+(?:pg_catalog\.)?(?:regclass|regtype|regproc|regprocedure|regnamespace|regrole|oid)\s*\)",
+                re.I), "AS BIGINT)"),
     (re.compile(r"::\s*(?:pg_catalog\.)?name\b", re.I), "::VARCHAR"),
     (re.compile(r"::\s*(?:pg_catalog\.)?text\[\]", re.I), "::VARCHAR[]"),
     (re.compile(r"::\s*pg_catalog\.", re.I), "::"),
+    (re.compile(r"\bjson_build_object\s*\(", re.I), "json_object("),
+    (re.compile(r"\bjsonb_build_object\s*\(", re.I), "json_object("),
     (re.compile(r"\bpg_get_viewdef\(([^(),]+),\s*(?:true|false)\s*\)", re.I), r"pg_get_viewdef(\1)"),
     (re.compile(r"\bpg_get_expr\(([^(),]+),([^(),]+),\s*(?:true|false)\s*\)", re.I), r"pg_get_expr(\1,\2)"),
     # schema-qualified function calls: pg_catalog.f( -> f(
     (re.compile(r"\bpg_catalog\.(?=\w+\s*\()", re.I), ""),
+    (re.compile(r"(?<![\w.])format_type\s*\(", re.I), "sluice_format_type("),
     (re.compile(r"\bOPERATOR\s*\(\s*pg_catalog\.([^)]+)\)", re.I), r"\1"),
     (re.compile(r"\s+COLLATE\s+(?:pg_catalog\.)?\"?default\"?", re.I), ""),
     (re.compile(r"\bCOLLATE\s+(?:pg_catalog\.)?\"?C\"?", re.I), ""),
@@ -416,7 +489,7 @@ def _param_slots(sql: str, nparams: int) -> tuple[tuple[str, str | None, str | N
             aliases[t.alias.lower()] = t.name
     single = tables[0].name if len(tables) == 1 else None
 
-    def index(node: exp.Expression) -> int | None:
+    def index(node: Any) -> int | None:
         if isinstance(node, exp.Parameter) or isinstance(node, exp.Placeholder):
             text = node.sql(dialect="postgres").lstrip("$")
             if text.isdigit():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from sqlsluice.middleware.pipeline import Forward, Reply
 from sqlsluice.middleware.protocol import Phase, ProtocolState
 from sqlsluice.middleware.sqltext import max_param, split_statements
 
+log = logging.getLogger("sqlsluice.session")
 BATCH_ROWS = 2000
 FLUSH_BYTES = 1 << 16
 T = TypeVar("T")
@@ -135,6 +137,8 @@ class DuckDBHandler:
         self.send(codec.ready_for_query(self.state.tx_status))
 
     def error(self, e: SluiceError, *, extended: bool) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("error %s: %s", e.sqlstate, e.message.splitlines()[0] if e.message else "")
         self.send(error_message(e))
         self.state.error(extended=extended)
 

@@ -125,65 +125,42 @@ def _fatal(sqlstate: str, msg: str) -> bytes:
     return codec.error_response(sqlstate, msg, severity="FATAL")
 
 
-# --- the relay -------------------------------------------------------------------------
-class UpstreamRelay:
-    """The two directions of one passthrough session."""
+class ResponseScanner:
+    """I/O-free walk over the upstream's byte stream (upstream -> client direction).
 
-    def __init__(self, conn: Any, target: UpstreamTarget, up: UpstreamSession) -> None:
-        self.conn = conn
-        self.target = target
-        self.up = up
-        self.creader: asyncio.StreamReader = conn.reader
-        self.cwriter: asyncio.StreamWriter = conn.writer
-        self.ureader = up.reader
-        self.uwriter = up.writer
-        self.status = up.status  # transaction status of the last ReadyForQuery seen
-        self.sent_syncs = 0  # Query/Sync/FunctionCall sent upstream (each answered by one ReadyForQuery)
-        self.recv_syncs = 0  # ReadyForQuery received
-        self._idle_waiter: asyncio.Future[None] | None = None  # set while waiting for the upstream to go idle
-        # (sync number, marker token, replacement ErrorResponse) for pipeline errors in flight
+    :meth:`feed` takes bytes as they arrive and returns the bytes to forward now.  Only
+    message headers are read; bodies are skipped, also across chunks.  It tracks
+    ReadyForQuery (``status``, ``ready``) and replaces registered ErrorResponses (pipeline
+    errors, see :class:`UpstreamRelay`).  Bytes are held back only for an incomplete
+    header or an ErrorResponse that may have to be replaced.
+
+    >>> sc = ResponseScanner()
+    >>> cc, z = codec.command_complete("BEGIN"), codec.ready_for_query(b"T")
+    >>> sc.feed(cc + z[:3]) == cc, sc.ready
+    (True, 0)
+    >>> sc.feed(z[3:]) == z, sc.status, sc.ready
+    (True, b'T', 1)
+    """
+
+    __slots__ = ("status", "ready", "substitutions", "_held", "_skip")
+
+    def __init__(self, status: bytes = b"I") -> None:
+        self.status = status  # transaction status of the last ReadyForQuery
+        self.ready = 0  # ReadyForQuery messages seen
+        # (ReadyForQuery number it belongs to, marker token, replacement ErrorResponse)
         self.substitutions: list[tuple[int, bytes, bytes]] = []
-        self._marker_seq = 0
-        self.client_gone = False
-        self.upstream_gone = False
-        self._in_buf = bytearray()  # client bytes not yet handled (an incomplete Query/Parse or header)
-        self._in_skip = 0  # bytes of a passed-through client message still to come
-        self._held = b""  # upstream bytes held back (an incomplete header, or an ErrorResponse to inspect)
-        self._out_skip = 0  # bytes of an upstream message body still to come
+        self._held = b""
+        self._skip = 0  # bytes of a message body still to come
 
-    # -- upstream -> client ------------------------------------------------------------
-    async def downstream(self) -> None:
-        read = self.ureader.read
-        cw = self.cwriter
-        write = cw.write
-        transport = cw.transport
-        try:
-            while True:
-                data = await read(_READ)
-                if not data:
-                    break
-                out = self._scan_upstream(data)
-                if out:
-                    write(out)
-                    if transport.get_write_buffer_size() > _HIGH_WATER:
-                        await cw.drain()
-        except (ConnectionError, OSError):
-            pass
-        self.upstream_gone = True
-        self._wake_idle()
-        if not self.client_gone:
-            with contextlib.suppress(ConnectionError, OSError, RuntimeError):
-                if not self._held and self._out_skip == 0:
-                    write(_fatal("08006", "terminating connection: the upstream PostgreSQL server closed the "
-                                          "connection"))
-                cw.close()
+    def at_boundary(self) -> bool:
+        """True when everything forwarded so far ends on a message boundary."""
+        return not self._held and self._skip == 0
 
-    def _scan_upstream(self, data: bytes) -> bytes:
-        """Walk message headers in ``data`` (after any held bytes); return what to forward now."""
-        skip = self._out_skip
+    def feed(self, data: bytes) -> bytes:
+        skip = self._skip
         n = len(data)
         if skip >= n and not self._held:
-            self._out_skip = skip - n
+            self._skip = skip - n
             return data
         if self._held:
             buf = self._held + data
@@ -203,11 +180,10 @@ class UpstreamRelay:
                 if pos + 6 > n:
                     break  # hold the 5 bytes until the status byte arrives
                 self.status = buf[pos + 5:pos + 6]
-                self.recv_syncs += 1
+                self.ready += 1
                 if self.substitutions:
-                    self.substitutions = [s for s in self.substitutions if s[0] > self.recv_syncs]
-                if self._idle_waiter is not None and self.recv_syncs >= self.sent_syncs:
-                    self._wake_idle()
+                    # a marker that never failed (the upstream skipped it after an earlier error)
+                    self.substitutions = [x for x in self.substitutions if x[0] > self.ready]
             elif t == _E and self.substitutions:
                 end = pos + 1 + ln
                 if end > n:
@@ -224,10 +200,10 @@ class UpstreamRelay:
                         break
             pos += 1 + ln
         if pos > n:
-            self._out_skip = pos - n
+            self._skip = pos - n
             cut = n
         else:
-            self._out_skip = 0
+            self._skip = 0
             cut = pos
             if pos < n:
                 self._held = buf[pos:]
@@ -236,15 +212,90 @@ class UpstreamRelay:
             return b"".join(pieces)
         return buf if cut == n else buf[:cut]
 
+
+# --- the relay -------------------------------------------------------------------------
+class UpstreamRelay:
+    """The two directions of one passthrough session."""
+
+    def __init__(self, conn: Any, target: UpstreamTarget, up: UpstreamSession) -> None:
+        self.conn = conn
+        self.target = target
+        self.up = up
+        self.creader: asyncio.StreamReader = conn.reader
+        self.cwriter: asyncio.StreamWriter = conn.writer
+        self.ureader = up.reader
+        self.uwriter = up.writer
+        self.scanner = ResponseScanner(up.status)
+        self.sent_syncs = 0  # Query/Sync/FunctionCall sent upstream (each answered by one ReadyForQuery)
+        self._idle_waiter: asyncio.Future[None] | None = None  # set while waiting for the upstream to go idle
+        self._marker_seq = 0
+        self.client_gone = False
+        self.upstream_gone = False
+        self._in_buf = bytearray()  # client bytes not yet handled (an incomplete Query/Parse or header)
+        self._in_skip = 0  # bytes of a passed-through client message still to come
+
+    # -- upstream -> client ------------------------------------------------------------
+    async def downstream(self) -> None:
+        read = self.ureader.read
+        cw = self.cwriter
+        write = cw.write
+        transport = cw.transport
+        scanner = self.scanner
+        feed = scanner.feed
+        try:
+            while True:
+                data = await read(_READ)
+                if not data:
+                    break
+                out = feed(data)
+                if self._idle_waiter is not None and scanner.ready >= self.sent_syncs:
+                    self._wake_idle()
+                if out:
+                    write(out)
+                    if transport.get_write_buffer_size() > _HIGH_WATER:
+                        await cw.drain()
+        except (ConnectionError, OSError):
+            pass
+        self.upstream_gone = True
+        self._wake_idle()
+        if not self.client_gone:
+            with contextlib.suppress(ConnectionError, OSError, RuntimeError):
+                if scanner.at_boundary():
+                    write(_fatal("08006", "terminating connection: the upstream PostgreSQL server closed the "
+                                          "connection"))
+                cw.close()
+
     # -- client -> upstream ------------------------------------------------------------
     async def upstream(self) -> None:
         read = self.creader.read
         fast = self._fast_client
+        handle = self.conn.pipeline.handle
+        ctx = self.conn.ctx
+        uwrite = self.uwriter.write
         try:
             while True:
                 data = await read(_READ)
                 if not data or self.upstream_gone:
                     return
+                if (data[0] == _Q and len(data) > 5 and len(data) == 1 + _unpack_i(data, 1)[0] and data[-1] == 0
+                        and not self._in_buf and not self._in_skip and len(data) <= MAX_MESSAGE):
+                    # the simple-protocol hot path: one whole Query in the chunk
+                    try:
+                        sql = data[5:-1].decode()
+                    except UnicodeDecodeError:
+                        sql = None
+                    if sql is not None:
+                        try:
+                            decision = await handle(ctx, sql, extended=False)
+                        except SluiceError as e:
+                            decision = e
+                        if type(decision) is Forward and decision.sql == sql:
+                            self.sent_syncs += 1
+                            uwrite(data)
+                            continue
+                        if not await self._query_decided(data, sql, decision):
+                            return
+                        continue
                 r = fast(data)
                 if r == 1:
                     continue
@@ -361,13 +412,13 @@ class UpstreamRelay:
 
     def _fail(self, error: bytes) -> None:
         """End the session on bad client input: the error goes out unless an answer is mid-flight."""
-        if self.recv_syncs >= self.sent_syncs or self.upstream_gone:
+        if self.scanner.ready >= self.sent_syncs or self.upstream_gone:
             with contextlib.suppress(ConnectionError, OSError, RuntimeError):
                 self.cwriter.write(error)
 
     async def _wait_idle(self) -> None:
         """Wait until every answer the upstream owes has been forwarded."""
-        while self.recv_syncs < self.sent_syncs and not self.upstream_gone:
+        while self.scanner.ready < self.sent_syncs and not self.upstream_gone:
             self._idle_waiter = asyncio.get_running_loop().create_future()
             await self._idle_waiter
 
@@ -384,7 +435,7 @@ class UpstreamRelay:
         token = _MARKER + str(self._marker_seq).encode() + b'"'
         from sqlsluice.middleware.connection import error_message
 
-        self.substitutions.append((sync_no, token, error_message(err)))
+        self.scanner.substitutions.append((sync_no, token, error_message(err)))
         return f'SELECT "{token[:-1].decode()}"'
 
     async def _query(self, raw: bytes) -> bool:
@@ -398,16 +449,23 @@ class UpstreamRelay:
             self.sent_syncs += 1
             self._send(raw)
             return True
+        decision: Forward | Reply | SluiceError
         try:
             decision = await self.conn.pipeline.handle(self.conn.ctx, sql, extended=False)
         except SluiceError as e:
+            decision = e
+        return await self._query_decided(raw, sql, decision)
+
+    async def _query_decided(self, raw: bytes, sql: str, decision: Forward | Reply | SluiceError) -> bool:
+        """Act on the pipeline's answer to a Query."""
+        if isinstance(decision, SluiceError):
             # fail upstream in this position so the transaction aborts as on PostgreSQL
             self.sent_syncs += 1
-            self._send(codec.message(codec.QUERY, codec.cstr(self._marker(e, self.sent_syncs))))
+            self._send(codec.message(codec.QUERY, codec.cstr(self._marker(decision, self.sent_syncs))))
             return True
         if isinstance(decision, Reply):
             await self._wait_idle()
-            self.cwriter.write(reply_messages(decision, self.status))
+            self.cwriter.write(reply_messages(decision, self.scanner.status))
             return True
         self.sent_syncs += 1
         if decision.sql == sql:
@@ -455,7 +513,7 @@ class UpstreamRelay:
             await self.upstream()
         finally:
             self.client_gone = True
-            busy = self.recv_syncs < self.sent_syncs and not self.upstream_gone
+            busy = self.scanner.ready < self.sent_syncs and not self.upstream_gone
             if busy:
                 # the client left while a statement runs: stop it instead of letting it finish
                 with contextlib.suppress(Exception):

@@ -19,7 +19,7 @@ from sqlglot import exp
 
 from sqlsluice.config import Config
 from sqlsluice.databases import Backend, Catalog
-from sqlsluice.errors import ConfigError, QueryCanceled, SluiceError
+from sqlsluice.errors import ConfigError, QueryCanceled, SluiceError, SyntaxErrorSQL
 from sqlsluice.rewriters.candidates import Candidate
 from sqlsluice.rewriters.rules import BY_NAME
 
@@ -134,6 +134,10 @@ def rewrite(backend: Backend, sql: str, *, config: Config | None = None, rewrite
     cfg = config or Config()
     dialect = backend.dialect
     out = Rewrite(original=sql, sql=sql)
+    try:
+        sqlglot.parse(sql, read=dialect)
+    except sqlglot.errors.SqlglotError as e:
+        raise SyntaxErrorSQL(f"cannot parse SQL: {str(e).strip().splitlines()[0]}") from e
     if not is_rewritable(sql, dialect):
         out.reason = "not a single read-only query"
         return out

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -248,23 +249,50 @@ def _table_rows(backend: Backend, catalog: Catalog, table: str, timeout: float) 
         return None
 
 
+_PLAIN = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def _ident(name: str) -> str:
+    return name if _PLAIN.fullmatch(name) else '"' + name.replace('"', '""') + '"'
+
+
+def compact_ddl(catalog: Catalog, tables: list[str]) -> str:
+    """CREATE TABLE statements for ``tables`` with keys, identifiers quoted only where needed
+    (prompts pay per token)."""
+    out = []
+    for name in tables:
+        t = catalog.table(name)
+        if t is None:
+            continue
+        parts = [f"{_ident(c.name)} {c.type}{'' if c.nullable else ' NOT NULL'}" for c in t.columns]
+        if t.primary_key:
+            parts.append(f"PRIMARY KEY ({', '.join(map(_ident, t.primary_key))})")
+        for u in t.unique:
+            parts.append(f"UNIQUE ({', '.join(map(_ident, u))})")
+        for fk in t.foreign_keys:
+            if fk.ref_table.lower() in tables:
+                parts.append(f"FOREIGN KEY ({', '.join(map(_ident, fk.columns))}) REFERENCES "
+                             f"{_ident(fk.ref_table)} ({', '.join(map(_ident, fk.ref_columns))})")
+        out.append(f"CREATE TABLE {_ident(t.name)} ({', '.join(parts)});")
+    return "\n".join(out)
+
+
 def build_context(sql: str, catalog: Catalog, backend: Backend, *, max_predicates: int = 12,
                   sample_rows: int = 10000, timeout: float = 5.0) -> DbContext:
     """Schema of the referenced tables, their sizes, predicate selectivities and redundant parts."""
     d = backend.dialect
     q = parse_query(sql, d)
     if q is None:
-        return DbContext(tables=[], schema_ddl="\n".join(s + ";" for s in catalog.to_ddl(d)), table_sizes={})
+        return DbContext(tables=[], schema_ddl=compact_ddl(catalog, [t.name.lower() for t in catalog.tables]),
+                         table_sizes={})
     tables = referenced_tables(q)
-    sub = Catalog(tables=[t for t in catalog.tables if t.name.lower() in tables] or catalog.tables,
-                  dialect=catalog.dialect)
     sizes = {t: _table_rows(backend, catalog, t, timeout) for t in tables}
     sels: list[Selectivity] = []
     for table, pred in _filter_predicates(q, catalog, tables)[:max_predicates]:
         s = _selectivity(backend, table, pred, sizes.get(table), sample_rows=sample_rows, timeout=timeout)
         if s is not None:
             sels.append(s)
-    return DbContext(tables=tables, schema_ddl="\n".join(s + ";" for s in sub.to_ddl(d)), table_sizes=sizes,
+    return DbContext(tables=tables, schema_ddl=compact_ddl(catalog, tables), table_sizes=sizes,
                      selectivities=sels, redundancies=_redundancies(q, catalog, sizes))
 
 

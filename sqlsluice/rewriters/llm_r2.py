@@ -141,9 +141,28 @@ def record_demonstration(store: StateStore, sql: str, rules: list[str], gain: fl
                   (sql, json.dumps(list(ours)), float(gain), source, time.time()))
 
 
+def _has_table(store: StateStore, name: str) -> bool:
+    if store.kind == "postgres":
+        return bool(store.execute("SELECT to_regclass(?) IS NOT NULL", (f"sluice.{name}",))[0][0])
+    return bool(store.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
+
+
 def stored_demonstrations(store: StateStore) -> list[Demonstration]:
+    """Demonstrations recorded here, plus the rule rewrites the proxy stored as verified and faster
+    (``sluice_rewrites``: query template, rule sequence, measured speedup)."""
     store.ensure(DEMOS_DDL)
     out = []
+    if _has_table(store, "sluice_rewrites"):
+        rows = store.execute("SELECT original_template, rules, speedup FROM sluice_rewrites"
+                             " WHERE speedup IS NOT NULL AND speedup > 1 AND rules IS NOT NULL")
+        for sql, rules, gain in rows:
+            try:
+                names = json.loads(rules)
+            except (json.JSONDecodeError, TypeError):
+                continue
+            ours = _our_rules([str(n) for n in names]) if isinstance(names, list) else ()
+            if ours and sql:
+                out.append(Demonstration(sql=sql, rules=ours, gain=float(gain), source="sluice-rewrites"))
     for sql, rules, gain, source in store.execute("SELECT sql, rules, gain, source FROM sluice_llmr2_demos"):
         try:
             names = json.loads(rules)
@@ -185,8 +204,8 @@ class DemoPool:
         # one demonstration per query shape: the pool holds several instances of each template,
         # so a candidate nearly identical (cosine >= 0.9) to one already picked is skipped
         for i in order:
-            if sims[i] >= 0.999 and " ".join(sql_words(self.demos[i].sql)) == " ".join(sql_words(sql)):
-                continue
+            if " ".join(self.demos[i].sql.split()).lower() == " ".join(sql.split()).lower().rstrip(" ;"):
+                continue  # the query itself is no demonstration
             if picked:
                 close = np.asarray((self._mat[picked] @ self._mat[i].T).todense()).ravel()
                 if float(close.max()) >= self.max_overlap:

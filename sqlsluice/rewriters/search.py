@@ -22,7 +22,7 @@ from sqlsluice.rewriters.rules import SEARCH, Rule, apply_rules, prepare, run_ru
 
 @dataclass
 class State:
-    expr: exp.Expression
+    expr: exp.Expr
     sql: str
     rules: list[str]
     cost: float
@@ -61,8 +61,8 @@ class _Scorer:
 
 
 def search(sql: str, catalog: Catalog | None, backend: Backend | None, *, dialect: str | None = None,
-           rules: tuple[Rule, ...] = SEARCH, beam_width: int = 3, depth: int = 6, max_explains: int = 60,
-           keep: int = 4) -> SearchResult:
+           rules: tuple[Rule, ...] = SEARCH, beam_width: int = 2, depth: int = 5, max_explains: int = 40,
+           keep: int = 4, max_applications: int = 120) -> SearchResult:
     """Explore rule applications; return the cheapest distinct rewrites (at most ``keep``)."""
     dialect = dialect or (backend.dialect if backend else "duckdb")
     scorer = _Scorer(backend, dialect, max_explains)
@@ -71,12 +71,16 @@ def search(sql: str, catalog: Catalog | None, backend: Backend | None, *, dialec
     orig_cost = scorer.cost(sql)
     seen: dict[str, State] = {}
     children: dict[str, list[State]] = {}
+    applications = [0]
 
     def expand(state: State) -> list[State]:
         if state.sql in children:
             return children[state.sql]
-        out = []
+        out: list[State] = []
         for r in rules:
+            if applications[0] >= max_applications:
+                break  # a count, not a clock: the search stays deterministic
+            applications[0] += 1
             new = run_rule(r, state.expr, catalog, dialect)
             if new is state.expr:
                 continue

@@ -80,17 +80,23 @@ def load_tpcds(url: str, *, sf: float, cache_dir: Path | None = None, primary_ke
     be = connect(url)
     if has_tpcds(be):
         return be
+    cache_dir = cache_dir or Path(".sluice") / "data"
+    src = generate_tpcds_duckdb(cache_dir / f"tpcds_sf{str(sf).replace('.', '_')}.duckdb", sf=sf, progress=progress)
+    copy_duckdb_to_postgres(src, url, primary_keys=primary_keys)
+    return be
+
+
+def copy_duckdb_to_postgres(src: Path, url: str, *, primary_keys: bool = True) -> None:
+    """Copy every table of a DuckDB file into PostgreSQL (CSV + COPY), declare TPC-DS keys, ANALYZE."""
     import duckdb
     import psycopg
 
-    cache_dir = cache_dir or Path(".sluice") / "data"
-    src = generate_tpcds_duckdb(cache_dir / f"tpcds_sf{str(sf).replace('.', '_')}.duckdb", sf=sf, progress=progress)
-    dcon = duckdb.connect(str(src), read_only=True)
     from sqlsluice.databases.duckdb_backend import DuckDBBackend
 
     dbe = DuckDBBackend(str(src), read_only=True)
     cat = dbe.catalog(row_counts=False)
     dbe.close()
+    dcon = duckdb.connect(str(src), read_only=True)
     keys = tpcds_keys()
     with psycopg.connect(url, autocommit=True) as pg, tempfile.TemporaryDirectory() as tmp:
         for t in cat.tables:
@@ -113,4 +119,3 @@ def load_tpcds(url: str, *, sf: float, cache_dir: Path | None = None, primary_ke
                     pass  # duplicate key values in generated data: leave the table without a key
         pg.execute("ANALYZE")
     dcon.close()
-    return be

@@ -10,8 +10,9 @@ spec                router
                     routing by expected accuracy minus ``lam`` x relative tokens; trained by
                     ``sluice route train``, saved under ``$SLUICE_HOME/routers/<name>.joblib``
                     (and in the state store so that every proxy sees it)
-``budget``          the learned model with ``lam`` set on the training labels so that the average
-                    token cost stays within a budget (``budget:0.45`` = 45% of always-ensemble)
+``budget:<x>``      a saved learned router (``budget:0.45@<name>``, default name ``learned``) with
+                    ``lam`` re-chosen on its training labels so that the mean token cost stays within
+                    ``x`` times always-ensemble
 ``cascade``         run basic (two samples, logprobs); escalate to decompose, then ensemble when the
                     answer fails a check: error, empty or all-NULL result, the two samples disagree,
                     token confidence below ``min_confidence`` (executed by :mod:`sqlsluice.text2sql.api`)
@@ -105,6 +106,17 @@ class LearnedRouter(Router):
     lam: float = 0.1
     label: str = "learned"
     meta: dict[str, Any] = field(default_factory=dict)
+    oof: tuple[np.ndarray, np.ndarray] | None = None  # out-of-fold P(solved) and labels, for re-budgeting
+
+    def with_budget(self, budget: float) -> LearnedRouter:
+        """The same model with ``lam`` re-chosen on its training labels for another token budget."""
+        if self.oof is None:
+            raise InvalidParameterValue(f"router {self.label!r} was trained without --budget; retrain it with "
+                                        "`sluice route train --budget X` to re-target budgets")
+        probs, y = self.oof
+        lam = choose_lam(probs, y, np.asarray(self.costs, float), budget)
+        return LearnedRouter(model=self.model, dbs=self.dbs, costs=self.costs, lam=lam,
+                             label=f"{self.label}@budget:{budget:g}", meta=self.meta, oof=self.oof)
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -178,6 +190,7 @@ def fit_learned(xs: list[RouteInput], labels: list[int], *, costs: tuple[float, 
         except ValueError:
             probs = np.tile(np.array([[0.5, 0.6, 0.65]]), (len(y), 1))
         r.lam = choose_lam(probs, y, np.asarray(costs, float), budget)
+        r.oof = (probs, y)
     model.fit(X, y)
     r.meta = {"trained": time.time(), "n": len(y), "budget": budget, "features": FEATURE_NAMES}
     return r
@@ -234,26 +247,52 @@ def load_router(spec: str | Router | None, *, store: StateStore | None = None) -
         return AlwaysRouter(p)
     if s == "tables":
         return TablesRouter()
+    if s.startswith("budget:"):
+        frac, _, name = s.split(":", 1)[1].partition("@")
+        try:
+            b = float(frac)
+        except ValueError:
+            raise InvalidParameterValue(f"bad budget in {s!r}: use budget:0.4 or budget:0.4@<router>") from None
+        base = load_router(name or "learned", store=store)
+        if not isinstance(base, LearnedRouter):
+            raise InvalidParameterValue(f"{s!r}: {name!r} is not a learned router")
+        return base.with_budget(b)
     if s.startswith("cascade"):
         parts = s.split(":", 1)
         return CascadeRouter(min_confidence=float(parts[1])) if len(parts) == 2 else CascadeRouter()
     import joblib
 
-    p = Path(s)
-    if p.suffix in (".joblib", ".pkl") or p.exists():
-        if not p.exists():
-            raise FileNotFoundError(2, "No such file or directory", str(p))
-        return _checked(joblib.load(p), s)
+    path = Path(s)
+    if path.suffix in (".joblib", ".pkl") or path.exists():
+        if not path.exists():
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return _load_file(path, s)
     f = routers_dir() / f"{s}.joblib"
     if f.exists():
-        return _checked(joblib.load(f), s)
+        return _load_file(f, s)
     st = store if store is not None else default_store()
     st.ensure(ROUTER_DDL)
-    rows = st.execute("SELECT blob FROM sluice_routers WHERE name = ? ORDER BY created DESC", [s])
+    rows = st.execute("SELECT created, blob FROM sluice_routers WHERE name = ? ORDER BY created DESC", [s])
     if rows:
-        return _checked(joblib.load(io.BytesIO(base64.b64decode(rows[0][0]))), s)
+        key = (f"store:{id(st)}:{s}", float(rows[0][0]))
+        if key not in _LOADED:
+            _LOADED[key] = _checked(joblib.load(io.BytesIO(base64.b64decode(rows[0][1]))), s)
+        return _LOADED[key]
     raise InvalidParameterValue(
         f"unknown router {s!r}: use always:<pipeline>, tables, cascade, or a router saved by `sluice route train`")
+
+
+_LOADED: dict[tuple[str, float], Router] = {}
+
+
+def _load_file(path: Path, spec: str) -> Router:
+    """Load a saved router once per file version (the proxy loads it on every ASK)."""
+    import joblib
+
+    key = (str(path.resolve()), path.stat().st_mtime)
+    if key not in _LOADED:
+        _LOADED[key] = _checked(joblib.load(path), spec)
+    return _LOADED[key]
 
 
 def _checked(obj: Any, spec: str) -> Router:

@@ -63,7 +63,12 @@ def measure_costs(items: list[LabeledQuestion], bird_dir: Path, *, sample: int =
     from sqlsluice.llm.prompts import load_prompt
     from sqlsluice.llm.scripted_server import count_tokens
     from sqlsluice.text2sql.pipelines import DIALECT_NAMES
-    from sqlsluice.text2sql.schema import bird_descriptions, catalogs_from_tables_json, link_schema, schema_text
+    from sqlsluice.text2sql.schema import (
+        bird_descriptions,
+        catalogs_from_tables_json,
+        link_schema,
+        schema_text,
+    )
 
     catalogs = catalogs_from_tables_json(bird_dir / "dev_tables.json")
     gold: dict[tuple[str, str], str] = {}
@@ -185,7 +190,7 @@ def run_bench(items: list[LabeledQuestion], costs: CostReport, *, folds: int = 5
     ]
     texts = [f"{x.question} || {x.evidence}" for x in items]
     outer = StratifiedKFold(max(2, folds), shuffle=True, random_state=seed)
-    for vname, X, make in [*variants, ("tfidf-lr", None, None)]:
+    for vname, X, make in [*variants, ("tfidf-lr", np.zeros((n, 1)), None)]:
         routes_at: dict[float, np.ndarray] = {b: np.zeros(n, int) for b in (tables_budget, *budgets)}
         oof_basic = np.zeros(n)
         for tr_idx, te_idx in outer.split(np.zeros(n), y):

@@ -26,10 +26,23 @@ from sqlsluice.databases import Backend, Catalog, ColumnInfo
 from sqlsluice.errors import InsufficientPrivilege, InvalidParameterValue, SluiceError
 from sqlsluice.routers.features import RouteInput
 from sqlsluice.text2sql.guard import run_readonly
-from sqlsluice.text2sql.pipelines import PIPELINES, Outcome, Workspace, degenerate, run_basic, run_pipeline, \
-    try_run
-from sqlsluice.text2sql.schema import Descriptions, link_schema, lookup_values, sample_values, schema_text, \
-    values_text
+from sqlsluice.text2sql.pipelines import (
+    PIPELINES,
+    Outcome,
+    Workspace,
+    degenerate,
+    run_basic,
+    run_pipeline,
+    try_run,
+)
+from sqlsluice.text2sql.schema import (
+    Descriptions,
+    link_schema,
+    lookup_values,
+    sample_values,
+    schema_text,
+    values_text,
+)
 
 if TYPE_CHECKING:
     from sqlsluice.llm.client import LLM
@@ -116,9 +129,11 @@ def generate(backend: Backend, question: str, *, evidence: str | None = None, ro
              store: StateStore | None = None) -> Generation:
     """SQL for ``question`` from the routed (or named) pipeline; the answer is not executed."""
     from sqlsluice.routers.base import CascadeRouter, load_router
+    from sqlsluice.text2sql.querylog import store_for
 
     t0 = time.perf_counter()
     cfg = config or Config()
+    store = store if store is not None else store_for(cfg)
     if router is not None and pipeline is not None:
         raise InvalidParameterValue("give a router or a pipeline, not both")
     if pipeline is not None and pipeline not in PIPELINES:
@@ -212,9 +227,10 @@ def ask(backend: Backend, question: str, *, evidence: str | None = None, config:
         descriptions: Descriptions | None = None, log: bool = True) -> Answer:
     """Generate SQL for ``question`` and run it read-only; refusals raise 42501."""
     from sqlsluice.text2sql.cache import remember
-    from sqlsluice.text2sql.querylog import log_query
+    from sqlsluice.text2sql.querylog import log_query, store_for
 
     cfg = config or Config()
+    store = store if store is not None else store_for(cfg)
     t0 = time.perf_counter()
     gen = None
     try:

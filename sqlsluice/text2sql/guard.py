@@ -38,7 +38,11 @@ from sqlsluice.errors import BackendError, InsufficientPrivilege, SluiceError, S
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_-]*)[ \t]*\n(.*?)```", re.S)
 _OPEN_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_-]*)[ \t]*\n(.*)$", re.S)
 _FILEISH = re.compile(r"[/\\:]|\.(csv|tsv|parquet|json|ndjson|jsonl|txt|gz|zst|xlsx|db|sqlite|duckdb)$", re.I)
-_START = re.compile(r"(?is)\b(WITH|SELECT)\b")
+_KEYWORDS = ("WITH|SELECT|INSERT|UPDATE|DELETE|DROP|CREATE|ALTER|TRUNCATE|MERGE|GRANT|REVOKE|COPY|ATTACH|"
+             "DETACH|INSTALL|LOAD|PRAGMA|SET|CALL|EXPORT|IMPORT|VACUUM|CHECKPOINT|BEGIN|COMMIT|REPLACE|UPSERT")
+# a statement starts at an upper-case keyword anywhere, or at any-case keyword at a line start
+_START_UPPER = re.compile(rf"\b({_KEYWORDS})\b")
+_START_LINE = re.compile(rf"(?im)^\s*({_KEYWORDS})\b")
 
 # Statement nodes that change data or schema; none may appear anywhere in the tree.
 _WRITE_NODES: tuple[type[exp.Expression], ...] = tuple(
@@ -77,8 +81,9 @@ class GuardedResult:
 
 def extract_sql(text: str) -> str:
     """The SQL inside an LLM reply: the last fenced ``sql`` block (or any fenced block),
-    else the text from the first ``SELECT``/``WITH`` keyword; trailing ``;`` and prose after
-    a blank line are dropped.  Raises :class:`SyntaxErrorSQL` when there is no SQL at all.
+    else the text from the first statement keyword (upper case, or any case at a line start:
+    a reply that is ``DROP TABLE ...`` must reach the guard, not be skipped); trailing
+    ``;`` and prose after a blank line are dropped.  Raises :class:`SyntaxErrorSQL` when there is no SQL at all.
 
     >>> extract_sql("SELECT 1;\\n\\nThis query returns one.")
     'SELECT 1'
@@ -92,10 +97,10 @@ def extract_sql(text: str) -> str:
         m = _OPEN_FENCE.search(body)  # a reply cut off before its closing fence
         if m:
             body = m.group(2).strip()
-        m2 = _START.search(body)
+        m2 = _START_UPPER.search(body) or _START_LINE.search(body)
         if m2 is None:
             raise SyntaxErrorSQL("no SQL query found in the model's reply")
-        body = body[m2.start():]
+        body = body[m2.start(1):]
         # prose after the query: cut at the first blank line
         body = re.split(r"\n\s*\n", body, maxsplit=1)[0]
     body = body.strip().rstrip(";").strip()
@@ -104,7 +109,7 @@ def extract_sql(text: str) -> str:
     return body
 
 
-def check_readonly(sql: str, dialect: str = "duckdb") -> exp.Expression:
+def check_readonly(sql: str, dialect: str = "duckdb") -> exp.Query:
     """Parse ``sql`` and allow exactly one read-only query; return its tree.
 
     Raises :class:`InsufficientPrivilege` (42501) for anything but one SELECT, and

@@ -66,3 +66,18 @@ def recent(store: StateStore | None = None, limit: int = 20, kind: str | None = 
     rows = st.execute(f"SELECT {', '.join(COLUMNS)} FROM sluice_query_log {where}ORDER BY ts DESC LIMIT ?",
                       [kind, limit] if kind else [limit])
     return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
+
+
+_STORES: dict[str, StateStore] = {}
+
+
+def store_for(config: Any) -> StateStore:
+    """The state store a config names (``server.state``), else the default one."""
+    url = getattr(getattr(config, "server", None), "state", None)
+    if not url:
+        return default_store()
+    if not url.startswith(("postgresql://", "postgres://", "sqlite:///")):
+        url = f"sqlite:///{url}"
+    if url not in _STORES:
+        _STORES[url] = StateStore(url)
+    return _STORES[url]

@@ -186,7 +186,7 @@ def lookup_values(backend: Backend, catalog: Catalog, question: str, *, max_colu
     if not lits:
         return []
     by_lower = {x.lower(): x for x in lits}
-    placeholders = ", ".join("$%d" % (i + 1) for i in range(len(by_lower)))
+    placeholders = ", ".join(f"${i + 1}" for i in range(len(by_lower)))
     params = list(by_lower)
     out: list[ValueMatch] = []
     n = 0
@@ -320,24 +320,24 @@ def link_schema(question: str, catalog: Catalog, *, evidence: str | None = None,
         budget = max_columns
         order = sorted(kept, key=lambda n: -tscore.get(n, 0))
         for name in order:
-            t = catalog.table(name)
-            assert t is not None
-            must = set(t.primary_key) | chits[name] | {c for fk in t.foreign_keys for c in fk.columns
-                                                      if fk.ref_table in kept}
-            cols = [c.name for c in t.columns if c.name in must]
+            tb = catalog.table(name)
+            assert tb is not None
+            must = set(tb.primary_key) | chits[name] | {c for fk in tb.foreign_keys for c in fk.columns
+                                                       if fk.ref_table in kept}
+            cols = [c.name for c in tb.columns if c.name in must]
             tables[name] = cols
             budget -= len(cols)
         for name in order:
-            t = catalog.table(name)
-            assert t is not None
-            for c in t.columns:
+            tb = catalog.table(name)
+            assert tb is not None
+            for c in tb.columns:
                 if budget <= 0:
                     break
                 if c.name not in tables[name]:
                     tables[name].append(c.name)
                     budget -= 1
             # keep catalog column order
-            pos = {c.name: i for i, c in enumerate(t.columns)}
+            pos = {c.name: i for i, c in enumerate(tb.columns)}
             tables[name].sort(key=lambda c: pos[c])
     return LinkedSchema(tables=tables, linked=core_and_bridges, scores={n: tscore[n] for n in kept},
                         column_hits=col_hits,

@@ -33,12 +33,13 @@ DEFAULT_BUDGET_S = 2.0
 
 def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, str]], dialect: str = "duckdb", *,
            semantics: Semantics = "bag", time_budget_s: float = DEFAULT_BUDGET_S, live: Any = None,
-           seed: int = 0, smt: bool = True) -> Verdict:
+           seed: int = 0, proofs: bool = True) -> Verdict:
     """Decide whether ``q1`` and ``q2`` return the same rows on every database of ``schema``.
 
     ``schema``: a Catalog, a DDL string, a DDL file path, or a database URL.  ``semantics``:
     ``"bag"`` (duplicates count, the default) or ``"set"``.  ``live``: a Backend on which both
-    queries are also run when no tier decided.  Raises :class:`SyntaxErrorSQL` for unparseable
+    queries are also run when no tier decided.  ``proofs=False`` runs differential testing
+    only (an oracle for benchmarks).  Raises :class:`SyntaxErrorSQL` for unparseable
     SQL and :class:`UndefinedTable` for a table the schema lacks.
 
     >>> v = verify("SELECT a FROM t WHERE a > 1", "SELECT a FROM t WHERE 1 < a", "CREATE TABLE t (a INT)")
@@ -58,7 +59,9 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
 
     proved_by = ""
     try:
-        if canonical_sql(e1, catalog, dialect) == canonical_sql(e2, catalog, dialect):
+        if not proofs:
+            ev.tiers["canonical"] = "skipped"
+        elif canonical_sql(e1, catalog, dialect) == canonical_sql(e2, catalog, dialect):
             proved_by = "canonical"
             ev.tiers["canonical"] = "same canonical form"
         else:
@@ -71,7 +74,7 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
                                 seed=seed, nondeterministic=nondet)
     try:
         _bind_check(tester, [(d1, q1), (d2, q2)])
-        quick = tester.search(max(0.05, min(0.3 * time_budget_s, 0.6)), max_dbs=120)
+        quick = tester.search(max(0.05, min(0.3 * time_budget_s, 0.6)), max_dbs=120, min_dbs=40)
         _absorb(ev, quick)
         if quick.counterexample is not None:
             if proved_by:
@@ -82,7 +85,7 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
         if proved_by:
             return done("EQUIVALENT", proved_by, "identical canonical forms")
 
-        if smt:
+        if proofs:
             from sqlsluice.verifiers.smt import prove
 
             budget_left = time_budget_s - (time.monotonic() - start)
@@ -93,7 +96,7 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
 
         left = time_budget_s - (time.monotonic() - start)
         if left > 0.02:
-            more = tester.search(left)
+            more = tester.search(left, min_dbs=40)
             _absorb(ev, more)
             if more.counterexample is not None:
                 ev.tiers["differential"] = "difference found"

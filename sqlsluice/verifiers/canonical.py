@@ -10,6 +10,8 @@ hazards live).
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from sqlglot import exp
 from sqlglot.optimizer import RULES, optimize
 from sqlglot.optimizer.normalize import normalize
@@ -18,7 +20,7 @@ from sqlglot.optimizer.simplify import simplify
 from sqlsluice.databases import Catalog
 
 _SKIP = {"unnest_subqueries"}
-CANON_RULES = tuple(r for r in RULES if r.__name__ not in _SKIP)
+CANON_RULES = tuple(r for r in RULES if getattr(r, "__name__", "") not in _SKIP)
 
 _COMMUTATIVE = (exp.EQ, exp.NEQ, exp.NullSafeEQ, exp.NullSafeNEQ, exp.Add, exp.Mul)
 
@@ -30,12 +32,12 @@ class CanonicalError(Exception):
 def optimized(q: exp.Expression, catalog: Catalog, dialect: str) -> exp.Expression:
     """sqlglot's optimizer with our rule list; raises :class:`CanonicalError` on failure."""
     try:
-        return optimize(q.copy(), schema=_schema(catalog), dialect=dialect, rules=CANON_RULES)
+        return cast(exp.Expression, optimize(q.copy(), schema=_schema(catalog), dialect=dialect, rules=CANON_RULES))
     except Exception as e:  # sqlglot raises many kinds (OptimizeError, KeyError, ...)
         raise CanonicalError(f"{type(e).__name__}: {str(e)[:200]}") from e
 
 
-def _schema(catalog: Catalog) -> dict[str, dict[str, str]]:
+def _schema(catalog: Catalog) -> dict[str, Any]:
     return {t.name: {c.name: c.type for c in t.columns} for t in catalog.tables}
 
 
@@ -43,9 +45,22 @@ def canonical_sql(q: exp.Expression, catalog: Catalog, dialect: str) -> str:
     e = optimized(q, catalog, dialect)
     e = e.transform(_fold_inner_joins, copy=True)
     e = _rename_aliases(e)
-    e = e.transform(_sort_commutative, copy=True)
+    e = _post_order(e, _sort_commutative)
     e = _strip_output_names(e)
     return e.sql("duckdb", normalize=True)
+
+
+def _post_order(e: exp.Expression, fn: object) -> exp.Expression:
+    """Apply ``fn`` to every node, children before parents (sqlglot's transform is pre-order)."""
+    root = e.copy()
+    for node in reversed(list(root.walk(bfs=False))):
+        new = fn(node)  # type: ignore[operator]
+        if new is not node:
+            if node is root:
+                root = new
+            else:
+                node.replace(new)
+    return root
 
 
 def _strip_output_names(e: exp.Expression) -> exp.Expression:
@@ -65,7 +80,7 @@ def _sort_commutative(node: exp.Expression) -> exp.Expression:
         parts = list(node.flatten())
         if len(parts) > 1:
             parts.sort(key=lambda x: x.sql())
-            out = parts[0]
+            out: Any = parts[0]
             for p in parts[1:]:
                 out = type(node)(this=out, expression=p)
             return out

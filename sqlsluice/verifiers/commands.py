@@ -95,7 +95,7 @@ def bench_verify_cmd(
     if limit:
         spes, veq = spes[:limit], veq[:limit]
     result: dict[str, object] = {}
-    recs = []
+    recs: list[dict[str, object]] = []
     for name, pairs in (("spes_calcite_232", spes), ("verieql_calcite_397", veq)):
         st = run_pairs(pairs, budget, say)
         result[name] = st.summary()

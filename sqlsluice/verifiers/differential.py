@@ -108,6 +108,7 @@ class DifferentialTester:
         self.ordered = ordered
         self.nondet = nondeterministic
         self.rng = random.Random(seed)
+        self.catalog = catalog
         self.con = duckdb.connect(":memory:")
         self.tabs = self._plan(catalog, tables)
         for t in self.tabs:
@@ -207,6 +208,7 @@ class DifferentialTester:
         db: DB = {}
         pool_cap = self.rng.choice([2, 3, 4, 8, 100])
         null_p = self.rng.choice([0.0, 0.2, 0.5])
+        dup_p = self.rng.choice([0.0, 0.0, 0.5])  # near-duplicate rows: DISTINCT, COUNT(DISTINCT), bags
         for t in self.tabs:
             n = self.rng.randint(0, max_rows)
             rows: list[Row] = []
@@ -214,7 +216,14 @@ class DifferentialTester:
             for _ in range(n * 2):
                 if len(rows) >= n:
                     break
-                row = [self._value(c, pool_cap, null_p) for c in t.cols]
+                if rows and self.rng.random() < dup_p:
+                    # copy a row and redraw only its key columns
+                    row = list(self.rng.choice(rows))
+                    for key in t.keys:
+                        for i in key:
+                            row[i] = self._value(t.cols[i], 100, 0.0)
+                else:
+                    row = [self._value(c, pool_cap, null_p) for c in t.cols]
                 ok = True
                 for cols, parent, pcols in t.fks:
                     prow = self._pick_parent(db, rows, t, parent, pcols)
@@ -290,12 +299,15 @@ class DifferentialTester:
             return None
         return r1, r2
 
-    def search(self, budget_s: float, *, max_dbs: int = 100000) -> DiffResult:
+    def search(self, budget_s: float, *, max_dbs: int = 100000, min_dbs: int = 0) -> DiffResult:
+        """Try databases until ``budget_s`` is spent, but at least ``min_dbs`` of them (within four
+        times the budget), so that a loaded machine does not silently test less."""
         res = DiffResult()
         start = time.monotonic()
         deadline = start + budget_s
+        hard = start + 4 * budget_s + 0.5
         i = 0
-        while time.monotonic() < deadline and i < max_dbs:
+        while i < max_dbs and ((now := time.monotonic()) < deadline or (i < min_dbs and now < hard)):
             # sizes grow slowly: most bugs show on 1-3 rows, joins and groups need a few more
             max_rows = 1 + min(7, i // 15) if i % 5 else self.rng.randint(0, 3)
             db = self.generate(max_rows)
@@ -305,7 +317,7 @@ class DifferentialTester:
             res.max_rows = max(res.max_rows, max(sizes, default=0))
             res.total_rows += sum(sizes)
             try:
-                d = self.differs(db, deadline + 1.0)
+                d = self.differs(db, max(deadline, time.monotonic()) + 1.0)
             except duckdb.Error as e:
                 res.errors += 1
                 if not res.first_error:
@@ -355,13 +367,58 @@ class DifferentialTester:
         return True
 
     def inserts(self, db: DB) -> list[str]:
-        out = []
+        """The database as INSERTs; parents the queries do not read get the rows their children's
+        foreign keys need (key values, other columns NULL or a default), listed first."""
+        out = self._parent_inserts(db)
         for t in self.tabs:
             rows = db.get(t.name, [])
             if rows:
                 cols = ", ".join(c.name for c in t.cols)
                 vals = ", ".join("(" + ", ".join(literal(v) for v in r) + ")" for r in rows)
                 out.append(f"INSERT INTO {t.name} ({cols}) VALUES {vals};")
+        return out
+
+
+    def _parent_inserts(self, db: DB) -> list[str]:
+        planned = {t.name.lower() for t in self.tabs}
+        needed: dict[str, dict[tuple[str, ...], set[tuple[Any, ...]]]] = {}
+        for t in self.tabs:
+            table = self.catalog.table(t.name)
+            if table is None:
+                continue
+            idx = {c.name.lower(): i for i, c in enumerate(t.cols)}
+            for fk in table.foreign_keys:
+                if fk.ref_table.lower() in planned or self.catalog.table(fk.ref_table) is None:
+                    continue
+                try:
+                    cols = [idx[c.lower()] for c in fk.columns]
+                except KeyError:
+                    continue
+                vals = {tuple(r[i] for i in cols) for r in db.get(t.name, [])}
+                vals = {v for v in vals if all(x is not None for x in v)}
+                if vals:
+                    needed.setdefault(fk.ref_table.lower(), {}).setdefault(
+                        tuple(c.lower() for c in fk.ref_columns), set()).update(vals)
+        out = []
+        defaults = {"int": 0, "num": 0, "str": "", "bool": False, "date": _dt.date(2000, 1, 1),
+                    "ts": _dt.datetime(2000, 1, 1), "time": _dt.time(0, 0)}
+        for pname, by_cols in needed.items():
+            p = self.catalog.table(pname)
+            assert p is not None
+            rows = []
+            for kcols, vals in by_cols.items():
+                for v in sorted(vals, key=repr):
+                    given = dict(zip(kcols, v, strict=True))
+                    row = []
+                    for c in p.columns:
+                        if c.name.lower() in given:
+                            row.append(given[c.name.lower()])
+                        else:
+                            row.append(None if c.nullable else defaults[_kind(c.type)])
+                    rows.append(row)
+            names = ", ".join(c.name for c in p.columns)
+            vals_sql = ", ".join("(" + ", ".join(literal(x) for x in r) + ")" for r in rows)
+            out.append(f"INSERT INTO {p.name} ({names}) VALUES {vals_sql};")
         return out
 
 

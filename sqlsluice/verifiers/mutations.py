@@ -40,7 +40,7 @@ def change_constant(q: exp.Expression) -> Iterator[exp.Expression]:
         yield c
 
 
-_CMP = {exp.GT: exp.GTE, exp.GTE: exp.GT, exp.LT: exp.LTE, exp.LTE: exp.LT, exp.EQ: exp.NEQ, exp.NEQ: exp.EQ}
+_CMP: dict[type[exp.Expression], type[exp.Expression]] = {exp.GT: exp.GTE, exp.GTE: exp.GT, exp.LT: exp.LTE, exp.LTE: exp.LT, exp.EQ: exp.NEQ, exp.NEQ: exp.EQ}
 
 
 def change_comparison(q: exp.Expression) -> Iterator[exp.Expression]:
@@ -156,7 +156,7 @@ MUTATORS: dict[str, Mutator] = {
 def mutants(q: exp.Expression, dialect: str, rng: random.Random, per_kind: int = 1) -> list[tuple[str, str]]:
     """``[(kind, sql)]``: up to ``per_kind`` distinct mutants of each kind, chosen at random."""
     base = q.sql(dialect)
-    out = []
+    out: list[tuple[str, str]] = []
     for kind, fn in MUTATORS.items():
         cands = []
         seen = set()

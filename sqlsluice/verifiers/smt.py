@@ -279,7 +279,8 @@ class Builder:
 # ---------------------------------------------------------------------------------------------
 
 class Encoder:
-    def __init__(self) -> None:
+    def __init__(self, binary_strings: bool = False) -> None:
+        self.binary_strings = binary_strings
         self.funcs: dict[tuple[Any, ...], z3.FuncDeclRef] = {}
         self.counter = itertools.count()
 
@@ -370,9 +371,9 @@ class Scope:
             if a.kind == "int" and target == "real":
                 return Val(z3.ToReal(a.v), a.n, "real")
             if a.kind == "str" and a.lit is not None and target in ("date", "ts"):
-                v = _date_lit(a.lit, target)
-                if v is not None:
-                    return Val(z3.IntVal(v), z3.BoolVal(False), target)
+                days = _date_lit(a.lit, target)
+                if days is not None:
+                    return Val(z3.IntVal(days), z3.BoolVal(False), target)
             return self.opaque("cast:" + e.to.sql("duckdb"), [a], target)
         if isinstance(e, exp.Subquery) and not e.args.get("alias"):
             return self.subquery_val(e)
@@ -458,11 +459,11 @@ class Scope:
 
         c = c.transform(ren, copy=False)
         vals = []
-        for t, col in outer:
-            cols = self.env.get(t)
-            if cols is None or col not in cols:
-                raise Outside(f"unresolved outer reference {t}.{col}")
-            vals.append(cols[col])
+        for tname, cname in outer:
+            cols = self.env.get(tname)
+            if cols is None or cname not in cols:
+                raise Outside(f"unresolved outer reference {tname}.{cname}")
+            vals.append(cols[cname])
         return c.sql("duckdb"), vals
 
     def subquery_val(self, e: exp.Subquery) -> Val:
@@ -493,23 +494,24 @@ class Scope:
         if isinstance(e, exp.Null):
             return Pred(z3.BoolVal(False), z3.BoolVal(True))
         if isinstance(e, exp.Is):
-            a = self.val(e.this)
+            va = self.val(e.this)
             rhs = e.expression
             if isinstance(rhs, exp.Null):
-                return Pred(a.n, z3.BoolVal(False))
-            if isinstance(rhs, exp.Boolean) and a.kind == "bool":
-                return Pred(z3.And(z3.Not(a.n), a.v == z3.BoolVal(bool(rhs.this))), z3.BoolVal(False))
+                return Pred(va.n, z3.BoolVal(False))
+            if isinstance(rhs, exp.Boolean) and va.kind == "bool":
+                return Pred(z3.And(z3.Not(va.n), va.v == z3.BoolVal(bool(rhs.this))), z3.BoolVal(False))
             raise Outside("IS with non-NULL operand")
         if isinstance(e, exp.EQ | exp.NEQ | exp.GT | exp.GTE | exp.LT | exp.LTE):
             return self.compare(type(e), self.val(e.this), self.val(e.expression))
         if isinstance(e, exp.NullSafeEQ | exp.NullSafeNEQ):
-            a, b = self.val(e.this), self.val(e.expression)
-            eq = _ns_eq(a, b)
+            va, vb = self.val(e.this), self.val(e.expression)
+            eq = _ns_eq(va, vb)
             return Pred(eq if isinstance(e, exp.NullSafeEQ) else z3.Not(eq), z3.BoolVal(False))
         if isinstance(e, exp.Between):
             x = e.this
-            return self.pred(exp.and_(exp.GTE(this=x, expression=e.args["low"]),
-                                      exp.LTE(this=x, expression=e.args["high"])))
+            both: Any = exp.and_(exp.GTE(this=x, expression=e.args["low"]),
+                                            exp.LTE(this=x, expression=e.args["high"]))
+            return self.pred(both)
         if isinstance(e, exp.In):
             if e.args.get("query") is not None:
                 q = e.args["query"]
@@ -533,11 +535,11 @@ class Scope:
             r = self.opaque("exists:" + key, vals, "bool")
             return Pred(z3.And(r.v, z3.Not(r.n)), z3.BoolVal(False))
         if isinstance(e, exp.Like | exp.ILike):
-            a, b = self.val(e.this), self.val(e.expression)
+            va, vb = self.val(e.this), self.val(e.expression)
             if e.args.get("escape"):
                 raise Outside("LIKE ESCAPE")
-            r = self.enc.func((type(e).__name__,), [_v(a), _v(b)], z3.BoolSort())
-            nn = z3.Or(a.n, b.n)
+            r = self.enc.func((type(e).__name__,), [_v(va), _v(vb)], z3.BoolSort())
+            nn = z3.Or(va.n, vb.n)
             return Pred(z3.And(z3.Not(nn), r), nn)
         if isinstance(e, exp.Any | exp.All):
             raise Outside("ANY/ALL")
@@ -562,6 +564,9 @@ class Scope:
                 av, bv, op = bv, av, exp.LT if op is exp.GT else exp.LTE
             if av.sort() in (z3.IntSort(), z3.RealSort()):
                 r = av < bv if op is exp.LT else av <= bv
+            elif av.sort() == z3.StringSort() and self.enc.binary_strings:
+                # DuckDB orders VARCHAR by bytes (code points): z3's lexicographic order is the same
+                r = av < bv if op is exp.LT else z3.Or(av < bv, av == bv)
             else:
                 # string / opaque order: an uninterpreted relation (collation-independent), with <= as
                 # < or =
@@ -675,8 +680,8 @@ def _ns_eq(a: Val, b: Val) -> Any:
 
 class Prover:
     def __init__(self, deadline: float, tables: frozenset[str], check_timeout_ms: int = 2000,
-                 max_bijections: int = 64) -> None:
-        self.enc = Encoder()
+                 max_bijections: int = 64, binary_strings: bool = False) -> None:
+        self.enc = Encoder(binary_strings)
         self.tables = tables
         self.deadline = deadline
         self.check_ms = check_timeout_ms
@@ -705,6 +710,8 @@ class Prover:
         if len(q1.out_kinds) != len(q2.out_kinds):
             return False
         if isinstance(q1, SetOp) and isinstance(q2, SetOp):
+            if q1.kind == q2.kind == "distinct":
+                return self.equiv(q1.children[0], q2.children[0])
             if q1.kind != q2.kind or q1.distinct != q2.distinct or len(q1.children) != len(q2.children):
                 return False
             if q1.kind == "except":
@@ -902,8 +909,8 @@ def _conj(ps: list[Pred]) -> Pred:
     return out
 
 
-def _aggs(b: Block) -> list[exp.Expression]:
-    out = []
+def _aggs(b: Block) -> list[Any]:
+    out: list[Any] = []
     for e in [*b.outputs, *([b.having] if b.having is not None else [])]:
         for a in e.find_all(exp.AggFunc):
             if not isinstance(a, _AGGS):
@@ -957,6 +964,166 @@ def _unwrap(q: Query) -> Query:
     return q
 
 
+# ---------------------------------------------------------------------------------------------
+# normalisations of the query model (each one preserves bag semantics; hazards named)
+# ---------------------------------------------------------------------------------------------
+
+def normalize(q: Query, catalog: Catalog) -> Query:
+    if isinstance(q, SetOp):
+        kids = [normalize(c, catalog) for c in q.children]
+        if q.kind == "union":
+            flat: list[Query] = []
+            for k in kids:
+                if isinstance(k, SetOp) and k.kind == "union" and not k.distinct:
+                    flat.extend(k.children)
+                else:
+                    flat.append(k)
+            if q.distinct:
+                # UNION = DISTINCT (UNION ALL)
+                return SetOp("distinct", True, [SetOp("union", False, flat, q.out_kinds)], q.out_kinds)
+            return SetOp("union", False, flat, q.out_kinds)
+        if q.kind == "distinct" and isinstance(kids[0], SetOp) and kids[0].kind == "distinct":
+            return kids[0]
+        return SetOp(q.kind, q.distinct, kids, q.out_kinds)
+    for u in [*q.units, *(u for u, _ in q.ljs)]:
+        if u.derived is not None:
+            u.derived = normalize(u.derived, catalog)
+    q = _merge_over_group(q)
+    q = _having_to_where(q)
+    q = _fk_join_elimination(q, catalog)
+    return _distinct_wrapper(q)
+
+
+def _substitute(e: exp.Expression, alias: str, repl: dict[str, exp.Expression]) -> exp.Expression:
+    def sub(n: exp.Expression) -> exp.Expression:
+        if isinstance(n, exp.Column) and n.table == alias and n.name.lower() in repl:
+            return repl[n.name.lower()].copy()
+        return n
+
+    return e.copy().transform(sub, copy=False)
+
+
+def _merge_over_group(q: Block) -> Block:
+    """``SELECT f(c) FROM (SELECT k, agg ... GROUP BY k) t WHERE p(c)`` -> one block with the outer
+    filter as HAVING (it filters whole groups)."""
+    if len(q.units) != 1 or q.ljs or q.group is not None or q.units[0].derived is None:
+        return q
+    g = _unwrap(q.units[0].derived)
+    if not isinstance(g, Block) or g.group is None:
+        return q
+    if any(e.find(exp.Select) for e in [*q.conds, *q.outputs]):
+        return q  # outer subqueries would see the inner aliases
+    u = q.units[0]
+    names = [n for n, _, _ in u.columns]
+    if len(names) != len(g.outputs) or len(set(names)) != len(names):
+        return q
+    repl = dict(zip(names, g.outputs, strict=True))
+    conds = [_substitute(c, u.alias, repl) for c in q.conds]
+    having: Any = exp.and_(*([g.having] if g.having is not None else []), *conds) if (conds or g.having is not None) else None
+    outputs = [_substitute(o, u.alias, repl) for o in q.outputs]
+    for o in outputs:
+        for c in o.find_all(exp.Column):
+            if c.table == u.alias:
+                return q
+    return Block(g.units, g.ljs, g.conds, g.group, having, outputs, q.out_kinds)
+
+
+_KEY_ONLY = (exp.Column, exp.Literal, exp.Null, exp.Boolean, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE,
+             exp.Is, exp.Not, exp.And, exp.Or, exp.Paren, exp.In, exp.Between, exp.Identifier)
+
+
+def _having_to_where(q: Block) -> Block:
+    """A HAVING conjunct over grouping columns only keeps or drops whole groups: it may filter rows
+    first.  Only comparisons of plain grouping columns and literals move (a function could tell
+    apart values that GROUP BY treats as equal); never for a scalar aggregate (empty input)."""
+    if not q.group or q.having is None:
+        return q
+    keys = {(g.table, g.name.lower()) for g in q.group if isinstance(g, exp.Column)}
+    stay: list[Any] = []
+    move: list[Any] = []
+    for c in q.having.flatten() if isinstance(q.having, exp.And) else [q.having]:
+        nodes = list(c.walk())
+        cols = [n for n in nodes if isinstance(n, exp.Column)]
+        if (cols and all(isinstance(n, _KEY_ONLY) for n in nodes)
+                and all((col.table, col.name.lower()) in keys for col in cols)
+                and not any(isinstance(n, exp.In) and n.args.get("query") is not None for n in nodes)):
+            move.append(c)
+        else:
+            stay.append(c)
+    if not move:
+        return q
+    having: Any = exp.and_(*stay) if stay else None
+    return Block(q.units, q.ljs, [*q.conds, *move], q.group, having, q.outputs, q.out_kinds)
+
+
+def _fk_join_elimination(q: Block, catalog: Catalog) -> Block:
+    """``X JOIN D ON X.c = D.k`` with a foreign key X.c -> D.k, X.c NOT NULL and D.k D's primary key
+    matches every X row with exactly one D row: when nothing else reads D, drop D."""
+    changed = True
+    while changed:
+        changed = False
+        conjs: list[Any] = [c for cond in q.conds for c in (cond.flatten() if isinstance(cond, exp.And) else [cond])]
+        for di, d in enumerate(q.units):
+            if not d.type_key.startswith("table:"):
+                continue
+            dt = catalog.table(d.type_key[6:])
+            if dt is None or len(dt.primary_key) != 1:
+                continue
+            k = dt.primary_key[0].lower()
+            for ci, c in enumerate(conjs):
+                if not (isinstance(c, exp.EQ) and isinstance(c.this, exp.Column) and isinstance(c.expression, exp.Column)):
+                    continue
+                a, b = c.this, c.expression
+                if b.table == d.alias:
+                    a, b = b, a
+                if a.table != d.alias or a.name.lower() != k or b.table == d.alias:
+                    continue
+                x = next((u for u in q.units if u.alias == b.table and u.type_key.startswith("table:")), None)
+                xt = catalog.table(x.type_key[6:]) if x is not None else None
+                if xt is None or not any(
+                        [f.lower() for f in fk.columns] == [b.name.lower()] and fk.ref_table.lower() == dt.name.lower()
+                        and [r.lower() for r in fk.ref_columns] == [k] for fk in xt.foreign_keys):
+                    continue
+                col = xt.column(b.name)
+                if col is None or col.nullable:
+                    continue
+                rest = conjs[:ci] + conjs[ci + 1:]
+                others = [*rest, *q.outputs, *(q.group or []), *([q.having] if q.having is not None else []),
+                          *(on for _, on in q.ljs)]
+                used = [n for e in others for n in e.find_all(exp.Column) if n.table == d.alias]
+                if any(n.name.lower() != k for n in used):
+                    continue
+                repl: dict[str, exp.Expression] = {k: exp.column(b.name, table=b.table)}
+                q = Block([u for j, u in enumerate(q.units) if j != di], q.ljs,
+                          [_substitute(r, d.alias, repl) for r in rest], _subst_list(q.group, d.alias, repl),
+                          _substitute(q.having, d.alias, repl) if q.having is not None else None,
+                          [_substitute(o, d.alias, repl) for o in q.outputs], q.out_kinds)
+                q.ljs = [(u, _substitute(on, d.alias, repl)) for u, on in q.ljs]
+                changed = True
+                break
+            if changed:
+                break
+    return q
+
+
+def _subst_list(xs: list[exp.Expression] | None, alias: str, repl: dict[str, exp.Expression]) -> list[exp.Expression] | None:
+    return None if xs is None else [_substitute(x, alias, repl) for x in xs]
+
+
+def _distinct_wrapper(q: Block) -> Query:
+    """``SELECT c1..cn FROM (q) t GROUP BY c1..cn`` (or DISTINCT) is DISTINCT q."""
+    if len(q.units) != 1 or q.ljs or q.conds or not q.group or q.having is not None or q.units[0].derived is None:
+        return q
+    u = q.units[0]
+    names = [n for n, _, _ in u.columns]
+    outs = [o.name.lower() if isinstance(o, exp.Column) and o.table == u.alias else None for o in q.outputs]
+    keys = {g.name.lower() if isinstance(g, exp.Column) and g.table == u.alias else None for g in q.group}
+    if outs != names or keys != set(names):
+        return q
+    inner = u.derived
+    return SetOp("distinct", True, [inner], q.out_kinds)
+
+
 def _strip_order(e: exp.Expression) -> exp.Expression:
     """Top-level ORDER BY without LIMIT does not change the bag of rows."""
     if e.args.get("order") is not None and not (e.args.get("limit") or e.args.get("offset") or e.args.get("fetch")):
@@ -973,8 +1140,9 @@ def prove(q1: exp.Expression, q2: exp.Expression, catalog: Catalog, dialect: str
         o1 = _strip_order(optimized(q1, catalog, dialect))
         o2 = _strip_order(optimized(q2, catalog, dialect))
         b = Builder(catalog)
-        m1, m2 = b.query(o1), b.query(o2)
-        ok = Prover(deadline, frozenset(t.name.lower() for t in catalog.tables)).equiv(m1, m2)
+        m1, m2 = normalize(b.query(o1), catalog), normalize(b.query(o2), catalog)
+        ok = Prover(deadline, frozenset(t.name.lower() for t in catalog.tables),
+                    binary_strings=dialect == "duckdb").equiv(m1, m2)
     except CanonicalError as e:
         return SMTResult(False, f"not applicable: {e}")
     except Outside as e:

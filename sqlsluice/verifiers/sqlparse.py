@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from dataclasses import dataclass, field
+from typing import cast
 
 import sqlglot
 from sqlglot import exp
@@ -24,7 +25,7 @@ def parse_query(sql: str, dialect: str) -> exp.Expression:
     q = stmts[0]
     if not isinstance(q, exp.Query):
         raise SyntaxErrorSQL(f"not a query (SELECT/UNION/...): {sql[:80]!r}")
-    return q
+    return cast(exp.Expression, q)
 
 
 def referenced_tables(q: exp.Expression) -> set[str]:

@@ -116,7 +116,7 @@ def _official_ex(spider_bird: Path, questions: list[dict], preds: dict[int, str]
             cur.execute(q["SQL"])
             g = cur.fetchall()
             res.append(1 if set(p) == set(g) else 0)
-        except Exception:  # noqa: BLE001 - the official script's behaviour
+        except Exception:  # the official script scores any exception 0
             res.append(0)
         finally:
             conn.close()
@@ -173,3 +173,20 @@ def test_jsonl_predictions_by_question_id(spider_bird: Path, questions: list[dic
                         "--json", str(tmp_path / "s.json")])
     assert code == 0, out
     assert json.loads((tmp_path / "s.json").read_text())["ex"]["total"] == 100.0
+
+
+def test_questions_file_is_chosen_by_prediction_count(spider_bird: Path, questions: list[dict],
+                                                      tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "dev_databases").symlink_to(spider_bird / "dev_databases")
+    (data / "dev.json").write_text(json.dumps(questions))
+    (data / "mini_dev_sqlite.json").write_text(json.dumps(questions[:50]))
+    for n in (50, len(questions)):
+        preds = write_predictions(tmp_path / f"p{n}.json", {i: q["SQL"] for i, q in enumerate(questions[:n])},
+                                  questions)
+        code, out = _score(["bird", "score", "--data", str(data), "-p", str(preds), "--json",
+                            str(tmp_path / "s.json")])
+        assert code == 0, out
+        s = json.loads((tmp_path / "s.json").read_text())
+        assert s["count"]["total"] == n and s["ex"]["total"] == 100.0

@@ -54,3 +54,23 @@ def test_gold_files_agree_with_question_files(shared_data: Path) -> None:
         gold = (shared_data / "bird" / "mini_dev" / f"mini_dev_{dialect}_gold.sql").read_text().splitlines()
         assert len(gold) == len(qs) == 500
         assert all(line.rsplit("\t", 1)[1] == q["db_id"] for line, q in zip(gold, qs, strict=True))
+
+
+def test_check_command_agrees_with_the_independent_count(shared_data: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sqlsluice.cli import app
+
+    f = shared_data / "bird" / "predictions" / "mini_dev_gpt-4_sqlite.json"
+    q = shared_data / "bird" / "mini_dev" / "mini_dev_sqlite.json"
+    r = CliRunner().invoke(app, ["bench", "bird", "check", str(f), "--questions", str(q), "--json",
+                                 str(tmp_path / "c.json")])
+    assert r.exit_code == 0, r.output
+    row = json.loads((tmp_path / "c.json").read_text())[0]
+    questions = load_questions(q)
+    preds = load_predictions(f, questions)
+    tables = [_tables(p.sql, "sqlite") for p in (preds[i] for i in range(500))]
+    gold = [_tables(x.sql, "sqlite") for x in questions]
+    assert row["predictions"] == row["db_id_aligned"] == 500
+    assert row["parsed"] == sum(1 for t in tables if t)
+    assert row["shares_table_with_own_gold"] == sum(1 for t, g in zip(tables, gold, strict=True) if t & g)

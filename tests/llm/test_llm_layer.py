@@ -109,3 +109,31 @@ def test_usage_reported_by_provider_is_recorded_verbatim(tmp_path) -> None:
     t = llm.ledger.totals(template="probe")
     assert (t.input_tokens, t.output_tokens) == (123, 45)
     assert c.cost_usd == pytest.approx(t.cost_usd) == pytest.approx((123 * 0.15 + 45 * 0.6) / 1e6)
+
+
+def test_transformers_provider_needs_the_extra() -> None:
+    import importlib.util
+
+    from sqlsluice.config import Config, LLMConfig
+    from sqlsluice.errors import LLMNotConfigured
+    from sqlsluice.llm import get_llm
+
+    if importlib.util.find_spec("transformers") and importlib.util.find_spec("torch"):
+        pytest.skip("transformers is installed here")
+    with pytest.raises(LLMNotConfigured, match=r"pip install 'sqlsluice\[local\]'"):
+        get_llm(Config(llm=LLMConfig(provider="transformers", model_path="/models/x")),
+                store=StateStore("sqlite:///:memory:"))
+
+
+def test_usage_meter_counts_nested_blocks(tmp_path) -> None:
+    from sqlsluice.llm import usage_meter
+
+    llm = LLM(ScriptedProvider("a b", "c"), model="m", store=StateStore(f"sqlite:///{tmp_path}/s.sqlite"))
+    with usage_meter() as outer:
+        llm.chat([{"role": "user", "content": "one"}])
+        with usage_meter() as inner:
+            llm.chat([{"role": "user", "content": "two"}])
+            llm.chat([{"role": "user", "content": "two"}])  # cache hit
+    assert (inner.calls, inner.cached_calls, inner.output_tokens) == (2, 1, 1)
+    assert (outer.calls, outer.output_tokens) == (3, 3)
+    assert outer.tokens == llm.ledger.totals().tokens

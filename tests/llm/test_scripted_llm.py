@@ -173,3 +173,20 @@ def test_not_configured(store: StateStore, monkeypatch: pytest.MonkeyPatch) -> N
         get_llm(Config(llm=LLMConfig(base_url="http://127.0.0.1:9/v1")), "rewrite", store=store)
     with pytest.raises(LLMNotConfigured, match="model_path"):
         get_llm(Config(llm=LLMConfig(provider="transformers")), store=store)
+
+
+def test_scripted_ledger_and_cache_in_postgres_state(srv: ScriptedLLMServer, pg_db: str) -> None:
+    """Shared state for several proxies: the ledger and the cache in a PostgreSQL schema."""
+    store = StateStore(pg_db)
+    try:
+        srv.enqueue("SELECT 1", "SELECT 2")
+        cfg = Config(llm=LLMConfig(base_url=srv.base_url, models={"default": "scripted-model"}))
+        a, b = get_llm(cfg, "rewrite", store=store), get_llm(cfg, "rewrite", store=store)
+        assert a.chat([{"role": "user", "content": "q"}], tag="t").text == "SELECT 1"
+        hit = b.chat([{"role": "user", "content": "q"}], tag="t")  # another proxy: served from the cache
+        assert hit.cached and hit.text == "SELECT 1" and len(srv.requests) == 1
+        t = b.ledger.totals(tag="t")
+        assert (t.calls, t.cached_calls) == (2, 1) and (t.input_tokens, t.output_tokens) == srv.reported_usage
+        assert store.execute("SELECT COUNT(*) FROM sluice_llm_usage")[0][0] == 2
+    finally:
+        store.close()

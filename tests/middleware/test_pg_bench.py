@@ -54,4 +54,5 @@ def test_pg_bench_proxy_command_end_to_end(pg_cluster: PgCluster, tmp_path: Path
     seen = {(m["mode"], m["target"]) for m in data["measurements"]}
     assert seen == {(mode, t) for mode in ("simple", "prepared") for t in ("direct", "relay", "sqlsluice")}
     assert all(m["transactions"] > 0 and m["tps"] > 0 for m in data["measurements"])
-    assert set(data["summary"]["prepared"]["ratios"]) == {"sqlsluice/relay", "relay/direct", "sqlsluice/direct"}
+    assert set(data["summary"]["prepared"]["ratios"]) >= {"sqlsluice/relay", "relay/direct", "sqlsluice/direct"}
+    assert data["summary"]["simple"]["sqlsluice"]["cpu_us_per_tx"] > 0

@@ -62,8 +62,8 @@ NOT_PROVABLE = [
     ("SELECT COUNT(*), 5 FROM emp WHERE 1 = 0", "SELECT COUNT(*), 6 FROM emp WHERE 1 = 0"),
     ("SELECT ename FROM emp UNION SELECT name FROM dept", "SELECT ename FROM emp UNION ALL SELECT name FROM dept"),
     ("SELECT deptno FROM emp", "SELECT DISTINCT deptno FROM emp"),
-    ("SELECT e.ename FROM emp e LEFT JOIN dept d ON e.deptno = d.deptno",
-     "SELECT e.ename FROM emp e JOIN dept d ON e.deptno = d.deptno"),
+    ("SELECT e.ename FROM emp e LEFT JOIN dept d ON e.job = d.name",
+     "SELECT e.ename FROM emp e JOIN dept d ON e.job = d.name"),
     ("SELECT e.ename FROM emp e, dept d", "SELECT e.ename FROM emp e"),
     ("SELECT deptno, SUM(sal) FROM emp GROUP BY deptno", "SELECT deptno, SUM(comm) FROM emp GROUP BY deptno"),
     ("SELECT deptno, COUNT(*) FROM emp GROUP BY deptno, job", "SELECT deptno, COUNT(*) FROM emp GROUP BY deptno"),
@@ -102,6 +102,21 @@ def test_differential_refutes_with_counterexample(emp_dept: Catalog, q1: str, q2
     r1, r2 = con.execute(q1).fetchall(), con.execute(q2).fetchall()
     assert not compare_results(r1, r2)
     assert compare_results(r1, v.counterexample.q1_rows) and compare_results(r2, v.counterexample.q2_rows)
+
+
+def test_foreign_key_join_is_not_refuted(emp_dept: Catalog) -> None:
+    # EMP.DEPTNO is NOT NULL and references DEPT's key: every employee has exactly one department
+    q1 = "SELECT e.ename FROM emp e JOIN dept d ON e.deptno = d.deptno"
+    assert verify(q1, "SELECT ename FROM emp", emp_dept).verdict == "EQUIVALENT"
+    q2 = "SELECT e.ename FROM emp e LEFT JOIN dept d ON e.deptno = d.deptno"
+    assert verify(q1, q2, emp_dept, time_budget_s=0.5).verdict != "NOT_EQUIVALENT"
+    # without the foreign key the join can drop employees
+    cat = emp_dept.model_copy(deep=True)
+    emp = cat.table("EMP")
+    assert emp is not None
+    emp.foreign_keys = []
+    v = verify(q1, "SELECT ename FROM emp", cat)
+    assert v.verdict == "NOT_EQUIVALENT"
 
 
 def test_differential_shrinks(emp_dept: Catalog) -> None:

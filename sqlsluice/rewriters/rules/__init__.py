@@ -33,7 +33,7 @@ from sqlsluice.rewriters.rules.ctes import (
 )
 from sqlsluice.rewriters.rules.subqueries import exists_to_in, or_in_to_union, scalar_subquery_to_join
 
-RuleFn = Callable[..., exp.Expression]
+RuleFn = Callable[..., exp.Expr]
 
 
 @dataclass(frozen=True)
@@ -135,14 +135,14 @@ def resolve(name: str) -> Rule | None:
     return BY_NAME.get(n.lower())
 
 
-def prepare(sql: str | exp.Expression, schema: Catalog | None = None, dialect: str | None = None
-            ) -> exp.Expression:
+def prepare(sql: str | exp.Expr, schema: Catalog | None = None, dialect: str | None = None
+            ) -> exp.Expr:
     """Parse (if needed) and qualify column references with their sources.
 
     Falls back to the parsed tree when qualification fails (unknown columns); rules that
     need qualified references then simply do not fire.
     """
-    if isinstance(sql, exp.Expression):
+    if isinstance(sql, exp.Expr):
         tree = sql
     else:
         try:
@@ -152,14 +152,15 @@ def prepare(sql: str | exp.Expression, schema: Catalog | None = None, dialect: s
     from sqlglot.optimizer.qualify import qualify
 
     try:
-        return qualify(tree.copy(), schema=schema.mapping() if schema else None, dialect=dialect,
+        mapping: dict[str, object] | None = dict(schema.mapping()) if schema else None
+        return qualify(tree.copy(), schema=mapping, dialect=dialect,
                        validate_qualify_columns=False, quote_identifiers=False,
                        expand_stars=False)
     except Exception:
         return tree
 
 
-def run_rule(rule: Rule, tree: exp.Expression, schema: Catalog | None, dialect: str | None) -> exp.Expression:
+def run_rule(rule: Rule, tree: exp.Expr, schema: Catalog | None, dialect: str | None) -> exp.Expr:
     """Apply one rule; a rule that raises on an odd shape counts as not applicable."""
     if rule.needs and tree.find(*rule.needs) is None:
         return tree
@@ -173,14 +174,14 @@ def run_rule(rule: Rule, tree: exp.Expression, schema: Catalog | None, dialect: 
 class Applied:
     """The outcome of :func:`apply_rules`."""
 
-    expr: exp.Expression
+    expr: exp.Expr
     sql: str
     applied: list[str]
     unknown: list[str]
     not_fired: list[str]
 
 
-def apply_rules(sql_or_tree: str | exp.Expression, rule_names: list[str], schema: Catalog | None = None,
+def apply_rules(sql_or_tree: str | exp.Expr, rule_names: list[str], schema: Catalog | None = None,
                 dialect: str | None = None, *, max_passes: int = 12) -> Applied:
     """Apply rules in the order given (each up to ``max_passes`` times, to a fixed point).
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from sqlglot import exp
 
 
-def conjuncts(e: exp.Expression | None) -> list[exp.Expression]:
+def conjuncts(e: exp.Expr | None) -> list[exp.Expr]:
     """Top-level AND terms (parentheses unwrapped)."""
     if e is None:
         return []
@@ -18,7 +18,7 @@ def conjuncts(e: exp.Expression | None) -> list[exp.Expression]:
     return [e]
 
 
-def and_all(terms: list[exp.Expression]) -> exp.Expression | None:
+def and_all(terms: list[exp.Expr]) -> exp.Expr | None:
     if not terms:
         return None
     out = terms[0]
@@ -27,9 +27,9 @@ def and_all(terms: list[exp.Expression]) -> exp.Expression | None:
     return out
 
 
-def from_items(sel: exp.Select) -> list[exp.Expression]:
+def from_items(sel: exp.Select) -> list[exp.Expr]:
     """The FROM item and every JOIN item of one SELECT (not nested ones)."""
-    out: list[exp.Expression] = []
+    out: list[exp.Expr] = []
     f = sel.args.get("from_")
     if f is not None:
         out.append(f.this)
@@ -38,7 +38,7 @@ def from_items(sel: exp.Select) -> list[exp.Expression]:
     return out
 
 
-def source_name(item: exp.Expression) -> str:
+def source_name(item: exp.Expr) -> str:
     """The name a FROM item is referred to by (its alias, else its table name)."""
     alias = item.alias if hasattr(item, "alias") else ""
     if alias:
@@ -52,7 +52,7 @@ def sources(sel: exp.Select) -> set[str]:
     return {source_name(i) for i in from_items(sel)} - {""}
 
 
-def defined_names(e: exp.Expression) -> set[str]:
+def defined_names(e: exp.Expr) -> set[str]:
     """Every table alias or table name introduced anywhere inside ``e``."""
     out: set[str] = set()
     for node in e.find_all(exp.Table, exp.Subquery):
@@ -62,13 +62,13 @@ def defined_names(e: exp.Expression) -> set[str]:
     return out
 
 
-def outer_columns(e: exp.Expression) -> list[exp.Column]:
+def outer_columns(e: exp.Expr) -> list[exp.Column]:
     """Columns inside ``e`` whose qualifier names no source defined inside ``e`` (correlations)."""
     inner = defined_names(e)
     return [c for c in e.find_all(exp.Column) if c.table and c.table.lower() not in inner]
 
 
-def qualifiers(e: exp.Expression) -> set[str]:
+def qualifiers(e: exp.Expr) -> set[str]:
     return {c.table.lower() for c in e.find_all(exp.Column) if c.table}
 
 
@@ -80,7 +80,7 @@ def inner_join_only(sel: exp.Select) -> bool:
     return True
 
 
-def positive_context(node: exp.Expression, stop: exp.Expression) -> bool:
+def positive_context(node: exp.Expr, stop: exp.Expr) -> bool:
     """True when only AND/OR/parentheses lie between ``node`` and ``stop`` (no NOT, CASE, ...)."""
     p = node.parent
     while p is not None and p is not stop:
@@ -90,14 +90,14 @@ def positive_context(node: exp.Expression, stop: exp.Expression) -> bool:
     return p is stop
 
 
-def selects(e: exp.Expression) -> Iterator[exp.Select]:
+def selects(e: exp.Expr) -> Iterator[exp.Select]:
     """Every SELECT in ``e``, innermost first (so that rewrites of children come first)."""
     found = list(e.find_all(exp.Select))
     found.reverse()
     yield from found
 
 
-def fresh_name(e: exp.Expression, prefix: str) -> str:
+def fresh_name(e: exp.Expr, prefix: str) -> str:
     """A source alias of the form ``<prefix><n>`` not used in ``e``."""
     used = defined_names(e) | qualifiers(e)
     n = 1

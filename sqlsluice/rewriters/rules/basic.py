@@ -8,7 +8,7 @@ from sqlsluice.databases.catalog import Catalog
 from sqlsluice.rewriters.rules._util import and_all, conjuncts, from_items, qualifiers, source_name
 
 
-def _branches(q: exp.Expression) -> list[exp.Select] | None:
+def _branches(q: exp.Expr) -> list[exp.Select] | None:
     """The SELECT branches of a UNION ALL tree (or the SELECT itself); None otherwise."""
     if isinstance(q, exp.Select):
         return [q]
@@ -21,8 +21,8 @@ def _branches(q: exp.Expression) -> list[exp.Select] | None:
     return None
 
 
-def _output_map(sel: exp.Select) -> dict[str, exp.Expression] | None:
-    out: dict[str, exp.Expression] = {}
+def _output_map(sel: exp.Select) -> dict[str, exp.Expr] | None:
+    out: dict[str, exp.Expr] = {}
     for p in sel.expressions:
         if isinstance(p, exp.Star) or not p.alias_or_name:
             return None
@@ -30,8 +30,8 @@ def _output_map(sel: exp.Select) -> dict[str, exp.Expression] | None:
     return out
 
 
-def filter_into_derived(expr: exp.Expression, *, schema: Catalog | None = None,
-                        dialect: str | None = None) -> exp.Expression:
+def filter_into_derived(expr: exp.Expr, *, schema: Catalog | None = None,
+                        dialect: str | None = None) -> exp.Expr:
     """Copy a single-source WHERE predicate into a derived table (and each UNION ALL branch of it).
 
     Calcite: FILTER_PROJECT_TRANSPOSE, FILTER_SET_OP_TRANSPOSE, FILTER_AGGREGATE_TRANSPOSE.
@@ -53,7 +53,7 @@ def filter_into_derived(expr: exp.Expression, *, schema: Catalog | None = None,
     return root
 
 
-def _filter_into_derived(root: exp.Expression, *, apply: bool) -> bool:
+def _filter_into_derived(root: exp.Expr, *, apply: bool) -> bool:
     for sel in list(root.find_all(exp.Select)):
         terms = conjuncts(sel.args["where"].this) if sel.args.get("where") else []
         for j in sel.args.get("joins") or []:
@@ -104,7 +104,7 @@ def _filter_into_derived(root: exp.Expression, *, apply: bool) -> bool:
     return False
 
 
-def _is_false(e: exp.Expression) -> bool:
+def _is_false(e: exp.Expr) -> bool:
     while isinstance(e, exp.Paren):
         e = e.this
     if isinstance(e, exp.Boolean):
@@ -115,8 +115,8 @@ def _is_false(e: exp.Expression) -> bool:
     return False
 
 
-def union_branch_prune(expr: exp.Expression, *, schema: Catalog | None = None,
-                       dialect: str | None = None) -> exp.Expression:
+def union_branch_prune(expr: exp.Expr, *, schema: Catalog | None = None,
+                       dialect: str | None = None) -> exp.Expr:
     """Drop a UNION ALL branch whose WHERE has a term that is always FALSE (``'w' = 's'``).
 
     Calcite: PRUNE_EMPTY_UNION (PruneEmptyRules.UNION_INSTANCE), UNION_REMOVE.
@@ -140,7 +140,7 @@ def union_branch_prune(expr: exp.Expression, *, schema: Catalog | None = None,
                 continue
             if b.find(exp.AggFunc) and not b.args.get("group"):
                 continue
-            keep = u.args[other]
+            keep: exp.Expr = u.args[other]
             if side == "this" and isinstance(keep, exp.Select):
                 # the first branch names the columns: carry its aliases over
                 names = [p.alias_or_name for p in b.expressions]
@@ -159,8 +159,8 @@ def union_branch_prune(expr: exp.Expression, *, schema: Catalog | None = None,
     return expr
 
 
-def constant_fold(expr: exp.Expression, *, schema: Catalog | None = None,
-                  dialect: str | None = None) -> exp.Expression:
+def constant_fold(expr: exp.Expr, *, schema: Catalog | None = None,
+                  dialect: str | None = None) -> exp.Expr:
     """Fold constants and simplify boolean logic (sqlglot's ``simplify``).
 
     Calcite: FILTER_REDUCE_EXPRESSIONS, PROJECT_REDUCE_EXPRESSIONS, JOIN_REDUCE_EXPRESSIONS.
@@ -177,14 +177,14 @@ def constant_fold(expr: exp.Expression, *, schema: Catalog | None = None,
     return out if out.sql() != expr.sql() else expr
 
 
-def _constant(n: exp.Expression) -> bool:
+def _constant(n: exp.Expr) -> bool:
     """A comparison, arithmetic or boolean operation whose operands are all literals."""
     kids = [c for c in (n.args.get("this"), n.args.get("expression")) if c is not None]
     return bool(kids) and all(isinstance(c, exp.Literal | exp.Boolean | exp.Null) for c in kids)
 
 
-def subquery_merge(expr: exp.Expression, *, schema: Catalog | None = None,
-                   dialect: str | None = None) -> exp.Expression:
+def subquery_merge(expr: exp.Expr, *, schema: Catalog | None = None,
+                   dialect: str | None = None) -> exp.Expr:
     """Merge simple derived tables and CTEs into the outer query (sqlglot's ``merge_subqueries``).
 
     Calcite: PROJECT_MERGE, FILTER_MERGE, AGGREGATE_PROJECT_MERGE.
@@ -204,8 +204,8 @@ def subquery_merge(expr: exp.Expression, *, schema: Catalog | None = None,
     return out if out.sql() != expr.sql() else expr
 
 
-def union_to_distinct(expr: exp.Expression, *, schema: Catalog | None = None,
-                      dialect: str | None = None) -> exp.Expression:
+def union_to_distinct(expr: exp.Expr, *, schema: Catalog | None = None,
+                      dialect: str | None = None) -> exp.Expr:
     """``A UNION B`` -> ``SELECT DISTINCT * FROM (A UNION ALL B)``.  Calcite: UNION_TO_DISTINCT.
 
     >>> import sqlglot
@@ -231,8 +231,8 @@ def union_to_distinct(expr: exp.Expression, *, schema: Catalog | None = None,
     return expr
 
 
-def sort_remove(expr: exp.Expression, *, schema: Catalog | None = None,
-                dialect: str | None = None) -> exp.Expression:
+def sort_remove(expr: exp.Expr, *, schema: Catalog | None = None,
+                dialect: str | None = None) -> exp.Expr:
     """Drop ORDER BY inside a subquery when no LIMIT/OFFSET depends on it.  Calcite: SORT_REMOVE.
 
     >>> import sqlglot
@@ -268,8 +268,8 @@ def _key_columns(schema: Catalog | None, table: str) -> list[list[str]]:
     return out
 
 
-def distinct_remove_under_keys(expr: exp.Expression, *, schema: Catalog | None = None,
-                               dialect: str | None = None) -> exp.Expression:
+def distinct_remove_under_keys(expr: exp.Expr, *, schema: Catalog | None = None,
+                               dialect: str | None = None) -> exp.Expr:
     """Drop DISTINCT when the output keeps a key of every (inner-joined) base table.  Calcite: AGGREGATE_REMOVE.
 
     >>> import sqlglot
@@ -309,8 +309,8 @@ def distinct_remove_under_keys(expr: exp.Expression, *, schema: Catalog | None =
     return expr
 
 
-def left_join_remove_under_keys(expr: exp.Expression, *, schema: Catalog | None = None,
-                                dialect: str | None = None) -> exp.Expression:
+def left_join_remove_under_keys(expr: exp.Expr, *, schema: Catalog | None = None,
+                                dialect: str | None = None) -> exp.Expr:
     """Drop ``LEFT JOIN t ON t.<key> = ...`` when nothing else uses ``t``.  Calcite: PROJECT_JOIN_REMOVE.
 
     >>> import sqlglot
@@ -363,8 +363,8 @@ def left_join_remove_under_keys(expr: exp.Expression, *, schema: Catalog | None 
     return expr
 
 
-def _under(node: exp.Expression, anc: exp.Expression) -> bool:
-    p: exp.Expression | None = node
+def _under(node: exp.Expr, anc: exp.Expr) -> bool:
+    p: exp.Expr | None = node
     while p is not None:
         if p is anc:
             return True

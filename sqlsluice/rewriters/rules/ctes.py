@@ -11,7 +11,7 @@ from sqlsluice.databases.catalog import Catalog
 _VOLATILE = ("random", "rand", "uuid", "gen_random_uuid", "nextval", "setseed", "clock_timestamp")
 
 
-def _volatile(e: exp.Expression) -> bool:
+def _volatile(e: exp.Expr) -> bool:
     if e.find(exp.Rand):
         return True
     for f in e.find_all(exp.Anonymous, exp.Func):
@@ -21,7 +21,7 @@ def _volatile(e: exp.Expression) -> bool:
     return False
 
 
-def _references(root: exp.Expression, cte: exp.CTE) -> list[exp.Table]:
+def _references(root: exp.Expr, cte: exp.CTE) -> list[exp.Table]:
     """Table nodes that refer to ``cte`` (unqualified name match, outside its own body)."""
     name = cte.alias_or_name.lower()
     out = []
@@ -31,8 +31,8 @@ def _references(root: exp.Expression, cte: exp.CTE) -> list[exp.Table]:
     return out
 
 
-def _inside(node: exp.Expression, anc: exp.Expression) -> bool:
-    p: exp.Expression | None = node
+def _inside(node: exp.Expr, anc: exp.Expr) -> bool:
+    p: exp.Expr | None = node
     while p is not None:
         if p is anc:
             return True
@@ -40,7 +40,7 @@ def _inside(node: exp.Expression, anc: exp.Expression) -> bool:
     return False
 
 
-def _shadowed(root: exp.Expression, cte: exp.CTE) -> bool:
+def _shadowed(root: exp.Expr, cte: exp.CTE) -> bool:
     """True when another CTE or derived table somewhere reuses the CTE's name."""
     name = cte.alias_or_name.lower()
     n = 0
@@ -50,7 +50,7 @@ def _shadowed(root: exp.Expression, cte: exp.CTE) -> bool:
     return n > 1
 
 
-def _ctes(root: exp.Expression) -> list[tuple[exp.With, exp.CTE]]:
+def _ctes(root: exp.Expr) -> list[tuple[exp.With, exp.CTE]]:
     out = []
     for w in root.find_all(exp.With):
         if w.args.get("recursive"):
@@ -60,8 +60,8 @@ def _ctes(root: exp.Expression) -> list[tuple[exp.With, exp.CTE]]:
     return out
 
 
-def cte_inline(expr: exp.Expression, *, schema: Catalog | None = None,
-               dialect: str | None = None) -> exp.Expression:
+def cte_inline(expr: exp.Expr, *, schema: Catalog | None = None,
+               dialect: str | None = None) -> exp.Expr:
     """Inline every referenced non-recursive CTE as a derived table at each reference.
 
     Each reference then gets its own copy, so the planner can push that reference's
@@ -99,8 +99,8 @@ def cte_inline(expr: exp.Expression, *, schema: Catalog | None = None,
     return root if changed else expr
 
 
-def cte_not_materialized(expr: exp.Expression, *, schema: Catalog | None = None,
-                         dialect: str | None = None) -> exp.Expression:
+def cte_not_materialized(expr: exp.Expr, *, schema: Catalog | None = None,
+                         dialect: str | None = None) -> exp.Expr:
     """Mark CTEs used more than once ``NOT MATERIALIZED`` (PostgreSQL 12+, DuckDB).
 
     The planner then inlines each reference and pushes its predicates down, instead of
@@ -123,8 +123,8 @@ def cte_not_materialized(expr: exp.Expression, *, schema: Catalog | None = None,
     return root if changed else expr
 
 
-def cte_materialize(expr: exp.Expression, *, schema: Catalog | None = None,
-                    dialect: str | None = None) -> exp.Expression:
+def cte_materialize(expr: exp.Expr, *, schema: Catalog | None = None,
+                    dialect: str | None = None) -> exp.Expr:
     """Mark aggregating CTEs used once ``MATERIALIZED``: an optimisation fence (PostgreSQL 12+, DuckDB).
 
     Calcite: none.
@@ -149,8 +149,8 @@ def cte_materialize(expr: exp.Expression, *, schema: Catalog | None = None,
     return root if changed else expr
 
 
-def cte_unused_remove(expr: exp.Expression, *, schema: Catalog | None = None,
-                      dialect: str | None = None) -> exp.Expression:
+def cte_unused_remove(expr: exp.Expr, *, schema: Catalog | None = None,
+                      dialect: str | None = None) -> exp.Expr:
     """Drop CTEs that nothing refers to.  Calcite: none (sqlglot: ``eliminate_ctes``).
 
     >>> import sqlglot

@@ -27,7 +27,7 @@ _ARITH = (exp.Add, exp.Sub, exp.Mul, exp.Div)
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 
 
-def _null_on_empty(e: exp.Expression) -> bool:
+def _null_on_empty(e: exp.Expr) -> bool:
     """True when ``e`` (a projection over aggregates) is NULL whenever its input is empty."""
     if isinstance(e, _NULL_ON_EMPTY_AGGS):
         return not isinstance(e, exp.Count)
@@ -38,7 +38,7 @@ def _null_on_empty(e: exp.Expression) -> bool:
     return False
 
 
-def _columns_under_aggs(e: exp.Expression) -> bool:
+def _columns_under_aggs(e: exp.Expr) -> bool:
     """Every column of ``e`` lies inside an aggregate; no subqueries or windows."""
     if e.find(exp.Subquery, exp.Window, exp.Select):
         return False
@@ -49,15 +49,15 @@ def _columns_under_aggs(e: exp.Expression) -> bool:
 
 
 def _correlation(inner: exp.Select, outer_sources: set[str]
-                 ) -> tuple[list[tuple[exp.Expression, exp.Column]], list[exp.Expression]] | None:
+                 ) -> tuple[list[tuple[exp.Expr, exp.Column]], list[exp.Expr]] | None:
     """Split the inner WHERE into ``inner_expr = outer_col`` pairs and inner-only terms.
 
     ``None`` when the subquery refers to the outer query anywhere else, or through a
     source that is not a direct source of the outer SELECT.
     """
     where = inner.args.get("where")
-    pairs: list[tuple[exp.Expression, exp.Column]] = []
-    rest: list[exp.Expression] = []
+    pairs: list[tuple[exp.Expr, exp.Column]] = []
+    rest: list[exp.Expr] = []
     outer_all = outer_columns(inner)
     if not outer_all:
         return None
@@ -84,8 +84,8 @@ def _correlation(inner: exp.Select, outer_sources: set[str]
     return pairs, rest
 
 
-def _within(node: exp.Expression, ancestor: exp.Expression) -> bool:
-    p: exp.Expression | None = node
+def _within(node: exp.Expr, ancestor: exp.Expr) -> bool:
+    p: exp.Expr | None = node
     while p is not None:
         if p is ancestor:
             return True
@@ -93,7 +93,7 @@ def _within(node: exp.Expression, ancestor: exp.Expression) -> bool:
     return False
 
 
-def _plain_select(inner: exp.Expression) -> bool:
+def _plain_select(inner: exp.Expr) -> bool:
     if not isinstance(inner, exp.Select):
         return False
     for k in ("group", "having", "limit", "offset", "with_", "qualify", "windows", "distinct"):
@@ -102,8 +102,8 @@ def _plain_select(inner: exp.Expression) -> bool:
     return inner.args.get("from_") is not None
 
 
-def scalar_subquery_to_join(expr: exp.Expression, *, schema: Catalog | None = None,
-                            dialect: str | None = None) -> exp.Expression:
+def scalar_subquery_to_join(expr: exp.Expr, *, schema: Catalog | None = None,
+                            dialect: str | None = None) -> exp.Expr:
     """Correlated scalar aggregate in a WHERE comparison -> join with a grouped derived table.
 
     Calcite: FILTER_SUB_QUERY_TO_CORRELATE followed by decorrelation (SubQueryRemoveRule).
@@ -163,8 +163,8 @@ def scalar_subquery_to_join(expr: exp.Expression, *, schema: Catalog | None = No
     return expr
 
 
-def exists_to_in(expr: exp.Expression, *, schema: Catalog | None = None,
-                 dialect: str | None = None) -> exp.Expression:
+def exists_to_in(expr: exp.Expr, *, schema: Catalog | None = None,
+                 dialect: str | None = None) -> exp.Expr:
     """Correlated EXISTS (equality correlation) in a WHERE's AND/OR tree -> ``key IN (SELECT ...)``.
 
     Calcite: FILTER_SUB_QUERY_TO_CORRELATE / SEMI_JOIN (the planner can then hash the subquery
@@ -201,15 +201,15 @@ def exists_to_in(expr: exp.Expression, *, schema: Catalog | None = None,
             new.set("expressions", [exp.alias_(a.copy(), f"_k{i}") for i, (a, _) in enumerate(pairs)])
             rest_where = and_all([r.copy() for r in rest])
             new.set("where", exp.Where(this=rest_where) if rest_where is not None else None)
-            lhs: exp.Expression = pairs[0][1].copy() if len(pairs) == 1 else exp.Tuple(
+            lhs: exp.Expr = pairs[0][1].copy() if len(pairs) == 1 else exp.Tuple(
                 expressions=[o.copy() for _, o in pairs])
             ex.replace(exp.In(this=lhs, query=exp.Subquery(this=new)))
             return root
     return expr
 
 
-def or_in_to_union(expr: exp.Expression, *, schema: Catalog | None = None,
-                   dialect: str | None = None) -> exp.Expression:
+def or_in_to_union(expr: exp.Expr, *, schema: Catalog | None = None,
+                   dialect: str | None = None) -> exp.Expr:
     """``k IN (Q1) OR k IN (Q2)`` -> ``k IN (Q1 UNION ALL Q2)``: one semi-join instead of an OR.
 
     Calcite: no single rule (FILTER_SUB_QUERY_TO_CORRELATE + UNION of semi-joins).

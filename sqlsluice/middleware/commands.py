@@ -1,0 +1,113 @@
+"""``sluice serve``, ``sluice demo``, ``sluice query``: the wire server and a one-shot query."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from sqlsluice.cliapp import app, handle_errors
+
+
+def _psql_line(host: str, port: int, user: str = "sluice", db: str = "tpcds") -> str:
+    return f"psql -h {host} -p {port} -U {user} {db}"
+
+
+def _run_server(config_path: str | None, backend: str | None, listen: str | None, db_name: str) -> None:
+    from sqlsluice.config import load_config
+    from sqlsluice.middleware.server import SluiceServer, serve
+
+    cfg = load_config(config_path)
+
+    def ready(srv: SluiceServer) -> None:
+        typer.echo(f"sqlsluice listening on {srv.host}:{srv.port} (backend {srv.backend_url})")
+        typer.echo(f"connect with: {_psql_line(srv.host, srv.port, db=db_name)}")
+
+    try:
+        serve(cfg, backend_url=backend, listen=listen, on_ready=ready)
+    except KeyboardInterrupt:
+        typer.echo("stopped")
+
+
+@app.command("serve")
+@handle_errors
+def serve_cmd(
+    backend: Annotated[str | None, typer.Option("--backend", "-b", help="duckdb:///PATH, duckdb:///:memory: or "
+                                                "postgresql://USER:PASS@HOST:PORT/DB (default: server.backend "
+                                                "from the config, else the demo DuckDB file)")] = None,
+    listen: Annotated[str | None, typer.Option("--listen", "-l", help="HOST:PORT (default 127.0.0.1:6543)")] = None,
+    config: Annotated[str | None, typer.Option("--config", "-c", help="sluice.toml path")] = None,
+) -> None:
+    """Serve a database over the PostgreSQL wire protocol.
+
+    Example:  sluice serve --backend duckdb:///.sluice/tpcds_sf0_1.duckdb --listen 127.0.0.1:6543
+    then:     psql -h 127.0.0.1 -p 6543 -U sluice tpcds
+    """
+    _run_server(config, backend, listen, "tpcds")
+
+
+@app.command("demo")
+@handle_errors
+def demo_cmd(
+    listen: Annotated[str | None, typer.Option("--listen", "-l", help="HOST:PORT (default 127.0.0.1:6543)")] = None,
+    sf: Annotated[float, typer.Option(help="TPC-DS scale factor")] = 0.1,
+    config: Annotated[str | None, typer.Option("--config", "-c", help="sluice.toml path")] = None,
+) -> None:
+    """Build the TPC-DS demo database once (DuckDB file under .sluice/) and serve it.
+
+    Example:  sluice demo
+    then:     psql -h 127.0.0.1 -p 6543 -U sluice tpcds
+    """
+    from sqlsluice.bench.tpcds_data import generate_tpcds_duckdb
+    from sqlsluice.config import DEMO_DB, STATE_DIR
+
+    path = DEMO_DB if sf == 0.1 else STATE_DIR / f"tpcds_sf{str(sf).replace('.', '_')}.duckdb"
+    generate_tpcds_duckdb(path, sf=sf, progress=True)
+    _run_server(config, f"duckdb:///{path}", listen, "tpcds")
+
+
+@app.command("query")
+@handle_errors
+def query_cmd(
+    sql: Annotated[str, typer.Argument(help="one SQL statement")],
+    db: Annotated[str | None, typer.Option("--db", help="database URL (default: server.backend from the "
+                                           "config)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON rows instead of a table")] = False,
+    config: Annotated[str | None, typer.Option("--config", "-c", help="sluice.toml path")] = None,
+) -> None:
+    """Run one SQL statement on a database and print its rows.
+
+    Example:  sluice query --db duckdb:///.sluice/tpcds_sf0_1.duckdb "SELECT count(*) FROM store_sales"
+    """
+    import json
+
+    from sqlsluice.config import load_config
+    from sqlsluice.databases import connect
+
+    cfg = load_config(config)
+    backend = connect(db or cfg.server.backend)
+    try:
+        r = backend.execute(sql)
+    finally:
+        backend.close()
+    if as_json:
+        names = [c.name for c in r.columns]
+        typer.echo(json.dumps({"columns": [{"name": c.name, "type": c.type} for c in r.columns],
+                               "rows": [dict(zip(names, row, strict=True)) for row in r.rows],
+                               "status": r.status}, default=str))
+        return
+    if not r.columns:
+        typer.echo(r.status)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*[f"{c.name}\n[dim]{c.type}[/dim]" for c in r.columns])
+    for row in r.rows:
+        table.add_row(*[_cell(v) for v in row])
+    Console().print(table)
+    typer.echo(f"({len(r.rows)} row{'s' if len(r.rows) != 1 else ''})")
+
+
+def _cell(v: Any) -> str:
+    return "NULL" if v is None else str(v)

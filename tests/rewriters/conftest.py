@@ -1,0 +1,81 @@
+"""Fixtures for the rewrite engine tests: a TPC-DS DuckDB backend and its keyed catalog."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from sqlsluice.databases import Backend, Catalog, connect
+from sqlsluice.rewriters.tpcds_load import with_tpcds_keys
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "rules"
+
+
+@dataclass
+class RuleCase:
+    rule: str
+    title: str
+    dialect: str
+    execute: bool
+    fires: bool
+    input: str
+    expected: str | None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return f"{self.rule}:{self.title[:40]}"
+
+
+def load_cases(path: Path) -> list[RuleCase]:
+    """Parse ``tests/fixtures/rules/<rule>.sql``: ``# key: value`` headers, ``-- input`` / ``-- expected`` blocks."""
+    cases = []
+    for chunk in path.read_text().split("# title:")[1:]:
+        lines = ("# title:" + chunk).splitlines()
+        headers: dict[str, str] = {}
+        blocks: dict[str, list[str]] = {}
+        cur: str | None = None
+        for ln in lines:
+            if ln.startswith("# ") and ":" in ln and cur is None:
+                k, v = ln[2:].split(":", 1)
+                headers[k.strip()] = v.strip()
+            elif ln.strip() in ("-- input", "-- expected"):
+                cur = ln.strip()[3:]
+                blocks[cur] = []
+            elif cur is not None:
+                blocks[cur].append(ln)
+
+        def text(name: str, blocks: dict[str, list[str]] = blocks) -> str | None:
+            if name not in blocks:
+                return None
+            return "\n".join(blocks[name]).strip().rstrip(";").strip()
+
+        inp = text("input")
+        assert inp, f"{path.name}: case {headers.get('title')!r} has no input"
+        cases.append(RuleCase(rule=path.stem, title=headers["title"], dialect=headers.get("dialect", "duckdb"),
+                              execute=headers.get("execute", "false").lower() == "true",
+                              fires=headers.get("fires", "true").lower() != "false",
+                              input=inp, expected=text("expected"), headers=headers))
+    return cases
+
+
+def all_cases() -> list[RuleCase]:
+    out: list[RuleCase] = []
+    for p in sorted(FIXTURES.glob("*.sql")):
+        out.extend(load_cases(p))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tpcds_backend(tpcds_tiny: Path) -> Iterator[Backend]:
+    be = connect(f"duckdb:///{tpcds_tiny}", read_only=True)
+    yield be
+    be.close()
+
+
+@pytest.fixture(scope="session")
+def tpcds_catalog(tpcds_backend: Backend) -> Catalog:
+    return with_tpcds_keys(tpcds_backend.catalog(row_counts=False))

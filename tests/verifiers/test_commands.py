@@ -1,0 +1,76 @@
+"""``sluice verify`` and ``sluice bench verify`` through the real Typer app."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from sqlsluice.cli import app
+
+DDL = "CREATE TABLE t (a INT PRIMARY KEY, b INT);\n"
+
+
+def _schema(tmp_path: Path) -> str:
+    p = tmp_path / "schema.sql"
+    p.write_text(DDL)
+    return str(p)
+
+
+def test_verify_help_has_example() -> None:
+    r = CliRunner().invoke(app, ["verify", "--help"])
+    assert r.exit_code == 0 and "Example: sluice verify" in r.output
+    r = CliRunner().invoke(app, ["bench", "verify", "--help"])
+    assert r.exit_code == 0 and "Example: sluice bench verify" in r.output
+
+
+def test_verify_json_single_pair(tmp_path: Path) -> None:
+    r = CliRunner().invoke(app, ["verify", "--schema", _schema(tmp_path), "--q1", "SELECT b FROM t",
+                                 "--q2", "SELECT DISTINCT b FROM t", "--json"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout.strip())
+    assert set(rec) == {"id", "verdict", "method", "counterexample", "seconds"}
+    assert rec["verdict"] == "NOT_EQUIVALENT" and rec["counterexample"]["inserts"]
+
+
+def test_verify_pairs_in_order(tmp_path: Path) -> None:
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("\n".join(json.dumps(x) for x in [
+        {"id": "p1", "q1": "SELECT a FROM t WHERE b > 1", "q2": "SELECT a FROM t WHERE 1 < b"},
+        {"id": "p2", "q1": "SELECT a FROM t WHERE b > 1", "q2": "SELECT a FROM t WHERE b >= 1"},
+    ]) + "\n")
+    r = CliRunner().invoke(app, ["verify", "--schema", _schema(tmp_path), "--pairs", str(pairs), "--json"])
+    assert r.exit_code == 0, r.output
+    recs = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    assert [x["id"] for x in recs] == ["p1", "p2"]
+    assert [x["verdict"] for x in recs] == ["EQUIVALENT", "NOT_EQUIVALENT"]
+
+
+def test_verify_text_output(tmp_path: Path) -> None:
+    r = CliRunner().invoke(app, ["verify", "--schema", _schema(tmp_path), "--q1", "SELECT b FROM t",
+                                 "--q2", "SELECT DISTINCT b FROM t"])
+    assert r.exit_code == 0 and "NOT_EQUIVALENT" in r.output and "INSERT INTO t" in r.output
+
+
+def test_verify_bad_input_exits_2(tmp_path: Path) -> None:
+    s = _schema(tmp_path)
+    for q1, needle in (("SELEC b FROM t", "cannot parse"), ("SELECT b FROM nope", "unknown table 'nope'")):
+        r = CliRunner().invoke(app, ["verify", "--schema", s, "--q1", q1, "--q2", "SELECT b FROM t"])
+        assert r.exit_code == 2
+        assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = CliRunner().invoke(app, ["verify", "--schema", s, "--q1", "SELECT b FROM t"])
+    assert r.exit_code == 2 and r.stderr.startswith("error:")
+
+
+def test_bench_verify_json(tmp_path: Path, shared_data: Path) -> None:
+    out = tmp_path / "bench.json"
+    r = CliRunner().invoke(app, ["bench", "verify", "--data", str(shared_data), "--limit", "4", "--mutants", "4",
+                                 "--budget", "0.5", "--oracle-budget", "0.5", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    for name in ("spes_calcite_232", "verieql_calcite_397", "mutations"):
+        keys = {"EQUIVALENT", "NOT_EQUIVALENT", "UNKNOWN", "errors", "median_s", "p95_s"}
+        assert keys <= set(res[name])
+    assert sum(res["spes_calcite_232"][k] for k in ("EQUIVALENT", "NOT_EQUIVALENT", "UNKNOWN", "errors")) == 4
+    assert res["mutations"]["wrong_equivalent"] == 0
