@@ -149,11 +149,17 @@ def run_bench(name: str, backend: Backend, queries: dict[str, str], *, timeout_s
 
 def dsb_queries(root: Path) -> dict[str, str]:
     """DSB queries used by R-Bot: ``queryNNN/*_0.sql`` is the original (one per template)."""
+    import re
+
     out: dict[str, str] = {}
     for d in sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("query")):
         files = sorted(d.glob("*_0.sql")) or sorted(d.glob("*.sql"))
-        if files:
-            out[d.name] = files[0].read_text()
+        if not files:
+            continue
+        parts = [p.strip() for p in re.split(r";\s*(?:\n|$)", files[0].read_text()) if p.strip()]
+        parts = [p for p in parts if re.search(r"\bselect\b", p, re.I)]
+        for i, p in enumerate(parts):
+            out[d.name if len(parts) == 1 else f"{d.name}.{i + 1}"] = p
     return out
 
 

@@ -141,6 +141,7 @@ def bench_dsb(
     out: Path = typer.Option(None, "--json", help="Write the full report (JSON) here."),
     rewriter: str = typer.Option("rules", "--rewriter", help="rules | llm-r2 | lithe | all."),
     data: Path = typer.Option(None, "--data", help="DSB folder (default ../shared/data/rewrite/rbot/dsb)."),
+    queries: str = typer.Option(None, "--queries", help="Comma-separated names, e.g. query001,query010."),
 ) -> None:
     """DSB (R-Bot's query set) on TPC-DS data: original vs rewritten, like ``bench tpcds``.
 
@@ -151,4 +152,12 @@ def bench_dsb(
     root = data or _shared() / "rewrite" / "rbot" / "dsb"
     if not root.is_dir():
         fail(f"DSB queries not found at {root} (set --data or SLUICE_SHARED)")
-    _run("dsb", db, sf, dsb_queries(root), runs, timeout, out, rewriter)
+    allq = dsb_queries(root)
+    sel = allq
+    if queries:
+        names = [x.strip() for x in queries.split(",") if x.strip()]
+        bad = [n for n in names if n not in allq]
+        if bad:
+            fail(f"no DSB query {bad[0]!r} in {root}")
+        sel = {n: allq[n] for n in names}
+    _run("dsb", db, sf, sel, runs, timeout, out, rewriter)

@@ -680,8 +680,9 @@ def _ns_eq(a: Val, b: Val) -> Any:
 
 class Prover:
     def __init__(self, deadline: float, tables: frozenset[str], check_timeout_ms: int = 2000,
-                 max_bijections: int = 64, binary_strings: bool = False) -> None:
+                 max_bijections: int = 64, binary_strings: bool = False, catalog: Catalog | None = None) -> None:
         self.enc = Encoder(binary_strings)
+        self.catalog = catalog
         self.tables = tables
         self.deadline = deadline
         self.check_ms = check_timeout_ms
@@ -788,11 +789,17 @@ class Prover:
                 k += 1
         return b
 
+    def _after_reduction(self, b: Block) -> Block:
+        r = self.reduce_left_joins(b)
+        if len(r.ljs) == len(b.ljs) or self.catalog is None:
+            return r
+        return _fk_join_elimination(_merge_spj(r), self.catalog)
+
     def block_equiv(self, b1: Block, b2: Block) -> bool:
         if b1.ljs:
-            b1 = self.reduce_left_joins(b1)
+            b1 = self._after_reduction(b1)
         if b2.ljs:
-            b2 = self.reduce_left_joins(b2)
+            b2 = self._after_reduction(b2)
         if len(b1.outputs) != len(b2.outputs) or len(b1.ljs) != len(b2.ljs):
             return False
         if (b1.group is None) != (b2.group is None):
@@ -970,7 +977,7 @@ def _unwrap(q: Query) -> Query:
 
 def normalize(q: Query, catalog: Catalog) -> Query:
     if isinstance(q, SetOp):
-        kids = [normalize(c, catalog) for c in q.children]
+        kids = [_unwrap(normalize(c, catalog)) for c in q.children]
         if q.kind == "union":
             flat: list[Query] = []
             for k in kids:
@@ -979,8 +986,16 @@ def normalize(q: Query, catalog: Catalog) -> Query:
                 else:
                     flat.append(k)
             if q.distinct:
-                # UNION = DISTINCT (UNION ALL)
-                return SetOp("distinct", True, [SetOp("union", False, flat, q.out_kinds)], q.out_kinds)
+                # UNION = DISTINCT (UNION ALL); DISTINCT (DISTINCT x UNION ALL y) = DISTINCT (x UNION ALL y)
+                flat2: list[Query] = []
+                for k in flat:
+                    if isinstance(k, SetOp) and k.kind == "distinct":
+                        k = _unwrap(k.children[0])
+                    if isinstance(k, SetOp) and k.kind == "union" and not k.distinct:
+                        flat2.extend(k.children)
+                    else:
+                        flat2.append(k)
+                return SetOp("distinct", True, [SetOp("union", False, flat2, q.out_kinds)], q.out_kinds)
             return SetOp("union", False, flat, q.out_kinds)
         if q.kind == "distinct" and isinstance(kids[0], SetOp) and kids[0].kind == "distinct":
             return kids[0]
@@ -988,6 +1003,11 @@ def normalize(q: Query, catalog: Catalog) -> Query:
     for u in [*q.units, *(u for u, _ in q.ljs)]:
         if u.derived is not None:
             u.derived = normalize(u.derived, catalog)
+    inner = _unwrap(q)
+    if inner is not q:
+        return inner
+    q = _prune_derived(q)
+    q = _merge_spj(q)
     q = _merge_over_group(q)
     q = _having_to_where(q)
     q = _fk_join_elimination(q, catalog)
@@ -1001,6 +1021,89 @@ def _substitute(e: exp.Expression, alias: str, repl: dict[str, exp.Expression]) 
         return n
 
     return e.copy().transform(sub, copy=False)
+
+
+_FRESH = itertools.count()
+
+
+def _prune_derived(q: Block) -> Block:
+    """Drop the columns of a derived table that the block never reads (only where dropping a
+    column cannot change the row count: plain blocks and UNION ALL of them)."""
+    exprs = [*q.conds, *q.outputs, *(q.group or []), *([q.having] if q.having is not None else []),
+             *(on for _, on in q.ljs)]
+    for u in [*q.units, *(lu for lu, _ in q.ljs)]:
+        if u.derived is None:
+            continue
+        used = {c.name.lower() for e in exprs for c in e.find_all(exp.Column) if c.table == u.alias}
+        # keep the read columns, in name order (so that both queries list them alike)
+        keep = sorted((i for i, (n, _, _) in enumerate(u.columns) if n in used), key=lambda i: u.columns[i][0])
+        if keep == list(range(len(u.columns))) or not keep or len({u.columns[i][0] for i in keep}) != len(keep):
+            continue
+        pruned = _prune_query(u.derived, keep)
+        if pruned is not None:
+            u.derived = pruned
+            u.columns = [u.columns[i] for i in keep]
+    return q
+
+
+def _prune_query(q: Query, keep: list[int]) -> Query | None:
+    if isinstance(q, Block):
+        if q.group is not None or len(q.outputs) != len(q.out_kinds):
+            return None
+        return Block(q.units, q.ljs, q.conds, None, q.having, [q.outputs[i] for i in keep],
+                     [q.out_kinds[i] for i in keep])
+    if q.kind == "union" and not q.distinct:
+        kids = [_prune_query(_unwrap(c), keep) for c in q.children]
+        if any(k is None for k in kids):
+            return None
+        return SetOp("union", False, [k for k in kids if k is not None], [q.out_kinds[i] for i in keep])
+    return None
+
+
+def _rename_alias(e: exp.Expression, old: str, new: str) -> exp.Expression:
+    def ren(n: exp.Expression) -> exp.Expression:
+        if isinstance(n, exp.Column) and n.table == old:
+            n = n.copy()
+            n.set("table", exp.to_identifier(new))
+        return n
+
+    return e.copy().transform(ren, copy=False)
+
+
+def _merge_spj(q: Block) -> Block:
+    """An inner derived table that is itself a select-project-join block (no GROUP BY, DISTINCT,
+    LEFT JOIN) merges into the outer block: its tables join the outer ones, its filter joins the
+    outer filter, its output expressions replace references to its columns."""
+    for ui, u in enumerate(q.units):
+        g = u.derived
+        if not isinstance(g, Block) or g.group is not None or g.ljs:
+            continue
+        names = [n for n, _, _ in u.columns]
+        if len(names) != len(g.outputs) or len(set(names)) != len(names):
+            continue
+        if any(o.find(exp.Select) for o in g.outputs):
+            continue  # a scalar subquery output would be copied into the outer expressions
+        fresh = {gu.alias: f"{gu.alias}__m{next(_FRESH)}" for gu in g.units}
+        if len(fresh) != len(g.units):
+            continue
+
+        def rn(e: exp.Expression, fresh: dict[str, str] = fresh) -> exp.Expression:
+            for old, new in fresh.items():
+                e = _rename_alias(e, old, new)
+            return e
+
+        units = [Unit(fresh[gu.alias], gu.type_key, gu.columns, gu.derived) for gu in g.units]
+        repl = {n: rn(o) for n, o in zip(names, g.outputs, strict=True)}
+        a = u.alias
+        merged = Block(
+            [*q.units[:ui], *units, *q.units[ui + 1:]],
+            [(lu, _substitute(on, a, repl)) for lu, on in q.ljs],
+            [rn(c) for c in g.conds] + [_substitute(c, a, repl) for c in q.conds],
+            _subst_list(q.group, a, repl),
+            _substitute(q.having, a, repl) if q.having is not None else None,
+            [_substitute(o, a, repl) for o in q.outputs], q.out_kinds)
+        return _merge_spj(merged)
+    return q
 
 
 def _merge_over_group(q: Block) -> Block:
@@ -1142,7 +1245,7 @@ def prove(q1: exp.Expression, q2: exp.Expression, catalog: Catalog, dialect: str
         b = Builder(catalog)
         m1, m2 = normalize(b.query(o1), catalog), normalize(b.query(o2), catalog)
         ok = Prover(deadline, frozenset(t.name.lower() for t in catalog.tables),
-                    binary_strings=dialect == "duckdb").equiv(m1, m2)
+                    binary_strings=dialect == "duckdb", catalog=catalog).equiv(m1, m2)
     except CanonicalError as e:
         return SMTResult(False, f"not applicable: {e}")
     except Outside as e:

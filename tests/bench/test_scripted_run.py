@@ -7,6 +7,7 @@ tokens, routing, resume, scoring), never quality.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +79,12 @@ def test_scripted_spider_run_resumes_and_scores(spider_bird: Path, questions: li
 def test_scripted_cascade_router_is_reported(spider_bird: Path, questions: list[dict], tmp_path: Path) -> None:
     qs = [q for q in questions if q["db_id"] == "pets_1"][:4]
     (tmp_path / "q.json").write_text(json.dumps(qs))
+    # BIRD's layout has SQLite files only: the run makes its own DuckDB copy for generation
+    data = tmp_path / "data" / "dev_databases" / "pets_1"
+    data.mkdir(parents=True)
+    shutil.copy(spider_bird / "dev_databases" / "pets_1" / "pets_1.sqlite", data)
     with ScriptedLLMServer(responder=_responder(qs, fail=set())) as srv:
-        code, output = _run(["--data", str(spider_bird), "--questions", str(tmp_path / "q.json"), "--router",
+        code, output = _run(["--data", str(tmp_path / "data"), "--questions", str(tmp_path / "q.json"), "--router",
                              "cascade", "--out", str(tmp_path / "run"), "--config",
                              str(_config(tmp_path, srv.base_url))])
         assert code == 0, output
@@ -87,6 +92,8 @@ def test_scripted_cascade_router_is_reported(spider_bird: Path, questions: list[
     assert run["router"] == "cascade" and run["system"] == "router:cascade"
     assert sum(run["routes"].values()) == 4 and all(r.startswith("cascade") for r in run["routes"])
     assert "router:cascade" in output
+    assert (tmp_path / "run" / "duckdb" / "pets_1.duckdb").is_file()
+    assert json.loads((tmp_path / "run" / "score.json").read_text())["ex"]["total"] == 100.0
 
 
 def test_run_without_llm_is_a_clear_error(spider_bird: Path, questions: list[dict], tmp_path: Path,

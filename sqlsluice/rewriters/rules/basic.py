@@ -5,7 +5,14 @@ from __future__ import annotations
 from sqlglot import exp
 
 from sqlsluice.databases.catalog import Catalog
-from sqlsluice.rewriters.rules._util import and_all, conjuncts, from_items, qualifiers, source_name
+from sqlsluice.rewriters.rules._util import (
+    and_all,
+    conjuncts,
+    defined_names,
+    from_items,
+    qualifiers,
+    source_name,
+)
 
 
 def _branches(q: exp.Expr) -> list[exp.Select] | None:
@@ -199,8 +206,11 @@ def subquery_merge(expr: exp.Expr, *, schema: Catalog | None = None,
 
     try:
         out = merge_subqueries(expr.copy())
-    except Exception:
+    except Exception:  # sqlglot raises assorted errors on shapes it cannot scope
         return expr
+    ctes = {c.alias_or_name.lower() for c in out.find_all(exp.CTE)}
+    if not qualifiers(out) <= defined_names(out) | ctes:
+        return expr  # a reference left dangling by the merge: refuse rather than emit broken SQL
     return out if out.sql() != expr.sql() else expr
 
 
