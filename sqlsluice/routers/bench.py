@@ -38,6 +38,7 @@ class RouterScore:
     share: dict[str, float]
     auc: float | None = None
     note: str = ""
+    routes: np.ndarray | None = None  # tier per question (1..3), for paired comparisons
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "ex": round(self.ex, 2), "tokens_rel": round(self.tokens_rel, 4),
@@ -126,7 +127,23 @@ def score(name: str, routes: np.ndarray, y: np.ndarray, costs: np.ndarray, *, ex
     tok = float(costs[routes - 1].mean() / costs[2])
     share = {p: float(np.mean(routes == i + 1)) for i, p in enumerate(("basic", "decompose", "ensemble"))}
     return RouterScore(name, ex, tok, tep(ex=ex, tokens=tok, ex_basic=ex_basic, tokens_basic=tok_basic), share,
-                       auc, note)
+                       auc, note, routes)
+
+
+def paired_bootstrap(a: RouterScore, b: RouterScore, y: np.ndarray, costs: np.ndarray, *, n: int = 2000,
+                     seed: int = 0) -> dict[str, tuple[float, float]]:
+    """95% bootstrap intervals (over questions) of EX(a) - EX(b) in points and tokens_rel(a) - tokens_rel(b)."""
+    assert a.routes is not None and b.routes is not None
+    rng = np.random.default_rng(seed)
+    sa = ((y <= 3) & (a.routes >= y)).astype(float)
+    sb = ((y <= 3) & (b.routes >= y)).astype(float)
+    ta = costs[a.routes - 1] / costs[2]
+    tb = costs[b.routes - 1] / costs[2]
+    idx = rng.integers(0, len(y), size=(n, len(y)))
+    dex = 100.0 * (sa[idx].mean(axis=1) - sb[idx].mean(axis=1))
+    dtok = ta[idx].mean(axis=1) - tb[idx].mean(axis=1)
+    return {"ex": (float(np.percentile(dex, 2.5)), float(np.percentile(dex, 97.5))),
+            "tokens_rel": (float(np.percentile(dtok, 2.5)), float(np.percentile(dtok, 97.5)))}
 
 
 def _auc(target: np.ndarray, s: np.ndarray) -> float | None:

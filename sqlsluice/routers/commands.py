@@ -82,7 +82,9 @@ def bench_route_cmd(
 
     Example: sluice bench route --labels ../shared/data/bird/ellie_pipeline_labels.jsonl --folds 5 --json route.json
     """
-    from sqlsluice.routers.bench import CostReport, format_table, measure_costs, run_bench
+    import numpy as np
+
+    from sqlsluice.routers.bench import CostReport, format_table, measure_costs, paired_bootstrap, run_bench
     from sqlsluice.routers.labels import load_labels
 
     if folds < 2:
@@ -101,13 +103,19 @@ def bench_route_cmd(
     best = next(r for r in rows if r.name == "learned")
     tab = next(r for r in rows if r.name == "tables")
     verdict = ("beats" if best.ex > tab.ex and best.tokens_rel <= tab.tokens_rel else "does NOT beat")
+    y = np.asarray([x.label for x in items])
+    c = np.asarray([rep.per_tier[p] for p in ("basic", "decompose", "ensemble")], float)
+    ci = paired_bootstrap(best, tab, y, c, seed=seed)
     typer.echo(f"\nlearned router {verdict} `tables` on both axes "
-               f"(EX {best.ex:.2f} vs {tab.ex:.2f}; tokens {best.tokens_rel:.3f} vs {tab.tokens_rel:.3f})")
+               f"(EX {best.ex:.2f} vs {tab.ex:.2f}; tokens {best.tokens_rel:.3f} vs {tab.tokens_rel:.3f}); "
+               f"paired bootstrap 95% CI of the difference: EX [{ci['ex'][0]:+.2f}, {ci['ex'][1]:+.2f}] points, "
+               f"tokens [{ci['tokens_rel'][0]:+.3f}, {ci['tokens_rel'][1]:+.3f}]")
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps({
             "labels": str(path), "questions": len(items), "folds": folds,
             "costs": {"per_tier": rep.per_tier, "inputs": rep.inputs, "outputs": rep.outputs,
                       "questions_sampled": rep.n, "method": rep.method},
+            "learned_vs_tables_ci95": ci,
             "routers": [r.as_json() for r in rows]}, indent=2))
         typer.echo(f"wrote {json_out}")

@@ -180,8 +180,14 @@ def question_literals(question: str) -> list[str]:
 
 
 def lookup_values(backend: Backend, catalog: Catalog, question: str, *, max_columns: int = 200,
-                  timeout_s: float = 5.0) -> list[ValueMatch]:
-    """Values stored in text columns that equal (case-insensitively) a literal of the question."""
+                  timeout_s: float = 5.0, budget_s: float = 5.0) -> list[ValueMatch]:
+    """Values stored in text columns that equal (case-insensitively) a literal of the question.
+
+    Bounded: at most ``max_columns`` columns, ``timeout_s`` per query and ``budget_s`` in all
+    (large databases get a partial lookup rather than a slow question)."""
+    import time
+
+    deadline = time.monotonic() + budget_s
     lits = question_literals(question)
     if not lits:
         return []
@@ -195,7 +201,7 @@ def lookup_values(backend: Backend, catalog: Catalog, question: str, *, max_colu
             if not c.type.upper().startswith(_TEXT_TYPES):
                 continue
             n += 1
-            if n > max_columns:
+            if n > max_columns or time.monotonic() > deadline:
                 return out
             qt = _qident(t.name, backend.dialect)
             qc = _qident(c.name, backend.dialect)

@@ -77,10 +77,25 @@ def binds(p: Pair) -> bool:
         con.close()
 
 
+_EMPTY_VALUES = re.compile(r"^SELECT [\w.*, ]+ FROM \(VALUES\) AS \w+$")
+
+
+def _empty_values(q: str, other: str) -> str:
+    """Calcite prints an empty relation as ``SELECT * FROM (VALUES) AS t``, which no engine parses:
+    write it as the other query's columns with no rows."""
+    if _EMPTY_VALUES.match(q.strip()):
+        return f"SELECT * FROM ({other}) AS _empty WHERE FALSE"
+    return q
+
+
 def load_spes(data: Path) -> list[Pair]:
     cat = calcite_catalog()
     rows = json.loads((data / SPES).read_text())
-    return [Pair(r["name"], calcite_sql(r["q1"]), calcite_sql(r["q2"]), cat) for r in rows]
+    out = []
+    for r in rows:
+        q1, q2 = calcite_sql(r["q1"]), calcite_sql(r["q2"])
+        out.append(Pair(r["name"], _empty_values(q1, q2), _empty_values(q2, q1), cat))
+    return out
 
 
 def load_verieql(data: Path) -> list[Pair]:

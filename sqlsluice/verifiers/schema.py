@@ -68,7 +68,7 @@ def calcite_catalog() -> Catalog:
 
 def verieql_catalog(schema: dict[str, dict[str, str]], constraints: list[dict[str, Any]]) -> Catalog:
     """The catalog of one VeriEQL benchmark record (``schema`` + ``constraint`` fields)."""
-    tables = {t.lower(): Table(name=t, columns=[Column(name=c, type=_verieql_type(ty)) for c, ty in _calcite_order(cols)])
+    tables = {t.lower(): Table(name=t, columns=[Column(name=c, type=_verieql_type(ty)) for c, ty in cols.items()])
               for t, cols in schema.items()}
 
     def split(ref: str) -> tuple[Table | None, str]:
@@ -95,20 +95,6 @@ def verieql_catalog(schema: dict[str, dict[str, str]], constraints: list[dict[st
             if t1 is not None and t2 is not None:
                 t1.foreign_keys.append(ForeignKey(columns=[c1], ref_table=t2.name, ref_columns=[c2]))
     return Catalog(tables=list(tables.values()), dialect="duckdb")
-
-
-_CALCITE_EMP = ["EMPNO", "ENAME", "JOB", "MGR", "HIREDATE", "SAL", "COMM", "DEPTNO", "SLACKER"]
-
-
-def _calcite_order(cols: dict[str, str]) -> list[tuple[str, str]]:
-    """VeriEQL lists EMP-like columns as EMPNO, DEPTNO, ENAME ...; the queries come from Calcite, whose
-    ``SELECT *`` yields Calcite's order (EMPNO, ENAME, ..., DEPTNO, SLACKER): use that order."""
-    upper = {c.upper(): c for c in cols}
-    if not set(_CALCITE_EMP) <= set(upper):
-        return list(cols.items())
-    first = [upper[c] for c in _CALCITE_EMP]
-    rest = [c for c in cols if c not in first]
-    return [(c, cols[c]) for c in first + rest]
 
 
 def _verieql_type(t: str) -> str:

@@ -262,7 +262,33 @@ class Builder:
             if src.args.get("joins"):
                 raise Outside("parenthesised join")
             return self._derived(src.alias_or_name, src.this, ctes)
+        if isinstance(src, exp.Values):
+            return self._values(src)
         raise Outside(f"FROM {type(src).__name__}")
+
+    def _values(self, v: exp.Values) -> Unit:
+        """``(VALUES (..), (..)) AS t(c1, ..)``: a UNION ALL of one-row SELECTs of constants."""
+        alias = v.args.get("alias")
+        if alias is None or not v.expressions:
+            raise Outside("VALUES without alias")
+        rows = [r.expressions if isinstance(r, exp.Tuple) else [r] for r in v.expressions]
+        width = len(rows[0])
+        names = [c.name.lower() for c in alias.columns] or [f"col{i}" for i in range(width)]
+        if any(len(r) != width for r in rows) or len(names) != width:
+            raise Outside("ragged VALUES")
+        kinds = []
+        for i in range(width):
+            ks = {_literal_kind(r[i]) for r in rows} - {"null"}
+            if len(ks) > 1 and ks <= {"int", "real"}:
+                ks = {"real"}
+            if len(ks) > 1:
+                raise Outside("VALUES column of mixed types")
+            kinds.append(ks.pop() if ks else "opaque:null")
+        blocks: list[Query] = [Block([], [], [], None, None, [x.copy() for x in r], kinds) for r in rows]
+        q: Query = blocks[0] if len(blocks) == 1 else SetOp("union", False, blocks, kinds)
+        self.n_derived += 1
+        return Unit(alias.name, f"derived:{id(q)}", [(n, k, True) for n, k in zip(names, kinds, strict=True)],
+                    derived=q)
 
     def _derived(self, alias: str, body: exp.Expression, ctes: dict[str, exp.Expression]) -> Unit:
         q = self.query(body, ctes)
@@ -272,6 +298,20 @@ class Builder:
         self.n_derived += 1
         return Unit(alias, f"derived:{id(q)}", [(n.lower(), k, True) for n, k in zip(names, q.out_kinds, strict=True)],
                     derived=q)
+
+
+def _literal_kind(e: exp.Expression) -> str:
+    if isinstance(e, exp.Null):
+        return "null"
+    if isinstance(e, exp.Boolean):
+        return "bool"
+    if isinstance(e, exp.Literal):
+        if e.is_string:
+            return "str"
+        return "real" if ("." in e.this or "e" in e.this.lower()) else "int"
+    if isinstance(e, exp.Neg) and isinstance(e.this, exp.Literal) and not e.this.is_string:
+        return _literal_kind(e.this)
+    raise Outside("non-literal in VALUES")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -710,6 +750,26 @@ class Prover:
         q1, q2 = _unwrap(q1), _unwrap(q2)
         if len(q1.out_kinds) != len(q2.out_kinds):
             return False
+        if self._equiv_shapes(q1, q2):
+            return True
+        # two queries that never return a row are equivalent
+        return self.is_empty(q1) and self.is_empty(q2)
+
+    def is_empty(self, q: Query) -> bool:
+        q = _unwrap(q)
+        if isinstance(q, SetOp):
+            if q.kind in ("union", "distinct"):
+                return all(self.is_empty(c) for c in q.children)
+            if q.kind == "intersect":
+                return any(self.is_empty(c) for c in q.children)
+            return self.is_empty(q.children[0])
+        if q.group is not None and not q.group:
+            return False  # a scalar aggregate always answers one row (unless HAVING; not modelled)
+        env, _, cons, _ = self._side_envs(q, q, list(range(len(q.units))), "e")
+        w = _conj([Scope(self.enc, env, tables=self.tables).pred(c) for c in q.conds])
+        return self.valid(cons, z3.Not(w.t))
+
+    def _equiv_shapes(self, q1: Query, q2: Query) -> bool:
         if isinstance(q1, SetOp) and isinstance(q2, SetOp):
             if q1.kind == q2.kind == "distinct":
                 return self.equiv(q1.children[0], q2.children[0])
@@ -1007,6 +1067,9 @@ def normalize(q: Query, catalog: Catalog) -> Query:
     if inner is not q:
         return inner
     q = _prune_derived(q)
+    pushed = _push_into_union(q)
+    if pushed is not q:
+        return normalize(pushed, catalog)
     q = _merge_spj(q)
     q = _merge_over_group(q)
     q = _having_to_where(q)
@@ -1024,6 +1087,24 @@ def _substitute(e: exp.Expression, alias: str, repl: dict[str, exp.Expression]) 
 
 
 _FRESH = itertools.count()
+
+
+def _push_into_union(q: Block) -> Query:
+    """Joins, filters and projections distribute over UNION ALL:
+    ``SELECT f FROM (a UNION ALL b) t, r WHERE p`` = ``SELECT f FROM a t, r WHERE p UNION ALL ...``
+    (not through GROUP BY / DISTINCT, which would merge rows across branches)."""
+    if q.group is not None:
+        return q
+    for ui, u in enumerate(q.units):
+        d = u.derived
+        if isinstance(d, SetOp) and d.kind == "union" and not d.distinct:
+            branches: list[Query] = []
+            for child in d.children:
+                nu = Unit(u.alias, f"derived:{id(child)}", list(u.columns), child)
+                branches.append(Block([*q.units[:ui], nu, *q.units[ui + 1:]], list(q.ljs), list(q.conds), None,
+                                      q.having, list(q.outputs), q.out_kinds))
+            return SetOp("union", False, branches, q.out_kinds)
+    return q
 
 
 def _prune_derived(q: Block) -> Block:

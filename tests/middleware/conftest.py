@@ -20,9 +20,9 @@ class Running:
     db_path: Path
 
     def dsn(self, user: str = "sluice", dbname: str = "tpcds", **extra: str) -> str:
-        parts = [f"host={self.host}", f"port={self.port}", f"user={user}", f"dbname={dbname}"]
-        parts += [f"{k}={v}" for k, v in extra.items()]
-        return " ".join(parts)
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(host=self.host, port=self.port, user=user, dbname=dbname, **extra)
 
     def url(self, driver: str = "postgresql+psycopg", user: str = "sluice") -> str:
         return f"{driver}://{user}@{self.host}:{self.port}/tpcds"

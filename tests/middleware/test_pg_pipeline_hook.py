@@ -88,3 +88,25 @@ def test_pg_pipeline_error_in_a_pipelined_batch(dsn: str) -> None:
                 p.sync()
             assert r1.fetchone() == (2,)
         assert c.execute("SELECT 'after'").fetchone() == ("after",)
+
+
+def test_pg_stream_mode_fallback(pg_cluster, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """When the client transport cannot be taken over, the StreamReader path does the same job."""
+    from sqlsluice.middleware import upstream
+
+    monkeypatch.setattr(upstream.UpstreamRelay, "_take_over_client", lambda self: False)
+    url = pg_cluster.create_database("pgstream_" + __import__("uuid").uuid4().hex[:8])
+    with ServerThread(SluiceServer(Config(), backend_url=url, pipeline_factory=_pipeline)) as st:
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{st.port}/x") as c:
+            assert c.execute("SELECT 21 /*+double*/").fetchone() == (42,)
+            assert c.execute("SELECT %s::int /*+double*/", [4], prepare=True).fetchone() == (8,)
+            assert c.execute("ASK 'x'").fetchone() == (42, "it's known")
+            c.execute("CREATE TABLE s (x int)")
+            with c.cursor().copy("COPY s FROM STDIN") as cp:
+                for i in range(1000):
+                    cp.write_row((i,))
+            assert c.execute("SELECT sum(x) FROM s").fetchone() == (499500,)
+            with pytest.raises(psycopg.errors.FeatureNotSupported):
+                c.execute("SELECT 'forbidden'")
+            c.rollback()
+            assert len(c.execute("SELECT repeat('x', 1000) FROM generate_series(1, 5000)").fetchall()) == 5000

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from typer.testing import CliRunner
 
 import sqlsluice.cli  # noqa: F401 - registers the feature commands

@@ -225,3 +225,38 @@ def test_scripted_cascade_escalates_on_low_token_confidence(concert_db, store) -
     assert "low token confidence 0.14" in a.route and a.pipeline == "decompose"
     assert a.sql == "SELECT count(Singer_ID) FROM singer" and a.rows == [(6,)]
     assert provider.history[0][2].logprobs is True and provider.history[0][2].n == 2
+
+
+def test_scripted_sdk_client_ask(concert_db, scripted) -> None:
+    import sqlsluice
+
+    s = scripted(lambda tpl, q, body: GOLD["How many singers are there?"])
+    url = f"duckdb:///{concert_db.path}"
+    concert_db.close()
+    with sqlsluice.connect(url, config=s.config) as client:
+        a = client.ask("How many singers are there?", router="always:basic")
+        assert (a.sql, a.rows, a.pipeline) == ("SELECT count(*) FROM singer", [(6,)], "basic")
+        assert a.names == ["count_star()"] and a.tokens > 0 and a.seconds > 0
+
+
+def test_scripted_ask_on_postgresql(pg_db, scripted, store) -> None:
+    import psycopg
+
+    from sqlsluice.databases import connect
+
+    with psycopg.connect(pg_db, autocommit=True) as c:
+        c.execute("CREATE TABLE singer (singer_id int PRIMARY KEY, name text, country text, age int)")
+        c.execute("INSERT INTO singer VALUES (1, 'Joe Sharp', 'Netherlands', 52), (2, 'Rose White', 'France', 41)")
+    replies = {"Who sings from France?": "SELECT name FROM singer WHERE country = 'France'",
+               "Clean up": "SELECT 1; DELETE FROM singer"}
+    s = scripted(lambda tpl, q, body: replies[q])
+    b = connect(pg_db)
+    try:
+        a = ask(b, "Who sings from France?", config=s.config, router="always:basic", store=store)
+        assert a.rows == [("Rose White",)]
+        assert "singer.country = 'France'" in s.server.requests[0]["messages"][-1]["content"]
+        with pytest.raises(InsufficientPrivilege):
+            ask(b, "Clean up", config=s.config, router="always:basic", store=store)
+        assert b.execute("SELECT count(*) FROM singer").rows == [(2,)]
+    finally:
+        b.close()

@@ -59,3 +59,19 @@ def test_scripted_ask_stage_quotes(proxy) -> None:
     with psycopg.connect(dsn, autocommit=True) as c:
         # '' inside the question is one quote; unknown questions get the scripted fallback
         assert c.execute("ASK 'What''s one?'").fetchall() == [(1,)]
+
+
+def test_scripted_saved_router_loads_in_the_proxy(proxy, shared_data, tmp_path) -> None:
+    from sqlsluice.routers.base import fit_learned, save_router
+    from sqlsluice.routers.labels import load_labels
+
+    items = load_labels(shared_data / "bird" / "ellie_pipeline_labels.jsonl", limit=150)
+    r = fit_learned([x.inp for x in items], [x.label for x in items], costs=(1.0, 2.0, 5.0), lam=0.9,
+                    label="tiny")
+    path = save_router(r, tmp_path / "tiny.joblib", store=StateStore("sqlite:///:memory:"))
+    dsn, _ = proxy
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute(f"SET sluice.router = '{path}'")
+        assert c.execute("ASK 'How many singers are there?'").fetchall() == [(6,)]
+        rows = dict(c.execute("EXPLAIN ASK 'Who is the oldest singer?'").fetchall())
+        assert rows["route"].startswith("tiny:P(solved)=")
