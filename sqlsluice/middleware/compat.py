@@ -58,7 +58,7 @@ _SHOW = re.compile(r"^\s*SHOW\s+([A-Za-z_][\w.]*(?:\s+[A-Za-z_]\w*)*)\s*;?\s*$",
 _RESET = re.compile(r"^\s*RESET\s+(ALL|[A-Za-z_][\w.]*)\s*;?\s*$", re.I)
 _BEGIN = re.compile(r"^\s*(BEGIN|START\s+TRANSACTION)\b(.*)$", re.I | re.S)
 _NOOP = re.compile(r"^\s*(DISCARD\s+\w+|LISTEN\s+\w+|UNLISTEN\s+[\w*]+|DEALLOCATE\s+(?:PREPARE\s+)?(?:ALL|\w+)"
-                   r"|CLOSE\s+(?:ALL|\w+)|SAVEPOINT\s+(?:\w+|\"[^\"]+\")|RELEASE\s+(?:SAVEPOINT\s+)?(?:\w+|\"[^\"]+\"))"
+                   r"|SAVEPOINT\s+(?:\w+|\"[^\"]+\")|RELEASE\s+(?:SAVEPOINT\s+)?(?:\w+|\"[^\"]+\"))"
                    r"\s*;?\s*$", re.I)
 _ROLLBACK_TO = re.compile(r"^\s*ROLLBACK\s+(?:WORK\s+|TRANSACTION\s+)?TO\s+(?:SAVEPOINT\s+)?(?:\w+|\"[^\"]+\")\s*;?\s*$",
                           re.I)
@@ -110,6 +110,8 @@ class Compat:
         self.gucs["session_authorization"] = params.get("user", "")
         self.user = params.get("user", "sluice")
         self._shim = False
+        self._meta: Any = None  # a second DuckDB connection for catalog look-ups
+        self._col_types: dict[tuple[str | None, str], str | None] = {}
 
     def _create_shim(self) -> None:
         con = self.session._con
@@ -183,6 +185,10 @@ class Compat:
     def intercept(self, sql: str) -> str | Reply:
         """A local Reply for GUC statements and no-ops, else the SQL to run (maybe normalised)."""
         head = sql.lstrip()[:5].upper()
+        if head.startswith("WITH") and "typeinfo_tree" in sql:
+            return ASYNCPG_INTROSPECT
+        if head.startswith("SELEC") and "t.typname = $1 AND ns.nspname = $2" in sql:
+            return ASYNCPG_TYPE_BY_NAME
         if head.startswith("SET"):
             if _SET_TX.match(sql) or _SET_NAMES.match(sql):
                 return Reply([], [], "SET")
@@ -250,6 +256,8 @@ class Compat:
         if w1 in ("COMMIT", "END", "ROLLBACK", "ABORT") and not s.in_transaction:
             return MaterializedResult(status="COMMIT" if w1 in ("COMMIT", "END") else "ROLLBACK")
         run_sql = sql
+        if w1 in ("CREATE", "ALTER", "DROP") and self._col_types:
+            self._col_types.clear()
         if w1 == "CREATE" and "SERIAL" in sql.upper():
             run_sql = self._serial(sql)
         if _PG_MARKERS.search(sql):
@@ -299,8 +307,7 @@ class Compat:
         text, so the probe binds them as strings (DuckDB would type a NULL as INTEGER).
         """
         nparams = len(declared)
-        inferred = infer_param_types(sql, nparams, self._column_type)
-        ptypes = [d or i for d, i in zip(declared, inferred, strict=True)]
+        ptypes = self.param_types(sql, declared)
         w1, _ = command_words(sql)
         nulls: list[Any] = [None] * nparams
         if w1 not in _ROW_WORDS and " RETURNING " not in sql.upper():
@@ -327,8 +334,19 @@ class Compat:
             return ptypes, cols
         return ptypes, []  # DML ... RETURNING: described at Execute time
 
+    def param_types(self, sql: str, declared: Sequence[int]) -> list[int]:
+        """Parameter OIDs: the client's, else inferred (see :func:`infer_param_types`), else 0."""
+        inferred = infer_param_types(sql, len(declared), self._column_type)
+        return [d or i for d, i in zip(declared, inferred, strict=True)]
+
     def _column_type(self, table: str | None, column: str) -> str | None:
-        con = self.session._con
+        key = (table.lower() if table else None, column.lower())
+        if key in self._col_types:
+            return self._col_types[key]
+        if self._meta is None:
+            # not the session's own connection: that one may hold a result a portal still reads
+            self._meta = self.session.backend._db.cursor()  # type: ignore[attr-defined]
+        con = self._meta
         try:
             if table and column.startswith("#"):
                 row = con.execute("SELECT data_type FROM duckdb_columns() WHERE lower(table_name) = lower(?) "
@@ -341,8 +359,50 @@ class Compat:
                                   "AND NOT internal LIMIT 1", [column]).fetchone()
         except duckdb.Error:
             return None
-        return str(row[0]) if row else None
+        self._col_types[key] = str(row[0]) if row else None
+        return self._col_types[key]
 
+
+# --- PostgreSQL's own type catalogue (asyncpg introspects types by PostgreSQL OID) ------------
+def _pg_types_values() -> str:
+    rows = []
+    for oid, name in sorted(types.PG_NAME.items()):
+        typname = {types.INT2: "int2", types.INT4: "int4", types.INT8: "int8", types.FLOAT4: "float4",
+                   types.FLOAT8: "float8", types.BOOL: "bool", types.VARCHAR: "varchar", types.BPCHAR: "bpchar",
+                   types.TIMESTAMP: "timestamp", types.TIMESTAMPTZ: "timestamptz", types.TIME: "time",
+                   types.CHAR: "char"}.get(oid, name)
+        rows.append((oid, typname, "b", 0, name))
+        arr = types.ARRAY_OF.get(oid)
+        if arr:
+            rows.append((arr, "_" + typname, "b", oid, name + "[]"))
+    return ", ".join(f"({o}::BIGINT, {_sql_str(n)}, {_sql_str(k)}, {e}::BIGINT, {_sql_str(d)})"
+                     for o, n, k, e, d in rows)
+
+
+_PG_TYPES = f"(VALUES {_pg_types_values()}) AS pgt(oid, name, kind, elemtype, display)"
+# asyncpg's INTRO_LOOKUP_TYPES, answered from the catalogue above (arrays first need their element)
+ASYNCPG_INTROSPECT = (
+    "SELECT t.oid, 'pg_catalog' AS ns, t.name, t.kind::BLOB AS kind, NULL::BIGINT AS basetype, "
+    "CASE WHEN t.elemtype = 0 THEN NULL ELSE t.elemtype END AS elemtype, "
+    "CASE WHEN t.elemtype = 0 THEN NULL ELSE ',' END AS elemdelim, NULL::BIGINT AS range_subtype, "
+    "NULL::BIGINT[] AS attrtypoids, NULL::VARCHAR[] AS attrnames, "
+    "CASE WHEN list_contains($1::BIGINT[], t.oid) THEN 0 ELSE 1 END AS depth, NULL::VARCHAR AS basetype_name, "
+    "e.display AS elemtype_name, NULL::VARCHAR AS range_subtype_name "
+    f"FROM {_PG_TYPES.replace('pgt', 't')} LEFT JOIN {_PG_TYPES.replace('pgt', 'e')} ON e.oid = t.elemtype "
+    "WHERE list_contains($1::BIGINT[], t.oid) OR t.oid IN "
+    f"(SELECT x.elemtype FROM {_PG_TYPES.replace('pgt', 'x')} WHERE list_contains($1::BIGINT[], x.oid)) "
+    "ORDER BY depth DESC")
+# asyncpg's TYPE_BY_NAME
+ASYNCPG_TYPE_BY_NAME = (
+    "SELECT t.oid, CASE WHEN t.elemtype = 0 THEN NULL ELSE t.elemtype END AS elemtype, t.kind::BLOB AS kind "
+    f"FROM {_PG_TYPES.replace('pgt', 't')} WHERE t.name = $1::VARCHAR AND $2::VARCHAR = 'pg_catalog'")
+
+# statements whose parameter / result column OIDs are PostgreSQL types DuckDB cannot name
+# (asyncpg decodes its own introspection with built-in codecs only: oid, oid[], text[], name)
+PARAM_OIDS: dict[str, list[int]] = {ASYNCPG_INTROSPECT: [1028], ASYNCPG_TYPE_BY_NAME: [types.NAME, types.NAME]}
+_OID_COLS = {"oid": types.OID, "basetype": types.OID, "elemtype": types.OID, "range_subtype": types.OID,
+             "attrtypoids": 1028, "name": types.NAME, "ns": types.NAME}
+COLUMN_OIDS: dict[str, dict[str, int]] = {ASYNCPG_INTROSPECT: _OID_COLS, ASYNCPG_TYPE_BY_NAME: _OID_COLS}
 
 # --- pg_catalog shim: temp views adding what DuckDB's emulation lacks ---------------------------
 SHIM_VIEWS: dict[str, str] = {

@@ -25,7 +25,6 @@ _COPY = re.compile(
     r"^\s*COPY\s+(?P<src>\((?P<query>.*)\)|(?:\"[^\"]+\"|[\w$]+)(?:\.(?:\"[^\"]+\"|[\w$]+))?)\s*"
     r"(?P<cols>\([^()]*\))?\s+(?P<dir>FROM|TO)\s+(?P<target>STDIN|STDOUT)\b(?P<opts>.*?)\s*;?\s*$",
     re.I | re.S)
-_OPT = re.compile(r"(\w+)(?:\s+('(?:[^']|'')*'|\w+))?", re.S)
 
 
 @dataclass(frozen=True)
@@ -51,21 +50,40 @@ def _unq(v: str) -> str:
     return v[1:-1].replace("''", "'") if len(v) >= 2 and v[0] == "'" == v[-1] else v
 
 
+_TOKEN = re.compile(r"'(?:[^']|'')*'|[\w$]+|[^\s\w]")
+_VALUED = frozenset({"format", "delimiter", "null", "quote", "escape", "encoding", "default"})
+_BOOL = frozenset({"true", "false", "on", "off", "1", "0", "match"})
+
+
+def _options(text: str) -> dict[str, str]:
+    """Both ``WITH (FORMAT csv, HEADER true)`` and the legacy ``CSV HEADER DELIMITER ';'``."""
+    toks = [t for t in _TOKEN.findall(text) if t not in ("(", ")", ",")]
+    opts: dict[str, str] = {}
+    i = 0
+    while i < len(toks):
+        key = toks[i].lower()
+        i += 1
+        if key in ("with", "as"):
+            continue
+        if i < len(toks) and toks[i].lower() == "as":
+            i += 1
+        if key in _VALUED and i < len(toks):
+            opts[key] = _unq(toks[i])
+            i += 1
+        elif i < len(toks) and toks[i].lower() in _BOOL:
+            opts[key] = toks[i].lower()
+            i += 1
+        else:
+            opts[key] = "true"
+    return opts
+
+
 def parse_copy(sql: str) -> CopySpec | None:
     """A COPY to/from the client, or None for other statements (server-side files stay with DuckDB)."""
     m = _COPY.match(sql)
     if not m:
         return None
-    opts_text = m.group("opts").strip()
-    if opts_text.upper().startswith("WITH"):
-        opts_text = opts_text[4:].strip()
-    if opts_text.startswith("(") and opts_text.endswith(")"):
-        opts_text = opts_text[1:-1]
-    opts: dict[str, str] = {}
-    for part in re.split(r",(?=(?:[^']*'[^']*')*[^']*$)", opts_text) if "," in opts_text else [opts_text]:
-        for om in _OPT.finditer(part.strip()):
-            key = om.group(1).lower()
-            opts[key] = _unq(om.group(2)) if om.group(2) is not None else "true"
+    opts = _options(m.group("opts"))
     fmt = opts.pop("format", "csv" if "csv" in opts else "text").lower()
     opts.pop("csv", None)
     if fmt == "binary" or "binary" in opts:

@@ -12,15 +12,19 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import os
+import re
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlsluice.databases.base import ColumnInfo, Result
-from sqlsluice.databases.duckdb_backend import DuckDBSession, command_words
+from sqlsluice.databases.duckdb_backend import DuckDBSession
 from sqlsluice.errors import BackendError, FeatureNotSupported, ProtocolViolation, SluiceError
 from sqlsluice.middleware import codec, compat, types
 from sqlsluice.middleware.connection import ClientConnection, error_message
+from sqlsluice.middleware.copy import CopySpec, csv_header, parse_copy, row_encoder, text_row_to_csv
 from sqlsluice.middleware.framing import MessageBuffer
 from sqlsluice.middleware.pipeline import Forward, Reply
 from sqlsluice.middleware.protocol import Phase, ProtocolState
@@ -55,6 +59,61 @@ def reply_messages(reply: Reply, formats: Sequence[int] = (), *, describe: bool 
     return b"".join(out)
 
 
+_IDENT = r'(\"(?:[^\"]|\"\")+\"|[A-Za-z_][\w$]*)'
+_DECLARE = re.compile(r"^\s*DECLARE\s+" + _IDENT + r"\s+(BINARY\s+)?(?:(?:ASENSITIVE|INSENSITIVE)\s+)?"
+                      r"(?:(NO\s+)?SCROLL\s+)?CURSOR\s+(?:(WITH|WITHOUT)\s+HOLD\s+)?FOR\s+(.*?)\s*;?\s*$",
+                      re.I | re.S)
+_FETCH = re.compile(r"^\s*(FETCH|MOVE)\s+(?:(FORWARD|NEXT|ALL|\d+|FORWARD\s+ALL|FORWARD\s+\d+)\s+)?"
+                    r"(?:(?:FROM|IN)\s+)?" + _IDENT + r"\s*;?\s*$", re.I)
+_CLOSE = re.compile(r"^\s*CLOSE\s+(ALL|" + _IDENT + r")\s*;?\s*$", re.I)
+
+
+def _ident(name: str) -> str:
+    return name[1:-1].replace('""', '"') if name.startswith('"') else name.lower()
+
+
+@dataclass(frozen=True)
+class CursorCommand:
+    kind: str  # "declare" | "fetch" | "move" | "close"
+    name: str  # "" with kind "close" = CLOSE ALL
+    query: str = ""
+    count: int = 0  # rows to fetch/move; 0 = all
+    binary: bool = False
+    hold: bool = False
+
+
+def parse_cursor_command(sql: str) -> CursorCommand | None:
+    """DECLARE/FETCH/MOVE/CLOSE of SQL-level cursors (psycopg's named cursors use them)."""
+    head = sql.lstrip()[:7].upper()
+    if head.startswith("DECLARE"):
+        m = _DECLARE.match(sql)
+        if m:
+            return CursorCommand("declare", _ident(m.group(1)), query=m.group(5), binary=bool(m.group(2)),
+                                 hold=(m.group(4) or "").upper() == "WITH")
+    elif head.startswith(("FETCH", "MOVE")):
+        m = _FETCH.match(sql)
+        if m:
+            how = " ".join((m.group(2) or "NEXT").upper().split())
+            count = 1 if how in ("NEXT", "FORWARD") else 0 if how.endswith("ALL") else int(how.split()[-1])
+            if count == 0 and not how.endswith("ALL"):
+                return CursorCommand(m.group(1).lower(), _ident(m.group(3)), count=-1)  # FETCH 0: no rows
+            return CursorCommand(m.group(1).lower(), _ident(m.group(3)), count=count)
+    elif head.startswith("CLOSE"):
+        m = _CLOSE.match(sql)
+        if m:
+            return CursorCommand("close", "" if m.group(1).upper() == "ALL" else _ident(m.group(1)))
+    return None
+
+
+def column_oids(sql: str, columns: Sequence[ColumnInfo]) -> list[int]:
+    """Result column OIDs: from the DuckDB types, unless compat pins some for this SQL."""
+    oids = [types.oid_for(c.type) for c in columns]
+    pinned = compat.COLUMN_OIDS.get(sql)
+    if pinned:
+        oids = [pinned.get(c.name, o) for c, o in zip(columns, oids, strict=True)]
+    return oids
+
+
 @dataclass
 class Statement:
     """A prepared statement (Parse): the SQL to run (after the pipeline) or a local reply."""
@@ -66,6 +125,9 @@ class Statement:
     oids: list[int] | None = None
     described: bool = False
     client_oids: list[int] | None = None  # column OIDs announced by a Describe of the statement
+    copy: CopySpec | None = None  # COPY ... FROM STDIN / TO STDOUT
+    cursor: CursorCommand | None = None  # DECLARE / FETCH / MOVE / CLOSE of a SQL cursor
+    params_inferred: bool = False
 
 
 @dataclass
@@ -81,6 +143,7 @@ class Portal:
     reply_pos: int = 0
     status: str = ""
     source_done: bool = False  # the backend result has nothing beyond ``pending``
+    hold: bool = False  # a SQL cursor WITH HOLD (survives the end of its transaction)
 
 
 class DuckDBHandler:
@@ -103,6 +166,9 @@ class DuckDBHandler:
         self.out_size = 0
         self.running = False
         self.loop = asyncio.get_running_loop()
+        self.buf = MessageBuffer()
+        self.cursors: dict[str, Portal] = {}  # SQL-level cursors (DECLARE ... CURSOR)
+        self.last_sent = 0
 
     # --- plumbing ------------------------------------------------------------------
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -133,6 +199,9 @@ class DuckDBHandler:
             await self.flush()
 
     def ready(self) -> None:
+        if self.cursors and not self.session.in_transaction:
+            for name in [n for n, c in self.cursors.items() if not c.hold]:
+                self._drop_cursor(name)  # WITHOUT HOLD cursors end with their transaction
         self.state.set_transaction(self.session.in_transaction, self.session.transaction_failed)
         self.send(codec.ready_for_query(self.state.tx_status))
 
@@ -153,7 +222,7 @@ class DuckDBHandler:
         self.send(codec.backend_key_data(pid, secret))
         self.send(codec.ready_for_query(codec.IDLE))
         await self.flush()
-        buf = MessageBuffer()
+        buf = self.buf
         read = self.reader.read
         try:
             while True:
@@ -177,8 +246,19 @@ class DuckDBHandler:
         finally:
             await self.close()
 
+    async def pull(self) -> tuple[bytes, bytes]:
+        """The next client message, read inline (COPY data)."""
+        while True:
+            m = self.buf.next()
+            if m is not None:
+                return m
+            data = await self.reader.read(1 << 16)
+            if not data:
+                raise ConnectionResetError("client closed the connection during COPY")
+            self.buf.feed(data)
+
     async def close(self) -> None:
-        for p in self.portals.values():
+        for p in (*self.portals.values(), *self.cursors.values()):
             if p.result is not None:
                 with contextlib.suppress(Exception):
                     p.result.close()
@@ -240,22 +320,189 @@ class DuckDBHandler:
         if isinstance(local, Reply):
             self.send(reply_messages(local))
             return
-        self.check_copy(local)
+        spec = parse_copy(local) if local[:8].lstrip()[:4].upper() == "COPY" else None
+        if spec is not None:
+            self.send(codec.command_complete(await self.run_copy(spec)))
+            return
+        cmd = parse_cursor_command(local) if local.lstrip()[:1] in "DdFfMmCc" else None
+        if cmd is not None:
+            await self.run_cursor(cmd, [], (), describe=True)
+            return
         result, first, done = await self.call(self._start, local, None, BATCH_ROWS)
         if result.columns:
-            oids = [types.oid_for(c.type) for c in result.columns]
+            oids = column_oids(local, result.columns)
             self.send(codec.row_description(field_descriptions(result.columns, (), oids)))
             encoders = types.encoders_for(oids, ())
             await self.stream(result, encoders, first, done, 0)
         self.send(codec.command_complete(result.status))
 
-    def check_copy(self, sql: str) -> None:
-        w1, _ = command_words(sql)
-        if w1 == "COPY":
-            up = sql.upper()
-            if "STDIN" in up or "STDOUT" in up:
-                raise FeatureNotSupported("COPY FROM STDIN / TO STDOUT is not supported over DuckDB; "
-                                          "use COPY with a server-side file or INSERT")
+    # --- SQL-level cursors -------------------------------------------------------------
+    def _drop_cursor(self, name: str) -> None:
+        c = self.cursors.pop(name, None)
+        if c is not None and c.result is not None:
+            with contextlib.suppress(Exception):
+                c.result.close()
+
+    def _cursor(self, name: str) -> Portal:
+        c = self.cursors.get(name)
+        if c is None:
+            raise SluiceError(f'cursor "{name}" does not exist', sqlstate="34000")
+        return c
+
+    def cursor_columns(self, cmd: CursorCommand) -> list[ColumnInfo]:
+        if cmd.kind != "fetch" or cmd.name not in self.cursors:
+            return []
+        r = self.cursors[cmd.name].result
+        return list(r.columns) if r is not None else []
+
+    async def run_cursor(self, cmd: CursorCommand, params: list[Any], formats: Sequence[int], *,
+                         describe: bool) -> None:
+        """DECLARE / FETCH / MOVE / CLOSE; ``describe`` sends a RowDescription (simple protocol)."""
+        if cmd.kind == "declare":
+            if not cmd.hold and not self.session.in_transaction:
+                raise SluiceError("DECLARE CURSOR can only be used in transaction blocks", sqlstate="25P01")
+            if cmd.name in self.cursors:
+                raise SluiceError(f'cursor "{cmd.name}" already exists', sqlstate="42P03")
+            query = self.compat.intercept(cmd.query)
+            if isinstance(query, Reply):
+                raise FeatureNotSupported("DECLARE CURSOR over a locally answered statement is not supported")
+            cur = Portal(Statement(query, [0] * len(params)), params, (1,) if cmd.binary else (), hold=cmd.hold)
+            await self.open_portal(cur)
+            self.cursors[cmd.name] = cur
+            self.send(codec.command_complete("DECLARE CURSOR"))
+            return
+        if cmd.kind == "close":
+            if cmd.name:
+                self._cursor(cmd.name)  # must exist
+            for name in [cmd.name] if cmd.name else list(self.cursors):
+                self._drop_cursor(name)
+            self.send(codec.command_complete("CLOSE CURSOR"))
+            return
+        cur = self._cursor(cmd.name)
+        result = cur.result
+        assert result is not None
+        if cmd.kind == "move":
+            want = cmd.count if cmd.count > 0 else (0 if cmd.count < 0 else 1 << 62)
+            moved = min(want, len(cur.pending))
+            cur.pending = cur.pending[moved:]
+            while moved < want and not cur.source_done:
+                got = await self.call(result.fetchmany, min(BATCH_ROWS, want - moved))
+                cur.source_done = len(got) < min(BATCH_ROWS, want - moved)
+                moved += min(len(got), want - moved)
+            self.send(codec.command_complete(f"MOVE {moved}"))
+            return
+        fmts = cur.formats if describe else formats
+        oids = column_oids(cur.stmt.sql, result.columns)
+        if describe and result.columns:
+            self.send(codec.row_description(field_descriptions(result.columns, fmts, oids)))
+        self.last_sent = 0
+        if cmd.count >= 0 and result.columns:
+            first, cur.pending = cur.pending, []
+            await self.stream(result, types.encoders_for(oids, fmts), first, cur.source_done, cmd.count, cur)
+        self.send(codec.command_complete(f"FETCH {self.last_sent}"))
+
+    async def run_copy(self, spec: CopySpec) -> str:
+        """COPY to or from the client; returns the command tag."""
+        if spec.direction == "out":
+            return await self._copy_out(spec)
+        return await self._copy_in(spec)
+
+    async def _copy_out(self, spec: CopySpec) -> str:
+        result, rows, done = await self.call(self._start, spec.select_sql(), None, BATCH_ROWS)
+        oids = [types.oid_for(c.type) for c in result.columns]
+        encode = row_encoder(spec, [types.encode_text(o) for o in oids])
+        self.send(codec.copy_out_response(0, [0] * len(oids)))
+        if spec.header and spec.format == "csv":
+            self.send(codec.copy_data(csv_header(spec, [c.name for c in result.columns])))
+        count = 0
+        while True:
+            try:
+                for row in rows:
+                    self.send(codec.copy_data(encode(row)))
+            except (ValueError, TypeError, UnicodeDecodeError) as e:
+                raise BackendError(f"cannot encode COPY row: {e}", sqlstate="22P02") from e
+            count += len(rows)
+            await self.maybe_flush()
+            if done:
+                break
+            rows = await self.call(result.fetchmany, BATCH_ROWS)
+            done = len(rows) < BATCH_ROWS
+        self.send(codec.copy_done())
+        return f"COPY {count}"
+
+    async def _copy_in(self, spec: CopySpec) -> str:
+        if spec.is_query:
+            raise SluiceError("COPY FROM requires a table, not a query", sqlstate="42601")
+        ncols = len(spec.columns) or await self.call(self._table_width, spec.source)
+        self.send(codec.copy_in_response(0, [0] * ncols))
+        await self.flush()
+        self.state.copy_in()
+        fd, path = tempfile.mkstemp(prefix="sluice-copy-", suffix=".csv")
+        failed: str | None = None
+        try:
+            with os.fdopen(fd, "wb") as out:
+                pending = b""
+                while True:
+                    code, payload = await self.pull()
+                    if code == codec.COPY_DATA:
+                        if spec.format == "csv":
+                            out.write(payload)
+                            continue
+                        lines = (pending + payload).split(b"\n")
+                        pending = lines.pop()
+                        for line in lines:
+                            self._write_text_line(out, line, spec)
+                    elif code == codec.COPY_DONE:
+                        if pending:
+                            self._write_text_line(out, pending, spec)
+                        break
+                    elif code == codec.COPY_FAIL:
+                        failed = codec.parse_copy_fail(payload)
+                        break
+                    elif code in (codec.FLUSH, codec.SYNC):
+                        continue  # ignored during COPY IN, as PostgreSQL does
+                    elif code == codec.TERMINATE:
+                        raise ConnectionResetError("client terminated during COPY")
+                    else:
+                        raise ProtocolViolation(f"unexpected message type {code!r} during COPY from stdin")
+            self.state.copy_done()
+            if failed is not None:
+                raise BackendError(f"COPY from stdin failed: {failed}", sqlstate="57014")
+            n = await self.call(self._copy_from_file, spec, path)
+        finally:
+            if self.state.phase.value == "copy_in":
+                self.state.copy_done()
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        return f"COPY {n}"
+
+    @staticmethod
+    def _write_text_line(out: Any, line: bytes, spec: CopySpec) -> None:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if line == b"\\.":
+            return
+        try:
+            out.write(text_row_to_csv(line, spec.delimiter, spec.null).encode())
+        except UnicodeDecodeError as e:
+            raise BackendError('invalid byte sequence for encoding "UTF8"', sqlstate="22021") from e
+
+    def _table_width(self, table: str) -> int:
+        return len(self.compat.execute(f"SELECT * FROM {table} LIMIT 0").columns)
+
+    def _copy_from_file(self, spec: CopySpec, path: str) -> int:
+        def q(v: str) -> str:
+            return "'" + v.replace("'", "''") + "'"
+
+        cols = f" ({', '.join(spec.columns)})" if spec.columns else ""
+        if spec.format == "csv":
+            opts = (f"FORMAT csv, HEADER {str(spec.header).lower()}, DELIMITER {q(spec.delimiter)}, "
+                    f"NULL {q(spec.null)}, QUOTE {q(spec.quote)}, ESCAPE {q(spec.quote)}, allow_quoted_nulls false")
+        else:
+            opts = "FORMAT csv, HEADER false, DELIMITER ',', NULL '\\N', QUOTE '\"', ESCAPE '\"', " \
+                   "allow_quoted_nulls false"
+        r = self.compat.execute(f"COPY {spec.source}{cols} FROM {q(path)} ({opts})")
+        return max(r.rowcount, 0)
 
     async def stream(self, result: Result, encoders: list[Callable[[Any], bytes]],
                      first: list[tuple[Any, ...]], done: bool, limit: int,
@@ -275,6 +522,7 @@ class DuckDBHandler:
                 self.send(types.encode_rows(rows, encoders))
                 sent += len(rows)
                 await self.maybe_flush()
+            self.last_sent = sent
             if portal is not None and portal.pending:
                 return False
             if done:
@@ -287,14 +535,31 @@ class DuckDBHandler:
                     portal.pending = more
                     portal.source_done = False
                     return False
-                return True
+                return True  # self.last_sent already counts these rows
             n = BATCH_ROWS if not limit else min(BATCH_ROWS, limit - sent)
             rows = await self.call(result.fetchmany, n)
             done = len(rows) < n
 
+    def _materialize(self) -> None:
+        """(worker thread) Read open portal/cursor results to the end before the connection runs
+        anything else (DuckDB keeps one open result per connection)."""
+        for p in (*self.portals.values(), *self.cursors.values()):
+            if p.result is not None and not p.source_done and p.result.columns:
+                p.pending = p.pending + p.result.fetchall()
+                p.source_done = True
+
+    def _describe(self, sql: str, declared: Sequence[int]) -> tuple[list[int], list[ColumnInfo]]:
+        self._materialize()
+        return self.compat.describe(sql, declared)
+
     def _start(self, sql: str, params: Sequence[Any] | None,
                first_batch: int) -> tuple[Result, list[tuple[Any, ...]], bool]:
-        """(worker thread) Execute and fetch the first batch."""
+        """(worker thread) Execute and fetch the first batch.
+
+        DuckDB keeps one open result per connection: results still being read by open
+        portals or cursors are read to the end first, so interleaving stays correct.
+        """
+        self._materialize()
         result = self.compat.execute(sql, params)
         if not result.columns:
             return result, [], True
@@ -319,8 +584,12 @@ class DuckDBHandler:
             if isinstance(local, Reply):
                 st = Statement(sql, oids, reply=local)
             else:
-                self.check_copy(local)
-                st = Statement(local, oids)
+                spec = parse_copy(local) if local[:8].lstrip()[:4].upper() == "COPY" else None
+                forced = compat.PARAM_OIDS.get(local)
+                if forced is not None:
+                    oids = [o or forced[i] if i < len(forced) else o for i, o in enumerate(oids)]
+                cmd = parse_cursor_command(local) if local.lstrip()[:1] in "DdFfMmCc" else None
+                st = Statement(local, oids, copy=spec, cursor=cmd)
         self.statements[msg.name] = st
         self.send(codec.parse_complete())
 
@@ -337,8 +606,13 @@ class DuckDBHandler:
                                     f"statement \"{msg.statement}\" requires {len(st.param_oids)}")
         if msg.portal and msg.portal in self.portals:
             raise SluiceError(f'portal "{msg.portal}" already exists', sqlstate="42P03")
-        if any(o == 0 for o in st.param_oids) and any(f == 1 for f in msg.param_formats):
-            await self.describe_statement(st)
+        if not st.params_inferred and 0 in st.param_oids:
+            # untyped parameters (pgbench -M extended, psycopg strings): type them from the SQL
+            # so that '42' compared with an INTEGER key binds as 42 (and DuckDB uses its index)
+            sql = st.cursor.query if st.cursor is not None and st.cursor.kind == "declare" else st.sql
+            if sql and st.reply is None:
+                st.param_oids = await self.call(self.compat.param_types, sql, st.param_oids)
+            st.params_inferred = True
         params = [types.decode_param(st.param_oids[i] or types.TEXT, msg.param_format(i), raw)
                   for i, raw in enumerate(msg.params)]
         old = self.portals.pop(msg.portal, None)
@@ -352,14 +626,25 @@ class DuckDBHandler:
             return
         if st.reply is not None:
             st.columns = st.reply.columns
+        elif st.copy is not None:
+            st.columns = []
+        elif st.cursor is not None:
+            st.columns = self.cursor_columns(st.cursor)
+            if st.cursor.kind == "declare" and st.param_oids:
+                ptypes, _ = await self.call(self._describe, st.cursor.query, st.param_oids)
+                st.param_oids = [o or ptypes[i] for i, o in enumerate(st.param_oids)]
+            st.described = st.cursor.kind != "fetch"
+            if st.columns:
+                st.oids = column_oids(st.sql, st.columns)
+            return
         elif st.sql:
-            ptypes, cols = await self.call(self.compat.describe, st.sql, st.param_oids)
+            ptypes, cols = await self.call(self._describe, st.sql, st.param_oids)
             st.param_oids = [o or ptypes[i] for i, o in enumerate(st.param_oids)]
             st.columns = cols
         else:
             st.columns = []
         if st.columns:
-            st.oids = [types.oid_for(c.type) for c in st.columns]
+            st.oids = column_oids(st.sql, st.columns)
         st.described = True
 
     async def on_describe(self, msg: codec.Describe) -> None:
@@ -374,17 +659,29 @@ class DuckDBHandler:
                 self.send(codec.no_data())
             return
         portal = self.portals.get(msg.name)
+        if portal is None and msg.name in self.cursors:  # a SQL cursor is a portal too
+            cur = self.cursors[msg.name]
+            cols = list(cur.result.columns) if cur.result is not None else []
+            if cols:
+                self.send(codec.row_description(field_descriptions(cols, cur.formats,
+                                                                   column_oids(cur.stmt.sql, cols))))
+            else:
+                self.send(codec.no_data())
+            return
         if portal is None:
             raise SluiceError(f'portal "{msg.name}" does not exist', sqlstate="34000")
         st = portal.stmt
-        if st.reply is not None or not st.sql:
+        if st.cursor is not None:
+            cols = self.cursor_columns(st.cursor)
+        elif st.reply is not None or not st.sql or st.copy is not None:
             cols = st.reply.columns if st.reply is not None else []
         else:
             await self.open_portal(portal)
             assert portal.result is not None
             cols = portal.result.columns
         if cols:
-            oids = st.client_oids if st.client_oids is not None and len(st.client_oids) == len(cols) else None
+            oids = st.client_oids if st.client_oids is not None and len(st.client_oids) == len(cols) else \
+                column_oids(st.sql, cols)
             self.send(codec.row_description(field_descriptions(cols, portal.formats, oids)))
         else:
             self.send(codec.no_data())
@@ -399,8 +696,8 @@ class DuckDBHandler:
         portal.status = result.status
         cols = result.columns
         st = portal.stmt
-        oids = st.client_oids if st.client_oids is not None and len(st.client_oids) == len(cols) else [
-            types.oid_for(c.type) for c in cols]
+        oids = st.client_oids if st.client_oids is not None and len(st.client_oids) == len(cols) else \
+            column_oids(st.sql, cols)
         portal.encoders = types.encoders_for(oids, portal.formats) if cols else []
         portal.source_done = done
 
@@ -411,6 +708,12 @@ class DuckDBHandler:
         st = portal.stmt
         if not st.sql and st.reply is None:
             self.send(codec.empty_query_response())
+            return
+        if st.copy is not None:
+            self.send(codec.command_complete(await self.run_copy(st.copy)))
+            return
+        if st.cursor is not None:
+            await self.run_cursor(st.cursor, portal.params, portal.formats, describe=False)
             return
         if st.reply is not None:
             rows = st.reply.rows[portal.reply_pos:]

@@ -177,3 +177,32 @@ def duckdb_reference(path: Path) -> Callable[[str, str], list[tuple[Any, ...]] |
             con.close()
 
     return ref
+
+
+def to_markdown(report: dict[str, Any], *, only_served: bool = False) -> str:
+    """A report (``BenchReport.to_json()``) as a Markdown table plus a totals line."""
+
+    def f(t: float | None) -> str:
+        return f"{t:.3f}" if t is not None else f"> {report['timeout_s']:g}"
+
+    lines = ["| query | original s | rewrite s | speedup | rules | verdict | rows |",
+             "|---|---:|---:|---:|---|---|---|"]
+    for q in report["queries"]:
+        if only_served and not q["served"]:
+            continue
+        if q.get("error"):
+            lines.append(f"| {q['query']} | error | | | | | {q['error'][:60]} |")
+            continue
+        rw = f(q["time_rewrite"]) if q["served"] else "-"
+        sp = f"{q['speedup']:.2f}x" if q["speedup"] else "-"
+        rules = ", ".join(dict.fromkeys(q["rules"])) if q["served"] else ""
+        lines.append(f"| {q['query']} | {f(q['time_original'])} | {rw} | {sp} | {rules} | "
+                     f"{q['verdict'] if q['served'] else ''} | {q['results'] if q['served'] else ''} |")
+    t = report["totals"]
+    lines.append("")
+    lines.append(f"Totals: {t['queries']} queries, {t['rewrites_served']} rewrites served, **{t['productive']} "
+                 f"productive** (>= 1.5x), geometric-mean speedup over them **{t['geomean_speedup_productive']}x**, "
+                 f"slower rewrites served **{t['slower_served']}**, wrong results **{t['wrong_results']}**, "
+                 f"originals over the timeout {t['original_timeouts']} -> {t['timeouts_after']} after rewriting, "
+                 f"errors {t['errors']}, mean search {t['mean_search_seconds']} s, wall {report['seconds']:.0f} s.")
+    return "\n".join(lines)

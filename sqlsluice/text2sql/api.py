@@ -17,6 +17,7 @@ other than ``always:<pipeline>`` try the zero-token ``cache`` pipeline first.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ from sqlsluice.text2sql.pipelines import (
 from sqlsluice.text2sql.schema import (
     Descriptions,
     link_schema,
+    load_descriptions,
     lookup_values,
     sample_values,
     schema_text,
@@ -91,12 +93,16 @@ class Answer:
 
 
 def workspace(backend: Backend, question: str, *, evidence: str | None = None, config: Config | None = None,
-              catalog: Catalog | None = None, descriptions: Descriptions | None = None, llm: LLM | None = None,
+              catalog: Catalog | None = None, descriptions: Descriptions | str | os.PathLike[str] | None = None, llm: LLM | None = None,
               store: StateStore | None = None, samples: bool = True) -> Workspace:
     """Link the schema, look up values and render the schema text for one question."""
     if not question or not question.strip():
         raise InvalidParameterValue("empty question")
     cfg = config or Config()
+    if isinstance(descriptions, str | os.PathLike):
+        descriptions = load_descriptions(descriptions)  # a BIRD column_descriptions/<db> folder
+    elif descriptions is None:
+        descriptions = _bird_descriptions_for(backend)
     cat = catalog if catalog is not None else backend.catalog()
     vals = lookup_values(backend, cat, question)
     linked = link_schema(question, cat, evidence=evidence, descriptions=descriptions, values=vals)
@@ -105,6 +111,25 @@ def workspace(backend: Backend, question: str, *, evidence: str | None = None, c
     return Workspace(question=question.strip(), evidence=evidence, catalog=cat, schema=text,
                      values=values_text(vals), linked=linked, dialect=backend.dialect, backend=backend, llm=llm,
                      store=store, row_limit=cfg.ask.row_limit, timeout_s=cfg.ask.statement_timeout_s)
+
+
+_DESC_CACHE: dict[str, Descriptions] = {}
+
+
+def _bird_descriptions_for(backend: Backend) -> Descriptions:
+    """BIRD's column descriptions when the database file is named after a BIRD database
+    (``.../<db_id>.duckdb`` with ``$SLUICE_SHARED/data/bird/column_descriptions/<db_id>/``)."""
+    from pathlib import Path
+
+    from sqlsluice.text2sql.schema import shared_data_dir
+
+    if not backend.url.startswith("duckdb:"):
+        return {}
+    stem = Path(backend.url.split(":///", 1)[-1]).stem
+    if stem not in _DESC_CACHE:
+        folder = shared_data_dir() / "bird" / "column_descriptions" / stem
+        _DESC_CACHE[stem] = load_descriptions(folder) if folder.is_dir() else {}
+    return _DESC_CACHE[stem]
 
 
 def route_input(ws: Workspace) -> RouteInput:
@@ -125,7 +150,7 @@ def _llm(config: Config, llm: LLM | None, store: StateStore | None) -> LLM:
 
 def generate(backend: Backend, question: str, *, evidence: str | None = None, router: str | Router | None = None,
              pipeline: str | None = None, config: Config | None = None, catalog: Catalog | None = None,
-             descriptions: Descriptions | None = None, llm: LLM | None = None,
+             descriptions: Descriptions | str | os.PathLike[str] | None = None, llm: LLM | None = None,
              store: StateStore | None = None) -> Generation:
     """SQL for ``question`` from the routed (or named) pipeline; the answer is not executed."""
     from sqlsluice.routers.base import CascadeRouter, load_router
@@ -224,7 +249,7 @@ def _cascade(ws: Workspace, r: CascadeRouter, t0: float) -> Generation:
 def ask(backend: Backend, question: str, *, evidence: str | None = None, config: Config | None = None,
         router: str | Router | None = None, pipeline: str | None = None, llm: LLM | None = None,
         store: StateStore | None = None, catalog: Catalog | None = None,
-        descriptions: Descriptions | None = None, log: bool = True) -> Answer:
+        descriptions: Descriptions | str | os.PathLike[str] | None = None, log: bool = True) -> Answer:
     """Generate SQL for ``question`` and run it read-only; refusals raise 42501."""
     from sqlsluice.text2sql.cache import remember
     from sqlsluice.text2sql.querylog import log_query, store_for

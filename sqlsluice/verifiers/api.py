@@ -89,7 +89,7 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
             from sqlsluice.verifiers.smt import prove
 
             budget_left = time_budget_s - (time.monotonic() - start)
-            res = prove(e1, e2, catalog, dialect, timeout_s=max(0.2, min(budget_left, time_budget_s * 0.5)))
+            res = prove(e1, e2, catalog, dialect, timeout_s=max(0.3, budget_left - 0.15 * time_budget_s))
             ev.tiers["smt"] = res.reason
             if res.proved:
                 return done("EQUIVALENT", "smt", res.reason)

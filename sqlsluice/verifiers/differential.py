@@ -115,8 +115,14 @@ class DifferentialTester:
             cols = ", ".join(f'"{c.name}" {self._ctype(catalog.table(t.name), c)}' for c in t.cols)
             self.con.execute(f'CREATE TABLE "{t.name}" ({cols})')
         self.pools = self._pools(constants)
+        self._deadline: float | None = None
+        self._closed = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch, name="sluice-verify-watchdog", daemon=True)
+        self._watchdog.start()
 
     def close(self) -> None:
+        self._closed.set()
+        self._watchdog.join(timeout=1.0)
         self.con.close()
 
     # -- schema ---------------------------------------------------------------------------
@@ -267,16 +273,24 @@ class DifferentialTester:
             rows = db.get(t.name, [])
             if rows:
                 seq = list(reversed(rows)) if reverse else rows
-                ph = ", ".join("?" for _ in t.cols)
-                self.con.executemany(f'INSERT INTO "{t.name}" VALUES ({ph})', [list(r) for r in seq])
+                # one INSERT with literals: much faster than executemany for a handful of rows
+                vals = ", ".join("(" + ", ".join(literal(v) for v in r) + ")" for r in seq)
+                self.con.execute(f'INSERT INTO "{t.name}" VALUES {vals}')
 
     def run(self, sql: str, deadline: float) -> list[Row]:
-        timer = threading.Timer(max(0.05, deadline - time.monotonic()), self.con.interrupt)
-        timer.start()
+        self._deadline = deadline
         try:
             return [tuple(r) for r in self.con.execute(sql).fetchall()]
         finally:
-            timer.cancel()
+            self._deadline = None
+
+    def _watch(self) -> None:
+        """One watchdog per tester: interrupts a query that runs past its deadline."""
+        while not self._closed.wait(0.05):
+            d = self._deadline
+            if d is not None and time.monotonic() > d:
+                self._deadline = None
+                self.con.interrupt()
 
     def differs(self, db: DB, deadline: float) -> tuple[list[Row], list[Row]] | None:
         """Both result sets when the queries differ on ``db`` (and the difference is stable)."""

@@ -202,8 +202,17 @@ class Builder:
             kind = (j.args.get("kind") or "").upper()
             if j.args.get("using") or j.args.get("method") or kind not in ("", "INNER", "CROSS", "OUTER"):
                 raise Outside(f"join {side} {kind}".strip())
-            u = self.unit(j.this, ctes)
             on = j.args.get("on")
+            src = j.this
+            if isinstance(src, exp.Table) and src.name in ctes and not src.args.get("joins"):
+                src = exp.Subquery(this=ctes[src.name].copy(), alias=exp.TableAlias(this=exp.to_identifier(src.alias_or_name)))
+            ex = _exists_table(src) if side == "" else None
+            if ex is not None and not _referenced(s, j.this.alias_or_name, j.this):
+                conds.append(ex)
+                if on is not None:
+                    conds.append(on)
+                continue
+            u = self.unit(j.this, ctes)
             if side == "":
                 units.append(u)
                 if on is not None:
@@ -220,7 +229,14 @@ class Builder:
                 pass
         where = s.args.get("where")
         if where is not None:
-            conds.append(where.this)
+            w = where.this
+            for c in (list(w.flatten()) if isinstance(w, exp.And) else [w]):
+                semi = self._semijoin(c, ctes) if not s.args.get("group") else None
+                if semi is None:
+                    conds.append(c)
+                else:
+                    units.append(semi[0])
+                    conds.extend(semi[1])
         group = s.args.get("group")
         gexprs: list[exp.Expression] | None = None
         if group is not None:
@@ -243,6 +259,64 @@ class Builder:
         having = s.args.get("having")
         kinds = [_kind_of_type(o.type) for o in outputs]
         return Block(units, ljs, conds, gexprs, having.this if having is not None else None, outputs, kinds)
+
+    def _semijoin(self, c: exp.Expression, ctes: dict[str, exp.Expression]) -> tuple[Unit, list[exp.Expression]] | None:
+        """A WHERE conjunct ``x IN (SELECT y FROM s WHERE p)`` or ``EXISTS (SELECT .. FROM s WHERE
+        s.a = o.b AND p)`` is TRUE iff some row of s matches: the same as joining the DISTINCT
+        matching keys (each outer row meets at most one).  Only top-level conjuncts (only TRUE
+        matters there), only equality correlations, ``p`` free of outer references."""
+        if isinstance(c, exp.In) and c.args.get("query") is not None:
+            sub = c.args["query"]
+            sel = sub.this if isinstance(sub, exp.Subquery) else sub
+            if not isinstance(sel, exp.Select) or len(sel.expressions) != 1:
+                return None
+            y = sel.expressions[0]
+            pairs = [(y.this if isinstance(y, exp.Alias) else y, c.this)]
+        elif isinstance(c, exp.Exists) and isinstance(c.this, exp.Select):
+            sel = c.this
+            pairs = []
+        else:
+            return None
+        if any(sel.args.get(k) for k in ("group", "having", "limit", "offset", "fetch", "qualify", "with_", "with",
+                                           "laterals", "windows")):
+            return None
+        if any(p.find(exp.AggFunc, exp.Window) for p in sel.expressions):
+            return None
+        frm = sel.args.get("from_") or sel.args.get("from")
+        if frm is None:
+            return None
+        inner = {t.alias_or_name for t in sel.find_all(exp.Table)} | {a.name for a in sel.find_all(exp.TableAlias)}
+
+        def outer_free(e: exp.Expression) -> bool:
+            return all(col.table in inner for col in e.find_all(exp.Column))
+
+        def inner_free(e: exp.Expression) -> bool:
+            return all(col.table and col.table not in inner for col in e.find_all(exp.Column))
+
+        rest = []
+        w = sel.args.get("where")
+        for part in (list(w.this.flatten()) if w is not None and isinstance(w.this, exp.And) else
+                     [w.this] if w is not None else []):
+            if outer_free(part):
+                rest.append(part)
+            elif isinstance(part, exp.EQ) and outer_free(part.this) and inner_free(part.expression):
+                pairs.append((part.this, part.expression))
+            elif isinstance(part, exp.EQ) and outer_free(part.expression) and inner_free(part.this):
+                pairs.append((part.expression, part.this))
+            else:
+                return None
+        if not pairs or not all(outer_free(i) and inner_free(o) for i, o in pairs):
+            return None
+        if any(o.find(exp.Select) or i.find(exp.Select) for i, o in pairs):
+            return None
+        body = sel.copy()
+        body.set("expressions", [exp.alias_(i.copy(), f"_k{n}") for n, (i, _) in enumerate(pairs)])
+        body.set("where", exp.Where(this=exp.and_(*[r.copy() for r in rest])) if rest else None)
+        body.set("distinct", exp.Distinct())
+        body.set("order", None)
+        alias = f"_semi{next(_FRESH)}"
+        u = self._derived(alias, body, ctes)
+        return u, [exp.EQ(this=o.copy(), expression=exp.column(f"_k{n}", table=alias)) for n, (_, o) in enumerate(pairs)]
 
     def unit(self, src: exp.Expression, ctes: dict[str, exp.Expression]) -> Unit:
         if isinstance(src, exp.Table):
@@ -298,6 +372,55 @@ class Builder:
         self.n_derived += 1
         return Unit(alias, f"derived:{id(q)}", [(n.lower(), k, True) for n, k in zip(names, q.out_kinds, strict=True)],
                     derived=q)
+
+
+def _referenced(s: exp.Select, alias: str, own: exp.Expression) -> bool:
+    for c in s.find_all(exp.Column):
+        if c.table == alias and not _inside(c, own):
+            return True
+    return False
+
+
+def _inside(node: exp.Expression, ancestor: exp.Expression) -> bool:
+    p = node.parent
+    while p is not None:
+        if p is ancestor:
+            return True
+        p = p.parent
+    return False
+
+
+def _exists_body(sub: exp.Expression) -> exp.Expression:
+    """EXISTS only asks whether a row exists: a plain SELECT's list does not matter."""
+    if (isinstance(sub, exp.Select) and not sub.args.get("group") and not sub.args.get("having")
+            and not sub.args.get("limit") and not sub.args.get("offset") and not sub.args.get("fetch")
+            and not sub.args.get("distinct") and not any(p.find(exp.AggFunc, exp.Window) for p in sub.expressions)):
+        sub = sub.copy()
+        sub.set("expressions", [exp.Literal.number(1)])
+        sub.set("order", None)
+    return sub
+
+
+def _exists_table(src: exp.Expression) -> exp.Expression | None:
+    """``(SELECT TRUE AS i FROM .. WHERE .. GROUP BY TRUE) AS t``: one row if the inner query has a
+    row, none otherwise: cross-joining it is filtering by ``EXISTS (SELECT 1 FROM .. WHERE ..)``."""
+    if not isinstance(src, exp.Subquery) or not isinstance(src.this, exp.Select):
+        return None
+    sel = src.this
+    group = sel.args.get("group")
+    if group is None or not group.expressions or sel.args.get("having") or sel.args.get("with_") or sel.args.get("with"):
+        return None
+    const = (exp.Literal, exp.Boolean, exp.Null)
+    if not all(isinstance(g, const) for g in group.expressions):
+        return None
+    if not all(isinstance(p.this if isinstance(p, exp.Alias) else p, const) for p in sel.expressions):
+        return None
+    if sel.args.get("limit") or sel.args.get("offset") or sel.args.get("distinct"):
+        return None
+    body = sel.copy()
+    body.set("group", None)
+    body.set("expressions", [exp.Literal.number(1)])
+    return exp.Exists(this=body)
 
 
 def _literal_kind(e: exp.Expression) -> str:
@@ -571,7 +694,7 @@ class Scope:
                 out = exp.Or(this=out, expression=exp.EQ(this=e.this, expression=it))
             return self.pred(out)
         if isinstance(e, exp.Exists):
-            key, vals = self.subquery_key(e.this)
+            key, vals = self.subquery_key(_exists_body(e.this))
             r = self.opaque("exists:" + key, vals, "bool")
             return Pred(z3.And(r.v, z3.Not(r.n)), z3.BoolVal(False))
         if isinstance(e, exp.Like | exp.ILike):
@@ -746,8 +869,20 @@ class Prover:
             self.memo[key] = self._equiv(q1, q2)
         return self.memo[key]
 
+    def _drop_empty_branches(self, q: Query) -> Query:
+        if isinstance(q, SetOp) and q.kind == "union" and not q.distinct:
+            kids = [c for c in q.children if not self.is_empty(c)]
+            if len(kids) == 1:
+                return _unwrap(kids[0])
+            if kids and len(kids) < len(q.children):
+                return SetOp("union", False, kids, q.out_kinds)
+        return q
+
     def _equiv(self, q1: Query, q2: Query) -> bool:
         q1, q2 = _unwrap(q1), _unwrap(q2)
+        if isinstance(q1, SetOp) != isinstance(q2, SetOp) or (
+                isinstance(q1, SetOp) and isinstance(q2, SetOp) and len(q1.children) != len(q2.children)):
+            q1, q2 = self._drop_empty_branches(q1), self._drop_empty_branches(q2)
         if len(q1.out_kinds) != len(q2.out_kinds):
             return False
         if self._equiv_shapes(q1, q2):
@@ -1073,6 +1208,7 @@ def normalize(q: Query, catalog: Catalog) -> Query:
     q = _merge_spj(q)
     q = _merge_over_group(q)
     q = _having_to_where(q)
+    q = _keyed_group_elimination(q, catalog)
     q = _fk_join_elimination(q, catalog)
     return _distinct_wrapper(q)
 
@@ -1129,9 +1265,10 @@ def _prune_derived(q: Block) -> Block:
 
 def _prune_query(q: Query, keep: list[int]) -> Query | None:
     if isinstance(q, Block):
-        if q.group is not None or len(q.outputs) != len(q.out_kinds):
+        # the grouping (and so the number of rows) stays as it is; only outputs go
+        if len(q.outputs) != len(q.out_kinds):
             return None
-        return Block(q.units, q.ljs, q.conds, None, q.having, [q.outputs[i] for i in keep],
+        return Block(q.units, q.ljs, q.conds, q.group, q.having, [q.outputs[i] for i in keep],
                      [q.out_kinds[i] for i in keep])
     if q.kind == "union" and not q.distinct:
         kids = [_prune_query(_unwrap(c), keep) for c in q.children]
@@ -1238,6 +1375,23 @@ def _having_to_where(q: Block) -> Block:
         return q
     having: Any = exp.and_(*stay) if stay else None
     return Block(q.units, q.ljs, [*q.conds, *move], q.group, having, q.outputs, q.out_kinds)
+
+
+def _keyed_group_elimination(q: Block, catalog: Catalog) -> Block:
+    """GROUP BY (or DISTINCT) over one base table whose keys include its primary key puts every
+    row in a group of its own: without aggregates or HAVING it changes nothing."""
+    if not q.group or q.having is not None or len(q.units) != 1 or q.ljs:
+        return q
+    u = q.units[0]
+    if not u.type_key.startswith("table:") or any(o.find(exp.AggFunc) for o in q.outputs):
+        return q
+    t = catalog.table(u.type_key[6:])
+    if t is None or not t.primary_key:
+        return q
+    keys = {g.name.lower() for g in q.group if isinstance(g, exp.Column) and g.table == u.alias}
+    if not all(k.lower() in keys for k in t.primary_key):
+        return q
+    return Block(q.units, q.ljs, q.conds, None, None, q.outputs, q.out_kinds)
 
 
 def _fk_join_elimination(q: Block, catalog: Catalog) -> Block:

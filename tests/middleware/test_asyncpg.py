@@ -133,3 +133,23 @@ def test_concurrent_connections(server):
         return await asyncio.gather(*(one(i) for i in range(8)))
 
     assert run(go()) == [4999950000 + i for i in range(8)]
+
+
+def test_type_introspection_arrays_and_custom_codecs(server):
+    import json
+
+    async def go():
+        c = await _connect(server)
+        try:
+            # int4[], interval and json need asyncpg's type introspection query (answered by sqlsluice)
+            await c.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+            return (await c.fetchval("SELECT [1, NULL, 3]::INTEGER[]"),
+                    await c.fetchval("SELECT $1::VARCHAR[]", ["a", None]),
+                    await c.fetchval("SELECT INTERVAL '1 day 2 hours'"),
+                    await c.fetchval("SELECT '{\"a\": [1, 2]}'::JSON"))
+        finally:
+            await c.close()
+
+    import datetime as dt_
+
+    assert run(go()) == ([1, None, 3], ["a", None], dt_.timedelta(days=1, hours=2), {"a": [1, 2]})

@@ -147,13 +147,6 @@ def test_connect_time_catalog_answers(conn):
     assert conn.info.parameter_status("client_encoding") == "UTF8"
 
 
-def test_copy_stdin_is_a_clear_error(conn):
-    with pytest.raises(psycopg.errors.FeatureNotSupported):
-        with conn.cursor().copy("COPY pg_items FROM STDIN"):
-            pass
-    assert conn.execute("SELECT 1").fetchone() == (1,)
-
-
 def test_other_clients_are_served_during_a_long_query(server):
     with psycopg.connect(server.dsn(), autocommit=True) as slow, \
             psycopg.connect(server.dsn(), autocommit=True) as fast:
@@ -174,3 +167,28 @@ def _swallow(fn, *args):
         fn(*args)
     except psycopg.Error:
         pass
+
+
+def test_named_server_cursor(server):
+    with psycopg.connect(server.dsn()) as c:  # DECLARE needs a transaction, as on PostgreSQL
+        with c.cursor(name="big") as cur:
+            cur.itersize = 100
+            cur.execute("SELECT range AS x FROM range(%s)", [5000])
+            first = cur.fetchmany(10)
+            assert c.execute("SELECT 'interleaved'").fetchone() == ("interleaved",)
+            rest = [r[0] for r in cur]
+        assert [r[0] for r in first] + rest == list(range(5000))
+        with c.cursor(name="bin", binary=True) as cur:
+            cur.execute("SELECT DATE '2020-01-02' + range::INTEGER AS d FROM range(3)")
+            assert cur.fetchall() == [(dt.date(2020, 1, 2 + i),) for i in range(3)]
+        c.rollback()
+    with psycopg.connect(server.dsn(), autocommit=True) as c:
+        with pytest.raises(psycopg.errors.NoActiveSqlTransaction):
+            c.execute("DECLARE nohold CURSOR FOR SELECT 1")
+        c.execute("DECLARE held CURSOR WITH HOLD FOR SELECT range FROM range(10)")
+        c.execute("MOVE 3 FROM held")
+        assert c.execute("FETCH 2 FROM held").fetchall() == [(3,), (4,)]
+        assert c.execute("FETCH ALL FROM held").fetchall() == [(i,) for i in range(5, 10)]
+        c.execute("CLOSE held")
+        with pytest.raises(psycopg.errors.InvalidCursorName):
+            c.execute("FETCH 1 FROM held")

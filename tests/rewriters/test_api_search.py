@@ -48,3 +48,19 @@ def test_only_single_read_queries_are_rewritable() -> None:
     for sql in ("INSERT INTO t SELECT 1", "CREATE TABLE t AS SELECT 1", "SELECT 1; SELECT 2",
                 "UPDATE t SET a = 1", "DELETE FROM t", "SELECT 1 INTO t2"):
         assert not is_rewritable(sql, "postgres"), sql
+
+
+def test_sdk_client_rewrite(tpcds_tiny, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    import sqlsluice
+
+    db = tmp_path / "t.duckdb"
+    shutil.copy(tpcds_tiny, db)
+    client = sqlsluice.connect(f"duckdb:///{db}")
+    q = ("SELECT c.c_customer_id FROM customer AS c WHERE EXISTS (SELECT * FROM web_sales "
+         "WHERE web_sales.ws_bill_customer_sk = c.c_customer_sk) OR EXISTS (SELECT * FROM catalog_sales "
+         "WHERE catalog_sales.cs_ship_customer_sk = c.c_customer_sk)")
+    rw = client.rewrite(q, timing=False)
+    assert rw.original == q and rw.est_cost_before is not None
+    assert rw.sql == q or set(rw.rules) <= {"exists_to_in", "or_in_to_union", "constant_fold"}

@@ -38,6 +38,9 @@ def test_stage_modes_and_transactions(tpcds_tiny: Path, tmp_path: Path) -> None:
         assert isinstance(d, Forward)
         return d
 
+    def setting(sql: str) -> None:
+        asyncio.run(p.handle(ctx, sql, extended=False))
+
     try:
         assert run(Q).sql != Q and ctx.last["rewritten"] is True and ctx.last["rules"] == rw.rules
         assert run(Q, extended=True).sql == Q  # prepared statements are left alone
@@ -47,12 +50,12 @@ def test_stage_modes_and_transactions(tpcds_tiny: Path, tmp_path: Path) -> None:
         assert run(Q).sql == Q  # ... but not once it has written
         run("ROLLBACK")
         assert run(Q).sql != Q
-        run("SET sluice.rewrite = shadow")
+        setting("SET sluice.rewrite = shadow")
         d = run(Q)
         assert d.sql == Q and ctx.last["shadow"] is True
         assert online.wait_idle(120)
         assert online.shadow_log and online.shadow_log[-1].rewritten
-        run("SET sluice.rewrite = off")
+        setting("SET sluice.rewrite = off")
         assert run(Q).sql == Q and "rewritten" not in ctx.last
     finally:
         online.close()

@@ -82,3 +82,17 @@ def test_apply_rules_resolves_calcite_names_and_counts_unknown(tpcds_catalog: Ca
     assert a.not_fired == ["sort_remove"]
     assert "UNION ALL" in a.sql and "EXISTS" not in a.sql
     assert resolve("FILTER_SET_OP_TRANSPOSE") is BY_NAME["filter_into_derived"]
+
+
+def test_no_rule_raises_on_any_tpcds_query(tpcds_catalog: Catalog) -> None:
+    from sqlsluice.bench.tpcds_data import tpcds_queries
+
+    for n, q in tpcds_queries().items():
+        tree = prepare(q, tpcds_catalog, "duckdb")
+        for r in RULES:
+            if r.needs and tree.find(*r.needs) is None:
+                continue
+            try:
+                r.fn(tree, schema=tpcds_catalog, dialect="duckdb")
+            except Exception as e:  # pragma: no cover - the assertion message is the point
+                raise AssertionError(f"{r.name} raised on TPC-DS q{n}: {e!r}") from e

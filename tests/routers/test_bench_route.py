@@ -16,7 +16,7 @@ from sqlsluice.routers.bench import measure_costs, run_bench
 def test_offline_bench_reference_rows(label_sample, labels_path: Path) -> None:
     costs = measure_costs(label_sample, labels_path.parent, sample=40)
     assert costs.per_tier["basic"] < costs.per_tier["decompose"] < costs.per_tier["ensemble"]
-    rows = {r.name: r for r in run_bench(label_sample, costs, folds=3, budgets=(0.5,))}
+    rows = {r.name: r for r in run_bench(label_sample, costs, folds=2, budgets=(0.5,))}
     y = np.array([x.label for x in label_sample])
     assert rows["always:basic"].ex == 100 * np.mean(y == 1)
     assert rows["always:advanced"].ex == rows["oracle"].ex == 100 * np.mean(y <= 3)

@@ -60,3 +60,19 @@ def test_bird_descriptions_and_linking_keep_large_schemas_small(shared_data: Pat
 def test_spider_catalog_translates_mysql_ddl(shared_data: Path) -> None:
     cat = spider_catalog(shared_data / "spider" / "databases" / "pets_1")
     assert {t.name for t in cat.tables} == {"Student", "Has_Pet", "Pets"}
+
+
+def test_bird_descriptions_are_found_by_database_name(shared_data: Path, tmp_path: Path, monkeypatch) -> None:
+    """A DuckDB file named after a BIRD database gets BIRD's column descriptions in its schema text."""
+    from sqlsluice.databases import connect
+    from sqlsluice.text2sql.api import workspace
+
+    monkeypatch.setenv("SLUICE_SHARED", str(shared_data.parent))
+    b = connect(f"duckdb:///{tmp_path / 'superhero.duckdb'}")
+    try:
+        b.execute("CREATE TABLE superhero (id INTEGER PRIMARY KEY, superhero_name VARCHAR, full_name VARCHAR)")
+        b.execute("INSERT INTO superhero VALUES (1, '3-D Man', 'Charles Chandler')")
+        ws = workspace(b, "What is the full name of 3-D Man?", samples=False)
+        assert "full_name VARCHAR  -- full name" in ws.schema
+    finally:
+        b.close()

@@ -46,6 +46,33 @@ PROVABLE = [
     ("SELECT deptno, SUM(sal) AS s FROM emp WHERE sal + 1 > 3 GROUP BY deptno",
      "SELECT deptno, SUM(sal) FROM emp WHERE sal > 2 GROUP BY deptno"),
     ("SELECT CASE WHEN sal > 10 THEN 1 ELSE 0 END FROM emp", "SELECT CASE WHEN NOT sal > 10 THEN 0 ELSE 1 END FROM emp"),
+    # filter over a grouped derived table = HAVING; HAVING on a grouping column = WHERE
+    ("SELECT t.n, t.c FROM (SELECT name AS n, COUNT(*) AS c FROM dept GROUP BY name) t WHERE t.n = 'x'",
+     "SELECT name, COUNT(*) FROM dept WHERE name = 'x' GROUP BY name"),
+    # NOT NULL foreign key to a primary key: the join neither drops nor duplicates employees
+    ("SELECT e.ename FROM emp e JOIN dept d ON e.deptno = d.deptno", "SELECT ename FROM emp"),
+    # joins and filters distribute over UNION ALL; derived columns pruned and put in one order
+    ("SELECT t.sal FROM (SELECT * FROM emp UNION ALL SELECT * FROM emp) t WHERE t.sal > 5",
+     "SELECT sal FROM emp WHERE sal > 5 UNION ALL SELECT sal FROM emp WHERE 5 < sal"),
+    ("SELECT ename, AVG(empno) FROM (SELECT empno, ename FROM emp UNION ALL SELECT empno, ename FROM emp) t GROUP BY ename",
+     "SELECT ename, AVG(empno) FROM (SELECT ename, empno FROM emp UNION ALL SELECT ename, empno FROM emp) t GROUP BY ename"),
+    # UNION = DISTINCT of UNION ALL, nested DISTINCTs collapse
+    ("SELECT deptno FROM emp UNION SELECT deptno FROM dept",
+     "SELECT t.deptno FROM (SELECT deptno FROM emp UNION ALL SELECT deptno FROM dept) t GROUP BY t.deptno"),
+    # both always empty
+    ("SELECT deptno FROM dept WHERE deptno = 7 AND deptno = 8", "SELECT deptno FROM emp WHERE FALSE"),
+    # VALUES as a constant relation
+    ("SELECT t.a + 1 FROM (VALUES (1), (2)) AS t(a) WHERE t.a > 1", "SELECT 3"),
+    # EXISTS ignores the select list; a one-row-if-any derived table is an EXISTS filter
+    ("SELECT empno FROM emp WHERE EXISTS (SELECT * FROM dept WHERE deptno < 20)",
+     "SELECT e.empno FROM emp e, (SELECT TRUE AS i FROM dept d WHERE d.deptno < 20 GROUP BY TRUE) t"),
+    # a WHERE conjunct IN / EXISTS is a join with the DISTINCT matching keys; a key makes DISTINCT void
+    ("SELECT e.sal FROM emp e WHERE e.empno IN (SELECT d.deptno FROM dept d WHERE e.job = d.name)",
+     "SELECT e.sal FROM emp e JOIN dept d ON e.job = d.name AND e.empno = d.deptno"),
+    ("SELECT * FROM emp e WHERE EXISTS (SELECT * FROM emp m WHERE e.deptno = m.deptno)",
+     "SELECT e.* FROM emp e JOIN (SELECT deptno, TRUE AS f FROM emp GROUP BY deptno) t ON e.deptno = t.deptno"),
+    # string order (DuckDB compares VARCHAR bytewise)
+    ("SELECT name FROM dept WHERE name > 'b' AND name > 'c'", "SELECT name FROM dept WHERE name > 'c'"),
 ]
 
 
@@ -67,6 +94,23 @@ NOT_PROVABLE = [
     ("SELECT e.ename FROM emp e, dept d", "SELECT e.ename FROM emp e"),
     ("SELECT deptno, SUM(sal) FROM emp GROUP BY deptno", "SELECT deptno, SUM(comm) FROM emp GROUP BY deptno"),
     ("SELECT deptno, COUNT(*) FROM emp GROUP BY deptno, job", "SELECT deptno, COUNT(*) FROM emp GROUP BY deptno"),
+    # a join on a nullable column that is no foreign key can drop rows
+    ("SELECT e.ename FROM emp e JOIN emp m ON e.mgr = m.empno", "SELECT ename FROM emp"),
+    # GROUP BY over UNION ALL must not be pushed into the branches
+    ("SELECT t.deptno, COUNT(*) FROM (SELECT deptno FROM emp UNION ALL SELECT deptno FROM emp) t GROUP BY t.deptno",
+     "SELECT deptno, COUNT(*) FROM emp GROUP BY deptno UNION ALL SELECT deptno, COUNT(*) FROM emp GROUP BY deptno"),
+    # without GROUP BY the derived table has one row per match: a join, not a filter
+    ("SELECT empno FROM emp WHERE EXISTS (SELECT * FROM dept WHERE deptno < 20)",
+     "SELECT e.empno FROM emp e, (SELECT TRUE AS i FROM dept d WHERE d.deptno < 20) t"),
+    # the join with a non-distinct subquery repeats rows
+    ("SELECT * FROM emp e WHERE EXISTS (SELECT * FROM emp m WHERE e.deptno = m.deptno)",
+     "SELECT e.* FROM emp e JOIN (SELECT deptno FROM emp) t ON e.deptno = t.deptno"),
+    # under OR, or negated, IN is not a join
+    ("SELECT ename FROM emp WHERE sal = 4 OR empno NOT IN (SELECT mgr FROM emp)",
+     "SELECT e.ename FROM emp e JOIN (SELECT DISTINCT mgr FROM emp) t ON e.empno <> t.mgr OR e.sal = 4"),
+    # a scalar aggregate answers a row even when the filter rejects everything
+    ("SELECT COUNT(*) FROM emp WHERE 1 = 0", "SELECT deptno FROM emp WHERE 1 = 0"),
+    ("SELECT COUNT(*) FROM emp HAVING COUNT(*) > 0 AND 1 = 0", "SELECT COUNT(*) FROM emp WHERE 1 = 0"),
 ]
 
 

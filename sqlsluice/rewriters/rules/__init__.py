@@ -7,6 +7,8 @@ qualified column references; :func:`prepare` parses and qualifies a query first.
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,9 +33,18 @@ from sqlsluice.rewriters.rules.ctes import (
     cte_not_materialized,
     cte_unused_remove,
 )
-from sqlsluice.rewriters.rules.subqueries import exists_to_in, or_in_to_union, scalar_subquery_to_join
+from sqlsluice.rewriters.rules.subqueries import (
+    derived_aggregates_to_filtered_aggregate,
+    exists_to_in,
+    or_in_to_union,
+    scalar_subqueries_to_filtered_aggregate,
+    scalar_subquery_to_join,
+)
 
 RuleFn = Callable[..., exp.Expr]
+log = logging.getLogger(__name__)
+# Rules that raised on some input (a bug to fix; the input was kept): name -> count.
+RULE_ERRORS: Counter[str] = Counter()
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,12 @@ RULES: tuple[Rule, ...] = (
     Rule("or_in_to_union", None,
          "k IN (Q1) OR k IN (Q2) -> k IN (Q1 UNION ALL Q2): one semi-join instead of an OR",
          or_in_to_union, ("safe", "subquery"), (exp.In,)),
+    Rule("scalar_subqueries_to_filtered_aggregate", None,
+         "several uncorrelated scalar aggregates over one table -> one scan with FILTER clauses",
+         scalar_subqueries_to_filtered_aggregate, ("safe", "subquery"), (exp.Subquery,)),
+    Rule("derived_aggregates_to_filtered_aggregate", None,
+         "cross-joined one-row aggregate derived tables over the same FROM -> one scan with FILTER clauses",
+         derived_aggregates_to_filtered_aggregate, ("safe", "subquery"), (exp.Subquery,)),
     Rule("cte_not_materialized", None,
          "mark CTEs used several times NOT MATERIALIZED so each reference gets its own predicates",
          cte_not_materialized, ("safe", "cte"), (exp.CTE,)),
@@ -166,7 +183,9 @@ def run_rule(rule: Rule, tree: exp.Expr, schema: Catalog | None, dialect: str | 
         return tree
     try:
         return rule.fn(tree, schema=schema, dialect=dialect)
-    except Exception:
+    except Exception as e:
+        RULE_ERRORS[rule.name] += 1
+        log.warning("rule %s raised %s: %s (query left unchanged)", rule.name, type(e).__name__, e)
         return tree
 
 

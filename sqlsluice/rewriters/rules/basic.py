@@ -10,6 +10,7 @@ from sqlsluice.rewriters.rules._util import (
     conjuncts,
     defined_names,
     from_items,
+    inner_join_only,
     qualifiers,
     source_name,
 )
@@ -28,12 +29,25 @@ def _branches(q: exp.Expr) -> list[exp.Select] | None:
     return None
 
 
-def _output_map(sel: exp.Select) -> dict[str, exp.Expr] | None:
-    out: dict[str, exp.Expr] = {}
-    for p in sel.expressions:
-        if isinstance(p, exp.Star) or not p.alias_or_name:
+def _output_maps(item: exp.Subquery, branches: list[exp.Select]) -> list[dict[str, exp.Expr]] | None:
+    """Per branch, output column name -> that branch's expression.
+
+    UNION ALL is positional: the names come from the derived table's column list, else from
+    the first branch, and every branch contributes its expression at that position.
+    """
+    first = branches[0].expressions
+    if any(isinstance(p, exp.Star) or not p.alias_or_name for p in first):
+        return None
+    alias = item.args.get("alias")
+    cols = alias.args.get("columns") if alias is not None else None
+    names = [c.name.lower() for c in cols] if cols else [p.alias_or_name.lower() for p in first]
+    if len(set(names)) != len(names):
+        return None
+    out = []
+    for b in branches:
+        if len(b.expressions) != len(names) or any(isinstance(p, exp.Star) for p in b.expressions):
             return None
-        out[p.alias_or_name.lower()] = p.unalias()
+        out.append({n: p.unalias() for n, p in zip(names, b.expressions, strict=True)})
     return out
 
 
@@ -50,8 +64,9 @@ def filter_into_derived(expr: exp.Expr, *, schema: Catalog | None = None,
 
     The predicate stays outside too (it is implied, so harmless).  A predicate on an
     aggregate output goes to HAVING; on a grouping output to WHERE (same groups survive).
-    Hazards: branches with LIMIT, window functions or DISTINCT ON, and volatile predicates,
-    are left alone.
+    Hazards: branches with LIMIT, window functions or DISTINCT ON, volatile predicates, and
+    SELECTs with outer joins (NULL-accepting predicates) are left alone; UNION ALL columns are
+    matched by position, not by each branch's own aliases.
     """
     if not _filter_into_derived(expr, apply=False):  # look first: copying big trees is the cost
         return expr
@@ -62,6 +77,10 @@ def filter_into_derived(expr: exp.Expr, *, schema: Catalog | None = None,
 
 def _filter_into_derived(root: exp.Expr, *, apply: bool) -> bool:
     for sel in list(root.find_all(exp.Select)):
+        if not inner_join_only(sel):
+            # on the NULL-extended side of an outer join, a NULL-accepting predicate
+            # (``d.x IS NULL``) pushed inside would turn dropped rows into NULL-extended ones
+            continue
         terms = conjuncts(sel.args["where"].this) if sel.args.get("where") else []
         for j in sel.args.get("joins") or []:
             if not j.side and j.args.get("on") is not None:
@@ -76,18 +95,17 @@ def _filter_into_derived(root: exp.Expr, *, apply: bool) -> bool:
             if any(b.args.get(k) for b in branches for k in ("limit", "offset", "qualify", "with_")) or \
                     any(b.find(exp.Window) for b in branches):
                 continue
-            maps = [_output_map(b) for b in branches]
-            if any(m is None for m in maps):
+            maps = _output_maps(item, branches)
+            if maps is None:
                 continue
             for term in terms:
                 if qualifiers(term) != {name} or term.find(exp.Subquery, exp.Select, exp.AggFunc, exp.Rand):
                     continue
                 cols = list(term.find_all(exp.Column))
-                if any(c.name.lower() not in m for m in maps if m is not None for c in cols):
+                if any(c.name.lower() not in m for m in maps for c in cols):
                     continue
                 pushed = []
                 for b, m in zip(branches, maps, strict=True):
-                    assert m is not None
                     t = term.copy()
                     for c in list(t.find_all(exp.Column)):
                         rep = m[c.name.lower()].copy()

@@ -12,6 +12,7 @@ from sqlsluice.databases.catalog import Catalog
 from sqlsluice.rewriters.rules._util import (
     and_all,
     conjuncts,
+    defined_names,
     fresh_name,
     inner_join_only,
     outer_columns,
@@ -242,4 +243,191 @@ def or_in_to_union(expr: exp.Expr, *, schema: Catalog | None = None,
         union = exp.Union(this=a.copy(), expression=b.copy(), distinct=False)
         node.replace(exp.In(this=left.this.copy(), query=exp.Subquery(this=union)))
         return root
+    return expr
+
+
+def _single_table_aggregate(q: exp.Expr) -> tuple[str, exp.Expr, exp.Expr | None] | None:
+    """``(table sql, aggregate, WHERE condition)`` for ``SELECT agg(...) FROM t [WHERE w]``, else None."""
+    if not _plain_select(q) or len(q.expressions) != 1 or q.args.get("joins"):
+        return None
+    src = q.args["from_"].this
+    if not isinstance(src, exp.Table):
+        return None
+    agg = q.expressions[0].unalias()
+    if not isinstance(agg, exp.AggFunc) or agg.find(exp.Subquery, exp.Window, exp.Filter):
+        return None
+    where = q.args.get("where")
+    if where is not None and where.this.find(exp.Subquery, exp.Select, exp.AggFunc):
+        return None
+    if outer_columns(q):
+        return None  # correlated
+    return src.sql(), agg, where.this if where is not None else None
+
+
+def scalar_subqueries_to_filtered_aggregate(expr: exp.Expr, *, schema: Catalog | None = None,
+                                            dialect: str | None = None) -> exp.Expr:
+    """Several uncorrelated ``(SELECT agg(x) FROM t WHERE w_i)`` over one table -> one scan with ``FILTER``.
+
+    Calcite: none (LITHE-style "common subexpression" rewrite; TPC-DS q9, q28, q88 shapes).
+
+    >>> import sqlglot
+    >>> q = sqlglot.parse_one("SELECT (SELECT COUNT(*) FROM t WHERE t.a < 5) AS c, (SELECT AVG(t.b) FROM t WHERE t.a >= 5) AS m FROM r WHERE r.k = 1")
+    >>> scalar_subqueries_to_filtered_aggregate(q).sql()
+    'SELECT _fa1._v1 AS c, _fa1._v2 AS m FROM r, (SELECT COUNT(*) FILTER(WHERE t.a < 5) AS _v1, AVG(t.b) FILTER(WHERE t.a >= 5) AS _v2 FROM t) AS _fa1 WHERE r.k = 1'
+
+    Sound: an aggregate without GROUP BY yields exactly one row, so the cross join keeps
+    the outer rows as they are, and ``agg(x) FILTER (WHERE w)`` over ``t`` is ``agg(x)`` over
+    ``t WHERE w``.  Only for an outer SELECT without GROUP BY or aggregates (the new columns
+    could not appear in them) and with at least two subqueries over the same table.
+    """
+    root = expr.copy()
+    for sel in selects(root):
+        if sel.args.get("group") or any(p.find(exp.AggFunc) and not p.find(exp.Subquery)
+                                        for p in sel.expressions):
+            continue
+        groups: dict[str, list[tuple[exp.Subquery, exp.Expr, exp.Expr | None]]] = {}
+        for sub in sel.find_all(exp.Subquery):
+            if sub.parent is None or isinstance(sub.parent, exp.From | exp.Join) or sub.args.get("alias"):
+                continue
+            owner = sub.find_ancestor(exp.Select)
+            if owner is not sel:
+                continue
+            found = _single_table_aggregate(sub.this)
+            if found is None:
+                continue
+            table, agg, cond = found
+            groups.setdefault(table, []).append((sub, agg, cond))
+        for table, subs in groups.items():
+            if len(subs) < 2:
+                continue
+            name = fresh_name(root, "_fa")
+            projs = []
+            for i, (_, agg, cond) in enumerate(subs, 1):
+                a: exp.Expr = agg.copy()
+                if cond is not None:
+                    a = exp.Filter(this=a, expression=exp.Where(this=cond.copy()))
+                projs.append(exp.alias_(a, f"_v{i}"))
+            derived = exp.Select(expressions=projs).from_(sqlglot_table(table, subs[0][0]))
+            for i, (sub, _, _) in enumerate(subs, 1):
+                sub.replace(exp.column(f"_v{i}", table=name))
+            if sel.args.get("from_") is None:
+                sel.set("from_", exp.From(this=exp.Subquery(this=derived, alias=exp.TableAlias(
+                    this=exp.to_identifier(name)))))
+            else:
+                joins = list(sel.args.get("joins") or [])
+                joins.append(exp.Join(this=exp.Subquery(this=derived, alias=exp.TableAlias(
+                    this=exp.to_identifier(name)))))
+                sel.set("joins", joins)
+            return root
+    return expr
+
+
+def sqlglot_table(table_sql: str, sub: exp.Subquery) -> exp.Expr:
+    """The FROM table of the subquery (copied with its alias)."""
+    return sub.this.args["from_"].this.copy()
+
+
+def _comma_joins_only(sel: exp.Select) -> bool:
+    for j in sel.args.get("joins") or []:
+        if j.args.get("on") is not None or j.args.get("using") or j.side or \
+                (j.kind and j.kind.upper() != "CROSS"):
+            return False
+    return True
+
+
+def _aggregate_block(q: exp.Expr) -> tuple[str, list[str]] | None:
+    """``(FROM/JOIN text, WHERE conjunct texts)`` for a SELECT of aliased aggregates only, else None."""
+    if not _plain_select(q) or not _comma_joins_only(q) or outer_columns(q):
+        return None
+    for p in q.expressions:
+        if not isinstance(p, exp.Alias) or not isinstance(p.this, exp.AggFunc):
+            return None
+        if p.this.find(exp.Subquery, exp.Window, exp.Filter):
+            return None
+    where = q.args.get("where")
+    if where is not None and where.this.find(exp.Subquery, exp.Select, exp.AggFunc):
+        return None
+    src = q.args["from_"].sql() + " " + " ".join(j.sql() for j in q.args.get("joins") or [])
+    return src, [t.sql() for t in conjuncts(where.this if where is not None else None)]
+
+
+def derived_aggregates_to_filtered_aggregate(expr: exp.Expr, *, schema: Catalog | None = None,
+                                             dialect: str | None = None) -> exp.Expr:
+    """Cross-joined one-row aggregate derived tables over the same FROM -> one scan with ``FILTER``.
+
+    Calcite: none (TPC-DS q28, q88 shapes: N scans of the fact table become one).
+
+    >>> import sqlglot
+    >>> q = sqlglot.parse_one("SELECT * FROM (SELECT COUNT(*) AS a FROM t WHERE t.x = 1 AND t.y < 5) AS s1, (SELECT AVG(t.z) AS b FROM t WHERE t.x = 1 AND t.y >= 5) AS s2")
+    >>> derived_aggregates_to_filtered_aggregate(q).sql()
+    'SELECT * FROM (SELECT COUNT(*) FILTER(WHERE t.y < 5) AS a, AVG(t.z) FILTER(WHERE t.y >= 5) AS b FROM t WHERE t.x = 1 AND ((t.y < 5) OR (t.y >= 5))) AS _fa1'
+
+    Sound: each derived table is an aggregate without GROUP BY, i.e. exactly one row, so
+    their cross join is one row; conjuncts common to all stay in WHERE and the rest become
+    each aggregate's FILTER (rows where it is NULL are dropped, as WHERE drops them); the OR
+    of those filters joins the WHERE, since a row passing none feeds no aggregate.
+    Output names must be unique; with ``SELECT *`` the merged tables must be the whole FROM.
+    """
+    root = expr.copy()
+    for sel in selects(root):
+        if not _comma_joins_only(sel) or sel.args.get("from_") is None:
+            continue
+        items = [sel.args["from_"].this] + [j.this for j in sel.args.get("joins") or []]
+        groups: dict[str, list[tuple[exp.Subquery, list[str]]]] = {}
+        for it in items:
+            if isinstance(it, exp.Subquery) and it.alias and not it.args["alias"].args.get("columns"):
+                blk = _aggregate_block(it.this)
+                if blk is not None:
+                    groups.setdefault(blk[0], []).append((it, blk[1]))
+        star = any(isinstance(p, exp.Star) for p in sel.expressions)
+        for members in groups.values():
+            if len(members) < 2 or (star and len(members) != len(items)):
+                continue
+            aliases = [m[0].alias.lower() for m in members]
+            names = [p.alias.lower() for m in members for p in m[0].this.expressions]
+            if len(set(names)) != len(names) or len(set(aliases)) != len(aliases):
+                continue
+            if any(isinstance(c.this, exp.Star) and c.table.lower() in aliases for c in sel.find_all(exp.Column)):
+                continue
+            if any(set(aliases) & defined_names(m[0].this) for m in members):
+                continue  # an inner alias equal to an outer one would be renamed too
+            common = [t for t in members[0][1] if all(t in m[1] for m in members[1:])]
+            first_sel = members[0][0].this
+            merged = first_sel.copy()
+            cterms = [t for t in conjuncts(first_sel.args["where"].this if first_sel.args.get("where") else None)
+                      if t.sql() in common]
+            merged.set("where", exp.Where(this=and_all([t.copy() for t in cterms])) if cterms else None)
+            projs: list[exp.Expr] = []
+            conds: list[exp.Expr | None] = []
+            for sub, _terms in members:
+                w = sub.this.args.get("where")
+                rest = [t for t in conjuncts(w.this if w is not None else None) if t.sql() not in common]
+                cond = and_all([t.copy() for t in rest])
+                conds.append(cond)
+                for p in sub.this.expressions:
+                    agg: exp.Expr = p.this.copy()
+                    if cond is not None:
+                        agg = exp.Filter(this=agg, expression=exp.Where(this=cond.copy()))
+                    projs.append(exp.alias_(agg, p.alias))
+            merged.set("expressions", projs)
+            if all(c is not None for c in conds):
+                # rows that pass no member's filter feed no aggregate: keep the scan selective
+                anyof: exp.Expr = exp.Paren(this=conds[0].copy()) if conds[0] is not None else exp.true()
+                for c in conds[1:]:
+                    if c is not None:
+                        anyof = exp.or_(anyof, exp.Paren(this=c.copy()), copy=False)
+                old_where = merged.args.get("where")
+                merged.set("where", exp.Where(this=and_all(
+                    ([old_where.this] if old_where is not None else []) + [exp.Paren(this=anyof)])))
+            name = fresh_name(root, "_fa")
+            new_item = exp.Subquery(this=merged, alias=exp.TableAlias(this=exp.to_identifier(name)))
+            for c in list(sel.find_all(exp.Column)):
+                if c.table and c.table.lower() in aliases:
+                    c.set("table", exp.to_identifier(name))
+            first = members[0][0]
+            drop = {id(m[0]) for m in members[1:]}
+            first.replace(new_item)
+            joins = [j for j in sel.args.get("joins") or [] if id(j.this) not in drop]
+            sel.set("joins", joins or None)
+            return root
     return expr
