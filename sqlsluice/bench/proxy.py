@@ -360,7 +360,7 @@ def _print_table(summary: dict[str, dict[str, dict[str, float]]], title: str) ->
                 table.add_row(mode, f"ratio {name[4:]} (CPU/tx)", "", "", f"{r:.2f}")
             else:
                 table.add_row(mode, f"ratio {name}", f"{r:.2f}", "", "")
-    Console().print(table)
+    Console(width=max(Console().width, 110)).print(table)
 
 
 @bench_app.command("proxy")

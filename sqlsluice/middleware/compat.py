@@ -109,19 +109,9 @@ class Compat:
         self.gucs["application_name"] = params.get("application_name", "")
         self.gucs["session_authorization"] = params.get("user", "")
         self.user = params.get("user", "sluice")
-        self._shim = False
+        self.notices: list[tuple[str, str, str]] = []  # (severity, sqlstate, message) for the client
         self._meta: Any = None  # a second DuckDB connection for catalog look-ups
         self._col_types: dict[tuple[str | None, str], str | None] = {}
-
-    def _create_shim(self) -> None:
-        con = self.session._con
-        for name, body in SHIM_VIEWS.items():
-            try:
-                body = body.replace("current_setting('session_authorization')", _sql_str(self.user))
-                con.execute(f"CREATE OR REPLACE TEMP VIEW sluice_{name} AS {body}")
-            except duckdb.Error:
-                continue
-        self._shim = True
 
     # --- setup (worker thread) ---------------------------------------------------------
     def setup(self) -> None:
@@ -177,9 +167,6 @@ class Compat:
                 con.execute(m)
             except duckdb.Error:
                 continue  # an older/newer DuckDB without one of these is still usable
-        # created now, outside any transaction: a temp view created inside a transaction
-        # that the client rolls back would vanish
-        self._create_shim()
 
     # --- local answers -------------------------------------------------------------------
     def intercept(self, sql: str) -> str | Reply:
@@ -252,8 +239,10 @@ class Compat:
                 raise BackendError("current transaction is aborted, commands ignored until end of transaction "
                                    "block", sqlstate="25P02")
         if w1 in ("BEGIN", "START") and s.in_transaction:
-            return MaterializedResult(status="BEGIN")  # PostgreSQL only warns
+            self.notices.append(("WARNING", "25001", "there is already a transaction in progress"))
+            return MaterializedResult(status="BEGIN")
         if w1 in ("COMMIT", "END", "ROLLBACK", "ABORT") and not s.in_transaction:
+            self.notices.append(("WARNING", "25P01", "there is no transaction in progress"))
             return MaterializedResult(status="COMMIT" if w1 in ("COMMIT", "END") else "ROLLBACK")
         run_sql = sql
         if w1 in ("CREATE", "ALTER", "DROP") and self._col_types:
@@ -404,21 +393,21 @@ _OID_COLS = {"oid": types.OID, "basetype": types.OID, "elemtype": types.OID, "ra
              "attrtypoids": 1028, "name": types.NAME, "ns": types.NAME}
 COLUMN_OIDS: dict[str, dict[str, int]] = {ASYNCPG_INTROSPECT: _OID_COLS, ASYNCPG_TYPE_BY_NAME: _OID_COLS}
 
-# --- pg_catalog shim: temp views adding what DuckDB's emulation lacks ---------------------------
+# --- pg_catalog shim: CTEs adding what DuckDB's emulation lacks ---------------------------
 SHIM_VIEWS: dict[str, str] = {
     "pg_class": "SELECT *, false AS relforcerowsecurity FROM pg_catalog.pg_class",
     "pg_database": "SELECT oid, datname, datallowconn, datistemplate, 10::BIGINT AS datdba, 6 AS encoding, "
                    "'C' AS datcollate, 'C' AS datctype, 'c' AS datlocprovider, NULL AS daticulocale, "
                    "NULL AS daticurules, -1 AS datconnlimit, 0::BIGINT AS dattablespace, NULL::VARCHAR[] AS datacl "
                    "FROM pg_catalog.pg_database",
-    "pg_roles": "SELECT 10::BIGINT AS oid, current_setting('session_authorization') AS rolname, true AS rolsuper, "
+    "pg_roles": "SELECT 10::BIGINT AS oid, pg_get_userbyid(10) AS rolname, true AS rolsuper, "
                 "true AS rolinherit, true AS rolcreaterole, true AS rolcreatedb, true AS rolcanlogin, "
                 "false AS rolreplication, true AS rolbypassrls, -1 AS rolconnlimit, NULL::TIMESTAMP AS rolvaliduntil, "
                 "NULL::VARCHAR[] AS rolconfig, '********' AS rolpassword",
-    "pg_user": "SELECT current_setting('session_authorization') AS usename, 10::BIGINT AS usesysid, "
+    "pg_user": "SELECT pg_get_userbyid(10) AS usename, 10::BIGINT AS usesysid, "
                "true AS usecreatedb, true AS usesuper, false AS userepl, true AS usebypassrls, "
                "'********' AS passwd, NULL::TIMESTAMP AS valuntil, NULL::VARCHAR[] AS useconfig",
-    "pg_authid": "SELECT 10::BIGINT AS oid, current_setting('session_authorization') AS rolname, true AS rolsuper",
+    "pg_authid": "SELECT 10::BIGINT AS oid, pg_get_userbyid(10) AS rolname, true AS rolsuper",
     "pg_inherits": "SELECT 0::BIGINT AS inhrelid, 0::BIGINT AS inhparent, 0 AS inhseqno, false AS inhdetachpending "
                    "WHERE false",
     "pg_collation": "SELECT oid, collname, 11::BIGINT AS collnamespace, 10::BIGINT AS collowner, "
@@ -509,12 +498,36 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+_LEAD = re.compile(r"^\s*(?:(DESCRIBE|EXPLAIN(?:\s+ANALYZE)?)\s+)?(WITH(?:\s+RECURSIVE)?\s+)?", re.I)
+
+
 @lru_cache(maxsize=2048)
 def translate(sql: str) -> str:
-    """Regex rewrites of PostgreSQL catalog idioms DuckDB does not know (cached)."""
+    """Regex rewrites of PostgreSQL catalog idioms DuckDB does not know (cached).
+
+    Catalog tables DuckDB lacks or lists differently are supplied as CTEs named
+    ``sluice_pg_*`` in front of the statement (nothing is created in the database, so tools
+    listing tables or views never see them).
+    """
     for pat, rep in _RULES:
         sql = pat.sub(rep, sql)
-    return _SHIM_REF.sub(lambda m: "sluice_" + m.group(1).lower(), sql)
+    used: list[str] = []
+
+    def ref(m: re.Match[str]) -> str:
+        name = m.group(1).lower()
+        if name not in used:
+            used.append(name)
+        return "sluice_" + name
+
+    sql = _SHIM_REF.sub(ref, sql)
+    if not used:
+        return sql
+    ctes = ", ".join(f"sluice_{n} AS ({SHIM_VIEWS[n]})" for n in used)
+    m = _LEAD.match(sql)
+    assert m is not None  # the pattern matches the empty string
+    rest = sql[m.end():]
+    body = f"{m.group(2)}{ctes}, {rest}" if m.group(2) else f"WITH {ctes} {rest}"
+    return f"{m.group(1)} {body}" if m.group(1) else body
 
 
 @lru_cache(maxsize=1024)

@@ -187,6 +187,11 @@ class DuckDBHandler:
         self.out.append(data)
         self.out_size += len(data)
 
+    def send_notices(self) -> None:
+        for severity, sqlstate, message in self.compat.notices:
+            self.send(codec.notice_response(message, severity=severity, sqlstate=sqlstate))
+        self.compat.notices.clear()
+
     async def flush(self) -> None:
         if self.out:
             self.writer.write(b"".join(self.out) if len(self.out) > 1 else self.out[0])
@@ -329,6 +334,8 @@ class DuckDBHandler:
             await self.run_cursor(cmd, [], (), describe=True)
             return
         result, first, done = await self.call(self._start, local, None, BATCH_ROWS)
+        if self.compat.notices:
+            self.send_notices()
         if result.columns:
             oids = column_oids(local, result.columns)
             self.send(codec.row_description(field_descriptions(result.columns, (), oids)))
@@ -611,7 +618,9 @@ class DuckDBHandler:
             # so that '42' compared with an INTEGER key binds as 42 (and DuckDB uses its index)
             sql = st.cursor.query if st.cursor is not None and st.cursor.kind == "declare" else st.sql
             if sql and st.reply is None:
-                st.param_oids = await self.call(self.compat.param_types, sql, st.param_oids)
+                # on the loop thread: sqlglot's parse and the column types are cached, and a
+                # thread hop per Bind costs more than the look-up under GIL contention
+                st.param_oids = self.compat.param_types(sql, st.param_oids)
             st.params_inferred = True
         params = [types.decode_param(st.param_oids[i] or types.TEXT, msg.param_format(i), raw)
                   for i, raw in enumerate(msg.params)]
@@ -690,6 +699,8 @@ class DuckDBHandler:
         if portal.result is not None or portal.exhausted:
             return
         result, first, done = await self.call(self._start, portal.stmt.sql, portal.params, BATCH_ROWS)
+        if self.compat.notices:
+            self.send_notices()
         portal.result = result
         portal.pending = first
         portal.exhausted = done and not first

@@ -65,6 +65,7 @@ _FORBIDDEN_FUNCS = frozenset({
     "postgres_query", "mysql_query", "getenv", "current_setting", "delta_scan", "iceberg_scan",
     "load_extension", "writefile", "readfile", "system", "duckdb_secrets", "query", "query_table",
 })
+_TABLE_FUNCS_OK = frozenset({"GenerateSeries", "ExplodingGenerateSeries", "Unnest", "GenerateDateArray"})
 _FILE_FUNC_NODES: tuple[type[exp.Expression], ...] = tuple(
     getattr(exp, n) for n in ("ReadCSV", "ReadParquet") if hasattr(exp, n))
 
@@ -140,6 +141,12 @@ def check_readonly(sql: str, dialect: str = "duckdb") -> exp.Query:
             name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
             if name in _FORBIDDEN_FUNCS:
                 raise _refuse(f"function {name}() has side effects or reads outside the database")
+        if isinstance(node, exp.Table) and isinstance(node.this, exp.Func) and \
+                type(node.this).__name__ not in _TABLE_FUNCS_OK:
+            fname = node.this.name if isinstance(node.this, exp.Anonymous) else node.this.sql_name()
+            if fname.lower() in ("range", "generate_series", "unnest"):
+                continue
+            raise _refuse(f"table function {fname.lower()}() (only tables, range and generate_series)")
         if isinstance(node, exp.Table) and (isinstance(node.this, exp.Literal) or _FILEISH.search(node.name)):
             raise _refuse(f"reading a file path as a table ({node.name})")
     if dialect == "duckdb":

@@ -185,3 +185,33 @@ def test_empty_query_and_terminate(raw):
     assert [c for c, _ in raw.until(b"Z")] == [b"I", b"Z"]
     raw.send(codec.message(b"X"))
     assert raw.drain_to_close() == []
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_garbage_after_startup(server, seed):
+    """Random typed messages: the server answers with errors or closes, and never hangs."""
+    import random
+
+    rnd = random.Random(seed)
+    r = Raw(server)
+    try:
+        r.startup()
+        for _ in range(5):
+            code = bytes([rnd.choice(b"QPBDECSHpdcfzZ\x00")])
+            payload = bytes(rnd.randrange(256) for _ in range(rnd.randrange(0, 40)))
+            r.send(codec.message(code, payload))
+        r.send(codec.message(b"S") + codec.message(b"Q", b"SELECT 'end'\x00"))
+        msgs = []
+        while True:  # until the final answer or a close
+            m = r.recv()
+            if m is None:
+                break
+            msgs.append(m)
+            if m[0] == b"D" and m[1].endswith(b"end"):
+                break
+        assert msgs, "no reply at all"
+    except (ConnectionResetError, BrokenPipeError):
+        pass  # the server closed on a FATAL protocol violation while we were still writing
+    finally:
+        r.close()
+    still_serving(server)

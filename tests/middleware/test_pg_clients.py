@@ -363,3 +363,32 @@ def test_pg_sqlalchemy_engine_orm_reflection(dsn: str) -> None:
             assert c.execute(sa.text("SELECT 1")).scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_pg_upstream_disconnect_reaches_the_client(dsn: str, upstream: str) -> None:
+    """The upstream backend dies: the client gets an error and a closed connection; others go on."""
+    c = psycopg.connect(dsn, autocommit=True)
+    try:
+        pid = c.execute("SELECT pg_backend_pid()").fetchone()
+        with psycopg.connect(upstream, autocommit=True) as admin:
+            assert admin.execute("SELECT pg_terminate_backend(%s)", pid).fetchone() == (True,)
+        with pytest.raises(psycopg.OperationalError):
+            c.execute("SELECT 1")
+        assert c.closed or c.broken
+    finally:
+        c.close()
+    with psycopg.connect(dsn) as other:
+        assert other.execute("SELECT 'still serving'").fetchone() == ("still serving",)
+
+
+def test_pg_terminate_closes_the_upstream_session(dsn: str, upstream: str) -> None:
+    c = psycopg.connect(dsn, autocommit=True, application_name="sluice-terminate-test")
+    pid = c.execute("SELECT pg_backend_pid()").fetchone()
+    # the client's startup parameters reach the upstream session
+    assert c.execute("SELECT current_setting('application_name')").fetchone() == ("sluice-terminate-test",)
+    c.close()  # sends Terminate
+    with psycopg.connect(upstream, autocommit=True) as admin:
+        deadline = time.monotonic() + 10
+        while admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", pid).fetchone() != (0,):
+            assert time.monotonic() < deadline, "upstream backend still there"
+            time.sleep(0.1)

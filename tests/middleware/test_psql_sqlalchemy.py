@@ -126,3 +126,53 @@ def test_sqlalchemy_reflection(engine):
     assert insp.get_pk_constraint("orm_items")["constrained_columns"] == ["id"]
     t = sa.Table("orm_items", sa.MetaData(), autoload_with=engine)
     assert [c.name for c in t.primary_key] == ["id"]
+
+
+def test_psql_long_query_cancelled_with_ctrl_c(server):
+    import signal
+    import time
+
+    before = len(server.server._cancel)
+    proc = subprocess.Popen([PSQL, "-X", "-A", "-t", "-h", server.host, "-p", str(server.port), "-U", "sluice",
+                             "tpcds", "-c", "SELECT count(*) FROM range(10000000000) t(x) WHERE x % 7 = 3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PGCONNECT_TIMEOUT": "10"})
+    try:
+        out, err = "", ""
+        while len(server.server._cancel) <= before and proc.poll() is None:
+            time.sleep(0.05)  # wait until psql's session is registered (it is then running the query)
+        while proc.poll() is None:  # psql turns SIGINT into a CancelRequest; repeat until it ends
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGINT)
+            try:
+                out, err = proc.communicate(timeout=1)
+            except subprocess.TimeoutExpired:
+                continue
+        assert "canceling statement due to user request" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_sqlalchemy_long_query_cancelled(engine):
+    import threading
+
+    with engine.connect() as c:
+        driver = c.connection.driver_connection
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                c.execute(sa.text("SELECT count(*) FROM range(10000000000) t(x) WHERE x % 7 = 3"))
+            except BaseException as e:
+                errors.append(e)
+
+        t = threading.Thread(target=run)
+        t.start()
+        while t.is_alive():
+            driver.cancel_safe(timeout=5)
+            t.join(0.2)
+        assert len(errors) == 1 and "canceling statement" in str(errors[0])
+        c.rollback()
+        assert c.execute(sa.text("SELECT 1")).scalar() == 1

@@ -192,3 +192,14 @@ def test_named_server_cursor(server):
         c.execute("CLOSE held")
         with pytest.raises(psycopg.errors.InvalidCursorName):
             c.execute("FETCH 1 FROM held")
+
+
+def test_notices_reach_the_client(conn):
+    got: list[tuple[str, str]] = []
+    conn.add_notice_handler(lambda d: got.append((d.severity, d.message_primary)))
+    conn.execute("COMMIT")
+    conn.execute("BEGIN")
+    conn.execute("BEGIN")
+    conn.execute("ROLLBACK")
+    assert got == [("WARNING", "there is no transaction in progress"),
+                   ("WARNING", "there is already a transaction in progress")]

@@ -30,7 +30,7 @@ def test_extract_sql_without_sql_is_a_syntax_error() -> None:
 
 @pytest.mark.parametrize("sql", [
     "SELECT 1", "WITH a AS (SELECT 1 AS x) SELECT x FROM a", "SELECT 1 UNION ALL SELECT 2",
-    "(SELECT 1) EXCEPT (SELECT 2)",
+    "(SELECT 1) EXCEPT (SELECT 2)", "SELECT * FROM range(3)", "SELECT * FROM generate_series(1, 3)",
 ])
 def test_check_readonly_allows_queries(sql: str) -> None:
     check_readonly(sql, "duckdb")
@@ -47,10 +47,12 @@ def test_check_readonly_allows_queries(sql: str) -> None:
     ("SELECT * FROM t FOR UPDATE", "LOCK"),
     ("SELECT nextval('s')", "nextval"),
     ("SELECT pg_sleep(10)", "pg_sleep"),
-    ("SELECT * FROM read_csv('/etc/passwd')", "reads files"),
+    ("SELECT * FROM read_csv('/etc/passwd')", "read"),
     ("SELECT * FROM '/etc/passwd'", "file path"),
     ("COPY t TO '/tmp/x'", "COPY"),
     ("ATTACH 'x.db' AS x", "ATTACH"),
+    ("SELECT * FROM glob('*')", "glob"),
+    ("SELECT * FROM some_new_reader('/etc/passwd')", "table function"),
 ])
 def test_check_readonly_refuses(sql: str, why: str) -> None:
     with pytest.raises(InsufficientPrivilege) as ei:

@@ -47,7 +47,7 @@ def test_hand_mutants_refuted(emp_dept: Catalog, q1: str, q2: str) -> None:
 def test_no_sampled_mutant_proved_when_a_database_tells_them_apart(shared_data: Path) -> None:
     pairs = load_spes(shared_data)[:60]
     checked = refuted = 0
-    for mid, _kind, q1, q2, cat in mutation_suite(pairs, sample=24, seed=3):
+    for mid, _kind, q1, q2, cat in mutation_suite(pairs, sample=16, seed=3):
         v = verify(q1, q2, cat, time_budget_s=0.4)
         checked += 1
         if v.verdict == "NOT_EQUIVALENT":
@@ -56,4 +56,4 @@ def test_no_sampled_mutant_proved_when_a_database_tells_them_apart(shared_data: 
             oracle = verify(q1, q2, cat, time_budget_s=1.0, seed=99, proofs=False)
             # the oracle re-runs differential testing with another seed: it must find nothing
             assert oracle.verdict != "NOT_EQUIVALENT", (mid, q2)
-    assert checked == 24 and refuted > 0
+    assert checked == 16 and refuted > 0

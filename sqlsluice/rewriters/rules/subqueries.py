@@ -337,7 +337,7 @@ def _comma_joins_only(sel: exp.Select) -> bool:
 
 def _aggregate_block(q: exp.Expr) -> tuple[str, list[str]] | None:
     """``(FROM/JOIN text, WHERE conjunct texts)`` for a SELECT of aliased aggregates only, else None."""
-    if not _plain_select(q) or not _comma_joins_only(q) or outer_columns(q):
+    if not isinstance(q, exp.Select) or not _plain_select(q) or not _comma_joins_only(q) or outer_columns(q):
         return None
     for p in q.expressions:
         if not isinstance(p, exp.Alias) or not isinstance(p.this, exp.AggFunc):
