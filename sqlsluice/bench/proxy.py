@@ -376,7 +376,9 @@ def proxy_command(
 ) -> None:
     """Proxy overhead: pgbench -S (simple and prepared) direct vs. byte relay vs. sqlsluice.
 
-    Example: sluice bench proxy --upstream postgresql://postgres@127.0.0.1:5432/postgres --duration 10
+    Runs pgbench -i -s 1 on the upstream first (it creates the pgbench_* tables there).
+
+    Example: sluice bench proxy --upstream postgresql://postgres@127.0.0.1:5432/postgres --duration 10 --rounds 3
     """
     def say(m: str) -> None:
         typer.echo(m, err=True)

@@ -66,7 +66,7 @@ _SHOW_ALIASES = {"transaction isolation level": "transaction_isolation", "time z
                  "session authorization": "session_authorization"}
 
 # statements that mention any of these go through translate()
-_PG_MARKERS = re.compile(r"pg_catalog\.|\bpg_(?:roles|user|database|inherits|authid|constraint|auth_members|index)\b|::\s*(?:pg_catalog\.)?reg\w+|\bpg_\w+\s*\(|\boid\b|information_schema"
+_PG_MARKERS = re.compile(r"pg_catalog\.|\b(?:current_user|session_user|current_role)\b|\bpg_(?:roles|user|database|inherits|authid|constraint|auth_members|index)\b|::\s*(?:pg_catalog\.)?reg\w+|\bpg_\w+\s*\(|\boid\b|information_schema"
                          r"|::\s*(?:pg_catalog\.)?(?:name|oid|text\[\])|\bany\s*\(|json_build_object|\bcollate\b|OPERATOR\(",
                          re.I)
 _CREATE_TABLE = re.compile(r"^\s*CREATE\s+(?:TEMP\w*\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?((?:\"[^\"]+\"|\w+)"
@@ -87,6 +87,18 @@ _PG_TYPE_NAMES = {
     "timestamptz": "timestamp with time zone", "time": "time without time zone",
     "timetz": "time with time zone", "null": "unknown", "bignum": "numeric",
 }
+
+
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _parse_duration(raw: str) -> float | None:
+    """PostgreSQL's ``statement_timeout`` value in seconds (plain numbers are milliseconds);
+    ``0`` turns the timeout off (0.0); unparsable -> None (keep the server's)."""
+    m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*$", raw.strip().lower())
+    if not m:
+        return None
+    return float(m.group(1)) * _UNITS[m.group(2) or "ms"]
 
 
 def _unquote(v: str) -> str:
@@ -110,6 +122,9 @@ class Compat:
         self.gucs["session_authorization"] = params.get("user", "")
         self.user = params.get("user", "sluice")
         self.notices: list[tuple[str, str, str]] = []  # (severity, sqlstate, message) for the client
+        self.client_set: set[str] = set()  # GUCs this client SET
+        self._timeout_raw = ""
+        self._timeout_s: float | None = None  # None: unparsable, the server's applies
         self._meta: Any = None  # a second DuckDB connection for catalog look-ups
         self._col_types: dict[tuple[str | None, str], str | None] = {}
 
@@ -168,6 +183,17 @@ class Compat:
             except duckdb.Error:
                 continue  # an older/newer DuckDB without one of these is still usable
 
+    def statement_timeout(self, default_s: float) -> float:
+        """Seconds a statement may run: the session's ``SET statement_timeout`` (PostgreSQL units,
+        0 = off) when set, else the server's ``statement_timeout_s``."""
+        if "statement_timeout" not in self.client_set:
+            return default_s
+        raw = self.gucs["statement_timeout"]
+        if raw != self._timeout_raw:
+            self._timeout_raw = raw
+            self._timeout_s = _parse_duration(raw)
+        return self._timeout_s if self._timeout_s is not None else default_s
+
     # --- local answers -------------------------------------------------------------------
     def intercept(self, sql: str) -> str | Reply:
         """A local Reply for GUC statements and no-ops, else the SQL to run (maybe normalised)."""
@@ -188,6 +214,7 @@ class Compat:
                 name = m.group(1).lower()
                 if name in GUCS or name.startswith(("pg_", "plpgsql.", "auto_explain.")):
                     self.gucs[name] = _unquote(m.group(2))
+                    self.client_set.add(name)
                     return Reply([], [], "SET")
             return sql
         if head.startswith("SHOW"):
@@ -207,8 +234,10 @@ class Compat:
                 name = m.group(1).lower()
                 if name == "all":
                     self.gucs.update(GUCS)
+                    self.client_set.clear()
                 elif name in GUCS:
                     self.gucs[name] = GUCS[name]
+                    self.client_set.discard(name)
                 return Reply([], [], "RESET")
             return sql
         if head.startswith(("BEGIN", "START")):
@@ -249,7 +278,7 @@ class Compat:
             self._col_types.clear()
         if w1 == "CREATE" and "SERIAL" in sql.upper():
             run_sql = self._serial(sql)
-        if _PG_MARKERS.search(sql):
+        if len(sql) <= 65536 and _PG_MARKERS.search(sql):
             run_sql = translate(sql)
         try:
             return s.execute(run_sql, params)
@@ -485,6 +514,7 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"::\s*(?:pg_catalog\.)?name\b", re.I), "::VARCHAR"),
     (re.compile(r"::\s*(?:pg_catalog\.)?text\[\]", re.I), "::VARCHAR[]"),
     (re.compile(r"::\s*pg_catalog\.", re.I), "::"),
+    (re.compile(r"(?<![\w.\"'])(?:current_user|session_user|current_role)\b(?!\s*\()", re.I), "pg_get_userbyid(10)"),
     (re.compile(r"\bjson_build_object\s*\(", re.I), "json_object("),
     (re.compile(r"\bjsonb_build_object\s*\(", re.I), "json_object("),
     (re.compile(r"\bpg_get_viewdef\(([^(),]+),\s*(?:true|false)\s*\)", re.I), r"pg_get_viewdef(\1)"),
@@ -607,6 +637,8 @@ def infer_param_types(sql: str, nparams: int, column_type: Any) -> list[int]:
     """Parameter type OIDs from explicit casts, compared/inserted columns and LIMIT; 0 = unknown."""
     if nparams == 0:
         return []
+    if len(sql) > 65536:
+        return [0] * nparams  # bulk statements: not worth parsing (and caching) for types
     out = []
     for kind, a, b in _param_slots(sql, nparams):
         if kind == "cast" and a:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from sqlsluice.databases.base import ColumnInfo, Result
 from sqlsluice.databases.duckdb_backend import DuckDBSession
-from sqlsluice.errors import BackendError, FeatureNotSupported, ProtocolViolation, SluiceError
+from sqlsluice.errors import BackendError, FeatureNotSupported, ProtocolViolation, QueryCanceled, SluiceError
 from sqlsluice.middleware import codec, compat, types
 from sqlsluice.middleware.connection import ClientConnection, error_message
 from sqlsluice.middleware.copy import CopySpec, csv_header, parse_copy, row_encoder, text_row_to_csv
@@ -168,15 +168,31 @@ class DuckDBHandler:
         self.loop = asyncio.get_running_loop()
         self.buf = MessageBuffer()
         self.cursors: dict[str, Portal] = {}  # SQL-level cursors (DECLARE ... CURSOR)
+        self.timed_out = False
         self.last_sent = 0
 
     # --- plumbing ------------------------------------------------------------------
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` on the session's worker thread, under the statement timeout."""
         self.running = True
+        timeout = self.compat.statement_timeout(self.conn.config.server.statement_timeout_s)
+        timer = self.loop.call_later(timeout, self._timeout) if timeout else None
         try:
             return await self.loop.run_in_executor(self._pool, fn, *args)
+        except QueryCanceled:
+            if self.timed_out:
+                raise QueryCanceled("canceling statement due to statement timeout") from None
+            raise
         finally:
             self.running = False
+            self.timed_out = False
+            if timer is not None:
+                timer.cancel()
+
+    def _timeout(self) -> None:
+        if self.running:
+            self.timed_out = True
+            self.session.cancel()
 
     def cancel(self) -> None:
         """Called for a CancelRequest carrying this session's key."""

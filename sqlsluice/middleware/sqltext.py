@@ -83,9 +83,20 @@ def _scan(sql: str) -> tuple[list[int], list[tuple[int, int]]]:
     return semis, code
 
 
-@lru_cache(maxsize=4096)
+CACHE_MAX_LEN = 8192  # longer strings (bulk INSERTs) are not worth keeping in a cache
+
+
 def split_statements(sql: str) -> list[str]:
     """Split a simple-Query string into statements (empty ones dropped)."""
+    return list(_split_cached(sql)) if len(sql) <= CACHE_MAX_LEN else _split(sql)
+
+
+@lru_cache(maxsize=4096)
+def _split_cached(sql: str) -> tuple[str, ...]:
+    return tuple(_split(sql))
+
+
+def _split(sql: str) -> list[str]:
     if ";" not in sql:
         s = sql.strip()
         return [s] if s and not _only_comments(s) else []
@@ -106,11 +117,19 @@ def _only_comments(s: str) -> bool:
     return not any(s[a:b].strip() for a, b in code)
 
 
-@lru_cache(maxsize=4096)
 def max_param(sql: str) -> int:
     """The highest ``$n`` placeholder outside quotes and comments (0 when none)."""
     if "$" not in sql:
         return 0
+    return _max_param_cached(sql) if len(sql) <= CACHE_MAX_LEN else _max_param(sql)
+
+
+@lru_cache(maxsize=4096)
+def _max_param_cached(sql: str) -> int:
+    return _max_param(sql)
+
+
+def _max_param(sql: str) -> int:
     _, code = _scan(sql)
     best = 0
     for a, b in code:

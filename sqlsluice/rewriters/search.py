@@ -61,8 +61,8 @@ class _Scorer:
 
 
 def search(sql: str, catalog: Catalog | None, backend: Backend | None, *, dialect: str | None = None,
-           rules: tuple[Rule, ...] = SEARCH, beam_width: int = 2, depth: int = 5, max_explains: int = 40,
-           keep: int = 4, max_applications: int = 120) -> SearchResult:
+           rules: tuple[Rule, ...] = SEARCH, beam_width: int = 2, depth: int = 4, max_explains: int = 30,
+           keep: int = 4, max_applications: int = 80) -> SearchResult:
     """Explore rule applications; return the cheapest distinct rewrites (at most ``keep``)."""
     dialect = dialect or (backend.dialect if backend else "duckdb")
     scorer = _Scorer(backend, dialect, max_explains)

@@ -230,7 +230,8 @@ class Builder:
         where = s.args.get("where")
         if where is not None:
             w = where.this
-            for c in (list(w.flatten()) if isinstance(w, exp.And) else [w]):
+            parts: list[Any] = list(w.flatten()) if isinstance(w, exp.And) else [w]
+            for c in parts:
                 semi = self._semijoin(c, ctes) if not s.args.get("group") else None
                 if semi is None:
                     conds.append(c)
@@ -295,8 +296,9 @@ class Builder:
 
         rest = []
         w = sel.args.get("where")
-        for part in (list(w.this.flatten()) if w is not None and isinstance(w.this, exp.And) else
-                     [w.this] if w is not None else []):
+        sub_parts: list[Any] = (list(w.this.flatten()) if w is not None and isinstance(w.this, exp.And) else
+                                [w.this] if w is not None else [])
+        for part in sub_parts:
             if outer_free(part):
                 rest.append(part)
             elif isinstance(part, exp.EQ) and outer_free(part.this) and inner_free(part.expression):

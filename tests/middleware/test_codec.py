@@ -287,3 +287,10 @@ def test_md5():
     salt = b"\x01\x02\x03\x04"
     sent = md5_password("pw", "bob", salt)
     assert check_md5(sent, "pw", "bob", salt) and not check_md5(sent, "pw", "alice", salt)
+
+
+def test_statement_timeout_units():
+    from sqlsluice.middleware.compat import _parse_duration
+
+    assert _parse_duration("1500") == 1.5 and _parse_duration("2s") == 2.0 and _parse_duration("1min") == 60.0
+    assert _parse_duration("0") == 0.0 and _parse_duration("soon") is None

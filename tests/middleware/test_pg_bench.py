@@ -56,3 +56,10 @@ def test_pg_bench_proxy_command_end_to_end(pg_cluster: PgCluster, tmp_path: Path
     assert all(m["transactions"] > 0 and m["tps"] > 0 for m in data["measurements"])
     assert set(data["summary"]["prepared"]["ratios"]) >= {"sqlsluice/relay", "relay/direct", "sqlsluice/direct"}
     assert data["summary"]["simple"]["sqlsluice"]["cpu_us_per_tx"] > 0
+
+
+def test_pg_bench_bad_upstream_is_a_one_line_error() -> None:
+    r = subprocess.run([sys.executable, "-m", "sqlsluice", "bench", "proxy", "--upstream", "duckdb:///x.db"],
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith("error: invalid PostgreSQL URL") and len(r.stderr.strip().splitlines()) == 1

@@ -55,6 +55,26 @@ def dsn(proxy: ServeProcess, upstream: str) -> str:
     return proxy.dsn(database=upstream.rsplit("/", 1)[1])
 
 
+def cancel_when_running(upstream: str, marker: str, cancel: object) -> threading.Thread:
+    """Call ``cancel()`` once a statement containing ``marker`` runs upstream (polls pg_stat_activity)."""
+
+    def run() -> None:
+        with psycopg.connect(upstream, autocommit=True) as admin:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                n = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s "
+                                  "AND pid <> pg_backend_pid()", [f"%{marker}%"]).fetchone()
+                if n and n[0]:
+                    break
+                time.sleep(0.05)
+        time.sleep(0.2)
+        cancel()  # type: ignore[operator]
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
 # --- psql (simple protocol) --------------------------------------------------------------
 def _psql(dsn: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["psql", "-X", "-d", dsn, *args], input=stdin, capture_output=True, text=True,
@@ -80,15 +100,14 @@ def test_pg_psql_error_leaves_session_usable(dsn: str) -> None:
     assert r.stdout.split() == ["42", "ok"]
 
 
-def test_pg_psql_cancel(dsn: str) -> None:
-    p = subprocess.Popen(["psql", "-X", "-d", dsn, "-c", "SELECT pg_sleep(30)"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
+def test_pg_psql_cancel(dsn: str, upstream: str) -> None:
+    p = subprocess.Popen(["psql", "-X", "-d", dsn, "-c", "SELECT pg_sleep(30) /* psql-cancel */"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t0 = time.monotonic()
-    p.send_signal(signal.SIGINT)  # psql sends a CancelRequest
-    _out, err = p.communicate(timeout=20)
+    cancel_when_running(upstream, "psql-cancel", lambda: p.send_signal(signal.SIGINT))  # psql sends a CancelRequest
+    _out, err = p.communicate(timeout=40)
     assert "canceling statement due to user request" in err
-    assert time.monotonic() - t0 < 20
+    assert time.monotonic() - t0 < 25
 
 
 def test_pg_psql_copy(dsn: str) -> None:
@@ -144,35 +163,33 @@ def test_pg_psycopg_error_leaves_connection_usable(dsn: str) -> None:
         assert c.execute("SELECT %s::int * 2", [21]).fetchone() == (42,)
 
 
-def test_pg_psycopg_cancel(dsn: str) -> None:
+def test_pg_psycopg_cancel(dsn: str, upstream: str) -> None:
     with psycopg.connect(dsn) as c:
-        timer = threading.Timer(1.0, c.cancel_safe)
-        timer.start()
+        cancel_when_running(upstream, "psycopg-cancel", c.cancel_safe)
         t0 = time.monotonic()
         with pytest.raises(psycopg.errors.QueryCanceled):
-            c.execute("SELECT pg_sleep(30)")
-        assert time.monotonic() - t0 < 20
+            c.execute("SELECT pg_sleep(30) /* psycopg-cancel */")
+        assert time.monotonic() - t0 < 25
         c.rollback()
         assert c.execute("SELECT 1").fetchone() == (1,)
 
 
-def test_pg_cancel_reaches_the_right_backend(dsn: str) -> None:
+def test_pg_cancel_reaches_the_right_backend(dsn: str, upstream: str) -> None:
     """Two sessions sleep; cancelling one must not touch the other."""
     with psycopg.connect(dsn, autocommit=True) as a, psycopg.connect(dsn, autocommit=True) as b:
         result: dict[str, object] = {}
 
         def run_b() -> None:
             try:
-                result["b"] = b.execute("SELECT pg_sleep(2.5), 'b done'").fetchone()
+                result["b"] = b.execute("SELECT pg_sleep(3), 'b done'").fetchone()
             except psycopg.Error as e:
                 result["b"] = e
 
         tb = threading.Thread(target=run_b)
         tb.start()
-        timer = threading.Timer(0.8, a.cancel_safe)
-        timer.start()
+        cancel_when_running(upstream, "cancel-a", a.cancel_safe)
         with pytest.raises(psycopg.errors.QueryCanceled):
-            a.execute("SELECT pg_sleep(30)")
+            a.execute("SELECT pg_sleep(30) /* cancel-a */")
         tb.join(30)
         assert result["b"] == ("", "b done")
 
@@ -324,7 +341,7 @@ class Gadget(Base):
     when: Mapped[dt.datetime]
 
 
-def test_pg_sqlalchemy_engine_orm_reflection(dsn: str) -> None:
+def test_pg_sqlalchemy_engine_orm_reflection(dsn: str, upstream: str) -> None:
     engine = sa.create_engine(dsn.replace("postgresql://", "postgresql+psycopg://"))
     try:
         with engine.connect() as c:
@@ -355,10 +372,9 @@ def test_pg_sqlalchemy_engine_orm_reflection(dsn: str) -> None:
         with engine.connect() as c:
             raw = c.connection.dbapi_connection
             assert raw is not None
-            timer = threading.Timer(1.0, raw.cancel_safe)  # type: ignore[attr-defined]
-            timer.start()
+            cancel_when_running(upstream, "sqla-cancel", raw.cancel_safe)  # type: ignore[attr-defined]
             with pytest.raises(sa.exc.OperationalError, match="canceling statement"):
-                c.execute(sa.text("SELECT pg_sleep(30)"))
+                c.execute(sa.text("SELECT pg_sleep(30) /* sqla-cancel */"))
             c.rollback()
             assert c.execute(sa.text("SELECT 1")).scalar() == 1
     finally:

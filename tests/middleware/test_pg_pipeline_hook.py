@@ -20,6 +20,9 @@ from sqlsluice.middleware.server import ServerThread, SluiceServer
 
 
 async def rewrite_stage(ctx: SessionContext, sql: str, extended: bool) -> Decision | None:
+    if "/*+slow*/" in sql:  # a stage that really waits (an LLM call, a cache lookup over the network)
+        await asyncio.sleep(0.2)
+        return Forward(sql.replace("/*+slow*/", "+ 1"))
     if "/*+double*/" in sql:
         return Forward(sql.replace("/*+double*/", "* 2"), info={"rule": "double"})
     if sql.startswith("ASK "):
@@ -110,3 +113,36 @@ def test_pg_stream_mode_fallback(pg_cluster, monkeypatch: pytest.MonkeyPatch) ->
                 c.execute("SELECT 'forbidden'")
             c.rollback()
             assert len(c.execute("SELECT repeat('x', 1000) FROM generate_series(1, 5000)").fetchall()) == 5000
+
+
+def test_pg_waiting_stage_keeps_answers_in_order(dsn: str) -> None:
+    """A stage that awaits: statements sent meanwhile wait their turn; answers come back in order."""
+    import socket
+    import struct
+
+    from sqlsluice.middleware import codec
+
+    port = int(dsn.split(":")[2].split("/")[0])
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    body = struct.pack("!i", codec.PROTOCOL_V3) + b"user\x00postgres\x00\x00"
+    s.sendall(struct.pack("!i", len(body) + 4) + body)
+    buf = b""
+    while not buf.endswith(b"Z\x00\x00\x00\x05I"):
+        buf += s.recv(65536)
+    s.sendall(codec.message(b"Q", b"SELECT 1 /*+slow*/\x00"))
+    s.sendall(codec.message(b"Q", b"SELECT 10\x00"))
+    s.sendall(codec.message(b"Q", b"SELECT 2 /*+slow*/\x00") + codec.message(b"Q", b"SELECT 20\x00"))
+    data = b""
+    while data.count(b"Z\x00\x00\x00\x05I") < 4:
+        chunk = s.recv(65536)
+        assert chunk
+        data += chunk
+    s.close()
+    rows = []
+    pos = 0
+    while pos < len(data):
+        code, ln = struct.unpack_from("!ci", data, pos)
+        if code == b"D":
+            rows.append(data[pos + 11:pos + 1 + ln].decode())
+        pos += 1 + ln
+    assert rows == ["2", "10", "3", "20"]

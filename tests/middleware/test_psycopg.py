@@ -203,3 +203,29 @@ def test_notices_reach_the_client(conn):
     conn.execute("ROLLBACK")
     assert got == [("WARNING", "there is no transaction in progress"),
                    ("WARNING", "there is already a transaction in progress")]
+
+
+def test_statement_timeout_set_by_the_client(conn):
+    conn.execute("SET statement_timeout = '300ms'")
+    with pytest.raises(psycopg.errors.QueryCanceled) as ei:
+        conn.execute("SELECT count(*) FROM range(10000000000) t(x) WHERE x % 7 = 3")
+    assert "statement timeout" in str(ei.value)
+    conn.execute("SET statement_timeout = 0")
+    assert conn.execute("SELECT 1").fetchone() == (1,)
+    conn.execute("RESET statement_timeout")
+
+
+def test_server_statement_timeout_from_config(tmp_path):
+    from sqlsluice.config import Config, ServerConfig
+
+    from .conftest import start
+
+    th, srv = start(tmp_path, Config(server=ServerConfig(statement_timeout_s=0.3)))
+    try:
+        with psycopg.connect(srv.dsn(), autocommit=True) as c:
+            with pytest.raises(psycopg.errors.QueryCanceled) as ei:
+                c.execute("SELECT count(*) FROM range(10000000000) t(x) WHERE x % 7 = 3")
+            assert "statement timeout" in str(ei.value)
+            assert c.execute("SELECT 2").fetchone() == (2,)
+    finally:
+        th.stop()

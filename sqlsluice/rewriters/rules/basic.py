@@ -76,6 +76,7 @@ def filter_into_derived(expr: exp.Expr, *, schema: Catalog | None = None,
 
 
 def _filter_into_derived(root: exp.Expr, *, apply: bool) -> bool:
+    found = False
     for sel in list(root.find_all(exp.Select)):
         if not inner_join_only(sel):
             # on the NULL-extended side of an outer join, a NULL-accepting predicate
@@ -121,12 +122,13 @@ def _filter_into_derived(root: exp.Expr, *, apply: bool) -> bool:
                     pushed.append((b, where_slot, existing, t))
                 else:
                     if len(pushed) == len(branches):
-                        if apply:
-                            for b, slot, existing, t in pushed:
-                                node_cls = exp.Having if slot == "having" else exp.Where
-                                b.set(slot, node_cls(this=and_all([x.copy() for x in existing] + [t])))
-                        return True
-    return False
+                        if not apply:
+                            return True
+                        for b, slot, existing, t in pushed:  # every pushable predicate in one call
+                            node_cls = exp.Having if slot == "having" else exp.Where
+                            b.set(slot, node_cls(this=and_all([x.copy() for x in existing] + [t])))
+                        found = True
+    return found
 
 
 def _is_false(e: exp.Expr) -> bool:
