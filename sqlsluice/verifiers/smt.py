@@ -221,6 +221,10 @@ class Builder:
                 if on is None:
                     raise Outside("LEFT JOIN without ON")
                 ljs.append((u, on))
+            elif side == "RIGHT" and on is not None and len(units) == 1 and not ljs and not conds:
+                # a RIGHT JOIN b ON c = b LEFT JOIN a ON c (outputs name their columns, order is kept)
+                ljs.append((units[0], on))
+                units = [u]
             else:
                 raise Outside(f"{side} JOIN")
             if ljs and side == "":
