@@ -1,8 +1,8 @@
 """COPY ... FROM STDIN / TO STDOUT over DuckDB: statement parsing and the text/CSV formats.
 
-PostgreSQL's text format (tab-separated, ``\\N`` for NULL, backslash escapes) and CSV format
-(``FORMAT csv``, ``HEADER``, ``DELIMITER``, ``NULL``, ``QUOTE``) are supported; binary COPY
-is refused with 0A000.  Incoming data is converted to a CSV file that DuckDB's own COPY
+PostgreSQL's text format (tab-separated, ``\\N`` for NULL, backslash escapes), CSV format
+(``FORMAT csv``, ``HEADER``, ``DELIMITER``, ``NULL``, ``QUOTE``) and binary format (what
+asyncpg's ``copy_records_to_table`` sends) are supported.  Incoming data is converted to a CSV file that DuckDB's own COPY
 loads; outgoing rows are encoded with the text encoders of :mod:`sqlsluice.middleware.types`.
 
 >>> c = parse_copy("COPY t (a, b) FROM STDIN WITH (FORMAT csv, HEADER true)")
@@ -15,11 +15,12 @@ loads; outgoing rows are encoded with the text encoders of :mod:`sqlsluice.middl
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlsluice.errors import FeatureNotSupported, SyntaxErrorSQL
+from sqlsluice.errors import BackendError, SyntaxErrorSQL
 
 _COPY = re.compile(
     r"^\s*COPY\s+(?P<src>\((?P<query>.*)\)|(?:\"[^\"]+\"|[\w$]+)(?:\.(?:\"[^\"]+\"|[\w$]+))?)\s*"
@@ -33,7 +34,7 @@ class CopySpec:
     is_query: bool
     columns: list[str]
     direction: str  # "in" (FROM STDIN) | "out" (TO STDOUT)
-    format: str = "text"  # "text" | "csv"
+    format: str = "text"  # "text" | "csv" | "binary"
     header: bool = False
     delimiter: str = "\t"
     null: str = "\\N"
@@ -86,9 +87,9 @@ def parse_copy(sql: str) -> CopySpec | None:
     opts = _options(m.group("opts"))
     fmt = opts.pop("format", "csv" if "csv" in opts else "text").lower()
     opts.pop("csv", None)
-    if fmt == "binary" or "binary" in opts:
-        raise FeatureNotSupported("COPY in binary format is not supported over DuckDB; use text or csv")
-    if fmt not in ("text", "csv"):
+    if "binary" in opts:
+        fmt = "binary"
+    if fmt not in ("text", "csv", "binary"):
         raise SyntaxErrorSQL(f'COPY format "{fmt}" not recognized')
     csv = fmt == "csv"
     header = opts.get("header", "false").lower() in ("true", "on", "1", "match")
@@ -165,3 +166,90 @@ def row_encoder(spec: CopySpec, encoders: Sequence[Callable[[Any], bytes]]) -> C
 
 def csv_header(spec: CopySpec, names: Sequence[str]) -> bytes:
     return (spec.delimiter.join(names) + "\n").encode()
+
+
+# --- binary format -------------------------------------------------------------------------
+BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+BINARY_TRAILER = b"\xff\xff"
+_H = struct.Struct("!h")
+_I = struct.Struct("!i")
+
+
+def binary_header() -> bytes:
+    return BINARY_SIGNATURE + struct.pack("!ii", 0, 0)
+
+
+def binary_row(row: Sequence[Any], encoders: Sequence[Callable[[Any], bytes]]) -> bytes:
+    parts = [_H.pack(len(row))]
+    for v, e in zip(row, encoders, strict=True):
+        if v is None:
+            parts.append(_I.pack(-1))
+        else:
+            b = e(v)
+            parts.append(_I.pack(len(b)))
+            parts.append(b)
+    return b"".join(parts)
+
+
+class BinaryCopyReader:
+    """Incremental parser of binary COPY data: ``feed`` bytes, get complete rows of raw fields."""
+
+    def __init__(self, ncols: int) -> None:
+        self.ncols = ncols
+        self.buf = bytearray()
+        self.header_done = False
+        self.finished = False
+
+    def feed(self, data: bytes) -> list[list[bytes | None]]:
+        self.buf += data
+        buf = self.buf
+        pos = 0
+        rows: list[list[bytes | None]] = []
+        if not self.header_done:
+            if len(buf) < 19:
+                return rows
+            if bytes(buf[:11]) != BINARY_SIGNATURE:
+                raise BackendError("COPY file signature not recognized", sqlstate="22P04")
+            (ext,) = _I.unpack_from(buf, 15)
+            if ext < 0:
+                raise BackendError("invalid COPY file header (wrong length)", sqlstate="22P04")
+            if len(buf) < 19 + ext:
+                return rows
+            pos = 19 + ext
+            self.header_done = True
+        n = len(buf)
+        while not self.finished and pos + 2 <= n:
+            (count,) = _H.unpack_from(buf, pos)
+            if count == -1:
+                self.finished = True
+                pos += 2
+                break
+            if count != self.ncols:
+                raise BackendError(f"row field count is {count}, expected {self.ncols}", sqlstate="22P04")
+            p = pos + 2
+            fields: list[bytes | None] = []
+            for _ in range(count):
+                if p + 4 > n:
+                    break
+                (ln,) = _I.unpack_from(buf, p)
+                p += 4
+                if ln == -1:
+                    fields.append(None)
+                    continue
+                if ln < 0:
+                    raise BackendError("invalid field size in COPY data", sqlstate="22P04")
+                if p + ln > n:
+                    break
+                fields.append(bytes(buf[p:p + ln]))
+                p += ln
+            if len(fields) < count:
+                break  # incomplete row: wait for more data
+            rows.append(fields)
+            pos = p
+        del buf[:pos]
+        return rows
+
+
+def csv_line(cells: Sequence[str | None]) -> str:
+    """A CSV line DuckDB reads with ``NULL '\\N'`` and quoted values."""
+    return ",".join("\\N" if c is None else '"' + c.replace('"', '""') + '"' for c in cells) + "\n"

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import re
+import struct
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,18 @@ from sqlsluice.databases.duckdb_backend import DuckDBSession
 from sqlsluice.errors import BackendError, FeatureNotSupported, ProtocolViolation, QueryCanceled, SluiceError
 from sqlsluice.middleware import codec, compat, types
 from sqlsluice.middleware.connection import ClientConnection, error_message
-from sqlsluice.middleware.copy import CopySpec, csv_header, parse_copy, row_encoder, text_row_to_csv
+from sqlsluice.middleware.copy import (
+    BINARY_TRAILER,
+    BinaryCopyReader,
+    CopySpec,
+    binary_header,
+    binary_row,
+    csv_header,
+    csv_line,
+    parse_copy,
+    row_encoder,
+    text_row_to_csv,
+)
 from sqlsluice.middleware.framing import MessageBuffer
 from sqlsluice.middleware.pipeline import Forward, Reply
 from sqlsluice.middleware.protocol import Phase, ProtocolState
@@ -433,16 +445,30 @@ class DuckDBHandler:
     async def _copy_out(self, spec: CopySpec) -> str:
         result, rows, done = await self.call(self._start, spec.select_sql(), None, BATCH_ROWS)
         oids = [types.oid_for(c.type) for c in result.columns]
-        encode = row_encoder(spec, [types.encode_text(o) for o in oids])
-        self.send(codec.copy_out_response(0, [0] * len(oids)))
+        binary = spec.format == "binary"
+        encode: Callable[[Sequence[Any]], bytes]
+        if binary:
+            encoders = [types.encode_binary(o) for o in oids]
+
+            def encode_binary_row(row: Sequence[Any]) -> bytes:
+                return binary_row(row, encoders)
+            encode = encode_binary_row
+        else:
+            encode = row_encoder(spec, [types.encode_text(o) for o in oids])
+        self.send(codec.copy_out_response(int(binary), [int(binary)] * len(oids)))
+        prefix = binary_header() if binary else b""  # PostgreSQL sends it with the first row
         if spec.header and spec.format == "csv":
             self.send(codec.copy_data(csv_header(spec, [c.name for c in result.columns])))
         count = 0
         while True:
             try:
                 for row in rows:
-                    self.send(codec.copy_data(encode(row)))
-            except (ValueError, TypeError, UnicodeDecodeError) as e:
+                    if prefix:
+                        self.send(codec.copy_data(prefix + encode(row)))
+                        prefix = b""
+                    else:
+                        self.send(codec.copy_data(encode(row)))
+            except (ValueError, TypeError, UnicodeDecodeError, OverflowError, struct.error) as e:
                 raise BackendError(f"cannot encode COPY row: {e}", sqlstate="22P02") from e
             count += len(rows)
             await self.maybe_flush()
@@ -450,14 +476,21 @@ class DuckDBHandler:
                 break
             rows = await self.call(result.fetchmany, BATCH_ROWS)
             done = len(rows) < BATCH_ROWS
+        if binary:
+            self.send(codec.copy_data(prefix + BINARY_TRAILER))
         self.send(codec.copy_done())
         return f"COPY {count}"
 
     async def _copy_in(self, spec: CopySpec) -> str:
         if spec.is_query:
             raise SluiceError("COPY FROM requires a table, not a query", sqlstate="42601")
-        ncols = len(spec.columns) or await self.call(self._table_width, spec.source)
-        self.send(codec.copy_in_response(0, [0] * ncols))
+        target = await self.call(self._target_columns, spec)
+        ncols = len(target)
+        binary = spec.format == "binary"
+        reader = BinaryCopyReader(ncols) if binary else None
+        oids = [types.oid_for(c.type) for c in target]
+        texts = [types.encode_text(o) for o in oids]
+        self.send(codec.copy_in_response(int(binary), [int(binary)] * ncols))
         await self.flush()
         self.state.copy_in()
         fd, path = tempfile.mkstemp(prefix="sluice-copy-", suffix=".csv")
@@ -468,6 +501,9 @@ class DuckDBHandler:
                 while True:
                     code, payload = await self.pull()
                     if code == codec.COPY_DATA:
+                        if reader is not None:
+                            self._write_binary_rows(out, reader.feed(payload), oids, texts)
+                            continue
                         if spec.format == "csv":
                             out.write(payload)
                             continue
@@ -510,15 +546,31 @@ class DuckDBHandler:
         except UnicodeDecodeError as e:
             raise BackendError('invalid byte sequence for encoding "UTF8"', sqlstate="22021") from e
 
-    def _table_width(self, table: str) -> int:
-        return len(self.compat.execute(f"SELECT * FROM {table} LIMIT 0").columns)
+    def _target_columns(self, spec: CopySpec) -> list[ColumnInfo]:
+        cols = ", ".join(spec.columns) if spec.columns else "*"
+        return list(self.compat.execute(f"SELECT {cols} FROM {spec.source} LIMIT 0").columns)
+
+    @staticmethod
+    def _write_binary_rows(out: Any, rows: list[list[bytes | None]], oids: list[int],
+                           texts: list[Callable[[Any], bytes]]) -> None:
+        for fields in rows:
+            cells: list[str | None] = []
+            for raw, oid, enc in zip(fields, oids, texts, strict=True):
+                if raw is None:
+                    cells.append(None)
+                    continue
+                try:
+                    cells.append(enc(types.decode_param(oid, 1, raw)).decode())
+                except SluiceError as e:
+                    raise BackendError(f"invalid binary COPY data: {e.message}", sqlstate="22P03") from e
+            out.write(csv_line(cells).encode())
 
     def _copy_from_file(self, spec: CopySpec, path: str) -> int:
         def q(v: str) -> str:
             return "'" + v.replace("'", "''") + "'"
 
         cols = f" ({', '.join(spec.columns)})" if spec.columns else ""
-        if spec.format == "csv":
+        if spec.format == "csv":  # binary and text arrive here converted to quoted CSV
             opts = (f"FORMAT csv, HEADER {str(spec.header).lower()}, DELIMITER {q(spec.delimiter)}, "
                     f"NULL {q(spec.null)}, QUOTE {q(spec.quote)}, ESCAPE {q(spec.quote)}, allow_quoted_nulls false")
         else:

@@ -18,7 +18,7 @@ from sqlglot import exp
 
 from sqlsluice.databases import Catalog
 from sqlsluice.errors import SyntaxErrorSQL, UndefinedTable
-from sqlsluice.verifiers.canonical import CanonicalError, canonical_sql
+from sqlsluice.verifiers.canonical import CanonicalError, canonical_sql, outer_join_hazard
 from sqlsluice.verifiers.compare import Semantics
 from sqlsluice.verifiers.differential import DifferentialTester
 from sqlsluice.verifiers.live import check_on_live
@@ -58,10 +58,11 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
                        seconds=time.monotonic() - start, reason=reason)
 
     proved_by = ""
+    safe = outer_join_hazard(e1, e2)
     try:
         if not proofs:
             ev.tiers["canonical"] = "skipped"
-        elif canonical_sql(e1, catalog, dialect) == canonical_sql(e2, catalog, dialect):
+        elif canonical_sql(e1, catalog, dialect, safe=safe) == canonical_sql(e2, catalog, dialect, safe=safe):
             proved_by = "canonical"
             ev.tiers["canonical"] = "same canonical form"
         else:

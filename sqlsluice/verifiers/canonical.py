@@ -21,6 +21,21 @@ from sqlsluice.databases import Catalog
 
 _SKIP = {"unnest_subqueries"}
 CANON_RULES = tuple(r for r in RULES if getattr(r, "__name__", "") not in _SKIP)
+# sqlglot's merge_subqueries moves a derived table's projections out of the NULL-padded side of an
+# outer join (``LEFT JOIN (SELECT k, TRUE AS i ...) t`` -> ``TRUE``), which is wrong for unmatched
+# rows: queries with outer joins and derived tables / CTEs are optimized without it.
+SAFE_RULES = tuple(r for r in CANON_RULES if getattr(r, "__name__", "") != "merge_subqueries")
+
+
+def outer_join_hazard(*qs: exp.Expression) -> bool:
+    """Any of the queries has an outer join and a derived table or CTE."""
+    for q in qs:
+        outer = any((j.args.get("side") or "").upper() in ("LEFT", "RIGHT", "FULL")
+                    or (j.args.get("kind") or "").upper() == "FULL" for j in q.find_all(exp.Join))
+        if outer and (q.find(exp.CTE) is not None
+                      or any(isinstance(s.parent, exp.From | exp.Join) for s in q.find_all(exp.Subquery))):
+            return True
+    return False
 
 _COMMUTATIVE = (exp.EQ, exp.NEQ, exp.NullSafeEQ, exp.NullSafeNEQ, exp.Add, exp.Mul)
 
@@ -29,10 +44,12 @@ class CanonicalError(Exception):
     """The optimizer could not process a query (the tier then does not decide)."""
 
 
-def optimized(q: exp.Expression, catalog: Catalog, dialect: str) -> exp.Expression:
-    """sqlglot's optimizer with our rule list; raises :class:`CanonicalError` on failure."""
+def optimized(q: exp.Expression, catalog: Catalog, dialect: str, *, safe: bool = False) -> exp.Expression:
+    """sqlglot's optimizer with our rule list (``safe``: without merge_subqueries, see
+    :func:`outer_join_hazard`); raises :class:`CanonicalError` on failure."""
+    rules = SAFE_RULES if safe or outer_join_hazard(q) else CANON_RULES
     try:
-        return cast(exp.Expression, optimize(q.copy(), schema=_schema(catalog), dialect=dialect, rules=CANON_RULES))
+        return cast(exp.Expression, optimize(q.copy(), schema=_schema(catalog), dialect=dialect, rules=rules))
     except Exception as e:  # sqlglot raises many kinds (OptimizeError, KeyError, ...)
         raise CanonicalError(f"{type(e).__name__}: {str(e)[:200]}") from e
 
@@ -41,8 +58,8 @@ def _schema(catalog: Catalog) -> dict[str, Any]:
     return {t.name: {c.name: c.type for c in t.columns} for t in catalog.tables}
 
 
-def canonical_sql(q: exp.Expression, catalog: Catalog, dialect: str) -> str:
-    e = optimized(q, catalog, dialect)
+def canonical_sql(q: exp.Expression, catalog: Catalog, dialect: str, *, safe: bool = False) -> str:
+    e = optimized(q, catalog, dialect, safe=safe)
     e = e.transform(_fold_inner_joins, copy=True)
     e = _rename_aliases(e)
     e = _post_order(e, _sort_commutative)

@@ -30,7 +30,7 @@ import z3
 from sqlglot import exp
 
 from sqlsluice.databases import Catalog
-from sqlsluice.verifiers.canonical import CanonicalError, optimized
+from sqlsluice.verifiers.canonical import CanonicalError, optimized, outer_join_hazard
 
 
 class Outside(Exception):
@@ -1208,6 +1208,7 @@ def normalize(q: Query, catalog: Catalog) -> Query:
     if inner is not q:
         return inner
     q = _prune_derived(q)
+    q = _merge_left_derived(q)
     pushed = _push_into_union(q)
     if pushed is not q:
         return normalize(pushed, catalog)
@@ -1292,6 +1293,41 @@ def _rename_alias(e: exp.Expression, old: str, new: str) -> exp.Expression:
         return n
 
     return e.copy().transform(ren, copy=False)
+
+
+_STRICT = (exp.Column, exp.Literal, exp.Paren, exp.Add, exp.Sub, exp.Mul, exp.Neg, exp.EQ, exp.NEQ, exp.GT,
+           exp.GTE, exp.LT, exp.LTE, exp.Cast, exp.Identifier, exp.DataType, exp.DataTypeParam)
+
+
+def _null_strict(e: exp.Expression) -> bool:
+    """NULL whenever its columns are NULL: operators that propagate NULL, and at least one column."""
+    return e.find(exp.Column) is not None and all(isinstance(n, _STRICT) for n in e.walk())
+
+
+def _merge_left_derived(q: Block) -> Block:
+    """``LEFT JOIN (SELECT f(c) AS x FROM t WHERE p) d ON on(d.x)`` = ``LEFT JOIN t ON on(f(c)) AND p``
+    when every f is NULL on a NULL-padded row (sqlglot's own merge ignores that hazard)."""
+    for li, (u, on) in enumerate(q.ljs):
+        g = u.derived
+        if not isinstance(g, Block) or g.group is not None or g.ljs or len(g.units) != 1:
+            continue
+        names = [n for n, _, _ in u.columns]
+        if len(names) != len(g.outputs) or len(set(names)) != len(names):
+            continue
+        if not all(_null_strict(o) for o in g.outputs) or any(c.find(exp.Select) for c in g.conds):
+            continue
+        inner = g.units[0]
+        new_alias = f"{inner.alias}__l{next(_FRESH)}"
+        repl = {n: _rename_alias(o, inner.alias, new_alias) for n, o in zip(names, g.outputs, strict=True)}
+        a = u.alias
+        new_on = exp.and_(_substitute(on, a, repl), *[_rename_alias(c, inner.alias, new_alias) for c in g.conds])
+        ljs = [(lu, _substitute(lon, a, repl)) for lu, lon in q.ljs]
+        ljs[li] = (Unit(new_alias, inner.type_key, inner.columns, inner.derived), new_on)
+        merged = Block(q.units, ljs, [_substitute(c, a, repl) for c in q.conds], _subst_list(q.group, a, repl),
+                       _substitute(q.having, a, repl) if q.having is not None else None,
+                       [_substitute(o, a, repl) for o in q.outputs], q.out_kinds)
+        return _merge_left_derived(merged)
+    return q
 
 
 def _merge_spj(q: Block) -> Block:
@@ -1481,8 +1517,9 @@ def prove(q1: exp.Expression, q2: exp.Expression, catalog: Catalog, dialect: str
     """Try to prove bag equivalence; never raises for unsupported input (reports it instead)."""
     deadline = time.monotonic() + timeout_s
     try:
-        o1 = _strip_order(optimized(q1, catalog, dialect))
-        o2 = _strip_order(optimized(q2, catalog, dialect))
+        safe = outer_join_hazard(q1, q2)
+        o1 = _strip_order(optimized(q1, catalog, dialect, safe=safe))
+        o2 = _strip_order(optimized(q2, catalog, dialect, safe=safe))
         b = Builder(catalog)
         m1, m2 = normalize(b.query(o1), catalog), normalize(b.query(o2), catalog)
         ok = Prover(deadline, frozenset(t.name.lower() for t in catalog.tables),

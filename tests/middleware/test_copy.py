@@ -63,9 +63,44 @@ def test_copy_bad_data_is_an_error_and_connection_survives(conn):
         with conn.cursor().copy("COPY cp FROM STDIN") as cp:
             cp.write(b"not-a-number\tx\t\\N\t\\N\n")
     assert conn.execute("SELECT count(*) FROM cp").fetchone() == (0,)
-    with pytest.raises(psycopg.errors.FeatureNotSupported):
-        with conn.cursor().copy("COPY cp FROM STDIN (FORMAT binary)"):
-            pass
+    with pytest.raises(psycopg.Error):
+        with conn.cursor().copy("COPY cp FROM STDIN (FORMAT binary)") as cp:
+            cp.write(b"not a PGCOPY header at all")
+    assert conn.execute("SELECT count(*) FROM cp").fetchone() == (0,)
+
+
+def test_binary_copy_with_psycopg(conn):
+    with conn.cursor().copy("COPY cp FROM STDIN (FORMAT binary)") as cp:
+        cp.set_types(["int4", "text", "numeric", "date"])
+        for r in ROWS:
+            cp.write_row(r)
+    assert conn.execute("SELECT * FROM cp ORDER BY id").fetchall() == ROWS
+    with conn.cursor().copy("COPY (SELECT * FROM cp ORDER BY id) TO STDOUT (FORMAT binary)") as cp:
+        cp.set_types(["int4", "text", "numeric", "date"])
+        assert list(cp.rows()) == ROWS
+
+
+def test_asyncpg_copy_records_and_copy_out(server, conn):
+    import asyncio
+
+    import asyncpg
+
+    async def go():
+        c = await asyncpg.connect(host=server.host, port=server.port, user="sluice", database="tpcds")
+        try:
+            await c.copy_records_to_table("cp", records=ROWS, columns=["id", "s", "n", "d"])
+            got = [tuple(r) for r in await c.fetch("SELECT * FROM cp ORDER BY id")]
+            import io
+
+            buf = io.BytesIO()
+            await c.copy_from_query("SELECT id, s FROM cp WHERE id <> 2 ORDER BY id", output=buf, format="csv")
+            return got, buf.getvalue()
+        finally:
+            await c.close()
+
+    got, csv = asyncio.run(go())
+    assert got == ROWS
+    assert csv == b'1,plain\n3,""\n'
 
 
 def test_psql_backslash_copy(server, conn, tmp_path):

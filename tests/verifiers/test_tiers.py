@@ -71,6 +71,10 @@ PROVABLE = [
      "SELECT e.sal FROM emp e JOIN dept d ON e.job = d.name AND e.empno = d.deptno"),
     ("SELECT * FROM emp e WHERE EXISTS (SELECT * FROM emp m WHERE e.deptno = m.deptno)",
      "SELECT e.* FROM emp e JOIN (SELECT deptno, TRUE AS f FROM emp GROUP BY deptno) t ON e.deptno = t.deptno"),
+    # a derived table on the NULL-padded side merges only when its outputs are NULL on padded rows
+    ("SELECT e.ename, t.s FROM emp e LEFT JOIN (SELECT name, deptno * 2 < 11 AS s FROM dept WHERE deptno > 1) t "
+     "ON e.job = t.name",
+     "SELECT e.ename, d.deptno * 2 < 11 FROM emp e LEFT JOIN dept d ON e.job = d.name AND d.deptno > 1"),
     # string order (DuckDB compares VARCHAR bytewise)
     ("SELECT name FROM dept WHERE name > 'b' AND name > 'c'", "SELECT name FROM dept WHERE name > 'c'"),
 ]
@@ -102,6 +106,11 @@ NOT_PROVABLE = [
     # without GROUP BY the derived table has one row per match: a join, not a filter
     ("SELECT empno FROM emp WHERE EXISTS (SELECT * FROM dept WHERE deptno < 20)",
      "SELECT e.empno FROM emp e, (SELECT TRUE AS i FROM dept d WHERE d.deptno < 20) t"),
+    # sqlglot's merge_subqueries would turn t.i into TRUE: unmatched employees must get NULL
+    ("SELECT t.i FROM emp e LEFT JOIN (SELECT name, TRUE AS i FROM dept) t ON e.job = t.name",
+     "SELECT TRUE FROM emp e LEFT JOIN dept d ON e.job = d.name"),
+    ("SELECT t.x FROM emp e LEFT JOIN (SELECT name, COALESCE(name, 'z') AS x FROM dept) t ON e.job = t.name",
+     "SELECT COALESCE(d.name, 'z') FROM emp e LEFT JOIN dept d ON e.job = d.name"),
     # the join with a non-distinct subquery repeats rows
     ("SELECT * FROM emp e WHERE EXISTS (SELECT * FROM emp m WHERE e.deptno = m.deptno)",
      "SELECT e.* FROM emp e JOIN (SELECT deptno FROM emp) t ON e.deptno = t.deptno"),
