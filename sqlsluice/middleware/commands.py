@@ -14,10 +14,14 @@ def _psql_line(host: str, port: int, user: str = "sluice", db: str = "tpcds") ->
 
 
 def _run_server(config_path: str | None, backend: str | None, listen: str | None, db_name: str) -> None:
-    from sqlsluice.config import load_config
+    from sqlsluice.config import DEFAULT_BACKEND, DEMO_DB, load_config
+    from sqlsluice.errors import ConfigError
     from sqlsluice.middleware.server import SluiceServer, serve
 
     cfg = load_config(config_path)
+    if (backend or cfg.server.backend) == DEFAULT_BACKEND and not DEMO_DB.exists():
+        raise ConfigError(f"the demo database {DEMO_DB} does not exist yet: run `sluice demo` to build it, "
+                          "or pass --backend duckdb:///PATH")
 
     def ready(srv: SluiceServer) -> None:
         typer.echo(f"sqlsluice listening on {srv.host}:{srv.port} (backend {srv.backend_url})")

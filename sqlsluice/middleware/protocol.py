@@ -101,6 +101,8 @@ class ProtocolState:
                 return "skip" if self.skipping else "handle"
             if code in (codec.COPY_DATA, codec.COPY_DONE, codec.COPY_FAIL):
                 return "ignore"
+            if code == codec.QUERY:
+                self.in_extended = False  # a simple Query is answered (and flushed) at once
         return "handle"
 
     def error(self, *, extended: bool) -> None:

@@ -1320,7 +1320,7 @@ def _merge_left_derived(q: Block) -> Block:
         new_alias = f"{inner.alias}__l{next(_FRESH)}"
         repl = {n: _rename_alias(o, inner.alias, new_alias) for n, o in zip(names, g.outputs, strict=True)}
         a = u.alias
-        new_on = exp.and_(_substitute(on, a, repl), *[_rename_alias(c, inner.alias, new_alias) for c in g.conds])
+        new_on: Any = exp.and_(_substitute(on, a, repl), *[_rename_alias(c, inner.alias, new_alias) for c in g.conds])
         ljs = [(lu, _substitute(lon, a, repl)) for lu, lon in q.ljs]
         ljs[li] = (Unit(new_alias, inner.type_key, inner.columns, inner.derived), new_on)
         merged = Block(q.units, ljs, [_substitute(c, a, repl) for c in q.conds], _subst_list(q.group, a, repl),

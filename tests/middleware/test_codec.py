@@ -177,6 +177,10 @@ def test_protocol_state_machine_guards_phases_and_skips_to_sync():
     assert st_.admit(b"d") == "ignore"  # stray CopyData outside COPY
     with pytest.raises(ProtocolViolation):
         st_.admit(b"z")
+    st_.admit(b"P")
+    assert st_.in_extended
+    st_.admit(b"Q")  # asyncpg: Parse/Describe/Flush, then a simple Query (COPY): answer it now
+    assert not st_.in_extended
     st_.set_transaction(True, False)
     assert st_.tx_status == b"T"
     st_.error(extended=False)

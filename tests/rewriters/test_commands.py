@@ -65,3 +65,21 @@ def test_every_command_has_an_example_in_its_help() -> None:
     for args in (["rewrite", "--help"], ["bench", "tpcds", "--help"], ["bench", "dsb", "--help"]):
         r = runner.invoke(app, args)
         assert r.exit_code == 0 and "Example:" in r.stdout, args
+
+
+def test_bench_dsb_runs_selected_queries(tpcds_copy: Path, shared_data: Path, tmp_path: Path) -> None:
+    from sqlsluice.rewriters.bench import to_markdown
+
+    out = tmp_path / "dsb.json"
+    r = runner.invoke(app, ["bench", "dsb", "--db", f"duckdb:///{tpcds_copy}", "--sf", "0.01", "--timeout", "30",
+                            "--data", str(shared_data / "rewrite" / "rbot" / "dsb"), "--queries", "query001,query010",
+                            "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(out.read_text())
+    assert [q["query"] for q in rep["queries"]] == ["query001", "query010"]
+    assert rep["totals"]["wrong_results"] == 0 and rep["totals"]["errors"] == 0
+    md = to_markdown(rep)
+    assert "| query001 |" in md and "Totals: 2 queries" in md
+    bad = runner.invoke(app, ["bench", "dsb", "--db", f"duckdb:///{tpcds_copy}", "--queries", "query999",
+                              "--data", str(shared_data / "rewrite" / "rbot" / "dsb")])
+    assert bad.exit_code == 2 and "no DSB query" in bad.stderr
