@@ -25,6 +25,7 @@ import shutil
 import socket
 import statistics
 import subprocess
+import tempfile
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -139,13 +140,18 @@ class ServeProcess:
     """
 
     def __init__(self, backend_url: str, *, port: int | None = None, config: str | Path | None = None,
-                 cwd: str | Path | None = None) -> None:
+                 cwd: str | Path | None = None, plain: bool = False, state: str | None = None) -> None:
         self.port = port or _free_port()
         self.argv = [sys.executable, "-m", "sqlsluice", "serve"]
         if config is not None:
             self.argv += ["--config", str(config)]
+        if plain:
+            self.argv += ["--plain"]
         self.argv += ["--backend", backend_url, "--listen", f"127.0.0.1:{self.port}"]
         self.cwd = cwd
+        # the rewrite store and query log of this server alone (not the working directory's)
+        self._state_dir = tempfile.mkdtemp(prefix="sluice-state-") if state is None else None
+        self.env = dict(os.environ, SLUICE_STATE=state or f"sqlite:///{self._state_dir}/state.sqlite")
         self.proc: subprocess.Popen[bytes] | None = None
         self.stderr = _stderr_file()
 
@@ -153,7 +159,8 @@ class ServeProcess:
         return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
 
     def start(self) -> ServeProcess:
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=self.stderr, cwd=self.cwd)
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=self.stderr, cwd=self.cwd,
+                                     env=self.env)
         _wait_port(self.port, self.proc, "sluice serve", err=self.stderr)
         return self
 
@@ -166,6 +173,8 @@ class ServeProcess:
                 self.proc.kill()
                 self.proc.wait()
         self.stderr.close()
+        if self._state_dir is not None:
+            shutil.rmtree(self._state_dir, ignore_errors=True)
 
     def log(self) -> str:
         """What the server wrote on stderr so far."""

@@ -13,7 +13,8 @@ def _psql_line(host: str, port: int, user: str = "sluice", db: str = "tpcds") ->
     return f"psql -h {host} -p {port} -U {user} {db}"
 
 
-def _run_server(config_path: str | None, backend: str | None, listen: str | None, db_name: str) -> None:
+def _run_server(config_path: str | None, backend: str | None, listen: str | None, db_name: str,
+                plain: bool = False) -> None:
     from sqlsluice.config import DEFAULT_BACKEND, DEMO_DB, load_config
     from sqlsluice.errors import ConfigError
     from sqlsluice.middleware.server import SluiceServer, serve
@@ -28,7 +29,7 @@ def _run_server(config_path: str | None, backend: str | None, listen: str | None
         typer.echo(f"connect with: {_psql_line(srv.host, srv.port, db=db_name)}")
 
     try:
-        serve(cfg, backend_url=backend, listen=listen, on_ready=ready)
+        serve(cfg, backend_url=backend, listen=listen, on_ready=ready, product=not plain)
     except KeyboardInterrupt:
         typer.echo("stopped")
 
@@ -41,13 +42,15 @@ def serve_cmd(
                                                 "from the config, else the demo DuckDB file)")] = None,
     listen: Annotated[str | None, typer.Option("--listen", "-l", help="HOST:PORT (default 127.0.0.1:6543)")] = None,
     config: Annotated[str | None, typer.Option("--config", "-c", help="sluice.toml path")] = None,
+    plain: Annotated[bool, typer.Option("--plain", help="a plain proxy: no ASK and no online rewriting "
+                                        "(SET/SHOW sluice.* still answered)")] = False,
 ) -> None:
     """Serve a database over the PostgreSQL wire protocol.
 
     Example:  sluice serve --backend duckdb:///.sluice/tpcds_sf0_1.duckdb --listen 127.0.0.1:6543
     then:     psql -h 127.0.0.1 -p 6543 -U sluice tpcds
     """
-    _run_server(config, backend, listen, "tpcds")
+    _run_server(config, backend, listen, "tpcds", plain)
 
 
 @app.command("demo")

@@ -335,8 +335,13 @@ class ServerThread:
 
 
 def serve(config: Config, *, backend_url: str | None = None, listen: str | None = None,
-          on_ready: Callable[[SluiceServer], None] | None = None) -> None:
-    """Run a server until interrupted (the ``sluice serve`` command)."""
+          on_ready: Callable[[SluiceServer], None] | None = None, product: bool = True) -> None:
+    """Run a server until interrupted (the ``sluice serve`` command).
+
+    With ``product`` (the default) every session runs the product pipeline of
+    :mod:`sqlsluice.serving` (sluice settings, ASK, online rewriting); without it only the
+    sluice settings stage (a plain proxy).
+    """
     import sys
 
     host, port = parse_listen(listen or config.server.listen)
@@ -346,9 +351,25 @@ def serve(config: Config, *, backend_url: str | None = None, listen: str | None 
 
     async def main() -> None:
         srv = SluiceServer(config, backend_url=backend_url)
-        await srv.start(host, port)
-        if on_ready is not None:
-            on_ready(srv)
-        await srv.serve_forever()
+        factory = None
+        if product:
+            from sqlsluice.serving import ProductPipeline
 
-    asyncio.run(main())
+            srv.open_backend()
+            factory = ProductPipeline(config, srv.backend_url, srv.backend)
+            srv.pipeline_factory = factory
+        try:
+            await srv.start(host, port)
+            if on_ready is not None:
+                on_ready(srv)
+            await srv.serve_forever()
+        finally:
+            if factory is not None:
+                factory.close()
+
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main())
+    else:
+        uvloop.run(main())

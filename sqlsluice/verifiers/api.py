@@ -87,10 +87,14 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
             return done("EQUIVALENT", proved_by, "identical canonical forms")
 
         if proofs:
-            from sqlsluice.verifiers.smt import prove
+            from sqlsluice.verifiers.smt import SMTResult, prove
 
             budget_left = time_budget_s - (time.monotonic() - start)
-            res = prove(e1, e2, catalog, dialect, timeout_s=max(0.3, budget_left - 0.15 * time_budget_s))
+            try:
+                res = prove(e1, e2, catalog, dialect, timeout_s=max(0.3, budget_left - 0.15 * time_budget_s))
+            except Exception as e:  # a bug in the encoder must not stop the refutation tiers
+                log.exception("SMT tier failed on %r vs %r", q1[:200], q2[:200])
+                res = SMTResult(False, f"tier error: {type(e).__name__}: {str(e)[:120]}")
             ev.tiers["smt"] = res.reason
             if res.proved:
                 return done("EQUIVALENT", "smt", res.reason)

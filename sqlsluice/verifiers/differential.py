@@ -115,6 +115,8 @@ class DifferentialTester:
             cols = ", ".join(f'"{c.name}" {self._ctype(catalog.table(t.name), c)}' for c in t.cols)
             self.con.execute(f'CREATE TABLE "{t.name}" ({cols})')
         self.pools = self._pools(constants)
+        self.aimed = self._aimed(constants)
+        self.join_columns = set(constants.join_columns)
         self._deadline: float | None = None
         self._closed = threading.Event()
         self._watchdog = threading.Thread(target=self._watch, name="sluice-verify-watchdog", daemon=True)
@@ -198,11 +200,41 @@ class DifferentialTester:
             "time": [_dt.time(0, 0), _dt.time(12, 34, 56), _dt.time(23, 59, 59)],
         }
 
+    def _aimed(self, k: Constants) -> dict[str, dict[str, list[Any]]]:
+        """Per column name, the values around the literals it is compared with in the queries."""
+        out: dict[str, dict[str, list[Any]]] = {}
+        for name, lits in k.by_column.items():
+            kinds: dict[str, set[Any]] = {}
+            for lit in lits:
+                try:
+                    f = float(lit)
+                    if f.is_integer() and abs(f) < 2**62:
+                        kinds.setdefault("int", set()).update({int(f) - 1, int(f), int(f) + 1})
+                    kinds.setdefault("num", set()).update({f - 0.5, f, f + 0.5})
+                except ValueError:
+                    kinds.setdefault("str", set()).update({lit, lit.replace("%", "").replace("_", "x")})
+                    try:
+                        d = _dt.date.fromisoformat(lit[:10])
+                        around = {d - _dt.timedelta(days=1), d, d + _dt.timedelta(days=1)}
+                        kinds.setdefault("date", set()).update(around)
+                        kinds.setdefault("ts", set()).update(_dt.datetime(x.year, x.month, x.day) for x in around)
+                    except ValueError:
+                        pass
+            # the literal itself twice as often as its neighbours
+            exact = {kind: [x for x in v if repr(x) in {repr(y) for y in _exact(lits, kind)}] for kind, v in kinds.items()}
+            out[name] = {kind: sorted(v, key=repr) + exact[kind] for kind, v in kinds.items()}
+        return out
+
     # -- generation -------------------------------------------------------------------------
-    def _value(self, c: _Col, pool_cap: int, null_p: float) -> Any:
+    def _value(self, c: _Col, pool_cap: int, null_p: float, focus: float = 0.0) -> Any:
         if c.nullable and self.rng.random() < null_p:
             return None
         pool = self.pools[c.kind]
+        aimed = self.aimed.get(c.name.lower(), {}).get(c.kind)
+        if aimed and self.rng.random() < focus:
+            pool = aimed
+        elif c.name.lower() in self.join_columns and self.rng.random() < focus:
+            pool = pool[:2]  # join keys from two values: joins find partners
         if pool_cap < len(pool):
             pool = pool[:pool_cap] if self.rng.random() < 0.5 else self.rng.sample(pool, pool_cap)
         v = self.rng.choice(pool)
@@ -213,8 +245,9 @@ class DifferentialTester:
     def generate(self, max_rows: int) -> DB:
         db: DB = {}
         pool_cap = self.rng.choice([2, 3, 4, 8, 100])
-        null_p = self.rng.choice([0.0, 0.2, 0.5])
+        null_p = self.rng.choice([0.0, 0.1, 0.3])
         dup_p = self.rng.choice([0.0, 0.0, 0.5])  # near-duplicate rows: DISTINCT, COUNT(DISTINCT), bags
+        focus = self.rng.choice([0.3, 0.8, 0.95])  # how often a column takes values aimed at its literals
         for t in self.tabs:
             n = self.rng.randint(0, max_rows)
             rows: list[Row] = []
@@ -229,7 +262,7 @@ class DifferentialTester:
                         for i in key:
                             row[i] = self._value(t.cols[i], 100, 0.0)
                 else:
-                    row = [self._value(c, pool_cap, null_p) for c in t.cols]
+                    row = [self._value(c, pool_cap, null_p, focus) for c in t.cols]
                 ok = True
                 for cols, parent, pcols in t.fks:
                     prow = self._pick_parent(db, rows, t, parent, pcols)
@@ -434,6 +467,18 @@ class DifferentialTester:
             vals_sql = ", ".join("(" + ", ".join(literal(x) for x in r) + ")" for r in rows)
             out.append(f"INSERT INTO {p.name} ({names}) VALUES {vals_sql};")
         return out
+
+
+def _exact(lits: set[str], kind: str) -> list[Any]:
+    out: list[Any] = []
+    for lit in lits:
+        try:
+            f = float(lit)
+            out.append(int(f) if kind == "int" and f.is_integer() else f)
+        except ValueError:
+            if kind == "str":
+                out.append(lit)
+    return out
 
 
 def _scale(type_sql: str) -> int:

@@ -60,6 +60,10 @@ class Constants:
     nums: set[float] = field(default_factory=set)
     strings: set[str] = field(default_factory=set)
     dates: set[_dt.date] = field(default_factory=set)
+    # column name (lower case) -> literals it is compared with (``c = 5``, ``c IN (..)``, BETWEEN)
+    by_column: dict[str, set[str]] = field(default_factory=dict)
+    # column names equated with another column (join keys)
+    join_columns: set[str] = field(default_factory=set)
 
 
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
@@ -92,4 +96,16 @@ def collect_constants(*qs: exp.Expression) -> Constants:
                     c.ints.add(int(v))
                 else:
                     c.nums.add(v)
+        for node in q.find_all(exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between, exp.Like):
+            col = node.this
+            if isinstance(col, exp.Column):
+                others = [node.expression] if not isinstance(node, exp.In | exp.Between) else (
+                    node.expressions if isinstance(node, exp.In) else [node.args.get("low"), node.args.get("high")])
+                for o in others:
+                    if isinstance(o, exp.Literal):
+                        c.by_column.setdefault(col.name.lower(), set()).add(o.this)
+            elif isinstance(node.expression, exp.Column) and isinstance(col, exp.Literal):
+                c.by_column.setdefault(node.expression.name.lower(), set()).add(col.this)
+            if isinstance(node, exp.EQ) and isinstance(col, exp.Column) and isinstance(node.expression, exp.Column):
+                c.join_columns.update({col.name.lower(), node.expression.name.lower()})
     return c

@@ -94,8 +94,9 @@ def _filter_into_derived(root: exp.Expr, *, apply: bool) -> bool:
             if not branches:
                 continue
             if any(b.args.get(k) for b in branches for k in ("limit", "offset", "qualify", "with_")) or \
-                    any(b.find(exp.Window) for b in branches):
-                continue
+                    any(b.find(exp.Window) for b in branches) or \
+                    any(b.args.get("distinct") is not None and b.args["distinct"].args.get("on") for b in branches):
+                continue  # DISTINCT ON keeps one row per key: filtering first changes which one
             maps = _output_maps(item, branches)
             if maps is None:
                 continue
