@@ -3,7 +3,8 @@
 1. canonical form (proof), 2. a short differential pass (refutation, and a cross-check of any
 proof), 3. SMT proof with z3, 4. the rest of the time budget in differential testing,
 5. optionally the live database.  Only tiers 1 and 3 ever answer ``EQUIVALENT``; a difference
-found by differential testing always wins (it is a concrete counterexample).
+found by differential testing always wins (it is a concrete counterexample).  Results are bags,
+or lists when both queries have a total order (``order.py``; then a proof must show the same order).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlsluice.verifiers.canonical import CanonicalError, canonical_sql, outer_j
 from sqlsluice.verifiers.compare import Semantics
 from sqlsluice.verifiers.differential import DifferentialTester
 from sqlsluice.verifiers.live import check_on_live
+from sqlsluice.verifiers.order import order_info
 from sqlsluice.verifiers.schema import load_schema
 from sqlsluice.verifiers.sqlparse import check_tables, collect_constants, parse_query
 from sqlsluice.verifiers.verdict import Counterexample, Evidence, Verdict
@@ -57,6 +59,15 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
         return Verdict(verdict=kind, method=method, counterexample=cex, evidence=ev,  # type: ignore[arg-type]
                        seconds=time.monotonic() - start, reason=reason)
 
+    # Bag semantics unless both queries have a total order: then the results are lists, and a
+    # proof must also show the same order (identical canonical text, or the same ORDER BY keys
+    # as output positions / directions / NULLS placement for the SMT tier).
+    o1, o2 = order_info(e1, catalog, dialect), order_info(e2, catalog, dialect)
+    ordered = o1.total and o2.total
+    same_order = ordered and o1.signature is not None and o1.signature == o2.signature
+    ev.tiers["order"] = ("lists (both queries have a total order)" if ordered
+                         else f"bag (q1: {o1.why}; q2: {o2.why})" if o1.total or o2.total
+                         else "bag")
     proved_by = ""
     safe = outer_join_hazard(e1, e2)
     try:
@@ -72,7 +83,7 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
 
     nondet = _order_dependent(e1) or _order_dependent(e2)
     tester = DifferentialTester(catalog, tables, d1, d2, collect_constants(e1, e2), semantics=semantics,
-                                seed=seed, nondeterministic=nondet)
+                                ordered=ordered, seed=seed, nondeterministic=nondet)
     try:
         _bind_check(tester, [(d1, q1), (d2, q2)])
         quick = tester.search(max(0.05, min(0.3 * time_budget_s, 0.6)), max_dbs=120, min_dbs=40)
@@ -86,7 +97,11 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
         if proved_by:
             return done("EQUIVALENT", proved_by, "identical canonical forms")
 
-        if proofs:
+        if proofs and ordered and not same_order:
+            ev.tiers["smt"] = ("skipped: both queries are totally ordered " + (
+                "and an ORDER BY key is not an output column" if o1.signature is None or o2.signature is None
+                else "by different ORDER BY keys") + " (the same order cannot be shown)")
+        elif proofs:
             from sqlsluice.verifiers.smt import SMTResult, prove
 
             budget_left = time_budget_s - (time.monotonic() - start)
@@ -113,7 +128,7 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
 
     if live is not None:
         same = check_on_live(live, d1 if live.dialect == "duckdb" else q1, d2 if live.dialect == "duckdb" else q2,
-                             timeout_s=max(1.0, time_budget_s), semantics=semantics)
+                             timeout_s=max(1.0, time_budget_s), semantics=semantics, ordered=ordered)
         ev.live = same
         if same is False:
             r1 = live.execute(q1).rows
