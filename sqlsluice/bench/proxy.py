@@ -25,8 +25,8 @@ import shutil
 import socket
 import statistics
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path

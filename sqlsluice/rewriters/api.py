@@ -164,22 +164,30 @@ def rewrite(backend: Backend, sql: str, *, config: Config | None = None, rewrite
             seen_costs.add(st.cost)
             cands.append((Candidate(st.sql, st.rules, "rules"), st.cost))
     if rewriter in ("llm-r2", "lithe", "all"):
-        budget = token_budget if token_budget is not None else cfg.rewrite.token_budget
-        for name in (("llm_r2", "lithe") if rewriter == "all" else (rewriter.replace("-", "_"),)):
-            try:
-                import importlib
+        import importlib
 
-                mod = importlib.import_module(f"sqlsluice.rewriters.{name}")
-            except ModuleNotFoundError as e:
-                raise ConfigError(f"rewriter {name!r} is not available in this build") from e
-            for c in mod.propose(sql, catalog, backend, llm=llm, budget=budget):
-                out.tokens += c.tokens
-                out.cost_usd += c.cost_usd
+        from sqlsluice.llm import get_llm, usage_meter
+        from sqlsluice.llm.budget import TokenBudget
+
+        # one budget for the whole query, shared by the stages (``all`` must not spend it twice)
+        budget = TokenBudget.of(token_budget if token_budget is not None else cfg.rewrite.token_budget)
+        if llm is None:
+            llm = get_llm(cfg, "rewrite")  # the config given to rewrite(), not whatever sluice.toml says
+        # meter every call, so tokens spent on replies that yield no candidate are reported too
+        with usage_meter() as meter:
+            for name in (("llm_r2", "lithe") if rewriter == "all" else (rewriter.replace("-", "_"),)):
                 try:
-                    cost: float | None = backend.explain(c.sql).cost
-                except SluiceError:
-                    continue
-                cands.append((c, cost))
+                    mod = importlib.import_module(f"sqlsluice.rewriters.{name}")
+                except ModuleNotFoundError as e:
+                    raise ConfigError(f"rewriter {name!r} is not available in this build") from e
+                for c in mod.propose(sql, catalog, backend, llm=llm, budget=budget):
+                    try:
+                        cost: float | None = backend.explain(c.sql).cost
+                    except SluiceError:
+                        continue
+                    cands.append((c, cost))
+        out.tokens += meter.tokens
+        out.cost_usd += meter.cost_usd
     if est_before is None:
         try:
             est_before = backend.explain(sql).cost

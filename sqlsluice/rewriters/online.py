@@ -291,7 +291,7 @@ class OnlineRewriter:
 
     def _search(self, key: str, sql: str) -> Rewrite:
         ver = self.stats_version()
-        rw = rewrite(self.backend, sql, config=self.config, rewriter="rules", timing=True,
+        rw = rewrite(self.backend, sql, config=self.config, rewriter=self.config.rewrite.rewriter, timing=True,
                      timeout_s=self.timeout_s)
         self.stats.searched += 1
         self.stats.reasons[rw.reason] = self.stats.reasons.get(rw.reason, 0) + 1
