@@ -75,6 +75,11 @@ def _lift(tree: exp.Expr, dialect: str) -> tuple[str, list[str]]:
     return t.sql(dialect=dialect), lits
 
 
+def instance_key(key: str, literals: list[str]) -> str:
+    """The key of one literal instance of a shape (for rewrites that cannot be replayed by rules)."""
+    return "i:" + hashlib.sha256(f"{key}\n{json.dumps(literals)}".encode()).hexdigest()[:30]
+
+
 def template_of(sql: str, dialect: str) -> str:
     return _lift(sqlglot.parse_one(sql, read=dialect), dialect)[0]
 
@@ -199,12 +204,12 @@ class OnlineRewriter:
         if not is_rewritable(sql, self.dialect):
             return None
         try:
-            key, _ = fingerprint(sql, self.dialect)
+            key, lits = fingerprint(sql, self.dialect)
         except sqlglot.errors.SqlglotError:
             return None
         e = self.store.get(key)
         if e is None or not e.has_rewrite:
-            return None
+            return self._lookup_instance(sql, key, lits)
         if e.stats_version != self.stats_version():
             self.store.drop(key)  # statistics or schema changed: search again on next sight
             self.stats.dropped += 1
@@ -216,6 +221,20 @@ class OnlineRewriter:
         self.stats.hits += 1
         return out, {"rewritten": True, "fingerprint": key, "rules": e.rules, "verdict": e.verdict,
                      "speedup": e.speedup}
+
+    def _lookup_instance(self, sql: str, key: str, lits: list[str]) -> tuple[str, dict[str, Any]] | None:
+        """A rewrite proposed by an LLM stage is a whole query, not a rule sequence: it is served
+        only to the very literal instance it was verified and timed on."""
+        e = self.store.get(instance_key(key, lits))
+        if e is None or not e.has_rewrite or e.original_template != sql:
+            return None
+        if e.stats_version != self.stats_version():
+            self.store.drop(e.fingerprint)
+            self.stats.dropped += 1
+            return None
+        self.stats.hits += 1
+        return e.rewritten_template, {"rewritten": True, "fingerprint": key, "rules": e.rules,
+                                      "verdict": e.verdict, "speedup": e.speedup, "scope": "this literal instance"}
 
     def _replay(self, sql: str, rules: list[str]) -> str | None:
         ck = (sql, json.dumps(rules))
@@ -297,7 +316,15 @@ class OnlineRewriter:
         self.stats.reasons[rw.reason] = self.stats.reasons.get(rw.reason, 0) + 1
         template = template_of(sql, self.dialect)
         ok = rw.rewritten and rw.speedup is not None and rw.speedup >= self.config.rewrite.min_speedup
-        if ok and self._replay(sql, rw.rules) is None:
+        if ok and rw.source != "rules" and self._replay(sql, rw.rules) is None:
+            # an LLM rewrite: store it for this literal instance only (it cannot be re-derived
+            # for other literals), with the exact original text it was checked against
+            _, lits = fingerprint(sql, self.dialect)
+            self.store.put(Entry(instance_key(key, lits), sql, rw.sql, rw.rules, rw.verdict, rw.speedup,
+                                 rw.time_original, ver, time.time()))
+            self.stats.stored += 1
+            ok = False  # the shape itself has no replayable rewrite
+        elif ok and self._replay(sql, rw.rules) is None:
             ok = False  # the rule path must replay on the same text
         self.store.put(Entry(key, template, template_of(rw.sql, self.dialect) if ok else "",
                              rw.rules if ok else [], rw.verdict if ok else "NONE", rw.speedup if ok else None,
