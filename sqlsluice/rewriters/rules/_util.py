@@ -104,3 +104,13 @@ def fresh_name(e: exp.Expr, prefix: str) -> str:
     while f"{prefix}{n}" in used:
         n += 1
     return f"{prefix}{n}"
+
+
+def is_inside(node: exp.Expr, anc: exp.Expr) -> bool:
+    """Is ``node`` ``anc`` itself or somewhere below it (by identity)?"""
+    p: exp.Expr | None = node
+    while p is not None:
+        if p is anc:
+            return True
+        p = p.parent
+    return False

@@ -11,6 +11,7 @@ from sqlsluice.rewriters.rules._util import (
     defined_names,
     from_items,
     inner_join_only,
+    is_inside,
     qualifiers,
     source_name,
 )
@@ -384,7 +385,7 @@ def left_join_remove_under_keys(expr: exp.Expr, *, schema: Catalog | None = None
                 continue
             used_elsewhere = False
             for c in sel.find_all(exp.Column):
-                if c.table.lower() == name and not _under(c, j):
+                if c.table.lower() == name and not is_inside(c, j):
                     used_elsewhere = True
                     break
             if used_elsewhere:
@@ -394,10 +395,3 @@ def left_join_remove_under_keys(expr: exp.Expr, *, schema: Catalog | None = None
     return expr
 
 
-def _under(node: exp.Expr, anc: exp.Expr) -> bool:
-    p: exp.Expr | None = node
-    while p is not None:
-        if p is anc:
-            return True
-        p = p.parent
-    return False

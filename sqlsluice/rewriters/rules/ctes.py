@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from sqlsluice.databases.catalog import Catalog
+from sqlsluice.rewriters.rules._util import is_inside
 
 # Functions that give a different value per evaluation: inlining a CTE that calls one
 # evaluates it once per reference instead of once.
@@ -26,18 +27,11 @@ def _references(root: exp.Expr, cte: exp.CTE) -> list[exp.Table]:
     name = cte.alias_or_name.lower()
     out = []
     for t in root.find_all(exp.Table):
-        if t.name.lower() == name and not t.args.get("db") and not _inside(t, cte):
+        if t.name.lower() == name and not t.args.get("db") and not is_inside(t, cte):
             out.append(t)
     return out
 
 
-def _inside(node: exp.Expr, anc: exp.Expr) -> bool:
-    p: exp.Expr | None = node
-    while p is not None:
-        if p is anc:
-            return True
-        p = p.parent
-    return False
 
 
 def _shadowed(root: exp.Expr, cte: exp.CTE) -> bool:
