@@ -84,6 +84,10 @@ def _ident(name: str) -> str:
     return name[1:-1].replace('""', '"') if name.startswith('"') else name.lower()
 
 
+_TX_CONTROL = re.compile(r"^\s*(BEGIN|START|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|PREPARE\s+TRANSACTION)\b",
+                         re.I)
+
+
 @dataclass(frozen=True)
 class CursorCommand:
     kind: str  # "declare" | "fetch" | "move" | "close"
@@ -336,12 +340,30 @@ class DuckDBHandler:
             self.send(codec.empty_query_response())
             self.ready()
             return
+        # PostgreSQL runs the statements of one Query message in one implicit transaction:
+        # a later failure undoes the earlier ones.  Do the same when the string holds several
+        # statements, no transaction control of its own, and no transaction is open.
+        implicit = (len(stmts) > 1 and not self.session.in_transaction
+                    and not any(_TX_CONTROL.match(st) for st in stmts))
+        if implicit:
+            await self.call(self._start, "BEGIN TRANSACTION", None, 0)
+        failed = False
         for stmt in stmts:
             try:
                 await self.run_simple(stmt)
             except SluiceError as e:
                 self.error(e, extended=False)
+                failed = True
                 break
+        if implicit and self.session.in_transaction:
+            try:
+                await self.call(self._start, "ROLLBACK" if failed else "COMMIT", None, 0)
+            except SluiceError as e:  # a failing COMMIT (constraint at commit time) is the Query's error
+                if not failed:
+                    self.error(e, extended=False)
+                with contextlib.suppress(SluiceError):
+                    if self.session.in_transaction:
+                        await self.call(self._start, "ROLLBACK", None, 0)
         self.ready()
 
     async def run_simple(self, sql: str) -> None:

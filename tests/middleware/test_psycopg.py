@@ -229,3 +229,15 @@ def test_server_statement_timeout_from_config(tmp_path):
             assert c.execute("SELECT 2").fetchone() == (2,)
     finally:
         th.stop()
+
+
+def test_statements_of_one_query_run_in_one_implicit_transaction(server):
+    """As on PostgreSQL: a failure later in a multi-statement Query undoes the earlier statements."""
+    with psycopg.connect(server.dsn(), autocommit=True) as c:
+        c.execute("CREATE TABLE implicit_tx (a INTEGER PRIMARY KEY)")
+        with pytest.raises(psycopg.errors.Error):
+            c.execute("INSERT INTO implicit_tx VALUES (1); INSERT INTO implicit_tx VALUES (1)", prepare=False)
+        assert c.execute("SELECT count(*) FROM implicit_tx").fetchone() == (0,)
+        c.execute("INSERT INTO implicit_tx VALUES (1); INSERT INTO implicit_tx VALUES (2)", prepare=False)
+        assert c.execute("SELECT count(*) FROM implicit_tx").fetchone() == (2,)
+        assert c.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
