@@ -250,15 +250,32 @@ class Executor:
     def run(self, sql: str) -> list[metrics.Row]:
         raise NotImplementedError
 
+    _timer: threading.Timer | None = None
+    _fired = False
+
     def arm(self, seconds: float) -> None:
+        """Stop the running statement (``_stop``) once ``seconds`` have passed."""
+        self.disarm()
+        self._fired = False
+        self._timer = threading.Timer(seconds, self._on_deadline)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _on_deadline(self) -> None:
+        self._fired = True
+        self._stop()
+
+    def _stop(self) -> None:
         raise NotImplementedError
 
     def disarm(self) -> None:
-        raise NotImplementedError
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     @property
     def fired(self) -> bool:
-        raise NotImplementedError
+        return self._fired
 
     def timed(self, sql: str) -> float:
         """Seconds to run ``sql`` and fetch its rows."""
@@ -277,33 +294,14 @@ class SqliteExecutor(Executor):
         self.path = path
         self.conn = self._connect()
         self._active = self.conn
-        self._timer: threading.Timer | None = None
-        self._fired = False
-
-    def arm(self, seconds: float) -> None:
-        self.disarm()
-        self._fired = False
-        self._timer = threading.Timer(seconds, self._interrupt)
-        self._timer.daemon = True
-        self._timer.start()
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
         conn.text_factory = lambda b: b.decode(errors="ignore")
         return conn
 
-    def _interrupt(self) -> None:
-        self._fired = True
+    def _stop(self) -> None:
         self._active.interrupt()
-
-    def disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    @property
-    def fired(self) -> bool:
-        return self._fired
 
     def timed(self, sql: str) -> float:
         """As the official VES script: connect, execute, fetch, close, timed together.
@@ -365,31 +363,12 @@ class PostgresExecutor(Executor):
                     raise MissingDatabase(f"database {db_id!r} not found: no schema {db_id!r} at the PostgreSQL URL")
                 cur.execute(f'SET search_path TO "{db_id}", public')
             self.conn.commit()
-        self._timer: threading.Timer | None = None
-        self._fired = False
 
-    def arm(self, seconds: float) -> None:
-        self.disarm()
-        self._fired = False
-        self._timer = threading.Timer(seconds, self._cancel)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _cancel(self) -> None:
-        self._fired = True
+    def _stop(self) -> None:
         try:
             self.conn.cancel()
         except self._psycopg.Error:
             pass
-
-    def disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    @property
-    def fired(self) -> bool:
-        return self._fired
 
     def run(self, sql: str) -> list[metrics.Row]:
         if self._fired:
