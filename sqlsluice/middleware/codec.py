@@ -471,14 +471,19 @@ class Describe:
     name: str
 
 
-def parse_describe(payload: bytes) -> Describe:
+def _kind_and_name(payload: bytes, message: str) -> tuple[bytes, str]:
+    """The body of Describe and Close: ``S``/``P`` then a statement or portal name."""
     r = Reader(payload)
     kind = r.byte()
     name = r.cstring()
     r.done()
     if kind not in (b"S", b"P"):
-        raise ProtocolViolation(f"invalid DESCRIBE message subtype {kind!r}")
-    return Describe(kind, name)
+        raise ProtocolViolation(f"invalid {message} message subtype {kind!r}")
+    return kind, name
+
+
+def parse_describe(payload: bytes) -> Describe:
+    return Describe(*_kind_and_name(payload, "DESCRIBE"))
 
 
 @dataclass(frozen=True)
@@ -502,13 +507,7 @@ class Close:
 
 
 def parse_close(payload: bytes) -> Close:
-    r = Reader(payload)
-    kind = r.byte()
-    name = r.cstring()
-    r.done()
-    if kind not in (b"S", b"P"):
-        raise ProtocolViolation(f"invalid CLOSE message subtype {kind!r}")
-    return Close(kind, name)
+    return Close(*_kind_and_name(payload, "CLOSE"))
 
 
 def parse_password(payload: bytes) -> str:
