@@ -42,6 +42,13 @@ DEMO_DB = STATE_DIR / "tpcds_sf0_1.duckdb"
 DEFAULT_BACKEND = f"duckdb:///{DEMO_DB}"
 
 
+def shared_data_dir() -> Path:
+    """The benchmark data folder: ``$SLUICE_SHARED/data``, else ``../shared/data`` from the
+    working directory (where the project's ``shared/`` sits beside the checkout)."""
+    env = os.environ.get("SLUICE_SHARED")
+    return (Path(env) if env else Path.cwd().parent / "shared") / "data"
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -30,15 +30,13 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.tokens import TokenType
 
+from sqlsluice.config import shared_data_dir
 from sqlsluice.errors import BackendError, ConfigError, InvalidParameterValue
 
 HARDNESS_TO_BIRD = {"easy": "simple", "medium": "simple", "hard": "moderate", "extra": "challenging"}
 _LIKE = 9  # WHERE_OPS.index("like") in Spider's process_sql
 
 
-def shared_data_dir() -> Path:
-    env = os.environ.get("SLUICE_SHARED")
-    return Path(env) if env else Path.cwd().parent / "shared" / "data"
 
 
 # -- evaluation normalisation ----------------------------------------------------------------

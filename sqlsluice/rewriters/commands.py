@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import typer
 
 from sqlsluice.cliapp import app, bench_app, fail, handle_errors
+from sqlsluice.config import shared_data_dir
 
 REWRITERS = ("rules", "llm-r2", "lithe", "all")
 
 
-def _shared() -> Path:
-    env = os.environ.get("SLUICE_SHARED")
-    return Path(env) / "data" if env else Path.cwd().parent / "shared" / "data"
 
 
 @app.command("rewrite")
@@ -149,7 +146,7 @@ def bench_dsb(
     """
     from sqlsluice.rewriters.bench import dsb_queries
 
-    root = data or _shared() / "rewrite" / "rbot" / "dsb"
+    root = data or shared_data_dir() / "rewrite" / "rbot" / "dsb"
     if not root.is_dir():
         fail(f"DSB queries not found at {root} (set --data or SLUICE_SHARED)")
     allq = dsb_queries(root)

@@ -25,7 +25,6 @@ import ast
 import csv
 import json
 import logging
-import os
 import re
 import threading
 import time
@@ -37,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from sqlsluice.config import shared_data_dir
 from sqlsluice.databases import Backend, Catalog
 from sqlsluice.errors import LLMError, SluiceError
 from sqlsluice.llm.base import Options
@@ -63,9 +63,6 @@ def _count(key: str, n: int = 1) -> None:
         STATS[key] += n
 
 
-def shared_data_dir() -> Path:
-    env = os.environ.get("SLUICE_SHARED")
-    return (Path(env) if env else Path.cwd().parent / "shared") / "data"
 
 
 def pool_csv() -> Path:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import typer
 
 from sqlsluice.cliapp import bench_app, fail, handle_errors, route_app
+from sqlsluice.config import shared_data_dir
 
 
 def _default_labels() -> Path:
-    env = os.environ.get("SLUICE_SHARED")
-    root = (Path(env) if env else Path.cwd().parent / "shared") / "data"
-    return root / "bird" / "ellie_pipeline_labels.jsonl"
+    return shared_data_dir() / "bird" / "ellie_pipeline_labels.jsonl"
 
 
 def _parse_costs(costs: str | None) -> tuple[float, float, float] | None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlsluice.config import shared_data_dir
 from sqlsluice.databases import Backend, Catalog, Column, ForeignKey, Table
 from sqlsluice.errors import SluiceError
 
@@ -39,10 +40,6 @@ if when where why whether about above below up down out off again further once h
 _TEXT_TYPES = ("VARCHAR", "TEXT", "CHAR", "STRING", "CHARACTER")
 
 
-def shared_data_dir() -> Path:
-    """``$SLUICE_SHARED/data`` or ``../shared/data`` relative to the working directory."""
-    root = os.environ.get("SLUICE_SHARED")
-    return Path(root) / "data" if root else Path.cwd().parent / "shared" / "data"
 
 
 def words(text: str) -> list[str]:

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import typer
 
 from sqlsluice.cliapp import app, bench_app, fail, handle_errors
-
-
-def _shared_data() -> Path:
-    env = os.environ.get("SLUICE_SHARED")
-    return (Path(env) if env else Path.cwd().parent / "shared") / "data"
+from sqlsluice.config import shared_data_dir
 
 
 @app.command("verify")
@@ -87,7 +82,7 @@ def bench_verify_cmd(
     """
     from sqlsluice.verifiers.bench import load_spes, load_verieql, run_mutations, run_pairs
 
-    data = data or _shared_data()
+    data = data or shared_data_dir()
     if not (data / "equivalence").is_dir():
         fail(f"no equivalence data under {data} (set --data or SLUICE_SHARED)")
     say = (lambda s: typer.echo(s, err=True)) if verbose else None
