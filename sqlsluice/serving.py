@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlsluice.config import Config
 from sqlsluice.databases import Backend, connect
@@ -21,7 +21,6 @@ from sqlsluice.middleware.pipeline import (
     Decision,
     Forward,
     Pipeline,
-    PipelineFactory,
     SessionContext,
     Stage,
     settings_stage,
@@ -120,10 +119,3 @@ class ProductPipeline:
         if self._owned and self.backend is not None:
             self.backend.close()
 
-
-def product_pipeline_factory(config: Config, backend_url: str, backend: Any = None) -> PipelineFactory:
-    return ProductPipeline(config, backend_url, backend)
-
-
-def online_rewriter(factory: PipelineFactory) -> OnlineRewriter | None:
-    return factory.online if isinstance(factory, ProductPipeline) else None

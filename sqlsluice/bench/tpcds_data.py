@@ -6,7 +6,6 @@ from __future__ import annotations
 import glob
 import os
 import threading
-import time
 from pathlib import Path
 
 import duckdb
@@ -90,6 +89,3 @@ def generate_tpcds_duckdb(path: str | Path, *, sf: float = 0.1, progress: bool =
     tmp.rename(path)
     return path
 
-
-def wait(seconds: float) -> None:  # pragma: no cover - tiny helper for progress loops
-    time.sleep(seconds)
