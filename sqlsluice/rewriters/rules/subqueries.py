@@ -15,6 +15,7 @@ from sqlsluice.rewriters.rules._util import (
     defined_names,
     fresh_name,
     inner_join_only,
+    is_inside,
     outer_columns,
     positive_context,
     selects,
@@ -64,7 +65,7 @@ def _correlation(inner: exp.Select, outer_sources: set[str]
         return None
     used: set[int] = set()
     for term in conjuncts(where.this if where is not None else None):
-        outs = [c for c in outer_all if _within(c, term)]
+        outs = [c for c in outer_all if is_inside(c, term)]
         if not outs:
             rest.append(term)
             continue
@@ -83,15 +84,6 @@ def _correlation(inner: exp.Select, outer_sources: set[str]
     if any(id(c) not in used for c in outer_all):
         return None  # a correlation outside the WHERE equalities (projection, JOIN ON, nested)
     return pairs, rest
-
-
-def _within(node: exp.Expr, ancestor: exp.Expr) -> bool:
-    p: exp.Expr | None = node
-    while p is not None:
-        if p is ancestor:
-            return True
-        p = p.parent
-    return False
 
 
 def _plain_select(inner: exp.Expr) -> bool:
