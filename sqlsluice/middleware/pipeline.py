@@ -49,6 +49,8 @@ class SessionContext:
     last: dict[str, Any] = field(default_factory=dict)  # what happened to the previous statement
     backend: Any = None  # sqlsluice.databases.Backend when there is one (DuckDB); None for passthrough
     extra: dict[str, Any] = field(default_factory=dict)  # free space for stages (caches, counters)
+    # while a Parse is handled (extended=True): the parameter type OIDs the client sent (0 = unspecified)
+    parse_param_oids: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         defaults = {"sluice.rewrite": self.config.rewrite.mode if self.config.rewrite.enabled else "off",
@@ -63,6 +65,18 @@ class Forward:
 
     sql: str
     info: dict[str, Any] = field(default_factory=dict)
+    # at Parse: the parameter type OIDs to send upstream instead of the client's (a rewrite
+    # keeps the original's parameter types, so ParameterDescription does not change)
+    param_oids: tuple[int, ...] | None = None
+    # called with the seconds the statement took upstream (sent -> ReadyForQuery); for a
+    # Parse, every execution (Bind ... Sync) of the statement is timed
+    observe: Callable[[float], None] | None = None
+    # at Parse: called once with the first Bind of this statement (a codec.Bind)
+    on_bind: Callable[[Any], None] | None = None
+    # at Parse: asked at each Bind of the statement what it should run now (a stored rewrite
+    # that appeared, or was dropped, since the Parse); None: keep what was parsed.  A
+    # returned Forward without ``current`` is final (the statement is no longer watched).
+    current: Callable[[], Awaitable[Forward | None]] | None = None
 
 
 @dataclass(frozen=True)

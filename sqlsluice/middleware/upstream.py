@@ -47,6 +47,9 @@ import asyncio
 import contextlib
 import logging
 import struct
+import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from sqlsluice.errors import SluiceError
@@ -62,7 +65,13 @@ _unpack_i = _I.unpack_from
 _READ = 262144  # bytes per read
 _HIGH_WATER = 1 << 20  # drain a writer once this much is buffered
 
-_Q, _P, _S, _X, _F, _Z, _E = (ord(c) for c in "QPSXFZE")
+_Q, _P, _S, _X, _F, _Z, _E, _B, _C = (ord(c) for c in "QPSXFZEBC")
+_PARSE_COMPLETE = ord("1")
+_SLOW = frozenset((_Q, _P, _X))  # client messages the hot path hands to the framing path
+_SLOW_BIND = frozenset((_Q, _P, _X, _B, _C))  # ... while some prepared statement is watched
+_PRIVATE = b"sluice_v"  # names of the relay's own prepared-statement variants
+_RESETS = ("DEALLOCATE", "DISCARD")  # statements that drop the session's prepared statements
+_MAX_WATCHED = 1000  # prepared statements per session whose executions are timed
 _FRONTEND = codec.FRONTEND_TYPES
 _MARKER = b"sluice-error-"
 
@@ -157,13 +166,17 @@ class ResponseScanner:
     (True, b'T', 1)
     """
 
-    __slots__ = ("status", "ready", "substitutions", "_held", "_skip")
+    __slots__ = ("status", "ready", "substitutions", "hidden", "_hidden_ok", "_held", "_skip")
 
     def __init__(self, status: bytes = b"I") -> None:
         self.status = status  # transaction status of the last ReadyForQuery
         self.ready = 0  # ReadyForQuery messages seen
         # (ReadyForQuery number it belongs to, marker token, replacement ErrorResponse)
         self.substitutions: list[tuple[int, bytes, bytes]] = []
+        # ReadyForQuery number -> callback(parsed_ok): a batch the relay sent on its own
+        # (Parse + Sync of a prepared-statement variant); its answers never reach the client
+        self.hidden: dict[int, Callable[[bool], None]] = {}
+        self._hidden_ok = False
         self._held = b""
         self._skip = 0  # bytes of a message body still to come
 
@@ -191,6 +204,26 @@ class ResponseScanner:
             ln = _unpack_i(buf, pos + 1)[0]
             if ln < 4:
                 raise ConnectionError("upstream sent an invalid message length")
+            if self.hidden and self.ready + 1 in self.hidden:
+                end = pos + 1 + ln
+                if end > n:
+                    break  # hold it until complete, then cut it out
+                if pieces is None:
+                    pieces = []
+                pieces.append(buf[start:pos])
+                start = end
+                if t == _PARSE_COMPLETE:
+                    self._hidden_ok = True
+                elif t == _E:
+                    self._hidden_ok = False
+                elif t == _Z:
+                    self.status = buf[pos + 5:pos + 6]
+                    self.ready += 1
+                    done = self.hidden.pop(self.ready)
+                    ok, self._hidden_ok = self._hidden_ok, False
+                    done(ok)
+                pos = end
+                continue
             if t == _Z:
                 if pos + 6 > n:
                     break  # hold the 5 bytes until the status byte arrives
@@ -258,6 +291,14 @@ class UpstreamRelay:
         self._busy = False
         self._pending: list[bytes] = []
         self._task: asyncio.Future[None] | None = None
+        # timing fed back to the pipeline (Forward.observe): (ReadyForQuery number, start, callback)
+        self._timings: deque[tuple[int, float, Callable[[float], None]]] = deque()
+        # prepared statements whose Binds matter (see _Watched)
+        self._stmts: dict[bytes, _Watched] = {}
+        self._slow = _SLOW
+        self._bind_obs: tuple[float, Callable[[float], None]] | None = None  # a Bind waiting for its Sync
+        self._open = False  # client messages sent upstream since the last Sync (a batch is open)
+        self._nprivate = 0  # variants parsed upstream under our own names
 
     # -- upstream -> client ------------------------------------------------------------
     def _on_upstream_data(self, data: bytes) -> None:
@@ -269,6 +310,8 @@ class UpstreamRelay:
             return
         if self._idle_waiter is not None and self.scanner.ready >= self.sent_syncs:
             self._wake_idle()
+        if self._timings and self.scanner.ready >= self._timings[0][0]:
+            self._fire_timings()
         if out and not self.client_gone:
             self._cwrite(out)
             if not self._down_paused and (self._client_write_paused if self._cproto is not None
@@ -280,6 +323,23 @@ class UpstreamRelay:
                     ut.pause_reading()
                 if self._cproto is None:
                     asyncio.ensure_future(self._resume_upstream())
+
+    def _fire_timings(self) -> None:
+        """Statements whose ReadyForQuery has arrived: report their upstream time."""
+        now = time.perf_counter()
+        ready = self.scanner.ready
+        timings = self._timings
+        while timings and ready >= timings[0][0]:
+            _n, t0, cb = timings.popleft()
+            try:
+                cb(now - t0)
+            except Exception:  # feedback must never break the session
+                log.exception("statement timing callback failed")
+
+    def _timed(self, decision: Forward) -> None:
+        """Time the statement just counted in ``sent_syncs`` when the pipeline asked for it."""
+        if decision.observe is not None:
+            self._timings.append((self.sent_syncs, time.perf_counter(), decision.observe))
 
     async def _resume_upstream(self) -> None:
         with contextlib.suppress(ConnectionError, OSError, RuntimeError):
@@ -336,6 +396,10 @@ class UpstreamRelay:
                 decision = e
             if type(decision) is Forward and decision.sql == sql:
                 self.sent_syncs += 1
+                if decision.observe is not None:
+                    self._timed(decision)
+                if self._nprivate:
+                    self._forget_variants(sql)
                 self.uwriter.write(data)
                 return True
             return await self._query_decided(data, sql, decision)
@@ -399,6 +463,10 @@ class UpstreamRelay:
                 return
             if type(decision) is Forward and decision.sql == sql:
                 self.sent_syncs += 1
+                if decision.observe is not None:
+                    self._timed(decision)
+                if self._nprivate:
+                    self._forget_variants(sql)
                 self.uwriter.write(data)
                 if self.uconn.needs_drain():
                     self._start(self._drain_upstream())
@@ -425,6 +493,9 @@ class UpstreamRelay:
             decision = e
         if type(decision) is Forward and decision.sql == sql:
             self.sent_syncs += 1
+            self._timed(decision)
+            if self._nprivate:
+                self._forget_variants(sql)
             self.uwriter.write(data)
             return True
         return await self._query_decided(data, sql, decision)
@@ -465,15 +536,16 @@ class UpstreamRelay:
         Returns 0 (having changed nothing) when the chunk needs :meth:`_handle_client`,
         1 when it was sent, 2 when it was sent and the upstream writer should be drained.
         """
-        if self._in_skip or self._in_buf:
+        if self._in_skip or self._in_buf or self._bind_obs is not None:
             return 0
         n = len(data)
         pos = 0
         syncs = 0
+        slow = self._slow
         while pos + 5 <= n:
             t = data[pos]
             ln = _unpack_i(data, pos + 1)[0]
-            if t == _Q or t == _P or t == _X or ln < 4 or ln > MAX_MESSAGE or t not in _FRONTEND:
+            if t in slow or ln < 4 or ln > MAX_MESSAGE or t not in _FRONTEND:
                 return 0
             if t == _S or t == _F:
                 syncs += 1
@@ -482,6 +554,7 @@ class UpstreamRelay:
             return 0
         if syncs:
             self.sent_syncs += syncs
+        self._open = t != _S and t != _F
         uw = self.uwriter
         uw.write(data)
         return 2 if uw.needs_drain() else 1
@@ -518,7 +591,21 @@ class UpstreamRelay:
                 self._protocol_error(t, ln)
                 return False
             end = pos + 1 + ln
-            if t == _Q or t == _P:
+            if (t == _B or t == _C) and self._stmts:
+                if end > n:
+                    break  # need the whole message to see its statement
+                if t == _C:
+                    self._closed_stmt(buf, pos, end)
+                else:
+                    if start < pos:
+                        self._send(buf[start:pos])
+                        start = pos
+                    replaced = await self._bind(buf, pos, end)
+                    if replaced is not None:
+                        self._send(replaced)
+                        start = end
+                self._open = True
+            elif t == _Q or t == _P:
                 if end > n:
                     break  # need the whole statement
                 if start < pos:
@@ -528,14 +615,22 @@ class UpstreamRelay:
                 ok = await (self._query(raw) if t == _Q else self._parse(raw))
                 if not ok:
                     return False
+                self._open = t == _P
             elif t == _S or t == _F:
                 self.sent_syncs += 1
+                self._open = False
+                if self._bind_obs is not None:
+                    t0, cb = self._bind_obs
+                    self._bind_obs = None
+                    self._timings.append((self.sent_syncs, t0, cb))
             elif t == _X:
                 if start < pos:
                     self._send(buf[start:pos])
                 self._send(buf[pos:min(end, n)])
                 self._close_upstream()
                 return False
+            if t != _S and t != _F and t != _Q and t != _P:
+                self._open = True
             if end > n:
                 # a passed-through message whose body is still arriving: send what we have
                 self._send(buf[start:n])
@@ -609,6 +704,8 @@ class UpstreamRelay:
 
     async def _query_decided(self, raw: bytes, sql: str, decision: Forward | Reply | SluiceError) -> bool:
         """Act on the pipeline's answer to a Query."""
+        if self._nprivate:
+            self._forget_variants(sql)
         if isinstance(decision, SluiceError):
             # fail upstream in this position so the transaction aborts as on PostgreSQL
             self.sent_syncs += 1
@@ -619,6 +716,7 @@ class UpstreamRelay:
             self.cwriter.write(reply_messages(decision, self.scanner.status))
             return True
         self.sent_syncs += 1
+        self._timed(decision)
         if decision.sql == sql:
             self._send(raw)
         else:
@@ -638,21 +736,148 @@ class UpstreamRelay:
         except UnicodeDecodeError:
             self._send(raw)  # not UTF-8: the upstream decides
             return True
+        rest = client_types = payload[sql_end + 1:]  # the parameter type section
+        oids: tuple[int, ...] = ()
+        if len(rest) >= 2:
+            n = struct.unpack_from("!h", rest)[0]
+            if 0 < n and len(rest) >= 2 + 4 * n:
+                oids = struct.unpack_from(f"!{n}I", rest, 2)
+        ctx = self.conn.ctx
+        name = payload[:name_end]
         new_sql: str | None
+        decision: Forward | Reply | None = None
         try:
-            decision = await self.conn.pipeline.handle(self.conn.ctx, sql, extended=True)
+            if hasattr(ctx, "parse_param_oids"):
+                ctx.parse_param_oids = oids
+            decision = await self.conn.pipeline.handle(ctx, sql, extended=True)
             if isinstance(decision, Forward):
                 new_sql = None if decision.sql == sql else decision.sql
             else:
                 new_sql = reply_as_sql(decision)
         except SluiceError as e:
             new_sql = self._marker(e, self.sent_syncs + 1)
+        if isinstance(decision, Forward) and decision.param_oids is not None and new_sql is not None:
+            rest = struct.pack(f"!h{len(decision.param_oids)}I", len(decision.param_oids), *decision.param_oids)
         if new_sql is None:
             self._send(raw)
         else:
-            self._send(codec.message(codec.PARSE, payload[:name_end + 1] + codec.cstr(new_sql)
-                                     + payload[sql_end + 1:]))
+            self._send(codec.message(codec.PARSE, payload[:name_end + 1] + codec.cstr(new_sql) + rest))
+        if self._nprivate:
+            self._forget_variants(sql)
+        self._watch(name, decision, new_sql or sql, client_types, sql)
         return True
+
+    def _watch(self, name: bytes, decision: Forward | Reply | None, sql: str = "", types: bytes = b"",
+               original: str = "") -> None:
+        """Remember what the pipeline wants to hear about the executions of this statement."""
+        stmts = self._stmts
+        if isinstance(decision, Forward) and (decision.observe is not None or decision.on_bind is not None
+                                              or decision.current is not None):
+            if name in stmts or len(stmts) < _MAX_WATCHED:
+                stmts[name] = _Watched(decision, sql, types, original, getattr(self.conn.ctx, "last", None))
+        elif name in stmts:
+            del stmts[name]
+        self._slow = _SLOW_BIND if stmts else _SLOW
+
+    def _unwatch(self, name: bytes) -> None:
+        self._stmts.pop(name, None)
+        self._slow = _SLOW_BIND if self._stmts else _SLOW
+
+    def _closed_stmt(self, buf: bytes | bytearray, pos: int, end: int) -> None:
+        """Close of a prepared statement: stop watching it (it goes on as is)."""
+        if end - pos > 6 and buf[pos + 5] == ord("S"):
+            self._unwatch(bytes(buf[pos + 6:end - 1]))
+
+    def _forget_variants(self, sql: str) -> None:
+        """DEALLOCATE / DISCARD drop our variants upstream too: parse them again when needed."""
+        if sql.lstrip()[:10].upper().startswith(_RESETS):
+            for w in self._stmts.values():
+                w.variants.clear()
+            self._nprivate = 0
+
+    async def _bind(self, buf: bytes | bytearray, pos: int, end: int) -> bytes | None:
+        """A whole Bind of a watched statement: hand the first one to ``on_bind``, point it at
+        the form the pipeline wants now (a variant parsed under our own name when that
+        differs from what the client's Parse put upstream), and time the execution.
+        Returns the Bind to send instead, or None to send it as is."""
+        try:
+            p1 = buf.index(0, pos + 5, end)
+            p2 = buf.index(0, p1 + 1, end)
+        except ValueError:
+            return None  # malformed: the upstream answers it
+        name = bytes(buf[p1 + 1:p2])
+        w = self._stmts.get(name)
+        if w is None:
+            return None
+        if w.on_bind is not None:
+            on_bind, w.on_bind = w.on_bind, None
+            try:
+                on_bind(codec.parse_bind(bytes(buf[pos + 5:end])))
+            except Exception:  # a Bind we cannot read, or a failing hook: the upstream still gets it
+                log.debug("on_bind hook failed", exc_info=True)
+        target, observe, last = name, w.observe, w.last
+        if w.current is not None:
+            try:
+                want = await w.current()
+            except Exception:
+                log.exception("prepared statement hook failed; running what was parsed")
+                want = None
+            if want is not None:
+                if want.sql == w.sql:
+                    observe = want.observe
+                    if w.want is not want:  # the answer changed since the Parse: say so
+                        w.want = want
+                        w.last = {"sql": w.original, "extended": True, "action": "forward", **want.info}
+                        if w.sql != w.original:
+                            w.last["forwarded_sql"] = w.sql
+                    last = w.last
+                    if want.current is None and want.observe is None and w.on_bind is None:
+                        self._unwatch(name)  # final: nothing more to do for this statement
+                else:
+                    v = w.variants.get(want.sql)
+                    if v is None and not self._open and self._nprivate < _MAX_WATCHED:
+                        v = await self._parse_variant(w, want)
+                    if v is not None:
+                        target, observe, last = v[0], want.observe, v[1]
+        if observe is not None:
+            self._bind_obs = (time.perf_counter(), observe)
+        if last is not None and getattr(self.conn.ctx, "last", None) is not last:
+            self.conn.ctx.last = last  # SHOW sluice.last: this statement's execution
+        if w.current is None and observe is None and w.on_bind is None and name in self._stmts:
+            self._unwatch(name)
+        if target == name:
+            return None
+        body = bytes(buf[pos + 5:p1 + 1]) + target + bytes(buf[p2:end])
+        return codec.message(codec.BIND, body)
+
+    async def _parse_variant(self, w: _Watched, want: Forward) -> tuple[bytes, dict[str, Any]] | None:
+        """Parse ``want.sql`` upstream under a name of our own, in a batch of its own whose
+        answers the client never sees; None when it failed (e.g. inside a failed transaction)."""
+        self._nprivate += 1
+        self._marker_seq += 1
+        vname = _PRIVATE + str(self._marker_seq).encode()
+        oids = want.param_oids
+        types = w.types if oids is None else struct.pack(f"!h{len(oids)}I", len(oids), *oids)
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+        def done(ok: bool) -> None:
+            if not fut.done():
+                fut.set_result(ok)
+
+        self.sent_syncs += 1
+        self.scanner.hidden[self.sent_syncs] = done
+        self._send(codec.message(codec.PARSE, vname + b"\0" + codec.cstr(want.sql) + types)
+                   + codec.message(codec.SYNC))
+        try:
+            ok = await asyncio.wait_for(fut, 30.0)
+        except TimeoutError:
+            ok = False
+        if not ok:
+            return None
+        last: dict[str, Any] = {"sql": w.original, "extended": True, "action": "forward",
+                                "forwarded_sql": want.sql, **want.info, "prepared_variant": vname.decode()}
+        w.variants[want.sql] = (vname, last)
+        return vname, last
 
     def _close_upstream(self) -> None:
         with contextlib.suppress(ConnectionError, OSError, RuntimeError):
@@ -678,6 +903,25 @@ class UpstreamRelay:
             if self._cproto is None:
                 with contextlib.suppress(ConnectionError, OSError, RuntimeError):
                     await self.cwriter.drain()
+
+
+class _Watched:
+    """A prepared statement the pipeline asked to hear about (``Forward.observe`` /
+    ``on_bind`` / ``current`` at its Parse)."""
+
+    __slots__ = ("observe", "on_bind", "current", "sql", "types", "original", "last", "variants", "want")
+
+    def __init__(self, d: Forward, sql: str, types: bytes, original: str, last: dict[str, Any] | None) -> None:
+        self.observe = d.observe
+        self.on_bind = d.on_bind
+        self.current = d.current
+        self.sql = sql  # what the client's Parse put upstream under its name
+        self.types = types  # the parameter type section the client sent
+        self.original = original  # the client's SQL
+        self.last = last  # the Parse's record for SHOW sluice.last
+        # other forms parsed upstream under our own names: SQL -> (name, SHOW sluice.last record)
+        self.variants: dict[str, tuple[bytes, dict[str, Any]]] = {}
+        self.want: Forward | None = d  # the pipeline's answer ``last`` describes
 
 
 class _ClientProtocol(asyncio.Protocol):

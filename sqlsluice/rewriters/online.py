@@ -22,6 +22,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,12 +31,14 @@ from sqlglot import exp
 
 from sqlsluice.config import Config
 from sqlsluice.databases import Backend
-from sqlsluice.errors import SluiceError
+from sqlsluice.errors import BackendError, SluiceError
 from sqlsluice.rewriters.api import Rewrite, _same, _time, catalog_for, is_rewritable, rewrite
 from sqlsluice.rewriters.rules import BY_NAME, prepare, run_rule
 from sqlsluice.state import StateStore
 
 log = logging.getLogger(__name__)
+
+_MAX_MEMO = 10000  # entries per in-memory map (decisions, instances, feedback)
 
 _DDL = """CREATE TABLE IF NOT EXISTS sluice_rewrites (
     fingerprint TEXT PRIMARY KEY,
@@ -64,12 +67,22 @@ def fingerprint(sql: str, dialect: str) -> tuple[str, list[str]]:
     return key, lits
 
 
+def _is_slot_param(node: exp.Expr) -> bool:
+    """``$n``: a positional parameter of a prepared statement."""
+    return isinstance(node, exp.Parameter) and isinstance(node.this, exp.Literal) and node.this.is_int
+
+
 def _lift(tree: exp.Expr, dialect: str) -> tuple[str, list[str]]:
+    """Literals and ``$n`` parameters become the same ``:pN`` slots, numbered in tree order,
+    so ``WHERE c = $1`` (a Parse) and ``WHERE c = 'x'`` (its literal instance) share a shape."""
     t = tree.copy()
     lits: list[str] = []
-    for node in list(t.find_all(exp.Literal)):
-        if node.find_ancestor(exp.DataType) is not None:
-            continue  # DECIMAL(7,2): part of the shape
+    for node in list(t.find_all(exp.Literal, exp.Parameter)):
+        if isinstance(node, exp.Parameter):
+            if not _is_slot_param(node):
+                continue
+        elif isinstance(node.parent, exp.Parameter) or node.find_ancestor(exp.DataType) is not None:
+            continue  # the n of $n; DECIMAL(7,2): part of the shape
         lits.append(node.sql(dialect=dialect))
         node.replace(exp.Placeholder(this=f"p{len(lits)}"))
     return t.sql(dialect=dialect), lits
@@ -78,6 +91,56 @@ def _lift(tree: exp.Expr, dialect: str) -> tuple[str, list[str]]:
 def instance_key(key: str, literals: list[str]) -> str:
     """The key of one literal instance of a shape (for rewrites that cannot be replayed by rules)."""
     return "i:" + hashlib.sha256(f"{key}\n{json.dumps(literals)}".encode()).hexdigest()[:30]
+
+
+def _literal(v: Any) -> exp.Expr | None:
+    """A bound parameter value as the literal that lifts back into the same slot (None: not possible)."""
+    import datetime as dt
+    import decimal
+    import math
+    import uuid
+
+    if v is None or isinstance(v, bytes | list | tuple | dict | dt.timedelta):
+        return None  # NULL lifts to another shape; arrays, bytes, intervals: no plain literal
+    if isinstance(v, bool):
+        return exp.Literal.string("true" if v else "false")
+    if isinstance(v, int | float | decimal.Decimal):
+        if isinstance(v, float) and not math.isfinite(v) or isinstance(v, decimal.Decimal) and not v.is_finite():
+            return exp.Literal.string(str(v))
+        if v < 0:
+            return exp.Literal.string(str(v))  # -5 would parse as a negation: an untyped '-5' is one slot
+        return exp.Literal.number(repr(v) if isinstance(v, float) else str(v))
+    if isinstance(v, dt.datetime | dt.date | dt.time | uuid.UUID | str):
+        return exp.Literal.string(str(v))
+    return None
+
+
+def instantiate(sql: str, param_oids: tuple[int, ...], bind: Any, dialect: str) -> str | None:
+    """The literal instance of a prepared ``sql`` under a Bind's values (text or binary format).
+
+    Numbers become number literals, everything else an untyped string literal, which
+    PostgreSQL resolves from context just as it does a parameter.  None when a value has no
+    such literal (NULL, arrays, bytea) or the Bind does not match.
+    """
+    from sqlsluice.middleware.types import decode_param
+
+    if len(bind.params) != len(param_oids):
+        return None
+    try:
+        values = [decode_param(param_oids[i], bind.param_format(i), raw) for i, raw in enumerate(bind.params)]
+        tree = sqlglot.parse_one(sql, read=dialect)
+    except (SluiceError, sqlglot.errors.SqlglotError, IndexError):
+        return None
+    lits = [_literal(v) for v in values]
+    for node in list(tree.find_all(exp.Parameter)):
+        if not _is_slot_param(node):
+            continue
+        i = int(node.this.name) - 1
+        lit = lits[i] if 0 <= i < len(lits) else None
+        if lit is None:
+            return None
+        node.replace(lit.copy())
+    return tree.sql(dialect=dialect)
 
 
 def template_of(sql: str, dialect: str) -> str:
@@ -153,7 +216,55 @@ class _Stats:
     dropped: int = 0
     replay_failed: int = 0
     errors: int = 0
+    prepared_hits: int = 0  # Parse messages answered with a stored rewrite
+    bound_instances: int = 0  # literal instances built from a first Bind and queued
+    observed: int = 0  # served executions fed back (rewrites and originals)
+    rechecks: int = 0  # served rewrites re-timed against the original after looking slower
     reasons: dict[str, int] = field(default_factory=dict)
+
+
+# served-time feedback: an exponentially weighted mean per shape, compared with the
+# original's time on the same shape; several observations and a margin before acting,
+# and then a side-by-side re-timing decides (one slow run, or a database that got slower
+# for both forms, drops nothing)
+EWMA_ALPHA = 0.3
+MIN_OBSERVATIONS = 3
+SLOWER_MARGIN = 1.2  # served rewrite vs the original's time on the shape
+DRIFT = 2.0  # served rewrite vs its own verified time: the data changed, check it still wins
+
+
+@dataclass
+class Served:
+    """What serving a shape has measured (in memory, per proxy)."""
+
+    rewrite_s: float | None = None  # EWMA of served rewrite executions
+    n_rewrite: int = 0
+    original_s: float | None = None  # EWMA of served originals (first sight, replay misses, re-timings)
+    n_original: int = 0
+    baseline_s: float | None = None  # the original's time recorded with the stored rewrite
+    expected_s: float | None = None  # the rewrite's time when it was verified (or last re-timed)
+    recheck_pending: bool = False
+    note: str = ""
+
+    def original(self) -> float | None:
+        return self.original_s if self.n_original else self.baseline_s
+
+
+def _ewma(old: float | None, x: float) -> float:
+    return x if old is None else old + EWMA_ALPHA * (x - old)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The answer to a Parse: the SQL to parse upstream (with the client's ``$n``) and the
+    parameter types to declare, or ``sql=None`` to parse the original."""
+
+    key: str | None
+    sql: str | None
+    param_oids: tuple[int, ...] | None
+    info: dict[str, Any]
+    generation: int
+    stats_at: float
 
 
 class OnlineRewriter:
@@ -179,6 +290,15 @@ class OnlineRewriter:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._busy = 0
+        # extended protocol and feedback
+        self._generation = 0  # bumped whenever a stored rewrite changes (cached decisions expire)
+        self._prepared: OrderedDict[tuple[str, tuple[int, ...]], Prepared] = OrderedDict()
+        self._simple: OrderedDict[str, Prepared] = OrderedDict()  # simple-protocol hits, by exact text
+        self._instances: OrderedDict[str, str] = OrderedDict()  # shape -> a literal instance seen
+        self._bound_jobs: set[str] = set()
+        self._served: OrderedDict[str, Served] = OrderedDict()
+        self._dropped: OrderedDict[str, str] = OrderedDict()  # shape -> why its rewrite was dropped
+        self.min_observations = MIN_OBSERVATIONS  # served executions before the feedback acts
 
     # -- statistics version, cached ------------------------------------------------------
     def stats_version(self) -> str:
@@ -201,36 +321,73 @@ class OnlineRewriter:
     # -- serving ------------------------------------------------------------------------
     def lookup(self, sql: str) -> tuple[str, dict[str, Any]] | None:
         """The stored rewrite of this query's shape, with this call's literals; None to run the original."""
+        out, info = self.lookup_ex(sql)
+        return None if out is None else (out, info)
+
+    def cached_lookup(self, sql: str) -> tuple[str, dict[str, Any]] | None:
+        """A rule rewrite served for exactly this text before, while nothing changed since
+        (no parse, no I/O: called on the event loop)."""
+        with self._lock:
+            p = self._simple.get(sql)
+            if p is None or p.sql is None or p.generation != self._generation or \
+                    time.monotonic() - p.stats_at >= self.stats_refresh_s:
+                return None
+            self.stats.hits += 1
+            return p.sql, dict(p.info)
+
+    def lookup_ex(self, sql: str) -> tuple[str | None, dict[str, Any]]:
+        """``(rewritten SQL or None, info)``; info has the shape's ``fingerprint`` (when it has
+        one) and, on a miss, why (``rewrite``: e.g. that a served rewrite was dropped)."""
+        with self._lock:
+            gen = self._generation
+        now = time.monotonic()
+        out, info = self._lookup_ex(sql)
+        if out is not None and "scope" not in info:
+            with self._lock:
+                self._simple[sql] = Prepared(info.get("fingerprint"), out, None, info, gen, now)
+                while len(self._simple) > _MAX_MEMO:
+                    self._simple.popitem(last=False)
+        return out, info
+
+    def _lookup_ex(self, sql: str) -> tuple[str | None, dict[str, Any]]:
         if not is_rewritable(sql, self.dialect):
-            return None
+            return None, {"rewritten": False, "rewrite": "not a single read-only query"}
         try:
             key, lits = fingerprint(sql, self.dialect)
         except sqlglot.errors.SqlglotError:
-            return None
+            return None, {"rewritten": False, "rewrite": "not parsed"}
         e = self.store.get(key)
+        miss: dict[str, Any] = {"rewritten": False, "fingerprint": key}
         if e is None or not e.has_rewrite:
-            return self._lookup_instance(sql, key, lits)
+            hit = self._lookup_instance(sql, key, lits)
+            if hit is not None:
+                return hit
+            with self._lock:
+                why = self._dropped.get(key)
+            miss["rewrite"] = f"dropped: {why}" if why else "no stored rewrite" if e is not None else "unknown shape"
+            return None, miss
         if e.stats_version != self.stats_version():
-            self.store.drop(key)  # statistics or schema changed: search again on next sight
-            self.stats.dropped += 1
-            return None
+            self._drop(key, "statistics or schema changed")  # search again on next sight
+            miss["rewrite"] = "dropped: statistics or schema changed"
+            return None, miss
         out = self._replay(sql, e.rules)
         if out is None:
             self.stats.replay_failed += 1
-            return None
+            miss["rewrite"] = "stored rules do not apply to these literals"
+            return None, miss
         self.stats.hits += 1
+        self.note_instance(key, sql)
         return out, {"rewritten": True, "fingerprint": key, "rules": e.rules, "verdict": e.verdict,
-                     "speedup": e.speedup}
+                     "speedup": e.speedup, "time_original": e.time_original}
 
-    def _lookup_instance(self, sql: str, key: str, lits: list[str]) -> tuple[str, dict[str, Any]] | None:
+    def _lookup_instance(self, sql: str, key: str, lits: list[str]) -> tuple[str | None, dict[str, Any]] | None:
         """A rewrite proposed by an LLM stage is a whole query, not a rule sequence: it is served
         only to the very literal instance it was verified and timed on."""
         e = self.store.get(instance_key(key, lits))
         if e is None or not e.has_rewrite or e.original_template != sql:
             return None
         if e.stats_version != self.stats_version():
-            self.store.drop(e.fingerprint)
-            self.stats.dropped += 1
+            self._drop(e.fingerprint, "statistics or schema changed")
             return None
         self.stats.hits += 1
         return e.rewritten_template, {"rewritten": True, "fingerprint": key, "rules": e.rules,
@@ -277,9 +434,14 @@ class OnlineRewriter:
         with self._lock:
             self._pending.add(key)
             self.stats.submitted += 1
-        self._q.put(("search", (key, sql)))
+        self._enqueue("search", (key, sql))
         self._ensure_worker()
         return True
+
+    def _enqueue(self, kind: str, arg: Any) -> None:
+        with self._lock:
+            self._busy += 1  # counted from the moment it is queued (see wait_idle)
+        self._q.put((kind, arg))
 
     def _ensure_worker(self) -> None:
         with self._lock:
@@ -292,13 +454,15 @@ class OnlineRewriter:
             kind, arg = self._q.get()
             if kind == "stop":
                 return
-            with self._lock:
-                self._busy += 1
             try:
                 if kind == "search":
                     self._search(*arg)
                 elif kind == "shadow":
                     self._shadow(*arg)
+                elif kind == "bound":
+                    self._bound(*arg)
+                elif kind == "recheck":
+                    self._recheck(*arg)
             except Exception as e:  # the worker must survive anything a job does
                 self.stats.errors += 1
                 log.exception("background rewrite job failed: %s", e)
@@ -307,9 +471,16 @@ class OnlineRewriter:
                     self._busy -= 1
                     if kind == "search":
                         self._pending.discard(arg[0])
+                    elif kind == "bound":
+                        self._bound_jobs.discard(arg[0])
+                    elif kind == "recheck":
+                        sv = self._served.get(arg[0])
+                        if sv is not None:
+                            sv.recheck_pending = False
 
     def _search(self, key: str, sql: str) -> Rewrite:
         ver = self.stats_version()
+        self.note_instance(key, sql)
         rw = rewrite(self.backend, sql, config=self.config, rewriter=self.config.rewrite.rewriter, timing=True,
                      timeout_s=self.timeout_s)
         self.stats.searched += 1
@@ -331,17 +502,157 @@ class OnlineRewriter:
                              rw.time_original, ver, time.time()))
         if ok:
             self.stats.stored += 1
+        with self._lock:
+            self._generation += 1
+            self._dropped.pop(key, None)
+            self._served.pop(key, None)
         return rw
 
     def observe(self, key: str, seconds_served: float) -> bool:
-        """Report how long a served rewrite took; drop it when slower than the original. True if dropped."""
+        """Report how long a served rewrite of shape ``key`` took (Python API of the feedback
+        the proxy gives through :meth:`observer`).  True when a re-check against the original
+        was queued (or, with no literal instance known to re-time, the rewrite was dropped)."""
         e = self.store.get(key)
-        if e is None or not e.has_rewrite or e.time_original is None:
+        if e is None or not e.has_rewrite:
             return False
-        if seconds_served > e.time_original:
-            self._demote(key, f"observed slower ({seconds_served:.3f}s > {e.time_original:.3f}s)")
-            return True
-        return False
+        with self._lock:
+            sv = self._served.setdefault(key, Served())
+            if sv.baseline_s is None:
+                sv.baseline_s = e.time_original
+                if e.time_original and e.speedup:
+                    sv.expected_s = e.time_original / e.speedup
+        self.observe_served(key, seconds_served, rewritten=True)
+        with self._lock:
+            return sv.recheck_pending or key in self._dropped
+
+    def observer(self, key: str, *, rewritten: bool, ctx: Any = None, baseline_s: float | None = None,
+                 speedup: float | None = None) -> Callable[[float], None]:
+        """A callback for the proxy: feeds each measured execution of a statement of shape
+        ``key`` back, and says so in ``ctx.last`` (``SHOW sluice.last``) when that still is
+        this statement's record."""
+        with self._lock:
+            sv = self._served.get(key)
+            if sv is None:
+                sv = self._served[key] = Served()
+                while len(self._served) > _MAX_MEMO:
+                    self._served.popitem(last=False)
+            if baseline_s is not None and sv.baseline_s is None:
+                sv.baseline_s = baseline_s
+                if speedup:
+                    sv.expected_s = baseline_s / speedup
+
+        def observe(seconds: float) -> None:
+            note = self.observe_served(key, seconds, rewritten=rewritten)
+            last = getattr(ctx, "last", None)
+            if isinstance(last, dict) and last.get("fingerprint") == key:
+                last["served_ms"] = round(seconds * 1000, 3)
+                if note:
+                    last["feedback"] = note
+
+        return observe
+
+    def observe_served(self, key: str, seconds: float, *, rewritten: bool) -> str:
+        """Fold one measured execution into the shape's EWMA; queue a side-by-side re-timing once
+        a served rewrite looks slower than the original (never blocks: called on the event loop)."""
+        with self._lock:
+            self.stats.observed += 1
+            sv = self._served.setdefault(key, Served())
+            if not rewritten:
+                sv.original_s = _ewma(sv.original_s, seconds)
+                sv.n_original += 1
+                return ""
+            sv.rewrite_s = _ewma(sv.rewrite_s, seconds)
+            sv.n_rewrite += 1
+            orig = sv.original()
+            assert sv.rewrite_s is not None
+            if orig is None:
+                return f"served avg {sv.rewrite_s * 1000:.3g} ms over {sv.n_rewrite}"
+            note = (f"served avg {sv.rewrite_s * 1000:.3g} ms over {sv.n_rewrite} vs original "
+                    f"{orig * 1000:.3g} ms")
+            slower = sv.rewrite_s > orig * SLOWER_MARGIN
+            drift = sv.expected_s is not None and sv.rewrite_s > sv.expected_s * DRIFT
+            if drift and not slower:
+                assert sv.expected_s is not None
+                note += f", {sv.rewrite_s / sv.expected_s:.3g}x its verified time"
+            if sv.n_rewrite < self.min_observations or not (slower or drift):
+                return note
+            if sv.recheck_pending:
+                return note + ": re-timing both"
+            sv.recheck_pending = True
+            sv.note = note
+            self.stats.rechecks += 1
+        self._enqueue("recheck", (key,))
+        self._ensure_worker()
+        return note + ": re-timing both"
+
+    def _recheck(self, key: str) -> None:
+        """Time the original and the stored rewrite side by side on a literal instance of the
+        shape; drop the rewrite when it is slower (or returns other rows), else refresh its
+        baseline."""
+        e = self.store.get(key)
+        if e is None or not e.has_rewrite:
+            return
+        with self._lock:
+            inst = self._instances.get(key)
+            sv = self._served.setdefault(key, Served())
+            note = sv.note
+            orig = sv.original()
+            slower = orig is not None and sv.rewrite_s is not None and sv.rewrite_s > orig * SLOWER_MARGIN
+        if inst is None:
+            if slower:
+                self._demote(key, f"slower when served ({note}); no literal instance to re-time")
+            else:  # only slower than it used to be: nothing to compare with, keep counting
+                with self._lock:
+                    sv.expected_s, sv.n_rewrite = sv.rewrite_s, 0
+            return
+        rsql = self._replay(inst, e.rules)
+        if rsql is None:
+            self._demote(key, "stored rules no longer apply to the recorded instance")
+            return
+        t_o: list[float] = []
+        t_r: list[float] = []
+        rows_o = rows_r = None
+        for _ in range(3):  # alternate, keep the best of each (noise only ever adds time)
+            a, ro = _time(self.backend, inst, self.timeout_s)
+            b, rr = _time(self.backend, rsql, self.timeout_s)
+            if a is not None:
+                t_o.append(a)
+                rows_o = ro if rows_o is None else rows_o
+            if b is not None:
+                t_r.append(b)
+                rows_r = rr if rows_r is None else rows_r
+        if rows_o is not None and rows_r is not None and not _same(rows_o, rows_r):
+            log.error("re-check: rewrite %s returned different rows; dropped", key)
+            self._drop(key, "re-check returned different rows")
+            return
+        best_o = min(t_o) if t_o else None
+        best_r = min(t_r) if t_r else None
+        if best_r is None and best_o is not None:
+            self._demote(key, f"slower than the original, re-timed after serving ({note}): rewrite timed out, "
+                              f"original {best_o * 1000:.3g} ms")
+            return
+        if best_r is not None and best_o is not None and best_r > best_o:
+            self._demote(key, f"slower than the original, re-timed after serving ({note}): rewrite "
+                              f"{best_r * 1000:.3g} ms > original {best_o * 1000:.3g} ms")
+            return
+        # still faster (or the original timed out): refresh the baseline, start counting again
+        speed = None if best_o is None or not best_r else best_o / best_r
+        self.store.put(Entry(key, e.original_template, e.rewritten_template, e.rules, e.verdict, speed or e.speedup,
+                             best_o if best_o is not None else e.time_original, e.stats_version, e.created))
+        with self._lock:
+            self._served[key] = Served(original_s=best_o, n_original=1 if best_o is not None else 0,
+                                       baseline_s=best_o, expected_s=best_r, note="re-timed: rewrite still faster")
+            self._generation += 1
+        log.info("re-check: rewrite %s still faster (%s vs %s)", key, best_r, best_o)
+
+    def _drop(self, key: str, why: str) -> None:
+        self.store.drop(key)
+        with self._lock:
+            self.stats.dropped += 1
+            self._generation += 1
+            self._dropped[key] = why
+            while len(self._dropped) > _MAX_MEMO:
+                self._dropped.popitem(last=False)
 
     def _demote(self, key: str, why: str) -> None:
         """Keep the shape as "no rewrite" (so it is not searched again until statistics change)."""
@@ -350,15 +661,161 @@ class OnlineRewriter:
             return
         self.store.put(Entry(key, e.original_template, "", [], "NONE", None, e.time_original,
                              e.stats_version, time.time()))
-        self.stats.dropped += 1
+        with self._lock:
+            self.stats.dropped += 1
+            self._generation += 1
+            self._dropped[key] = why
+            while len(self._dropped) > _MAX_MEMO:
+                self._dropped.popitem(last=False)
         log.warning("rewrite %s %s: dropped", key, why)
+
+    def dropped_reason(self, key: str) -> str | None:
+        with self._lock:
+            return self._dropped.get(key)
+
+    def note_instance(self, key: str, sql: str) -> None:
+        """Remember a literal instance of the shape (what a re-check re-times)."""
+        with self._lock:
+            self._instances[key] = sql
+            self._instances.move_to_end(key)
+            while len(self._instances) > _MAX_MEMO:
+                self._instances.popitem(last=False)
+
+    # -- extended protocol --------------------------------------------------------------
+    def cached_prepared(self, sql: str, param_oids: tuple[int, ...]) -> Prepared | None:
+        """The decision for this Parse when it is cached and current (no I/O: event loop)."""
+        with self._lock:
+            p = self._prepared.get((sql, param_oids))
+            if p is None or p.generation != self._generation or \
+                    time.monotonic() - p.stats_at >= self.stats_refresh_s:
+                return None
+            return p
+
+    def lookup_prepared(self, sql: str, param_oids: tuple[int, ...]) -> Prepared:
+        """What to parse upstream for a Parse of ``sql`` (with ``$n`` parameters).
+
+        A shape with a stored rule rewrite is replayed on the ``$n`` text itself (rules whose
+        precondition needs a literal value do not fire on a parameter, so the replay fails and
+        the original is served); the rewrite is then described upstream with the original's
+        parameter types, and served only when its result columns (names, types) are the same.
+        """
+        with self._lock:
+            gen = self._generation
+        now = time.monotonic()
+        p = self._lookup_prepared(sql, param_oids, gen, now)
+        with self._lock:
+            self._prepared[(sql, param_oids)] = p
+            self._prepared.move_to_end((sql, param_oids))
+            while len(self._prepared) > _MAX_MEMO:
+                self._prepared.popitem(last=False)
+        return p
+
+    def _lookup_prepared(self, sql: str, oids: tuple[int, ...], gen: int, now: float) -> Prepared:
+        def miss(key: str | None, why: str) -> Prepared:
+            info: dict[str, Any] = {"rewritten": False, "rewrite": why}
+            if key:
+                info["fingerprint"] = key
+            return Prepared(key, None, None, info, gen, now)
+
+        if self.dialect != "postgres":
+            return miss(None, "prepared statements are rewritten over PostgreSQL only")
+        if not is_rewritable(sql, self.dialect):
+            return miss(None, "not a single read-only query")
+        try:
+            key, _ = fingerprint(sql, self.dialect)
+        except sqlglot.errors.SqlglotError:
+            return miss(None, "not parsed")
+        e = self.store.get(key)
+        if e is None:
+            with self._lock:
+                pending = key in self._pending or key in self._bound_jobs
+                inst = self._instances.get(key)
+            if not pending and inst is not None:
+                pending = self.submit(inst)  # searched before (statistics changed since): again
+            return miss(key, "queued" if pending else "unknown shape: queued at the first Bind")
+        if e.stats_version != self.stats_version():
+            self._drop(key, "statistics or schema changed")
+            return miss(key, "dropped: statistics or schema changed")
+        if not e.has_rewrite:
+            why = self.dropped_reason(key)
+            return miss(key, f"dropped: {why}" if why else "no stored rewrite")
+        out = self._replay(sql, e.rules)
+        if out is None:
+            self.stats.replay_failed += 1
+            return miss(key, "stored rules do not apply with parameters in place of literals")
+        try:
+            ptypes, cols = self.describe(sql, oids)
+            ptypes2, cols2 = self.describe(out, ptypes)
+        except SluiceError as err:
+            return miss(key, f"not described upstream: {err.message}"[:200])
+        if cols != cols2 or ptypes != ptypes2:
+            return miss(key, "the rewrite's result columns or parameter types differ")
+        info = {"rewritten": True, "fingerprint": key, "rules": e.rules, "verdict": e.verdict,
+                "speedup": e.speedup, "time_original": e.time_original}
+        return Prepared(key, out, ptypes, info, gen, now)
+
+    def describe(self, sql: str, param_oids: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[tuple[str, int, int], ...]]:
+        """``(parameter type OIDs, result columns (name, type OID, typmod))`` of ``sql`` prepared
+        upstream with ``param_oids`` (0: let PostgreSQL infer)."""
+        pool = getattr(self.backend, "pool", None)
+        if pool is None:
+            raise BackendError("describe needs a PostgreSQL backend")
+        import psycopg
+        from psycopg import pq
+
+        try:
+            with pool.connection() as conn:
+                pg = conn.pgconn
+                r = pg.prepare(b"", sql.encode(), list(param_oids) or None)
+                if r.status != pq.ExecStatus.COMMAND_OK:
+                    raise BackendError((r.error_message or b"").decode(errors="replace").strip() or "prepare failed")
+                d = pg.describe_prepared(b"")
+                if d.status != pq.ExecStatus.COMMAND_OK:
+                    raise BackendError((d.error_message or b"").decode(errors="replace").strip() or "describe failed")
+                ptypes = tuple(int(d.param_type(i)) for i in range(d.nparams))
+                cols = tuple(((d.fname(i) or b"").decode(), int(d.ftype(i)), int(d.fmod(i)))
+                             for i in range(d.nfields))
+        except psycopg.Error as err:
+            raise BackendError(str(err).strip()) from err
+        return ptypes, cols
+
+    def bound(self, key: str, sql: str, param_oids: tuple[int, ...], bind: Any) -> None:
+        """The first Bind of a Parse whose shape needs a literal instance (unknown shape, or no
+        instance recorded to re-time): build it in the background.  Never blocks."""
+        if self._closed:
+            return
+        with self._lock:
+            if key in self._bound_jobs or key in self._pending or key in self._instances:
+                return
+            self._bound_jobs.add(key)
+        self._enqueue("bound", (key, sql, param_oids, bind))
+        self._ensure_worker()
+
+    def wants_instance(self, key: str) -> bool:
+        with self._lock:
+            return key not in self._instances and key not in self._bound_jobs
+
+    def _bound(self, key: str, sql: str, param_oids: tuple[int, ...], bind: Any) -> None:
+        ptypes, _ = self.describe(sql, param_oids)
+        inst = instantiate(sql, ptypes, bind, self.dialect)
+        if inst is None:
+            self.stats.reasons["bind values not expressible as literals"] = \
+                self.stats.reasons.get("bind values not expressible as literals", 0) + 1
+            return
+        if fingerprint(inst, self.dialect)[0] != key:
+            self.stats.reasons["literal instance changed shape"] = \
+                self.stats.reasons.get("literal instance changed shape", 0) + 1
+            return
+        self.stats.bound_instances += 1
+        self.note_instance(key, inst)
+        self.submit(inst)  # a no-op when the shape is known or already queued
 
     # -- shadow mode --------------------------------------------------------------------
     def shadow(self, sql: str) -> bool:
         """Compare the rewrite with the original in the background (results and timings), and log."""
         if self._closed or not is_rewritable(sql, self.dialect):
             return False
-        self._q.put(("shadow", (sql,)))
+        self._enqueue("shadow", (sql,))
         self._ensure_worker()
         return True
 
@@ -388,7 +845,7 @@ class OnlineRewriter:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                idle = self._q.empty() and self._busy == 0 and not self._pending
+                idle = self._busy == 0 and not self._pending
             if idle:
                 return True
             time.sleep(0.02)

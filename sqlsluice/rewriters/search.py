@@ -127,7 +127,12 @@ def search(sql: str, catalog: Catalog | None, backend: Backend | None, *, dialec
             st.cost = c
             seen[full.sql] = st
     valid = sorted((s for s in seen.values() if s.cost != float("inf")), key=lambda s: s.cost)
-    picked = valid[:keep]
+    # one state per estimate: equal costs are (nearly always) one plan reached by rules that
+    # do not change it, and would crowd distinct candidates out of the ``keep`` slots
+    picked: list[State] = []
+    for s in valid:
+        if len(picked) < keep and all(p.cost != s.cost for p in picked):
+            picked.append(s)
     fs = seen.get(full.sql)
     if fs is not None and fs.cost != float("inf") and fs not in picked:
         picked.append(fs)

@@ -80,6 +80,12 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
             ev.tiers["canonical"] = "canonical forms differ"
     except CanonicalError as e:
         ev.tiers["canonical"] = f"not applicable: {e}"
+    if proofs and not proved_by:  # alias renaming / constant queries (smt_extend.py)
+        from sqlsluice.verifiers.smt_extend import extra_proof
+
+        extra = extra_proof(e1, e2, d1, d2, catalog, semantics=semantics, ordered=ordered)
+        if extra is not None:
+            proved_by, ev.tiers[extra[0]] = extra
 
     nondet = _order_dependent(e1) or _order_dependent(e2)
     tester = DifferentialTester(catalog, tables, d1, d2, collect_constants(e1, e2), semantics=semantics,
@@ -95,7 +101,7 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
             return done("NOT_EQUIVALENT", "differential", "the queries differ on a generated database",
                         quick.counterexample)
         if proved_by:
-            return done("EQUIVALENT", proved_by, "identical canonical forms")
+            return done("EQUIVALENT", proved_by, ev.tiers[proved_by] if proved_by != "canonical" else "identical canonical forms")
 
         if proofs and ordered and not same_order:
             ev.tiers["smt"] = ("skipped: both queries are totally ordered " + (

@@ -59,7 +59,35 @@ def calcite_sql(sql: str) -> str:
             if isinstance(e, exp.Literal) and not e.is_string:
                 e.replace(exp.Cast(this=e.copy(), to=exp.DataType.build("INT")))
                 changed = True
+    changed = _branch_sorts(tree) or changed
     return tree.sql("duckdb") if changed else sql
+
+
+_SORT_ARGS = ("order", "limit", "offset", "fetch")
+
+
+def _branch_sorts(tree: Any) -> bool:
+    """Calcite prints a sorted input of a set operation as ``SELECT .. ORDER BY .. [FETCH ..] UNION
+    ALL SELECT .. ORDER BY ..`` without parentheses, which no engine parses as meant (sqlglot hangs
+    the last ORDER BY on the whole UNION).  Only when the FIRST branch has its own ORDER BY (never
+    valid SQL otherwise): the trailing sort goes back to the last branch, and both branches get
+    parentheses."""
+    changed = False
+    for u in list(tree.find_all(exp.Union, exp.Intersect, exp.Except)):
+        left, right = u.this, u.expression
+        if not (isinstance(left, exp.Select) and left.args.get("order") is not None and isinstance(right, exp.Select)):
+            continue
+        if any(right.args.get(k) is not None for k in _SORT_ARGS):
+            continue
+        for k in _SORT_ARGS:
+            node = u.args.get(k)
+            if node is not None:
+                u.set(k, None)
+                right.set(k, node)
+        u.set("this", exp.Subquery(this=left.copy()))
+        u.set("expression", exp.Subquery(this=right.copy()))
+        changed = True
+    return changed
 
 
 def binds(p: Pair) -> bool:
@@ -77,7 +105,28 @@ def binds(p: Pair) -> bool:
         con.close()
 
 
-_EMPTY_VALUES = re.compile(r"^SELECT [\w.*, ]+ FROM \(VALUES\) AS \w+$")
+_EMPTY_VALUES = re.compile(r"^SELECT [\w.*, ]+ FROM \(VALUES\) AS \w+( ORDER BY [\w.]+( ASC| DESC)?)?$")
+_VALUES_ITEM = re.compile(r"\(VALUES\) AS (\w+)")
+
+
+def _typed_empty(q: str, cat: Catalog) -> str:
+    """Calcite's empty relation ``(VALUES) AS t`` as a FROM item of a query that names its columns
+    (``t.EMPNO``, no ``*``): an empty derived table with those columns, each typed as the schema
+    types that column name (only when every table that has it agrees on the type)."""
+    items = _VALUES_ITEM.findall(q)
+    if not items or re.search(r"SELECT \*|\.\*", q):
+        return q
+    types: dict[str, set[str]] = {}
+    for t in cat.tables:
+        for c in t.columns:
+            types.setdefault(c.name.upper(), set()).add(str(c.type).upper())
+    for alias in items:
+        cols = list(dict.fromkeys(m.upper() for m in re.findall(rf"\b{alias}\.(\w+)", q)))
+        if any(len(types.get(c, ())) != 1 for c in cols):
+            return q
+        sel = ", ".join(f"CAST(NULL AS {next(iter(types[c]))}) AS {c}" for c in cols) or "NULL AS _none"
+        q = q.replace(f"(VALUES) AS {alias}", f"(SELECT {sel} WHERE FALSE) AS {alias}", 1)
+    return q
 
 
 def _empty_values(q: str, other: str) -> str:
@@ -93,7 +142,7 @@ def load_spes(data: Path) -> list[Pair]:
     rows = json.loads((data / SPES).read_text())
     out = []
     for r in rows:
-        q1, q2 = calcite_sql(r["q1"]), calcite_sql(r["q2"])
+        q1, q2 = _typed_empty(calcite_sql(r["q1"]), cat), _typed_empty(calcite_sql(r["q2"]), cat)
         out.append(Pair(r["name"], _empty_values(q1, q2), _empty_values(q2, q1), cat))
     return out
 

@@ -30,6 +30,7 @@ import z3
 from sqlglot import exp
 
 from sqlsluice.databases import Catalog
+from sqlsluice.verifiers import smt_extend
 from sqlsluice.verifiers.canonical import CanonicalError, optimized, outer_join_hazard
 
 
@@ -372,7 +373,7 @@ class Builder:
 
     def _derived(self, alias: str, body: exp.Expression, ctes: dict[str, exp.Expression]) -> Unit:
         q = self.query(body, ctes)
-        names = body.named_selects if isinstance(body, exp.Query) else []
+        names = smt_extend.first_wins(body.named_selects if isinstance(body, exp.Query) else [])
         if len(names) != len(q.out_kinds):
             raise Outside("derived table columns")
         self.n_derived += 1
@@ -972,6 +973,7 @@ class Prover:
                     cons.append(z3.Not(v.n))
                 cols[name] = v
             vals.append(cols)
+            cons.extend(smt_extend.witness(self, u, cols, f"{tag}{k}"))  # a derived row comes from an input row
         return vals, cons
 
     def reduce_left_joins(self, b: Block) -> Block:
@@ -1023,6 +1025,9 @@ class Prover:
         env2: Env = {u.alias: _rename(inner[sigma[j]], b1.units[sigma[j]], u) for j, u in enumerate(b2.units)}
         obligations = []
         self._pads: list[Any] = []
+        # ONs need agree only where both sides keep the left row: a WHERE conjunct over the inner
+        # units alone that fails drops every row built from that left row, matched or padded
+        left1, left2 = (_left_filter(b, env, self.enc, self.tables) for b, env in ((b1, env1), (b2, env2)))
         for i, ((u1, on1), (u2, on2)) in enumerate(zip(b1.ljs, b2.ljs, strict=True)):
             rv, rcons = self.make_env([u1], f"{tag}r{i}_")
             cols = rv[0]
@@ -1030,7 +1035,7 @@ class Prover:
             self._pads.append(pad)
             p1_on = Scope(self.enc, {**env1, u1.alias: cols}, tables=self.tables).pred(on1)
             p2_on = Scope(self.enc, {**env2, u2.alias: _rename(cols, u1, u2)}, tables=self.tables).pred(on2)
-            obligations.append((list(cons) + rcons, z3.And(p1_on.t == p2_on.t)))
+            obligations.append((list(cons) + rcons, z3.Or(p1_on.t == p2_on.t, z3.And(z3.Not(left1), z3.Not(left2)))))
             padded = {name: Val(v.v, z3.Or(pad, v.n), v.kind) for name, v in cols.items()}
             # a padded row has every column NULL; a matched row satisfies ON
             cons.extend(z3.Implies(z3.Not(pad), c) for c in rcons)
@@ -1098,6 +1103,15 @@ class Prover:
         if len(x1) != len(x2):
             return False
         return all(self.valid(base, _ns_eq(s1.val(p), s2.val(q))) for p, q in zip(x1, x2, strict=True))
+
+
+def _left_filter(b: Block, env: Env, enc: Encoder, tables: frozenset[str]) -> Any:
+    """TRUE where the WHERE conjuncts of ``b`` that read no LEFT JOINed alias hold."""
+    lj_aliases = {u.alias for u, _ in b.ljs}
+    parts: list[Any] = [c for cond in b.conds for c in (cond.flatten() if isinstance(cond, exp.And) else [cond])]
+    left = [c for c in parts if b.ljs and not any(col.table in lj_aliases for col in c.find_all(exp.Column))]
+    scope = Scope(enc, dict(env), tables=tables)
+    return _conj([scope.pred(c) for c in left]).t if left else z3.BoolVal(True)
 
 
 def _rename(cols: dict[str, Val], u_from: Unit, u_to: Unit) -> dict[str, Val]:
@@ -1200,7 +1214,7 @@ def normalize(q: Query, catalog: Catalog) -> Query:
             return SetOp("union", False, flat, q.out_kinds)
         if q.kind == "distinct" and isinstance(kids[0], SetOp) and kids[0].kind == "distinct":
             return kids[0]
-        return SetOp(q.kind, q.distinct, kids, q.out_kinds)
+        return smt_extend.flatten_intersect(SetOp(q.kind, q.distinct, kids, q.out_kinds))
     for u in [*q.units, *(u for u, _ in q.ljs)]:
         if u.derived is not None:
             u.derived = normalize(u.derived, catalog)
@@ -1216,6 +1230,9 @@ def normalize(q: Query, catalog: Catalog) -> Query:
     q = _merge_over_group(q)
     q = _having_to_where(q)
     q = _keyed_group_elimination(q, catalog)
+    from sqlsluice.verifiers.smt_semijoin import semijoin_normal_form  # IN/EXISTS/markers/keyed self-joins
+
+    q = semijoin_normal_form(q, catalog)
     q = _fk_join_elimination(q, catalog)
     return _distinct_wrapper(q)
 
@@ -1314,11 +1331,12 @@ def _merge_left_derived(q: Block) -> Block:
         names = [n for n, _, _ in u.columns]
         if len(names) != len(g.outputs) or len(set(names)) != len(names):
             continue
-        if not all(_null_strict(o) for o in g.outputs) or any(c.find(exp.Select) for c in g.conds):
-            continue
         inner = g.units[0]
+        outs = smt_extend.pad_guarded(g.outputs, inner, _null_strict)  # NULL on a padded row
+        if outs is None or any(c.find(exp.Select) for c in g.conds):
+            continue
         new_alias = f"{inner.alias}__l{next(_FRESH)}"
-        repl = {n: _rename_alias(o, inner.alias, new_alias) for n, o in zip(names, g.outputs, strict=True)}
+        repl = {n: _rename_alias(o, inner.alias, new_alias) for n, o in zip(names, outs, strict=True)}
         a = u.alias
         new_on: Any = exp.and_(_substitute(on, a, repl), *[_rename_alias(c, inner.alias, new_alias) for c in g.conds])
         ljs = [(lu, _substitute(lon, a, repl)) for lu, lon in q.ljs]
@@ -1517,13 +1535,20 @@ def prove(q1: exp.Expression, q2: exp.Expression, catalog: Catalog, dialect: str
     """Try to prove bag equivalence; never raises for unsupported input (reports it instead)."""
     deadline = time.monotonic() + timeout_s
     try:
+        top = smt_extend.top_proof(q1, q2, catalog, dialect, timeout_s)  # ORDER BY .. LIMIT/OFFSET on both
+        if top is not None:
+            return top
         safe = outer_join_hazard(q1, q2)
         o1 = _strip_order(optimized(q1, catalog, dialect, safe=safe))
         o2 = _strip_order(optimized(q2, catalog, dialect, safe=safe))
+        o1, o2 = smt_extend.simplify_outer_joins(o1), smt_extend.simplify_outer_joins(o2)  # FULL/RIGHT -> LEFT/INNER
         b = Builder(catalog)
         m1, m2 = normalize(b.query(o1), catalog), normalize(b.query(o2), catalog)
         ok = Prover(deadline, frozenset(t.name.lower() for t in catalog.tables),
                     binary_strings=dialect == "duckdb", catalog=catalog).equiv(m1, m2)
+        if not ok:  # aggregate normal forms: a second model of both queries (smt_aggregates)
+            from sqlsluice.verifiers.smt_aggregates import second_chance
+            ok = second_chance(o1, o2, catalog, deadline, dialect == "duckdb")
     except CanonicalError as e:
         return SMTResult(False, f"not applicable: {e}")
     except Outside as e:

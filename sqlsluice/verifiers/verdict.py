@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 VerdictKind = Literal["EQUIVALENT", "NOT_EQUIVALENT", "UNKNOWN"]
-Method = Literal["canonical", "smt", "differential", "live", "none"]
+Method = Literal["canonical", "alpha", "constant", "smt", "differential", "live", "none"]
 
 
 class Counterexample(BaseModel):

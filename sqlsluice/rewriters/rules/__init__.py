@@ -33,6 +33,7 @@ from sqlsluice.rewriters.rules.ctes import (
     cte_not_materialized,
     cte_unused_remove,
 )
+from sqlsluice.rewriters.rules.semijoins import distinct_join_to_semi_join, in_to_join_under_keys
 from sqlsluice.rewriters.rules.subqueries import (
     derived_aggregates_to_filtered_aggregate,
     exists_to_in,
@@ -68,6 +69,9 @@ RULES: tuple[Rule, ...] = (
     Rule("or_in_to_union", None,
          "k IN (Q1) OR k IN (Q2) -> k IN (Q1 UNION ALL Q2): one semi-join instead of an OR",
          or_in_to_union, ("safe", "subquery"), (exp.In,)),
+    Rule("distinct_join_to_semi_join", "JOIN_TO_SEMI_JOIN",
+         "inner join with a duplicate-free derived table used only as a filter -> EXISTS (per INTERSECT branch)",
+         distinct_join_to_semi_join, ("safe", "subquery"), (exp.Subquery,)),
     Rule("scalar_subqueries_to_filtered_aggregate", None,
          "several uncorrelated scalar aggregates over one table -> one scan with FILTER clauses",
          scalar_subqueries_to_filtered_aggregate, ("safe", "subquery"), (exp.Subquery,)),
@@ -101,6 +105,9 @@ RULES: tuple[Rule, ...] = (
     Rule("left_join_remove_under_keys", "PROJECT_JOIN_REMOVE",
          "drop a LEFT JOIN on a full key of a table nothing else uses",
          left_join_remove_under_keys, ("safe", "needs-keys"), (exp.Join,)),
+    Rule("in_to_join_under_keys", None,
+         "x IN (SELECT k ...) with k provably unique (a key, DISTINCT, GROUP BY k) -> inner join",
+         in_to_join_under_keys, ("safe", "needs-keys"), (exp.In,)),
     Rule("sort_remove", "SORT_REMOVE",
          "drop ORDER BY inside subqueries without LIMIT",
          sort_remove, ("safe",), (exp.Order,)),
