@@ -188,7 +188,10 @@ class PostgresBackend(Backend):
     def stats_version(self) -> str:
         with self.pool.connection() as conn:
             row = conn.execute(
-                "SELECT md5(string_agg(c.relname || ':' || c.reltuples::text || ':' || c.relnatts::text"
+                # reltuples only in factor-of-two buckets: VACUUM replaces ANALYZE's estimate with an
+                # exact count, which is not a change of statistics worth dropping rewrites for.
+                "SELECT md5(string_agg(c.relname || ':' || round(log(2, greatest(c.reltuples, 1)::numeric))::text"
+                " || ':' || c.relnatts::text"
                 " || ':' || coalesce(s.last_analyze::text, '') || coalesce(s.last_autoanalyze::text, ''),"
                 " ',' ORDER BY c.oid)) FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid"
                 " JOIN pg_namespace n ON n.oid = c.relnamespace"

@@ -216,6 +216,8 @@ def _in_to_exists(e: exp.In, positive: bool, outer_units: list[Unit], catalog: C
     ys = body.outputs
     if any(y.find(exp.AggFunc, exp.Select, exp.Window) for y in ys):
         return None
+    if body.group and not {y.sql("duckdb") for y in ys} <= {g.sql("duckdb") for g in body.group}:
+        return None  # a grouped subquery's value must be a grouping key (one value per group)
     match = canonical_exists(body, [exp.EQ(this=y.copy(), expression=x.copy()) for x, y in zip(xs, ys, strict=True)])
     if match is None:
         return None

@@ -54,6 +54,10 @@ def _serve(pg_db: str, tmp_path: Path) -> Iterator[tuple[str, OnlineRewriter]]:
 @pytest.fixture()
 def tpcds_proxy(pg_db: str, tpcds_tiny: Path, tmp_path: Path) -> Iterator[tuple[str, OnlineRewriter]]:
     copy_duckdb_to_postgres(tpcds_tiny, pg_db)
+    with psycopg.connect(pg_db, autocommit=True) as c:
+        # settle the freshly loaded tables now: an insert-triggered autovacuum during the test
+        # would update reltuples, i.e. the statistics version, and drop the stored rewrite
+        c.execute("VACUUM ANALYZE")
     yield from _serve(pg_db, tmp_path)
 
 

@@ -67,6 +67,11 @@ EQUIVALENT = [
     # an uncorrelated EXISTS over the outer row's own table holds when the outer row satisfies it
     ("SELECT e.ename FROM emp e WHERE EXISTS (SELECT 1 FROM emp x WHERE x.deptno = x.deptno)",
      "SELECT e.ename FROM emp e"),
+    # LEFT JOIN ONs need agree only on left rows the WHERE keeps (Calcite's PullConstantIntoJoin)
+    ("SELECT t.empno, t.ename, d.name FROM (SELECT * FROM emp WHERE empno = 10) t LEFT JOIN dept d "
+     "ON t.empno = d.deptno",
+     "SELECT t0.empno, t0.ename, t1.name FROM (SELECT * FROM emp WHERE empno = 10) t0 "
+     "LEFT JOIN (SELECT * FROM dept WHERE deptno = 10) t1 ON TRUE"),
     # self-join on the primary key is the table itself
     ("SELECT e.ename FROM emp e, dept d WHERE e.deptno = d.deptno",
      "SELECT e.ename FROM emp e JOIN dept d ON e.deptno = d.deptno JOIN emp e2 ON e.empno = e2.empno"),
@@ -117,6 +122,11 @@ NOT_EQUIVALENT = [
     ("SELECT e.ename FROM emp e WHERE EXISTS (SELECT 1 FROM emp x WHERE x.sal > 5)",
      "SELECT e.ename FROM emp e WHERE e.sal > 5"),
     ("SELECT e.ename FROM emp e WHERE EXISTS (SELECT 1 FROM emp x WHERE x.mgr = x.mgr)", "SELECT e.ename FROM emp e"),
+    # the WHERE does not pin EMPNO to 10: the ONs differ on kept rows
+    ("SELECT t.empno, t.ename, d.name FROM (SELECT * FROM emp WHERE empno >= 10) t LEFT JOIN dept d "
+     "ON t.empno = d.deptno",
+     "SELECT t0.empno, t0.ename, t1.name FROM (SELECT * FROM emp WHERE empno >= 10) t0 "
+     "LEFT JOIN (SELECT * FROM dept WHERE deptno = 10) t1 ON TRUE"),
     # a self-join on a non-key column multiplies rows
     ("SELECT e.ename FROM emp e", "SELECT e.ename FROM emp e JOIN emp e2 ON e.deptno = e2.deptno"),
     # the marker reads a different filter
