@@ -647,6 +647,9 @@ class OnlineRewriter:
 
     def _drop(self, key: str, why: str) -> None:
         self.store.drop(key)
+        self._note_dropped(key, why)
+
+    def _note_dropped(self, key: str, why: str) -> None:
         with self._lock:
             self.stats.dropped += 1
             self._generation += 1
@@ -661,12 +664,7 @@ class OnlineRewriter:
             return
         self.store.put(Entry(key, e.original_template, "", [], "NONE", None, e.time_original,
                              e.stats_version, time.time()))
-        with self._lock:
-            self.stats.dropped += 1
-            self._generation += 1
-            self._dropped[key] = why
-            while len(self._dropped) > _MAX_MEMO:
-                self._dropped.popitem(last=False)
+        self._note_dropped(key, why)
         log.warning("rewrite %s %s: dropped", key, why)
 
     def dropped_reason(self, key: str) -> str | None:

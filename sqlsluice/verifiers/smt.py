@@ -617,17 +617,7 @@ class Scope:
         for n in c.find_all(exp.TableAlias):
             if n.name and n.name not in names:
                 names[n.name] = f"_s{len(names)}"
-
-        def ren(n: exp.Expression) -> exp.Expression:
-            if isinstance(n, exp.TableAlias) and n.name in names:
-                n = n.copy()
-                n.set("this", exp.to_identifier(names[n.name]))
-            elif isinstance(n, exp.Column) and n.table in names:
-                n = n.copy()
-                n.set("table", exp.to_identifier(names[n.table]))
-            return n
-
-        c = c.transform(ren, copy=False)
+        c = smt_extend.rename_aliases(c, names)
         vals = []
         for tname, cname in outer:
             cols = self.env.get(tname)

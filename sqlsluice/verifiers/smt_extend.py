@@ -70,6 +70,12 @@ def _alias_canonical(e: exp.Expression) -> str | None:
     if any(not col.table and col.name in names for col in e.find_all(exp.Column)):
         return None  # an unqualified name that could denote a whole row of a relation
 
+    return rename_aliases(e.copy(), names).sql("duckdb")
+
+
+def rename_aliases(e: exp.Expression, names: dict[str, str]) -> exp.Expression:
+    """``e`` (changed in place) with table aliases and the column qualifiers that use them renamed."""
+
     def ren(n: exp.Expression) -> exp.Expression:
         if isinstance(n, exp.TableAlias) and n.name in names:
             n = n.copy()
@@ -79,7 +85,7 @@ def _alias_canonical(e: exp.Expression) -> str | None:
             n.set("table", exp.to_identifier(names[n.table]))
         return n
 
-    return e.copy().transform(ren, copy=False).sql("duckdb")
+    return e.transform(ren, copy=False)
 
 
 def alpha_equivalent(e1: exp.Expression, e2: exp.Expression) -> bool:
