@@ -17,7 +17,7 @@ from sqlglot import exp
 
 from sqlsluice.databases import Backend, Catalog
 from sqlsluice.errors import SluiceError
-from sqlsluice.rewriters.rules import SEARCH, Rule, apply_rules, prepare, run_rule
+from sqlsluice.rewriters.rules import SEARCH, Rule, prepare, resolve, run_rule
 
 
 @dataclass
@@ -34,6 +34,53 @@ class SearchResult:
     states: list[State] = field(default_factory=list)  # best first, original excluded
     explains: int = 0
     errors: int = 0
+
+
+class _Applications:
+    """Rule applications memoised for one search, so that no rule runs twice on one state.
+
+    A rule is a pure function of its input tree, and two states with the same SQL are one
+    state to the search, so a rule's outcome is keyed by (rule, input SQL): the greedy
+    descent, the beam and the final fixed-point pass share it.  A tree whose SQL nobody has
+    needed yet (the fixed-point pass's intermediates) is keyed by identity instead, which
+    spares generating that SQL.
+    """
+
+    def __init__(self, catalog: Catalog | None, dialect: str) -> None:
+        self.catalog, self.dialect = catalog, dialect
+        self.memo: dict[tuple[Rule, str | int], exp.Expr | None] = {}  # None: did not fire
+        self.sqls: dict[int, str] = {}  # id(tree) -> its SQL, for trees this search made
+        self.alive: list[exp.Expr] = []  # every tree keyed by id() outlives the search
+
+    def sql_of(self, tree: exp.Expr) -> str:
+        if id(tree) not in self.sqls:
+            self.alive.append(tree)
+            self.sqls[id(tree)] = tree.sql(dialect=self.dialect)
+        return self.sqls[id(tree)]
+
+    def apply(self, rule: Rule, tree: exp.Expr) -> exp.Expr | None:
+        """The rule's output, or None when it returned its input unchanged."""
+        key: tuple[Rule, str | int] = (rule, self.sqls.get(id(tree), id(tree)))
+        if key not in self.memo:
+            self.alive.append(tree)
+            new = run_rule(rule, tree, self.catalog, self.dialect)
+            self.memo[key] = None if new is tree else new
+        return self.memo[key]
+
+    def fixed_point(self, tree: exp.Expr, rules: list[Rule], max_passes: int = 12
+                    ) -> tuple[exp.Expr, list[str]]:
+        """:func:`~sqlsluice.rewriters.rules.apply_rules` on a prepared tree, memoised."""
+        applied: list[str] = []
+        for rule in rules:
+            fired = False
+            for _ in range(max_passes):
+                new = self.apply(rule, tree)
+                if new is None:
+                    break
+                tree, fired = new, True
+            if fired:
+                applied.append(rule.name)
+        return tree, applied
 
 
 class _Scorer:
@@ -64,10 +111,18 @@ def search(sql: str, catalog: Catalog | None, backend: Backend | None, *, dialec
            rules: tuple[Rule, ...] = SEARCH, beam_width: int = 2, depth: int = 4, max_explains: int = 30,
            keep: int = 4, max_applications: int = 80) -> SearchResult:
     """Explore rule applications; return the cheapest distinct rewrites (at most ``keep``)."""
+    return _search(sql, catalog, backend, dialect=dialect, rules=rules, beam_width=beam_width,
+                   depth=depth, max_explains=max_explains, keep=keep, max_applications=max_applications)
+
+
+def _search(sql: str, catalog: Catalog | None, backend: Backend | None, *, dialect: str | None,
+            rules: tuple[Rule, ...], beam_width: int, depth: int, max_explains: int,
+            keep: int, max_applications: int) -> SearchResult:
     dialect = dialect or (backend.dialect if backend else "duckdb")
     scorer = _Scorer(backend, dialect, max_explains)
     root = prepare(sql, catalog, dialect)
-    base = root.sql(dialect=dialect)
+    memo = _Applications(catalog, dialect)
+    base = memo.sql_of(root)
     orig_cost = scorer.cost(sql)
     seen: dict[str, State] = {}
     children: dict[str, list[State]] = {}
@@ -81,10 +136,10 @@ def search(sql: str, catalog: Catalog | None, backend: Backend | None, *, dialec
             if applications[0] >= max_applications:
                 break  # a count, not a clock: the search stays deterministic
             applications[0] += 1
-            new = run_rule(r, state.expr, catalog, dialect)
-            if new is state.expr:
+            new = memo.apply(r, state.expr)
+            if new is None:
                 continue
-            s = new.sql(dialect=dialect)
+            s = memo.sql_of(new)
             if s == state.sql or s == base:
                 continue
             if s in seen:
@@ -119,13 +174,16 @@ def search(sql: str, catalog: Catalog | None, backend: Backend | None, *, dialec
             break
         beam = sorted(pool.values(), key=lambda s: s.cost)[:beam_width]
     # "all": every safe rule to a fixed point, in catalog order, twice over
-    full = apply_rules(root, [r.name for r in rules] * 2, catalog, dialect)
-    if full.applied and full.sql not in seen and full.sql != base:
-        st = State(full.expr, full.sql, full.applied, float("inf"))
-        c = scorer.cost(full.sql)
+    # (``root`` is already prepared, and qualifying is idempotent, so this is apply_rules)
+    catalog_rules = [c for c in (resolve(r.name) for r in rules * 2) if c is not None]
+    full_expr, full_applied = memo.fixed_point(root, catalog_rules)
+    full_sql = memo.sql_of(full_expr)
+    if full_applied and full_sql not in seen and full_sql != base:
+        st = State(full_expr, full_sql, full_applied, float("inf"))
+        c = scorer.cost(full_sql)
         if c is not None:
             st.cost = c
-            seen[full.sql] = st
+            seen[full_sql] = st
     valid = sorted((s for s in seen.values() if s.cost != float("inf")), key=lambda s: s.cost)
     # one state per estimate: equal costs are (nearly always) one plan reached by rules that
     # do not change it, and would crowd distinct candidates out of the ``keep`` slots
@@ -133,7 +191,7 @@ def search(sql: str, catalog: Catalog | None, backend: Backend | None, *, dialec
     for s in valid:
         if len(picked) < keep and all(p.cost != s.cost for p in picked):
             picked.append(s)
-    fs = seen.get(full.sql)
+    fs = seen.get(full_sql)
     if fs is not None and fs.cost != float("inf") and fs not in picked:
         picked.append(fs)
     return SearchResult(original_cost=orig_cost, states=picked, explains=scorer.calls, errors=scorer.errors)

@@ -170,18 +170,37 @@ def prepare(sql: str | exp.Expr, schema: Catalog | None = None, dialect: str | N
         tree = sql
     else:
         try:
-            tree = sqlglot.parse_one(sql, read=dialect)
+            tree = _drop_positions(sqlglot.parse_one(sql, read=dialect))
         except sqlglot.errors.ParseError as e:
             raise SyntaxErrorSQL(f"cannot parse SQL: {str(e).splitlines()[0]}") from e
     from sqlglot.optimizer.qualify import qualify
 
     try:
         mapping: dict[str, object] | None = dict(schema.mapping()) if schema else None
-        return qualify(tree.copy(), schema=mapping, dialect=dialect,
-                       validate_qualify_columns=False, quote_identifiers=False,
-                       expand_stars=False)
+        return _drop_positions(qualify(tree.copy(), schema=mapping, dialect=dialect,
+                                       validate_qualify_columns=False, quote_identifiers=False,
+                                       expand_stars=False))
     except Exception:
         return tree
+
+
+_POSITIONS = ("line", "col", "start", "end")
+
+
+def _drop_positions(tree: exp.Expr) -> exp.Expr:
+    """Forget the parser's source positions (a dict per identifier) in place.
+
+    They never reach the generated SQL, but every rule copies the tree first and the deep
+    copy of those small dicts is most of a copy's cost.
+    """
+    for node in tree.walk():
+        meta = node._meta
+        if meta:
+            for k in _POSITIONS:
+                meta.pop(k, None)
+            if not meta:
+                node._meta = None
+    return tree
 
 
 def run_rule(rule: Rule, tree: exp.Expr, schema: Catalog | None, dialect: str | None) -> exp.Expr:

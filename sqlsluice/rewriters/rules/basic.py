@@ -144,6 +144,10 @@ def _is_false(e: exp.Expr) -> bool:
     return False
 
 
+def _has_false_term(b: exp.Select) -> bool:
+    return any(_is_false(t) for t in conjuncts(b.args["where"].this))
+
+
 def union_branch_prune(expr: exp.Expr, *, schema: Catalog | None = None,
                        dialect: str | None = None) -> exp.Expr:
     """Drop a UNION ALL branch whose WHERE has a term that is always FALSE (``'w' = 's'``).
@@ -157,6 +161,9 @@ def union_branch_prune(expr: exp.Expr, *, schema: Catalog | None = None,
     Hazard: an aggregate without GROUP BY returns one row even on no input, so such a
     branch is kept.
     """
+    if not any(isinstance(b, exp.Select) and b.args.get("where") and _has_false_term(b)
+               for u in expr.find_all(exp.Union) for b in (u.this, u.expression)):
+        return expr  # pre-check: no branch with an always-FALSE term, skip the copy
     root = expr.copy()
     for u in list(root.find_all(exp.Union)):
         if u.args.get("distinct") or u.args.get("order") or u.args.get("limit"):
@@ -212,6 +219,21 @@ def _constant(n: exp.Expr) -> bool:
     return bool(kids) and all(isinstance(c, exp.Literal | exp.Boolean | exp.Null) for c in kids)
 
 
+def _mergeable_body(q: exp.Expr | None) -> bool:
+    """False when sqlglot's ``merge_subqueries`` surely refuses to merge this derived table or
+    CTE body: not a plain SELECT with a FROM, a clause it cannot merge (GROUP BY, DISTINCT,
+    LIMIT...), or an aggregate or subquery in the projections (its own first checks)."""
+    from sqlglot.optimizer.merge_subqueries import UNMERGABLE_ARGS
+
+    while isinstance(q, exp.Paren | exp.Subquery):
+        q = q.this
+    if not isinstance(q, exp.Select) or q.args.get("from_") is None:
+        return False
+    if any(v for k, v in q.args.items() if k in UNMERGABLE_ARGS):
+        return False
+    return not any(s.find(exp.AggFunc, exp.Select) for s in q.selects)
+
+
 def subquery_merge(expr: exp.Expr, *, schema: Catalog | None = None,
                    dialect: str | None = None) -> exp.Expr:
     """Merge simple derived tables and CTEs into the outer query (sqlglot's ``merge_subqueries``).
@@ -226,6 +248,8 @@ def subquery_merge(expr: exp.Expr, *, schema: Catalog | None = None,
     """
     from sqlglot.optimizer.merge_subqueries import merge_subqueries
 
+    if not any(_mergeable_body(n.this) for n in expr.find_all(exp.Subquery, exp.CTE)):
+        return expr  # cheap pre-check: nothing sqlglot's _mergeable could accept, skip the copy
     try:
         out = merge_subqueries(expr.copy())
     except Exception:  # sqlglot raises assorted errors on shapes it cannot scope
@@ -273,18 +297,23 @@ def sort_remove(expr: exp.Expr, *, schema: Catalog | None = None,
 
     Sound under bag semantics: a derived table, CTE or IN/EXISTS subquery has no order.
     """
+    if not any(_removable_order(node, expr) for node in expr.find_all(exp.Order)):
+        return expr  # pre-check on the input: nothing to drop, skip the copy
     root = expr.copy()
     for node in list(root.find_all(exp.Order)):
-        q = node.parent
-        if not isinstance(q, exp.Select | exp.Union) or q is root:
-            continue
-        if q.args.get("limit") or q.args.get("offset") or q.args.get("fetch"):
-            continue
-        if not isinstance(q.parent, exp.Subquery | exp.CTE | exp.Exists | exp.In):
-            continue
-        node.pop()
-        return root
+        if _removable_order(node, root):
+            node.pop()
+            return root
     return expr
+
+
+def _removable_order(node: exp.Order, root: exp.Expr) -> bool:
+    q = node.parent
+    if not isinstance(q, exp.Select | exp.Union) or q is root:
+        return False
+    if q.args.get("limit") or q.args.get("offset") or q.args.get("fetch"):
+        return False
+    return isinstance(q.parent, exp.Subquery | exp.CTE | exp.Exists | exp.In)
 
 
 def _key_columns(schema: Catalog | None, table: str) -> list[list[str]]:
@@ -354,6 +383,8 @@ def left_join_remove_under_keys(expr: exp.Expr, *, schema: Catalog | None = None
     Sound because a LEFT JOIN on a full key of the right side neither drops nor duplicates
     left rows.  Needs a declared key; ``SELECT *`` and any other use of the table refuse.
     """
+    if not any(j.side == "LEFT" and isinstance(j.this, exp.Table) for j in expr.find_all(exp.Join)):
+        return expr  # pre-check: no LEFT JOIN of a table, skip the copy
     root = expr.copy()
     for sel in list(root.find_all(exp.Select)):
         joins = sel.args.get("joins") or []

@@ -106,15 +106,23 @@ def cte_not_materialized(expr: exp.Expr, *, schema: Catalog | None = None,
 
     Hazard: volatile functions (a different value per reference) are left alone.
     """
+    # each CTE is judged alone (marking one changes no other's references): test, then copy
+    if not any(_shared(expr, cte) for _, cte in _ctes(expr)):
+        return expr
     root = expr.copy()
     changed = False
     for _, cte in _ctes(root):
-        if cte.args.get("materialized") is not None or _volatile(cte.this):
-            continue
-        if len(_references(root, cte)) >= 2:
+        if _shared(root, cte):
             cte.set("materialized", False)
             changed = True
     return root if changed else expr
+
+
+def _shared(root: exp.Expr, cte: exp.CTE) -> bool:
+    """An unmarked, non-volatile CTE referenced at least twice."""
+    if cte.args.get("materialized") is not None or _volatile(cte.this):
+        return False
+    return len(_references(root, cte)) >= 2
 
 
 def cte_materialize(expr: exp.Expr, *, schema: Catalog | None = None,
@@ -129,18 +137,26 @@ def cte_materialize(expr: exp.Expr, *, schema: Catalog | None = None,
 
     Always sound: materialising only changes when the CTE is evaluated.
     """
+    # each CTE is judged alone (marking one changes no other's references): test, then copy
+    if not any(_aggregating_once(expr, cte) for _, cte in _ctes(expr)):
+        return expr
     root = expr.copy()
     changed = False
     for _, cte in _ctes(root):
-        body = cte.this
-        if cte.args.get("materialized") is not None or not isinstance(body, exp.Query):
-            continue
-        if not (body.find(exp.Group) or body.find(exp.AggFunc)):
-            continue
-        if len(_references(root, cte)) == 1:
+        if _aggregating_once(root, cte):
             cte.set("materialized", True)
             changed = True
     return root if changed else expr
+
+
+def _aggregating_once(root: exp.Expr, cte: exp.CTE) -> bool:
+    """An unmarked CTE that groups or aggregates, referenced exactly once."""
+    body = cte.this
+    if cte.args.get("materialized") is not None or not isinstance(body, exp.Query):
+        return False
+    if not (body.find(exp.Group) or body.find(exp.AggFunc)):
+        return False
+    return len(_references(root, cte)) == 1
 
 
 def cte_unused_remove(expr: exp.Expr, *, schema: Catalog | None = None,
@@ -151,6 +167,8 @@ def cte_unused_remove(expr: exp.Expr, *, schema: Catalog | None = None,
     >>> cte_unused_remove(sqlglot.parse_one("WITH c AS (SELECT 1 AS a), d AS (SELECT 2 AS b) SELECT * FROM d")).sql()
     'WITH d AS (SELECT 2 AS b) SELECT * FROM d'
     """
+    if all(_references(expr, cte) for _, cte in _ctes(expr)):
+        return expr  # pre-check: every CTE is used (dropping one is what makes others unused)
     root = expr.copy()
     changed = False
     for w, cte in reversed(_ctes(root)):

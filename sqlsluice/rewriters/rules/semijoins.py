@@ -259,6 +259,10 @@ def distinct_join_to_semi_join(expr: exp.Expr, *, schema: Catalog | None = None,
     predicate, a column not equated (several matches per row), ``INTERSECT ALL``, branches
     of differing types, and correlated derived tables are left alone.
     """
+    if not any(isinstance(s.parent, exp.From | exp.Join) and s.alias
+               and (_intersect_branches(_unwrap(s.this)) is not None or _distinct_body(_unwrap(s.this)))
+               for s in expr.find_all(exp.Subquery)):
+        return expr  # pre-check: no duplicate-free derived table to turn into EXISTS, skip the copy
     root = expr.copy()
     used = defined_names(root) | qualifiers(root)
     changed = False
@@ -350,6 +354,14 @@ def _cte_bodies(root: exp.Expr, at: exp.Expr) -> dict[str, exp.Expr]:
     return out
 
 
+def _in_candidate(term: exp.In) -> bool:
+    q = term.args.get("query")
+    if q is None:
+        return False
+    inner = _unwrap(q.this if isinstance(q, exp.Subquery) else q)
+    return isinstance(inner, exp.Select) and len(inner.expressions) == 1
+
+
 def in_to_join_under_keys(expr: exp.Expr, *, schema: Catalog | None = None,
                           dialect: str | None = None) -> exp.Expr:
     """``x IN (SELECT k FROM ...)`` as a WHERE conjunct -> an inner join, when ``k`` is unique.
@@ -373,8 +385,8 @@ def in_to_join_under_keys(expr: exp.Expr, *, schema: Catalog | None = None,
     ``NOT IN``, IN under OR/NOT/CASE, row-valued IN, correlated subqueries, outer joins
     in the outer query and a CTE name defined twice are left alone.
     """
-    if schema is None:
-        return expr
+    if schema is None or not any(_in_candidate(i) for i in expr.find_all(exp.In)):
+        return expr  # pre-check: no IN over a one-column SELECT, skip the copy
     root = expr.copy()
     used = defined_names(root) | qualifiers(root)
     for sel in selects(root):

@@ -111,6 +111,9 @@ def scalar_subquery_to_join(expr: exp.Expr, *, schema: Catalog | None = None,
     NULL and FALSE both drop the row; correlation only by equalities, so that each outer
     row meets at most one group.
     """
+    if not any(_plain_select(s.this) and len(s.this.expressions) == 1
+               and _null_on_empty(s.this.expressions[0].unalias()) for s in expr.find_all(exp.Subquery)):
+        return expr  # pre-check: no subquery of one NULL-on-empty aggregate, skip the copy
     root = expr.copy()
     for sel in selects(root):
         where = sel.args.get("where")
@@ -201,6 +204,12 @@ def exists_to_in(expr: exp.Expr, *, schema: Catalog | None = None,
     return expr
 
 
+def _unparen(e: exp.Expr) -> exp.Expr:
+    while isinstance(e, exp.Paren):
+        e = e.this
+    return e
+
+
 def or_in_to_union(expr: exp.Expr, *, schema: Catalog | None = None,
                    dialect: str | None = None) -> exp.Expr:
     """``k IN (Q1) OR k IN (Q2)`` -> ``k IN (Q1 UNION ALL Q2)``: one semi-join instead of an OR.
@@ -215,6 +224,9 @@ def or_in_to_union(expr: exp.Expr, *, schema: Catalog | None = None,
     Exact under three-valued logic: IN over a union is TRUE, NULL or FALSE exactly when the
     OR of the two INs is.  Both subqueries must have the same number of columns.
     """
+    if not any(isinstance(_unparen(o.this), exp.In) and isinstance(_unparen(o.expression), exp.In)
+               for o in expr.find_all(exp.Or)):
+        return expr  # pre-check: no OR of two INs, skip the copy
     root = expr.copy()
     for node in list(root.find_all(exp.Or)):
         left, right = node.this, node.expression
@@ -272,6 +284,9 @@ def scalar_subqueries_to_filtered_aggregate(expr: exp.Expr, *, schema: Catalog |
     ``t WHERE w``.  Only for an outer SELECT without GROUP BY or aggregates (the new columns
     could not appear in them) and with at least two subqueries over the same table.
     """
+    if sum(1 for s in expr.find_all(exp.Subquery) if not isinstance(s.parent, exp.From | exp.Join)
+           and _single_table_aggregate(s.this) is not None) < 2:
+        return expr  # pre-check: fewer than two candidate subqueries in all, skip the copy
     root = expr.copy()
     for sel in selects(root):
         if sel.args.get("group") or any(p.find(exp.AggFunc) and not p.find(exp.Subquery)
@@ -360,6 +375,10 @@ def derived_aggregates_to_filtered_aggregate(expr: exp.Expr, *, schema: Catalog 
     of those filters joins the WHERE, since a row passing none feeds no aggregate.
     Output names must be unique; with ``SELECT *`` the merged tables must be the whole FROM.
     """
+    if sum(1 for s in expr.find_all(exp.Subquery) if isinstance(s.parent, exp.From | exp.Join)
+           and isinstance(s.this, exp.Select)
+           and all(isinstance(p, exp.Alias) and isinstance(p.this, exp.AggFunc) for p in s.this.expressions)) < 2:
+        return expr  # pre-check: fewer than two aggregate-only derived tables in all, skip the copy
     root = expr.copy()
     for sel in selects(root):
         if not _comma_joins_only(sel) or sel.args.get("from_") is None:
