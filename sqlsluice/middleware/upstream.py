@@ -336,6 +336,18 @@ class UpstreamRelay:
             except Exception:  # feedback must never break the session
                 log.exception("statement timing callback failed")
 
+    def _forward_unchanged(self, data: bytes, sql: str, decision: Forward | Reply | SluiceError) -> bool:
+        """The hot path of a simple Query the pipeline left as it was: send the client's bytes
+        as they are (timed when asked); False when the decision needs :meth:`_query_decided`."""
+        if type(decision) is not Forward or decision.sql != sql:
+            return False
+        self.sent_syncs += 1
+        self._timed(decision)
+        if self._nprivate:
+            self._forget_variants(sql)
+        self.uwriter.write(data)
+        return True
+
     def _timed(self, decision: Forward) -> None:
         """Time the statement just counted in ``sent_syncs`` when the pipeline asked for it."""
         if decision.observe is not None:
@@ -394,13 +406,7 @@ class UpstreamRelay:
                 decision = await self.conn.pipeline.handle(self.conn.ctx, sql, extended=False)
             except SluiceError as e:
                 decision = e
-            if type(decision) is Forward and decision.sql == sql:
-                self.sent_syncs += 1
-                if decision.observe is not None:
-                    self._timed(decision)
-                if self._nprivate:
-                    self._forget_variants(sql)
-                self.uwriter.write(data)
+            if self._forward_unchanged(data, sql, decision):
                 return True
             return await self._query_decided(data, sql, decision)
         r = self._fast_client(data)
@@ -461,13 +467,7 @@ class UpstreamRelay:
             else:  # a stage really waits for something: finish the pipeline in a task
                 self._start(self._finish_query(data, sql, coro, yielded))
                 return
-            if type(decision) is Forward and decision.sql == sql:
-                self.sent_syncs += 1
-                if decision.observe is not None:
-                    self._timed(decision)
-                if self._nprivate:
-                    self._forget_variants(sql)
-                self.uwriter.write(data)
+            if self._forward_unchanged(data, sql, decision):
                 if self.uconn.needs_drain():
                     self._start(self._drain_upstream())
                 return
@@ -491,12 +491,7 @@ class UpstreamRelay:
             decision = await _Resume(coro, yielded)
         except SluiceError as e:
             decision = e
-        if type(decision) is Forward and decision.sql == sql:
-            self.sent_syncs += 1
-            self._timed(decision)
-            if self._nprivate:
-                self._forget_variants(sql)
-            self.uwriter.write(data)
+        if self._forward_unchanged(data, sql, decision):
             return True
         return await self._query_decided(data, sql, decision)
 
