@@ -437,6 +437,8 @@ def _drop_empty_outer(s: exp.Select, ctes: dict[str, exp.Expression]) -> None:
     provably empty (:func:`empty_query`) is ``x`` with every column of ``e`` NULL: the join is
     dropped and ``e``'s columns become NULL literals (in place).  Only for a SELECT with exactly
     one plain join, and when no nested scope of ``s`` reuses ``e``'s alias."""
+    from sqlsluice.verifiers.smt import _inside
+
     joins = s.args.get("joins") or []
     frm = s.args.get("from_") or s.args.get("from")
     if len(joins) != 1 or frm is None or frm.expressions:
@@ -466,19 +468,10 @@ def _drop_empty_outer(s: exp.Select, ctes: dict[str, exp.Expression]) -> None:
         if n is not gone and n.alias_or_name == alias and n.args.get("alias") is not None:
             return
     for col in list(s.find_all(exp.Column)):
-        if col.table == alias and not _within(col, gone):
+        if col.table == alias and not _inside(col, gone):
             col.replace(exp.Null())
     frm.set("this", keep.copy())
     s.set("joins", None)
-
-
-def _within(node: exp.Expression, ancestor: exp.Expression) -> bool:
-    p = node.parent
-    while p is not None:
-        if p is ancestor:
-            return True
-        p = p.parent
-    return False
 
 
 def flatten_intersect(q: Any) -> Any:
