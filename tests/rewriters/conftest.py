@@ -1,15 +1,23 @@
-"""Fixtures for the rewrite engine tests: a TPC-DS DuckDB backend and its keyed catalog."""
+"""Fixtures for the rewrite engine tests: a TPC-DS DuckDB backend and its keyed catalog, and
+``sluice serve`` with online rewriting over a PostgreSQL upstream."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from sqlsluice.config import Config, RewriteConfig
 from sqlsluice.databases import Backend, Catalog, connect
-from sqlsluice.rewriters.tpcds_load import with_tpcds_keys
+from sqlsluice.middleware.pipeline import Pipeline, default_pipeline
+from sqlsluice.middleware.server import ServerThread, SluiceServer
+from sqlsluice.rewriters.online import OnlineRewriter, RewriteStore
+from sqlsluice.rewriters.proxy_stage import make_rewrite_stage
+from sqlsluice.rewriters.tpcds_load import copy_duckdb_to_postgres, with_tpcds_keys
+from sqlsluice.state import StateStore
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "rules"
 
@@ -79,3 +87,39 @@ def tpcds_backend(tpcds_tiny: Path) -> Iterator[Backend]:
 @pytest.fixture(scope="session")
 def tpcds_catalog(tpcds_backend: Backend) -> Catalog:
     return with_tpcds_keys(tpcds_backend.catalog(row_counts=False))
+
+
+@contextmanager
+def _rewriting_proxy(pg_db: str, tmp_path: Path) -> Iterator[tuple[str, OnlineRewriter]]:
+    backend = connect(pg_db)
+    cfg = Config(rewrite=RewriteConfig(min_speedup=1.0))  # sf=0.01 is tiny: no 1.2x margin asked
+    stage, online = make_rewrite_stage(backend, cfg, RewriteStore(StateStore(f"sqlite:///{tmp_path / 's.sqlite'}")))
+
+    def pipeline() -> Pipeline:
+        p = default_pipeline()
+        p.append(stage)
+        return p
+
+    server = SluiceServer(cfg, backend_url=pg_db, pipeline_factory=pipeline)
+    try:
+        with ServerThread(server) as st:
+            yield f"postgresql://postgres@127.0.0.1:{st.port}/x", online
+    finally:
+        online.close()
+        backend.close()
+
+
+@pytest.fixture()
+def rewriting_proxy(pg_db: str, tmp_path: Path) -> Callable[[], AbstractContextManager[tuple[str, OnlineRewriter]]]:
+    """Starts ``sluice serve`` with online rewriting over ``pg_db`` (as loaded by then): ``(dsn, online)``."""
+    return lambda: _rewriting_proxy(pg_db, tmp_path)
+
+
+@pytest.fixture()
+def tpcds_proxy(pg_db: str, tpcds_tiny: Path,
+                rewriting_proxy: Callable[[], AbstractContextManager[tuple[str, OnlineRewriter]]]
+                ) -> Iterator[tuple[str, OnlineRewriter]]:
+    """The rewriting proxy over TPC-DS sf=0.01 loaded into PostgreSQL (keys, VACUUM ANALYZE)."""
+    copy_duckdb_to_postgres(tpcds_tiny, pg_db)
+    with rewriting_proxy() as served:
+        yield served

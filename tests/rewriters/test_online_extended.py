@@ -13,8 +13,8 @@ real PostgreSQL upstream.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 import asyncpg
@@ -22,43 +22,7 @@ import psycopg
 import pytest
 
 from sqlsluice.bench.tpcds_data import tpcds_queries
-from sqlsluice.config import Config, RewriteConfig
-from sqlsluice.databases import connect
-from sqlsluice.middleware.pipeline import Pipeline, default_pipeline
-from sqlsluice.middleware.server import ServerThread, SluiceServer
-from sqlsluice.rewriters.online import OnlineRewriter, RewriteStore, fingerprint
-from sqlsluice.rewriters.proxy_stage import make_rewrite_stage
-from sqlsluice.rewriters.tpcds_load import copy_duckdb_to_postgres
-from sqlsluice.state import StateStore
-
-
-def _serve(pg_db: str, tmp_path: Path) -> Iterator[tuple[str, OnlineRewriter]]:
-    backend = connect(pg_db)
-    cfg = Config(rewrite=RewriteConfig(min_speedup=1.0))  # sf=0.01 is tiny: no 1.2x margin asked
-    stage, online = make_rewrite_stage(backend, cfg, RewriteStore(StateStore(f"sqlite:///{tmp_path / 's.sqlite'}")))
-
-    def pipeline() -> Pipeline:
-        p = default_pipeline()
-        p.append(stage)
-        return p
-
-    server = SluiceServer(cfg, backend_url=pg_db, pipeline_factory=pipeline)
-    try:
-        with ServerThread(server) as st:
-            yield f"postgresql://postgres@127.0.0.1:{st.port}/x", online
-    finally:
-        online.close()
-        backend.close()
-
-
-@pytest.fixture()
-def tpcds_proxy(pg_db: str, tpcds_tiny: Path, tmp_path: Path) -> Iterator[tuple[str, OnlineRewriter]]:
-    copy_duckdb_to_postgres(tpcds_tiny, pg_db)
-    with psycopg.connect(pg_db, autocommit=True) as c:
-        # settle the freshly loaded tables now: an insert-triggered autovacuum during the test
-        # would update reltuples, i.e. the statistics version, and drop the stored rewrite
-        c.execute("VACUUM ANALYZE")
-    yield from _serve(pg_db, tmp_path)
+from sqlsluice.rewriters.online import OnlineRewriter, fingerprint
 
 
 def _last(c: psycopg.Connection[Any]) -> dict[str, str]:
@@ -138,11 +102,12 @@ QT = ("SELECT t.id, t.v FROM t WHERE t.k < $1 AND t.v > (SELECT AVG(u.v) FROM u 
 
 
 @pytest.fixture()
-def tu_proxy(pg_db: str, tmp_path: Path) -> Iterator[tuple[str, OnlineRewriter, str]]:
+def tu_proxy(pg_db: str, rewriting_proxy: Callable[[], AbstractContextManager[tuple[str, OnlineRewriter]]]
+             ) -> Iterator[tuple[str, OnlineRewriter, str]]:
     with psycopg.connect(pg_db, autocommit=True) as c:
         for s in SETUP:
             c.execute(s)  # type: ignore[arg-type]
-    for dsn, online in _serve(pg_db, tmp_path):
+    with rewriting_proxy() as (dsn, online):
         yield dsn, online, pg_db
 
 
