@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from sqlsluice.config import Config
@@ -114,6 +115,13 @@ def make_rewrite_stage(backend: Backend, config: Config | None = None, store: Re
         seen[1] = d
         return d
 
+    def _instance_hook(key: str, sql: str, oids: tuple[int, ...]) -> Callable[[Any], None] | None:
+        """The first Bind's values as a literal instance of the shape, when the rewriter wants one
+        (to search an unknown shape, or to re-time a served rewrite against the original)."""
+        if not rewriter.wants_instance(key):
+            return None
+        return lambda bind: rewriter.bound(key, sql, oids, bind)
+
     def _decision(ctx: SessionContext, sql: str, oids: tuple[int, ...], p: Prepared,
                   current: Any, *, at_parse: bool) -> Forward:
         key = p.key
@@ -123,17 +131,11 @@ def make_rewrite_stage(backend: Backend, config: Config | None = None, store: Re
                 rewriter.stats.prepared_hits += 1
             obs = rewriter.observer(key, rewritten=True, ctx=ctx, baseline_s=info.get("time_original"),
                                     speedup=info.get("speedup"))
-            on_bind = None
-            if rewriter.wants_instance(key):  # something to re-time the served form against
-                def on_bind(bind: Any, key: str = key) -> None:
-                    rewriter.bound(key, sql, oids, bind)
             # still watched: a drop switches the statement back to the original
-            return Forward(p.sql, info, param_oids=p.param_oids, observe=obs, on_bind=on_bind, current=current)
+            return Forward(p.sql, info, param_oids=p.param_oids, observe=obs,
+                           on_bind=_instance_hook(key, sql, oids), current=current)
         pending = key is not None and str(info.get("rewrite", "")).startswith(("unknown shape", "queued"))
-        first_bind = None
-        if pending and key is not None and rewriter.wants_instance(key):
-            def first_bind(bind: Any, key: str = key) -> None:
-                rewriter.bound(key, sql, oids, bind)
+        first_bind = _instance_hook(key, sql, oids) if pending and key is not None else None
         # a search pending: keep asking at each Bind, so that a named statement switches to
         # the rewrite once it is stored (final answers stop the watching: the hot path)
         return Forward(sql, info, on_bind=first_bind, current=current if pending else None)
