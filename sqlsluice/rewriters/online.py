@@ -250,6 +250,14 @@ class Served:
         return self.original_s if self.n_original else self.baseline_s
 
 
+def _put_bounded(memo: OrderedDict[Any, Any], k: Any, v: Any, cap: int = _MAX_MEMO) -> None:
+    """``memo[k] = v`` as the most recent entry, the oldest dropped beyond ``cap``."""
+    memo[k] = v
+    memo.move_to_end(k)
+    while len(memo) > cap:
+        memo.popitem(last=False)
+
+
 def _ewma(old: float | None, x: float) -> float:
     return x if old is None else old + EWMA_ALPHA * (x - old)
 
@@ -329,11 +337,19 @@ class OnlineRewriter:
         (no parse, no I/O: called on the event loop)."""
         with self._lock:
             p = self._simple.get(sql)
-            if p is None or p.sql is None or p.generation != self._generation or \
-                    time.monotonic() - p.stats_at >= self.stats_refresh_s:
+            if p is None or p.sql is None or not self._current(p):
                 return None
             self.stats.hits += 1
             return p.sql, dict(p.info)
+
+    def _current(self, p: Prepared) -> bool:
+        """A memoised decision still holds: no rewrite stored or dropped since, statistics recent
+        (the caller holds the lock)."""
+        return p.generation == self._generation and time.monotonic() - p.stats_at < self.stats_refresh_s
+
+    def _remember(self, memo: OrderedDict[Any, Prepared], k: Any, p: Prepared) -> None:
+        with self._lock:
+            _put_bounded(memo, k, p)
 
     def lookup_ex(self, sql: str) -> tuple[str | None, dict[str, Any]]:
         """``(rewritten SQL or None, info)``; info has the shape's ``fingerprint`` (when it has
@@ -343,10 +359,7 @@ class OnlineRewriter:
         now = time.monotonic()
         out, info = self._lookup_ex(sql)
         if out is not None and "scope" not in info:
-            with self._lock:
-                self._simple[sql] = Prepared(info.get("fingerprint"), out, None, info, gen, now)
-                while len(self._simple) > _MAX_MEMO:
-                    self._simple.popitem(last=False)
+            self._remember(self._simple, sql, Prepared(info.get("fingerprint"), out, None, info, gen, now))
         return out, info
 
     def _lookup_ex(self, sql: str) -> tuple[str | None, dict[str, Any]]:
@@ -411,9 +424,7 @@ class OnlineRewriter:
         else:
             out = tree.sql(dialect=self.dialect)
         with self._lock:
-            self._replays[ck] = out
-            while len(self._replays) > 512:
-                self._replays.popitem(last=False)
+            _put_bounded(self._replays, ck, out, 512)
         return out
 
     # -- background search --------------------------------------------------------------
@@ -653,9 +664,7 @@ class OnlineRewriter:
         with self._lock:
             self.stats.dropped += 1
             self._generation += 1
-            self._dropped[key] = why
-            while len(self._dropped) > _MAX_MEMO:
-                self._dropped.popitem(last=False)
+            _put_bounded(self._dropped, key, why)
 
     def _demote(self, key: str, why: str) -> None:
         """Keep the shape as "no rewrite" (so it is not searched again until statistics change)."""
@@ -674,20 +683,14 @@ class OnlineRewriter:
     def note_instance(self, key: str, sql: str) -> None:
         """Remember a literal instance of the shape (what a re-check re-times)."""
         with self._lock:
-            self._instances[key] = sql
-            self._instances.move_to_end(key)
-            while len(self._instances) > _MAX_MEMO:
-                self._instances.popitem(last=False)
+            _put_bounded(self._instances, key, sql)
 
     # -- extended protocol --------------------------------------------------------------
     def cached_prepared(self, sql: str, param_oids: tuple[int, ...]) -> Prepared | None:
         """The decision for this Parse when it is cached and current (no I/O: event loop)."""
         with self._lock:
             p = self._prepared.get((sql, param_oids))
-            if p is None or p.generation != self._generation or \
-                    time.monotonic() - p.stats_at >= self.stats_refresh_s:
-                return None
-            return p
+            return p if p is not None and self._current(p) else None
 
     def lookup_prepared(self, sql: str, param_oids: tuple[int, ...]) -> Prepared:
         """What to parse upstream for a Parse of ``sql`` (with ``$n`` parameters).
@@ -701,11 +704,7 @@ class OnlineRewriter:
             gen = self._generation
         now = time.monotonic()
         p = self._lookup_prepared(sql, param_oids, gen, now)
-        with self._lock:
-            self._prepared[(sql, param_oids)] = p
-            self._prepared.move_to_end((sql, param_oids))
-            while len(self._prepared) > _MAX_MEMO:
-                self._prepared.popitem(last=False)
+        self._remember(self._prepared, (sql, param_oids), p)
         return p
 
     def _lookup_prepared(self, sql: str, oids: tuple[int, ...], gen: int, now: float) -> Prepared:
