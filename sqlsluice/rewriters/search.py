@@ -17,7 +17,7 @@ from sqlglot import exp
 
 from sqlsluice.databases import Backend, Catalog
 from sqlsluice.errors import SluiceError
-from sqlsluice.rewriters.rules import SEARCH, Rule, prepare, resolve, run_rule
+from sqlsluice.rewriters.rules import SEARCH, Rule, fixed_point, prepare, resolve, run_rule
 
 
 @dataclass
@@ -67,20 +67,10 @@ class _Applications:
             self.memo[key] = None if new is tree else new
         return self.memo[key]
 
-    def fixed_point(self, tree: exp.Expr, rules: list[Rule], max_passes: int = 12
-                    ) -> tuple[exp.Expr, list[str]]:
-        """:func:`~sqlsluice.rewriters.rules.apply_rules` on a prepared tree, memoised."""
-        applied: list[str] = []
-        for rule in rules:
-            fired = False
-            for _ in range(max_passes):
-                new = self.apply(rule, tree)
-                if new is None:
-                    break
-                tree, fired = new, True
-            if fired:
-                applied.append(rule.name)
-        return tree, applied
+    def run(self, rule: Rule, tree: exp.Expr) -> exp.Expr:
+        """As :func:`~sqlsluice.rewriters.rules.run_rule` (the input itself when unchanged), memoised."""
+        new = self.apply(rule, tree)
+        return tree if new is None else new
 
 
 class _Scorer:
@@ -111,13 +101,6 @@ def search(sql: str, catalog: Catalog | None, backend: Backend | None, *, dialec
            rules: tuple[Rule, ...] = SEARCH, beam_width: int = 2, depth: int = 4, max_explains: int = 30,
            keep: int = 4, max_applications: int = 80) -> SearchResult:
     """Explore rule applications; return the cheapest distinct rewrites (at most ``keep``)."""
-    return _search(sql, catalog, backend, dialect=dialect, rules=rules, beam_width=beam_width,
-                   depth=depth, max_explains=max_explains, keep=keep, max_applications=max_applications)
-
-
-def _search(sql: str, catalog: Catalog | None, backend: Backend | None, *, dialect: str | None,
-            rules: tuple[Rule, ...], beam_width: int, depth: int, max_explains: int,
-            keep: int, max_applications: int) -> SearchResult:
     dialect = dialect or (backend.dialect if backend else "duckdb")
     scorer = _Scorer(backend, dialect, max_explains)
     root = prepare(sql, catalog, dialect)
@@ -176,7 +159,7 @@ def _search(sql: str, catalog: Catalog | None, backend: Backend | None, *, diale
     # "all": every safe rule to a fixed point, in catalog order, twice over
     # (``root`` is already prepared, and qualifying is idempotent, so this is apply_rules)
     catalog_rules = [c for c in (resolve(r.name) for r in rules * 2) if c is not None]
-    full_expr, full_applied = memo.fixed_point(root, catalog_rules)
+    full_expr, full_applied, _ = fixed_point(root, catalog_rules, memo.run)
     full_sql = memo.sql_of(full_expr)
     if full_applied and full_sql not in seen and full_sql != base:
         st = State(full_expr, full_sql, full_applied, float("inf"))

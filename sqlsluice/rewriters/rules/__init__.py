@@ -234,25 +234,34 @@ def apply_rules(sql_or_tree: str | exp.Expr, rule_names: list[str], schema: Cata
     query are in ``not_fired``.  Used by LLM-R2's stage to apply an LLM-chosen sequence.
     """
     tree = prepare(sql_or_tree, schema, dialect)
-    applied: list[str] = []
+    rules: list[Rule] = []
     unknown: list[str] = []
-    not_fired: list[str] = []
     for name in rule_names:
         rule = resolve(name)
         if rule is None:
             unknown.append(name)
-            continue
-        fired = False
-        for _ in range(max_passes):
-            new = run_rule(rule, tree, schema, dialect)
-            if new is tree:
-                break
-            tree, fired = new, True
-        if fired:
-            applied.append(rule.name)
         else:
-            not_fired.append(rule.name)
+            rules.append(rule)
+    tree, applied, not_fired = fixed_point(tree, rules, lambda r, t: run_rule(r, t, schema, dialect), max_passes)
     return Applied(tree, tree.sql(dialect=dialect), applied, unknown, not_fired)
 
 
-__all__ = ["BY_NAME", "GROUPS", "RULES", "SEARCH", "Applied", "Rule", "apply_rules", "prepare", "resolve"]
+def fixed_point(tree: exp.Expr, rules: list[Rule], run: Callable[[Rule, exp.Expr], exp.Expr],
+                max_passes: int = 12) -> tuple[exp.Expr, list[str], list[str]]:
+    """Each rule in turn, up to ``max_passes`` times, until it returns its input unchanged:
+    ``(tree, rules that fired, rules that did not)``.  ``run(rule, tree)`` applies one rule."""
+    applied: list[str] = []
+    not_fired: list[str] = []
+    for rule in rules:
+        fired = False
+        for _ in range(max_passes):
+            new = run(rule, tree)
+            if new is tree:
+                break
+            tree, fired = new, True
+        (applied if fired else not_fired).append(rule.name)
+    return tree, applied, not_fired
+
+
+__all__ = ["BY_NAME", "GROUPS", "RULES", "SEARCH", "Applied", "Rule", "apply_rules", "fixed_point", "prepare",
+           "resolve"]
