@@ -17,6 +17,7 @@ what DuckDB cannot, in three cheap steps, none of which touch the hot path of a 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from functools import lru_cache
@@ -27,9 +28,10 @@ import duckdb
 from sqlsluice.databases.base import ColumnInfo, MaterializedResult, Result
 from sqlsluice.databases.duckdb_backend import DuckDBSession, command_words
 from sqlsluice.errors import BackendError, SluiceError
-from sqlsluice.middleware import types
+from sqlsluice.middleware import pgsemantics, types
 from sqlsluice.middleware.pipeline import Reply
 
+log = logging.getLogger("sqlsluice.compat")
 PG_VERSION = "PostgreSQL 15.0 (sqlsluice over DuckDB {duck}) on x86_64-pc-linux-gnu, compiled by gcc, 64-bit"
 
 # GUCs reported by SHOW / current_setting, and accepted (and ignored) by SET
@@ -177,6 +179,8 @@ class Compat:
             "CREATE OR REPLACE TEMP MACRO txid_current() AS 1::BIGINT",
             "CREATE OR REPLACE TEMP MACRO pg_current_xact_id() AS 1::BIGINT",
         ]
+        # PostgreSQL's int / int truncates (DuckDB's / is float division); per connection
+        macros.append("SET integer_division = true")
         for m in macros:
             try:
                 con.execute(m)
@@ -243,7 +247,8 @@ class Compat:
         if head.startswith(("BEGIN", "START")):
             m = _BEGIN.match(sql)
             if m and m.group(2).strip(" ;\n\t"):
-                return "BEGIN"  # isolation levels / READ ONLY: DuckDB has one (snapshot) level
+                # isolation levels / READ ONLY: DuckDB has one (snapshot) level
+                return "START TRANSACTION" if m.group(1).upper().startswith("START") else "BEGIN"
             return sql
         if head.startswith("ROLLB") and _ROLLBACK_TO.match(sql):
             # DuckDB has no savepoints: clear the error state so the transaction goes on;
@@ -269,7 +274,7 @@ class Compat:
                                    "block", sqlstate="25P02")
         if w1 in ("BEGIN", "START") and s.in_transaction:
             self.notices.append(("WARNING", "25001", "there is already a transaction in progress"))
-            return MaterializedResult(status="BEGIN")
+            return MaterializedResult(status=pgsemantics.command_tag(sql, 0))
         if w1 in ("COMMIT", "END", "ROLLBACK", "ABORT") and not s.in_transaction:
             self.notices.append(("WARNING", "25P01", "there is no transaction in progress"))
             return MaterializedResult(status="COMMIT" if w1 in ("COMMIT", "END") else "ROLLBACK")
@@ -280,6 +285,42 @@ class Compat:
             run_sql = self._serial(sql)
         if len(sql) <= 65536 and _PG_MARKERS.search(sql):
             run_sql = translate(sql)
+        elif "/" in sql or "%" in sql:
+            guarded = pgsemantics.guard_division(run_sql)
+            if guarded is not run_sql:
+                try:
+                    return self._pg_result(sql, s.execute(guarded, params))
+                except SluiceError as e:
+                    if not e.sqlstate.startswith("42"):
+                        raise
+                    # sqlglot's DuckDB text does not bind: run the client's text as it is
+                    log.info("division guard not usable (%s): %s", e.message.splitlines()[0], guarded[:200])
+                    s._failed = False
+        return self._pg_result(sql, self._run(run_sql, params))
+
+    def _pg_result(self, sql: str, result: Result) -> Result:
+        """PostgreSQL's shape for a result: no rows and its own tag for commands (DuckDB
+        answers DDL and transaction control with a "Count"/"Success" column), PostgreSQL's
+        column names for queries."""
+        w1, _ = command_words(sql)
+        if w1 in pgsemantics.COMMAND_WORDS:
+            n = 0
+            if result.columns and w1 == "CREATE":
+                row = result.fetchmany(1)
+                n = int(row[0][0]) if row and isinstance(row[0][0], int) else 0
+            elif result.columns and w1 not in ("CREATE", "DROP", "ALTER", "TRUNCATE") and \
+                    [c.name for c in result.columns] not in (["Success"], ["Count"]):
+                return result  # a DuckDB statement that answers rows of its own
+            result.close()
+            return MaterializedResult(status=pgsemantics.command_tag(sql, n), rowcount=n)
+        if result.columns:
+            names = pgsemantics.rename(sql, [c.name for c in result.columns])
+            if names is not None:
+                result.columns = [ColumnInfo(n, c.type) for n, c in zip(names, result.columns, strict=True)]
+        return result
+
+    def _run(self, run_sql: str, params: Sequence[Any] | None) -> Result:
+        s = self.session
         try:
             return s.execute(run_sql, params)
         except SluiceError as first:
@@ -340,7 +381,11 @@ class Compat:
                 for args in (typed, nulls) if any(a is not None for a in typed) else (nulls,):
                     try:
                         r = self.execute(probe, args or None)
-                        return ptypes, [ColumnInfo(str(row[0]), str(row[1])) for row in r.fetchall()]
+                        cols = [ColumnInfo(str(row[0]), str(row[1])) for row in r.fetchall()]
+                        names = pgsemantics.rename(sql, [c.name for c in cols])
+                        if names is not None:
+                            cols = [ColumnInfo(n, c.type) for n, c in zip(names, cols, strict=True)]
+                        return ptypes, cols
                     except SluiceError:
                         continue  # fall through: run it as is
             finally:
@@ -351,6 +396,20 @@ class Compat:
             r.close()
             return ptypes, cols
         return ptypes, []  # DML ... RETURNING: described at Execute time
+
+    def column_oids(self, sql: str, columns: Sequence[ColumnInfo]) -> list[int]:
+        """Result column OIDs: from the DuckDB types, with PostgreSQL's where they differ
+        (``sum(int)`` int8, ``avg(int)`` numeric, ``current_user`` name) and those pinned
+        for known client statements."""
+        oids = [types.oid_for(c.type) for c in columns]
+        pinned = COLUMN_OIDS.get(sql)
+        if pinned:
+            return [pinned.get(c.name, o) for c, o in zip(columns, oids, strict=True)]
+        if len(sql) <= 65536 and any(o in (types.NUMERIC, types.FLOAT8, types.TEXT) for o in oids):
+            for pos, oid in pgsemantics.result_oid_overrides(sql, [c.type for c in columns],
+                                                             self._column_type).items():
+                oids[pos] = oid
+        return oids
 
     def param_types(self, sql: str, declared: Sequence[int]) -> list[int]:
         """Parameter OIDs: the client's, else inferred (see :func:`infer_param_types`), else 0."""

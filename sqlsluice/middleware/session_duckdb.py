@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from sqlsluice.databases.base import ColumnInfo, Result
 from sqlsluice.databases.duckdb_backend import DuckDBSession
 from sqlsluice.errors import BackendError, FeatureNotSupported, ProtocolViolation, QueryCanceled, SluiceError
-from sqlsluice.middleware import codec, compat, types
+from sqlsluice.middleware import codec, compat, pgsemantics, types
 from sqlsluice.middleware.connection import ClientConnection, error_message
 from sqlsluice.middleware.copy import (
     BINARY_TRAILER,
@@ -45,6 +45,7 @@ from sqlsluice.middleware.sqltext import max_param, split_statements
 log = logging.getLogger("sqlsluice.session")
 BATCH_ROWS = 2000
 FLUSH_BYTES = 1 << 16
+CLIENT_CHECK_S = 0.5  # while a statement runs, how often to look whether its client has gone
 T = TypeVar("T")
 
 
@@ -121,15 +122,6 @@ def parse_cursor_command(sql: str) -> CursorCommand | None:
     return None
 
 
-def column_oids(sql: str, columns: Sequence[ColumnInfo]) -> list[int]:
-    """Result column OIDs: from the DuckDB types, unless compat pins some for this SQL."""
-    oids = [types.oid_for(c.type) for c in columns]
-    pinned = compat.COLUMN_OIDS.get(sql)
-    if pinned:
-        oids = [pinned.get(c.name, o) for c, o in zip(columns, oids, strict=True)]
-    return oids
-
-
 @dataclass
 class Statement:
     """A prepared statement (Parse): the SQL to run (after the pipeline) or a local reply."""
@@ -193,6 +185,7 @@ class DuckDBHandler:
         self.running = True
         timeout = self.compat.statement_timeout(self.conn.config.server.statement_timeout_s)
         timer = self.loop.call_later(timeout, self._timeout) if timeout else None
+        self._watch = self.loop.call_later(CLIENT_CHECK_S, self._watch_client)
         try:
             return await self.loop.run_in_executor(self._pool, fn, *args)
         except QueryCanceled:
@@ -204,6 +197,17 @@ class DuckDBHandler:
             self.timed_out = False
             if timer is not None:
                 timer.cancel()
+            self._watch.cancel()
+
+    def _watch_client(self) -> None:
+        """A statement whose client has gone (EOF or a closed socket) is interrupted, as
+        PostgreSQL's ``client_connection_check_interval`` does, instead of running on."""
+        if not self.running:
+            return
+        if getattr(self.reader, "_eof", False) or self.writer.transport.is_closing():
+            self.session.cancel()
+            return
+        self._watch = self.loop.call_later(CLIENT_CHECK_S, self._watch_client)
 
     def _timeout(self) -> None:
         if self.running:
@@ -243,6 +247,7 @@ class DuckDBHandler:
         self.send(codec.ready_for_query(self.state.tx_status))
 
     def error(self, e: SluiceError, *, extended: bool) -> None:
+        e = pgsemantics.pg_error(e)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("error %s: %s", e.sqlstate, e.message.splitlines()[0] if e.message else "")
         self.send(error_message(e))
@@ -387,7 +392,7 @@ class DuckDBHandler:
         if self.compat.notices:
             self.send_notices()
         if result.columns:
-            oids = column_oids(local, result.columns)
+            oids = self.compat.column_oids(local, result.columns)
             self.send(codec.row_description(field_descriptions(result.columns, (), oids)))
             encoders = types.encoders_for(oids, ())
             await self.stream(result, encoders, first, done, 0)
@@ -449,7 +454,7 @@ class DuckDBHandler:
             self.send(codec.command_complete(f"MOVE {moved}"))
             return
         fmts = cur.formats if describe else formats
-        oids = column_oids(cur.stmt.sql, result.columns)
+        oids = self.compat.column_oids(cur.stmt.sql, result.columns)
         if describe and result.columns:
             self.send(codec.row_description(field_descriptions(result.columns, fmts, oids)))
         self.last_sent = 0
@@ -734,7 +739,7 @@ class DuckDBHandler:
                 st.param_oids = [o or ptypes[i] for i, o in enumerate(st.param_oids)]
             st.described = st.cursor.kind != "fetch"
             if st.columns:
-                st.oids = column_oids(st.sql, st.columns)
+                st.oids = self.compat.column_oids(st.sql, st.columns)
             return
         elif st.sql:
             ptypes, cols = await self.call(self._describe, st.sql, st.param_oids)
@@ -743,7 +748,7 @@ class DuckDBHandler:
         else:
             st.columns = []
         if st.columns:
-            st.oids = column_oids(st.sql, st.columns)
+            st.oids = self.compat.column_oids(st.sql, st.columns)
         st.described = True
 
     async def on_describe(self, msg: codec.Describe) -> None:
@@ -763,7 +768,7 @@ class DuckDBHandler:
             cols = list(cur.result.columns) if cur.result is not None else []
             if cols:
                 self.send(codec.row_description(field_descriptions(cols, cur.formats,
-                                                                   column_oids(cur.stmt.sql, cols))))
+                                                                   self.compat.column_oids(cur.stmt.sql, cols))))
             else:
                 self.send(codec.no_data())
             return
@@ -780,7 +785,7 @@ class DuckDBHandler:
             cols = portal.result.columns
         if cols:
             oids = st.client_oids if st.client_oids is not None and len(st.client_oids) == len(cols) else \
-                column_oids(st.sql, cols)
+                self.compat.column_oids(st.sql, cols)
             self.send(codec.row_description(field_descriptions(cols, portal.formats, oids)))
         else:
             self.send(codec.no_data())
@@ -798,7 +803,7 @@ class DuckDBHandler:
         cols = result.columns
         st = portal.stmt
         oids = st.client_oids if st.client_oids is not None and len(st.client_oids) == len(cols) else \
-            column_oids(st.sql, cols)
+            self.compat.column_oids(st.sql, cols)
         portal.encoders = types.encoders_for(oids, portal.formats) if cols else []
         portal.source_done = done
 

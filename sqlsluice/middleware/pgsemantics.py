@@ -1,0 +1,393 @@
+"""PostgreSQL's meaning for what clients send, over DuckDB: column names, command tags,
+division, result types.
+
+All functions here are pure and work on the client's SQL text (read as PostgreSQL with
+sqlglot, cached per string); :mod:`sqlsluice.middleware.compat` applies them.
+
+- :func:`column_names`: PostgreSQL's ``FigureColname`` (parse_target.c) for the outermost
+  SELECT list: ``count(*)`` -> ``count``, ``1 + 1`` -> ``?column?``, ``'1'::int`` -> ``int4``.
+- :func:`command_tag`: the CommandComplete tag PostgreSQL sends (``CREATE TABLE``,
+  ``START TRANSACTION``, ``TRUNCATE TABLE``, ``SELECT n`` for CREATE TABLE AS ...).
+- :func:`guard_division`: every ``a / b`` and ``a % b`` raises 22012 when ``b`` is zero
+  (DuckDB answers NULL or Infinity); integer division itself truncates through DuckDB's
+  ``integer_division`` setting, set per session.
+- :func:`result_oid_overrides`: ``sum(int)`` is int8 and ``avg(int)`` numeric in PostgreSQL
+  (DuckDB: HUGEINT and DOUBLE); ``current_user`` is ``name``.
+
+>>> column_names("SELECT count(*), x AS y, 1 + 1, '1'::int, t.a, version() FROM t")
+('count', 'y', '?column?', 'int4', 'a', 'version')
+>>> command_tag("CREATE UNIQUE INDEX i ON t (a)", 0), command_tag("TRUNCATE t", 3)
+('CREATE INDEX', 'TRUNCATE TABLE')
+>>> guard_division("SELECT a / b FROM t")
+"SELECT a / CASE WHEN b = 0 THEN ERROR('division by zero') ELSE b END FROM t"
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import Any
+
+from sqlsluice.databases.duckdb_backend import command_words
+from sqlsluice.errors import BackendError, SluiceError
+from sqlsluice.middleware import types
+
+DIVISION_BY_ZERO = "division by zero"
+_MAX_SQL = 65536  # longer statements (bulk INSERTs) are not parsed here
+STAR = ""  # column_names() entry for a ``*`` / ``t.*`` projection
+
+# --- command tags --------------------------------------------------------------------------
+# statements that return no rows in PostgreSQL (DuckDB answers a "Count"/"Success" column)
+COMMAND_WORDS = frozenset({
+    "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "CREATE", "DROP", "ALTER", "TRUNCATE", "SET",
+    "RESET", "ANALYZE", "VACUUM", "CHECKPOINT", "COMMENT", "GRANT", "REVOKE", "DEALLOCATE", "PREPARE", "LOCK",
+    "USE", "ATTACH", "DETACH", "LOAD", "INSTALL", "EXPORT", "IMPORT", "DISCARD", "LISTEN", "NOTIFY", "UNLISTEN",
+    "DO", "SAVEPOINT", "RELEASE", "REINDEX", "CLUSTER", "REFRESH",
+})
+_CREATE_AS = re.compile(r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:(?:GLOBAL|LOCAL)\s+)?(?:TEMP|TEMPORARY|UNLOGGED)?\s*"
+                        r"TABLE\b[^(]*?\bAS\s*\(?\s*(?:SELECT|WITH|VALUES|TABLE|FROM)\b", re.I | re.S)
+_OBJECT = re.compile(r"^\s*(CREATE|DROP|ALTER)\s+(?:OR\s+REPLACE\s+)?(?:(?:GLOBAL|LOCAL)\s+)?"
+                     r"(?:TEMP\s+|TEMPORARY\s+|UNLOGGED\s+|UNIQUE\s+|MATERIALIZED\s+|RECURSIVE\s+)*"
+                     r"([A-Za-z]+)", re.I)
+_TWO_WORD = {"FOREIGN": "FOREIGN TABLE", "EVENT": "EVENT TRIGGER", "ACCESS": "ACCESS METHOD"}
+
+
+def command_tag(sql: str, rowcount: int) -> str:
+    """The tag PostgreSQL completes a statement with (see the module docstring)."""
+    w1, w2 = command_words(sql)
+    n = max(rowcount, 0)
+    if w1 in ("SELECT", "WITH", "VALUES", "TABLE", "FROM", "SHOW", "DESCRIBE", "PRAGMA", "SUMMARIZE"):
+        return f"SELECT {n}" if w1 != "SHOW" else "SHOW"
+    if w1 == "INSERT":
+        return f"INSERT 0 {n}"
+    if w1 in ("UPDATE", "DELETE", "MERGE", "COPY", "FETCH", "MOVE"):
+        return f"{w1} {n}"
+    if w1 == "START":
+        return "START TRANSACTION"
+    if w1 in ("COMMIT", "END"):
+        return "COMMIT"
+    if w1 in ("ROLLBACK", "ABORT"):
+        return "ROLLBACK"
+    if w1 == "TRUNCATE":
+        return "TRUNCATE TABLE"
+    if w1 == "LOCK":
+        return "LOCK TABLE"
+    if w1 in ("CREATE", "DROP", "ALTER"):
+        if w1 == "CREATE" and _CREATE_AS.match(sql):
+            return f"SELECT {n}"
+        m = _OBJECT.match(sql)
+        if m:
+            obj = m.group(2).upper()
+            if obj == "MACRO":  # DuckDB's macros are PostgreSQL's functions
+                obj = "FUNCTION"
+            if obj == "VIEW" and re.search(r"\bMATERIALIZED\b", sql[:m.end()], re.I):
+                obj = "MATERIALIZED VIEW"
+            return f"{w1} {_TWO_WORD.get(obj, obj)}"
+        return f"{w1} {w2}".strip()
+    return w1 or "OK"
+
+
+# --- column names (FigureColname) --------------------------------------------------------------
+# PostgreSQL's internal type names, as FigureColname reports a cast of a constant
+_PG_TYPNAME = {
+    "INT": "int4", "INTEGER": "int4", "INT4": "int4", "SERIAL": "int4", "BIGINT": "int8", "INT8": "int8",
+    "SMALLINT": "int2", "INT2": "int2", "DOUBLE PRECISION": "float8", "DOUBLE": "float8", "FLOAT8": "float8",
+    "FLOAT": "float8", "REAL": "float4", "FLOAT4": "float4", "BOOLEAN": "bool", "BOOL": "bool",
+    "VARCHAR": "varchar", "CHARACTER VARYING": "varchar", "CHAR": "bpchar", "CHARACTER": "bpchar",
+    "BPCHAR": "bpchar", "TEXT": "text", "NUMERIC": "numeric", "DECIMAL": "numeric", "DATE": "date",
+    "TIME": "time", "TIMETZ": "timetz", "TIMESTAMP": "timestamp", "TIMESTAMPTZ": "timestamptz",
+    "INTERVAL": "interval", "JSON": "json", "JSONB": "jsonb", "UUID": "uuid", "BYTEA": "bytea", "NAME": "name",
+    "OID": "oid", "REGCLASS": "regclass", "REGTYPE": "regtype", "REGPROC": "regproc",
+}
+# sqlglot nodes without a source position, by class name -> the name PostgreSQL reports
+_NODE_NAME = {
+    "CurrentTimestamp": "current_timestamp", "CurrentDate": "current_date", "CurrentTime": "current_time",
+    "CurrentUser": "current_user", "SessionUser": "session_user", "CurrentSchema": "current_schema",
+    "CurrentCatalog": "current_catalog", "CurrentRole": "current_role", "Localtime": "localtime",
+    "Localtimestamp": "localtimestamp", "Array": "array", "Exists": "exists", "Case": "case",
+    "Coalesce": "coalesce", "Nullif": "nullif", "Greatest": "greatest", "Least": "least", "Extract": "extract",
+    "StrPosition": "position", "Trim": "btrim", "Substring": "substring", "Ceil": "ceil", "Struct": "row",
+    "Overlay": "overlay", "GroupConcat": "string_agg",
+}
+_STRENGTH_NAMED = 2  # FigureColnameInternal: 2 = a real name, 1 = a fallback (case), 0 = none
+
+
+def _typname(to: Any) -> str | None:
+    text = to.sql(dialect="postgres").upper()
+    text = re.sub(r"\(.*\)|\[\d*\]", "", text).strip()
+    if text.startswith("TIMESTAMP") and "WITH TIME ZONE" in text:
+        return "timestamptz"
+    if text.startswith("TIME") and "WITH TIME ZONE" in text:
+        return "timetz"
+    text = text.replace(" WITHOUT TIME ZONE", "")
+    return _PG_TYPNAME.get(text, text.lower().split(".")[-1] or None)
+
+
+def _figure(node: Any, sql: str) -> tuple[str | None, int]:
+    """(name, strength) of one expression, after FigureColnameInternal."""
+    from sqlglot import exp
+
+    if isinstance(node, exp.Paren):
+        return _figure(node.this, sql)
+    if isinstance(node, exp.Column):
+        return (None, 0) if isinstance(node.this, exp.Star) else (node.name if node.this.quoted
+                                                                  else node.name.lower(), _STRENGTH_NAMED)
+    if isinstance(node, exp.Dot):
+        return _figure(node.expression, sql)
+    if isinstance(node, exp.Cast | exp.TryCast):
+        name, strength = _figure(node.this, sql)
+        if strength <= 1:
+            typ = _typname(node.to)
+            if typ:
+                return typ, 1
+        return name, strength
+    if isinstance(node, exp.Collate | exp.Window | exp.Filter | exp.WithinGroup | exp.Bracket):
+        return _figure(node.this, sql)
+    if isinstance(node, exp.Case):
+        return "case", 1
+    if isinstance(node, exp.Subquery):
+        inner = node.this
+        sel = inner.selects[0] if isinstance(inner, exp.Query) and inner.selects else None
+        if isinstance(sel, exp.Alias):
+            return sel.alias, _STRENGTH_NAMED
+        return None, 0
+    if isinstance(node, exp.Interval):
+        return "interval", 1
+    if isinstance(node, exp.Anonymous) and node.name.upper() == "ROW":
+        return "row", _STRENGTH_NAMED
+    if isinstance(node, exp.Array) or isinstance(node, exp.Tuple):
+        return ("array" if isinstance(node, exp.Array) else "row"), _STRENGTH_NAMED
+    if isinstance(node, exp.Func) and not isinstance(node, exp.Mod):
+        meta = node.meta if node.meta else {}
+        start, end = meta.get("start"), meta.get("end")
+        if isinstance(start, int) and isinstance(end, int) and 0 <= start <= end < len(sql):
+            word = sql[start:end + 1]
+            if re.fullmatch(r'[A-Za-z_][\w$]*|"(?:[^"]|"")+"', word):
+                return (word[1:-1].replace('""', '"') if word.startswith('"') else word.lower()), _STRENGTH_NAMED
+        name = _NODE_NAME.get(type(node).__name__)
+        if name:
+            return name, _STRENGTH_NAMED
+        if isinstance(node, exp.Anonymous):
+            return node.name.lower(), _STRENGTH_NAMED
+        return None, 0  # an operator sqlglot models as a function: keep DuckDB's name
+    name = _NODE_NAME.get(type(node).__name__)
+    if name:
+        return name, _STRENGTH_NAMED
+    return None, 0
+
+
+@lru_cache(maxsize=4096)
+def _select_list(sql: str) -> tuple[tuple[str, str | None], ...] | None:
+    """Per projection of the outermost SELECT: (kind, name); kinds: "star", "named", "anon",
+    "unknown" (keep DuckDB's name).  None when the statement is not a plain query."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    try:
+        trees = sqlglot.parse(sql, read="postgres")
+    except (SqlglotError, ValueError, RecursionError):
+        return None
+    if len(trees) != 1 or trees[0] is None:
+        return None
+    tree = trees[0]
+    if isinstance(tree, exp.Values):
+        n = len(tree.expressions[0].expressions) if tree.expressions else 0
+        return tuple(("named", f"column{i + 1}") for i in range(n))
+    if not isinstance(tree, exp.Query) or isinstance(tree, exp.Subquery):
+        return None
+    out: list[tuple[str, str | None]] = []
+    for e in tree.selects:
+        if isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star)):
+            out.append(("star", None))
+        elif isinstance(e, exp.Alias):
+            ident = e.args.get("alias")
+            out.append(("named", e.alias if ident is not None and ident.quoted else e.alias.lower()))
+        else:
+            name, strength = _figure(e, sql)
+            if name:
+                out.append(("named", name))
+            elif isinstance(e, exp.Func) and not isinstance(e, exp.Binary | exp.Mod):
+                out.append(("unknown", None))
+            else:
+                out.append(("anon", "?column?"))
+    return tuple(out)
+
+
+def column_names(sql: str) -> tuple[str, ...] | None:
+    """PostgreSQL's result column names for a query (``STAR`` for a ``*``, ``""`` where
+    DuckDB's name is kept), or None when ``sql`` is not a plain query."""
+    if len(sql) > _MAX_SQL:
+        return None
+    shape = _select_list(sql)
+    if shape is None:
+        return None
+    return tuple(STAR if k == "star" else (n or "") for k, n in shape)
+
+
+def rename(sql: str, names: Sequence[str]) -> list[str] | None:
+    """PostgreSQL's names for a result whose DuckDB column names are ``names`` (None: keep)."""
+    w1, _ = command_words(sql)
+    if w1 not in ("SELECT", "WITH", "VALUES", "TABLE", "FROM", "(") or len(sql) > _MAX_SQL:
+        return None
+    shape = _select_list(sql)
+    if not shape:
+        return None
+    stars = sum(1 for k, _ in shape if k == "star")
+    extra = len(names) - (len(shape) - stars)
+    if stars > 1 or extra < 0 or (stars == 0 and extra != 0):
+        return None  # several stars or a count that does not match: keep DuckDB's names
+    out: list[str] = []
+    pos = 0
+    for kind, name in shape:
+        if kind == "star":
+            out.extend(names[pos:pos + extra])
+            pos += extra
+        else:
+            out.append(name if kind != "unknown" and name else names[pos])
+            pos += 1
+    return out
+
+
+# --- result types ------------------------------------------------------------------------------
+_INTS = ("TINYINT", "SMALLINT", "INTEGER", "INT", "INT2", "INT4", "USMALLINT", "UTINYINT")
+_NAME_FUNCS = frozenset({"current_user", "session_user", "user", "current_role", "current_schema",
+                         "current_catalog"})
+
+
+@lru_cache(maxsize=4096)
+def _aggregates(sql: str) -> tuple[tuple[str, str | None, str | None, str | None], ...] | None:
+    """Per non-star projection: (kind, table, column, literal type) for sum/avg/name functions."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    try:
+        tree = sqlglot.parse_one(sql, read="postgres")
+    except (SqlglotError, ValueError, RecursionError):
+        return None
+    if not isinstance(tree, exp.Query) or isinstance(tree, exp.Subquery):
+        return None
+    aliases = {t.alias_or_name.lower(): t.name for t in tree.find_all(exp.Table)}
+    tables = list(aliases.values())
+    out: list[tuple[str, str | None, str | None, str | None]] = []
+    for e in tree.selects:
+        if isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star)):
+            out.append(("star", None, None, None))
+            continue
+        inner = e.this if isinstance(e, exp.Alias) else e
+        while isinstance(inner, exp.Paren):
+            inner = inner.this
+        name, _ = _figure(inner, sql)
+        if isinstance(inner, exp.Sum | exp.Avg):
+            kind = "sum" if isinstance(inner, exp.Sum) else "avg"
+            arg = inner.this
+            if isinstance(arg, exp.Column) and not isinstance(arg.this, exp.Star):
+                tab = aliases.get(arg.table.lower(), arg.table) if arg.table else \
+                    (tables[0] if len(tables) == 1 else None)
+                out.append((kind, tab, arg.name, None))
+            elif isinstance(arg, exp.Literal) and not arg.is_string:
+                out.append((kind, None, None, "INTEGER" if arg.this.lstrip("-").isdigit() else "DECIMAL"))
+            elif isinstance(arg, exp.Cast):
+                out.append((kind, None, None, arg.to.sql(dialect="duckdb")))
+            else:
+                out.append(("", None, None, None))
+        elif name in _NAME_FUNCS and not isinstance(inner, exp.Column | exp.Cast):
+            out.append(("name", None, None, None))
+        else:
+            out.append(("", None, None, None))
+    return tuple(out)
+
+
+def result_oid_overrides(sql: str, duck_types: Sequence[str],
+                         column_type: Callable[[str | None, str], str | None]) -> dict[int, int]:
+    """{result position: OID} where PostgreSQL's type differs from the DuckDB type's mapping."""
+    w1, _ = command_words(sql)
+    if w1 not in ("SELECT", "WITH") or len(sql) > _MAX_SQL:
+        return {}
+    shape = _aggregates(sql)
+    if not shape or not any(k for k, *_ in shape if k != "star"):
+        return {}
+    stars = sum(1 for k, *_ in shape if k == "star")
+    extra = len(duck_types) - (len(shape) - stars)
+    if stars > 1 or extra < 0 or (stars == 0 and extra != 0):
+        return {}
+    out: dict[int, int] = {}
+    pos = 0
+    for kind, tab, col, lit in shape:
+        if kind == "star":
+            pos += extra
+            continue
+        if kind == "name":
+            out[pos] = types.NAME
+        elif kind in ("sum", "avg"):
+            arg = lit or (column_type(tab, col) if col else None)
+            if arg:
+                arg = arg.upper()
+                integral = arg in _INTS or arg in ("BIGINT", "INT8", "HUGEINT")
+                if kind == "sum" and arg in _INTS:
+                    out[pos] = types.INT8
+                elif kind == "avg" and (integral or arg.startswith(("DECIMAL", "NUMERIC"))):
+                    out[pos] = types.NUMERIC
+        pos += 1
+    return out
+
+
+# --- division -------------------------------------------------------------------------------
+_DIV_WORDS = frozenset({"SELECT", "WITH", "VALUES", "TABLE", "FROM", "INSERT", "UPDATE", "DELETE"})
+
+
+@lru_cache(maxsize=4096)
+def _guard(sql: str) -> str | None:
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    try:
+        trees = sqlglot.parse(sql, read="postgres")
+    except (SqlglotError, ValueError, RecursionError):
+        return None
+    if len(trees) != 1 or trees[0] is None:
+        return None
+    tree = trees[0]
+    nodes = [n for n in tree.find_all(exp.Div, exp.Mod)]
+    if not nodes:
+        return None
+    for node in nodes:
+        b = node.expression
+        if isinstance(b, exp.Literal) and not b.is_string:
+            try:
+                if float(b.this) != 0:
+                    continue  # a non-zero constant divisor cannot raise
+            except ValueError:
+                pass
+        guard = exp.Case(ifs=[exp.If(this=exp.EQ(this=b.copy(), expression=exp.Literal.number(0)),
+                                     true=exp.Anonymous(this="error",
+                                                        expressions=[exp.Literal.string(DIVISION_BY_ZERO)]))],
+                         default=b.copy())
+        b.replace(guard)
+    try:
+        return tree.sql(dialect="duckdb")
+    except SqlglotError:
+        return None
+
+
+def guard_division(sql: str) -> str:
+    """``sql`` with every divisor guarded to raise 22012 on zero, as PostgreSQL does (the SQL
+    comes back unchanged when it has no division or sqlglot cannot read it)."""
+    if ("/" not in sql and "%" not in sql) or len(sql) > _MAX_SQL:
+        return sql
+    w1, _ = command_words(sql)
+    if w1 not in _DIV_WORDS:
+        return sql  # DDL keeps its text: a view must not store the guard
+    return _guard(sql) or sql
+
+
+def pg_error(e: SluiceError) -> SluiceError:
+    """The guard's error (DuckDB: "Invalid Input Error: division by zero") as SQLSTATE 22012."""
+    if e.sqlstate != "22012" and e.message.endswith(DIVISION_BY_ZERO) and "Error: " in e.message:
+        return BackendError(DIVISION_BY_ZERO, sqlstate="22012")
+    if e.sqlstate == "22012" and e.message != DIVISION_BY_ZERO:
+        return BackendError(DIVISION_BY_ZERO, sqlstate="22012")
+    return e
