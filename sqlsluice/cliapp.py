@@ -34,20 +34,35 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def fail(message: str, code: int = 2) -> None:
-    """Print a one-line error and exit non-zero."""
+    """Print a one-line error (passwords masked) and exit non-zero."""
+    from sqlsluice.logs import mask
+
     first = message.strip().splitlines()[0] if message.strip() else "error"
-    typer.echo(f"error: {first}", err=True)
+    typer.echo(f"error: {mask(first)}", err=True)
+    raise typer.Exit(code)
+
+
+def fail_all(errors: list[str], code: int = 2) -> None:
+    """Print every error on its own line (passwords masked) and exit non-zero."""
+    from sqlsluice.logs import mask
+
+    for line in errors:
+        typer.echo(f"error: {mask(line)}", err=True)
     raise typer.Exit(code)
 
 
 def handle_errors(fn: F) -> F:
-    """Turn SluiceError (and file errors) into a one-line message and exit code 2."""
+    """Turn SluiceError (and file errors) into a one-line message and exit code 2; a config
+    with several mistakes (``ConfigInvalid``) prints one line per mistake."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except SluiceError as e:
+            errors = getattr(e, "errors", None)
+            if isinstance(errors, list) and errors:
+                fail_all([str(x) for x in errors])
             fail(e.message)
         except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
             fail(f"{e.strerror}: {e.filename}")

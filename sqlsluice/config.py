@@ -23,6 +23,14 @@ Example ``sluice.toml``::
     default = "gpt-4o-mini"
     text2sql = "gpt-4o-mini"
     rewrite = "gpt-4o"
+
+    [log]
+    level = "info"              # debug | info | warning | error (--log-level)
+    format = "text"             # text | json: one JSON object per line (--log-format)
+
+The file is validated as a whole: every mistake is reported, one line each
+(``sluice.toml: server.listen: port 99999 is out of range 1-65535``), and ``sluice``
+exits with code 2.
 """
 
 from __future__ import annotations
@@ -30,11 +38,11 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sqlsluice.errors import ConfigError
+from sqlsluice.errors import ConfigError, SluiceError
 
 DEFAULT_LISTEN = "127.0.0.1:6543"
 STATE_DIR = Path(os.environ.get("SLUICE_HOME", ".sluice"))
@@ -47,6 +55,79 @@ def shared_data_dir() -> Path:
     working directory (where the project's ``shared/`` sits beside the checkout)."""
     env = os.environ.get("SLUICE_SHARED")
     return (Path(env) if env else Path.cwd().parent / "shared") / "data"
+
+
+class ConfigInvalid(ConfigError):
+    """A config with one or more mistakes; ``errors`` holds one line per mistake."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+def listen_error(listen: str) -> str | None:
+    """Why ``listen`` is not a usable ``HOST:PORT`` (port 0 asks the OS for a free port), or None.
+
+    >>> listen_error("127.0.0.1:99999")
+    'port 99999 is out of range 1-65535 (0: any free port)'
+    """
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        return f"bad listen address {listen!r}: use HOST:PORT, e.g. 127.0.0.1:6543"
+    if int(port) > 65535:
+        return f"port {int(port)} is out of range 1-65535 (0: any free port)"
+    return None
+
+
+PIPELINES = ("cache", "basic", "decompose", "ensemble")
+ROUTER_SPECS = ("tables", "cascade", "cascade:<min_confidence>", "always:<cache|basic|decompose|ensemble>",
+                "budget:<fraction>[@<saved router>]", "<saved router name or .joblib path>")
+
+
+def router_error(spec: str) -> str | None:
+    """Why ``spec`` names no router (see :mod:`sqlsluice.routers.base`), or None.
+
+    Built-in specs are checked here; other names must be routers saved by ``sluice route
+    train`` (a file, or a row of the state store).
+
+    >>> router_error("always:basic") is None, router_error("cascade:0.8") is None
+    (True, True)
+    >>> router_error("always:magic").startswith("unknown router 'always:magic': valid routers are tables")
+    True
+    """
+    s = spec.strip()
+    valid = ", ".join(ROUTER_SPECS)
+    bad = f"unknown router {s!r}: valid routers are {valid}"
+    if s in ("tables", "cascade"):
+        return None
+    if s.startswith("always:"):
+        return None if s.split(":", 1)[1] in PIPELINES else bad
+    if s.startswith("cascade:"):
+        try:
+            c = float(s.split(":", 1)[1])
+        except ValueError:
+            return bad
+        return None if 0.0 <= c <= 1.0 else f"router {s!r}: min_confidence must be within 0..1"
+    if s.startswith("budget:"):
+        frac, _, name = s.split(":", 1)[1].partition("@")
+        try:
+            b = float(frac)
+        except ValueError:
+            return f"router {s!r}: bad budget, use budget:0.4 or budget:0.4@<saved router>"
+        if b <= 0:
+            return f"router {s!r}: the budget must be > 0"
+        s = name or "learned"
+    if not s:
+        return bad
+    try:
+        from sqlsluice.routers.base import load_router
+
+        load_router(s)
+    except SluiceError:
+        return f"unknown router {s!r}: valid routers are {valid}"
+    except (OSError, ValueError, ImportError, EOFError) as e:
+        return f"router {s!r} cannot be loaded: {e}"
+    return None
 
 
 class Strict(BaseModel):
@@ -64,10 +145,18 @@ class ServerConfig(Strict):
     auth: Literal["trust", "cleartext", "md5", "scram-sha-256"] | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
-    statement_timeout_s: float = 300.0
+    statement_timeout_s: float = Field(default=300.0, gt=0)
     # where shared state lives (rewrite cache, query log, ledger); a DuckDB file or a
     # postgresql:// URL (schema ``sluice``) shared by several proxies
     state: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        err = listen_error(v)
+        if err:
+            raise ValueError(err)
+        return v
 
 
 class LLMConfig(Strict):
@@ -76,9 +165,9 @@ class LLMConfig(Strict):
     api_key_env: str = "OPENAI_API_KEY"
     model_path: str | None = None
     models: dict[str, str] = Field(default_factory=dict)
-    timeout_s: float = 60.0
-    max_retries: int = 4
-    concurrency: int = 4
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=4, ge=0)
+    concurrency: int = Field(default=4, ge=1)
     prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
 
 
@@ -86,15 +175,30 @@ class RewriteConfig(Strict):
     enabled: bool = True
     mode: Literal["on", "off", "shadow"] = "on"
     rewriter: Literal["rules", "llm-r2", "lithe", "all"] = "rules"
-    policy: Literal["proved", "sound-rules", "tested"] = "sound-rules"
-    min_speedup: float = 1.2
-    token_budget: int = 20000
+    policy: Literal["proved", "tested"] = "proved"
+    min_speedup: float = Field(default=1.2, ge=1.0)
+    token_budget: int = Field(default=20000, ge=0)
 
 
 class AskConfig(Strict):
     router: str = "tables"
-    row_limit: int = 1000
-    statement_timeout_s: float = 30.0
+    row_limit: int = Field(default=1000, gt=0)
+    statement_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class LogConfig(Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+
+
+class DatabaseConfig(Strict):
+    """One ``[databases]`` entry: where a client database name is served (PgBouncer-style).
+
+    ``backend`` is a ``duckdb:///PATH`` or ``postgresql://`` URL; under the name ``*`` the
+    client's database name replaces the URL's.  A plain string is the same as ``{backend = ...}``.
+    """
+
+    backend: str
 
 
 class Config(Strict):
@@ -103,6 +207,9 @@ class Config(Strict):
     llm: LLMConfig = Field(default_factory=LLMConfig)
     rewrite: RewriteConfig = Field(default_factory=RewriteConfig)
     ask: AskConfig = Field(default_factory=AskConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+    # client database name -> backend; empty: every name goes to ``server.backend``
+    databases: dict[str, DatabaseConfig | str] = Field(default_factory=dict)
     source: str | None = None
 
     def user(self, name: str) -> User | None:
@@ -112,42 +219,95 @@ class Config(Strict):
         return None
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+def load_config(path: str | os.PathLike[str] | None = None, *, listen: str | None = None,
+                backend: str | None = None) -> Config:
     """Load the config file; a missing default file means defaults, a bad file is an error.
 
-    ``$SLUICE_BACKEND`` and ``$SLUICE_LISTEN`` override the file's server settings.
+    ``$SLUICE_BACKEND`` and ``$SLUICE_LISTEN`` override the file's server settings, and
+    ``listen``/``backend`` (the command-line flags) override those.  Every mistake in the
+    file, the environment and the flags is reported at once (:class:`ConfigInvalid`).
     """
-    cfg = _load_file(path)
+    p, data = _read_file(path)
+    where = str(p) if data is not None else "config"
+    errors: list[str] = []
+    cfg: Config | None = None
+    try:
+        cfg = Config.model_validate(data or {})
+    except ValidationError as e:
+        errors += [f"{where}: {_loc(err['loc'])}: {_msg(err)}" for err in e.errors()]
+    errors += [f"{where}: {m}" for m in semantic_errors(data or {})]
+    overrides = [("$SLUICE_LISTEN", os.environ.get("SLUICE_LISTEN")), ("--listen", listen)]
+    for name, value in overrides:
+        if value and (err := listen_error(value)):
+            errors.append(f"{name}: {err}")
+    if errors:
+        raise ConfigInvalid(errors)
+    assert cfg is not None
+    if data is not None:
+        cfg.source = str(p)
     if os.environ.get("SLUICE_BACKEND"):
         cfg.server.backend = os.environ["SLUICE_BACKEND"]
     if os.environ.get("SLUICE_LISTEN"):
         cfg.server.listen = os.environ["SLUICE_LISTEN"]
+    if backend:
+        cfg.server.backend = backend
+    if listen:
+        cfg.server.listen = listen
     return cfg
 
 
-def _load_file(path: str | os.PathLike[str] | None) -> Config:
-    candidates: list[Path] = []
+def semantic_errors(data: dict[str, Any]) -> list[str]:
+    """Mistakes that no single field shows: auth without users, unknown routers, TLS halves."""
+    errors: list[str] = []
+    server: dict[str, Any] = data["server"] if isinstance(data.get("server"), dict) else {}
+    users: list[Any] = data["users"] if isinstance(data.get("users"), list) else []
+    auth = server.get("auth")
+    if auth in ("cleartext", "md5", "scram-sha-256") and not users:
+        errors.append(f"server.auth: auth = {auth!r} needs at least one [[users]] entry "
+                      "(name, password): nobody could log in")
+    if bool(server.get("tls_cert")) != bool(server.get("tls_key")):
+        errors.append("server.tls_cert, server.tls_key: give both or neither")
+    names = [u.get("name") for u in users if isinstance(u, dict)]
+    for n in sorted({n for n in names if n and names.count(n) > 1}):
+        errors.append(f"users: user {n!r} is listed more than once")
+    ask: dict[str, Any] = data["ask"] if isinstance(data.get("ask"), dict) else {}
+    router = ask.get("router")
+    if isinstance(router, str) and (err := router_error(router)):
+        errors.append(f"ask.router: {err}")
+    return errors
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for x in loc:
+        out += f"[{x}]" if isinstance(x, int) else (f".{x}" if out else str(x))
+    return out or "(top level)"
+
+
+def _msg(err: Any) -> str:
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err.get("type") == "extra_forbidden":
+        return "unknown setting"
+    if "input" in err and err.get("type") not in ("missing", "model_type", "dict_type"):
+        value = err["input"]
+        if isinstance(value, str | int | float | bool):
+            msg += f" (got {value!r})"
+    return msg
+
+
+def _read_file(path: str | os.PathLike[str] | None) -> tuple[Path, dict[str, Any] | None]:
     explicit = path is not None or "SLUICE_CONFIG" in os.environ
     if path is not None:
-        candidates.append(Path(path))
+        p = Path(path)
     elif "SLUICE_CONFIG" in os.environ:
-        candidates.append(Path(os.environ["SLUICE_CONFIG"]))
+        p = Path(os.environ["SLUICE_CONFIG"])
     else:
-        candidates.append(Path("sluice.toml"))
-    p = candidates[0]
+        p = Path("sluice.toml")
     if not p.exists():
         if explicit:
             raise ConfigError(f"config file not found: {p}")
-        return Config()
+        return p, None
     try:
-        data = tomllib.loads(p.read_text())
+        return p, tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: invalid TOML: {e}") from e
-    try:
-        cfg = Config.model_validate(data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"])
-        raise ConfigError(f"{p}: {loc}: {first['msg']}") from e
-    cfg.source = str(p)
-    return cfg

@@ -2,36 +2,76 @@
 
 from __future__ import annotations
 
+from enum import Enum, StrEnum
+from pathlib import PurePath
 from typing import Annotated, Any
 
 import typer
 
 from sqlsluice.cliapp import app, handle_errors
 
+LOG_LEVEL_HELP = "debug | info | warning | error (default: log.level in the config, else info)"
+LOG_FORMAT_HELP = "text | json: one JSON object per line (default: log.format in the config, else text)"
 
-def _psql_line(host: str, port: int, user: str = "sluice", db: str = "tpcds") -> str:
-    return f"psql -h {host} -p {port} -U {user} {db}"
+
+def connect_hint(backend_url: str, host: str, port: int, user: str | None = None) -> str:
+    """The ``psql`` line that fits the backend: the DuckDB file's name (the demo's is
+    ``tpcds_sf0_1``), or the PostgreSQL URL's database and user; never a password.
+
+    >>> connect_hint("duckdb:///.sluice/tpcds_sf0_1.duckdb", "127.0.0.1", 6543)
+    'psql -h 127.0.0.1 -p 6543 -U sluice tpcds_sf0_1'
+    >>> connect_hint("postgresql://app:secret@db:5432/shop", "0.0.0.0", 6543)
+    'psql -h 127.0.0.1 -p 6543 -U app shop'
+    """
+    from urllib.parse import unquote, urlsplit
+
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    if backend_url.startswith(("postgresql://", "postgres://")):
+        parts = urlsplit(backend_url)
+        db = unquote(parts.path.lstrip("/")) or "postgres"
+        name = user or unquote(parts.username or "") or "postgres"
+    else:
+        path = backend_url.split("///", 1)[-1]
+        db = "memory" if path in (":memory:", "") else PurePath(path).stem
+        name = user or "sluice"
+    return f"psql -h {shown} -p {port} -U {name} {db}"
 
 
-def _run_server(config_path: str | None, backend: str | None, listen: str | None, db_name: str,
-                plain: bool = False) -> None:
+def _run_server(config_path: str | None, backend: str | None, listen: str | None, *,
+                plain: bool = False, log_level: str | None = None, log_format: str | None = None) -> None:
     from sqlsluice.config import DEFAULT_BACKEND, DEMO_DB, load_config
     from sqlsluice.errors import ConfigError
+    from sqlsluice.logs import configure_logging, mask, register_config_secrets
     from sqlsluice.middleware.server import SluiceServer, serve
 
-    cfg = load_config(config_path)
-    if (backend or cfg.server.backend) == DEFAULT_BACKEND and not DEMO_DB.exists():
+    cfg = load_config(config_path, listen=listen, backend=backend)
+    register_config_secrets(cfg, backend)
+    configure_logging(log_level or cfg.log.level, log_format or cfg.log.format)
+    if cfg.server.backend == DEFAULT_BACKEND and not DEMO_DB.exists():
         raise ConfigError(f"the demo database {DEMO_DB} does not exist yet: run `sluice demo` to build it, "
                           "or pass --backend duckdb:///PATH")
 
     def ready(srv: SluiceServer) -> None:
-        typer.echo(f"sqlsluice listening on {srv.host}:{srv.port} (backend {srv.backend_url})")
-        typer.echo(f"connect with: {_psql_line(srv.host, srv.port, db=db_name)}")
+        typer.echo(f"sqlsluice listening on {srv.host}:{srv.port} (backend {mask(srv.backend_url)})")
+        user = cfg.users[0].name if cfg.users else None
+        typer.echo(f"connect with: {connect_hint(srv.backend_url, srv.host, srv.port, user)}")
 
     try:
         serve(cfg, backend_url=backend, listen=listen, on_ready=ready, product=not plain)
     except KeyboardInterrupt:
         typer.echo("stopped")
+
+
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
 
 
 @app.command("serve")
@@ -40,17 +80,22 @@ def serve_cmd(
     backend: Annotated[str | None, typer.Option("--backend", "-b", help="duckdb:///PATH, duckdb:///:memory: or "
                                                 "postgresql://USER:PASS@HOST:PORT/DB (default: server.backend "
                                                 "from the config, else the demo DuckDB file)")] = None,
-    listen: Annotated[str | None, typer.Option("--listen", "-l", help="HOST:PORT (default 127.0.0.1:6543)")] = None,
+    listen: Annotated[str | None, typer.Option("--listen", "-l", help="HOST:PORT (default 127.0.0.1:6543; "
+                                               "port 0: any free port)")] = None,
     config: Annotated[str | None, typer.Option("--config", "-c", help="sluice.toml path")] = None,
     plain: Annotated[bool, typer.Option("--plain", help="a plain proxy: no ASK and no online rewriting "
                                         "(SET/SHOW sluice.* still answered)")] = False,
+    log_level: Annotated[LogLevel | None, typer.Option("--log-level", case_sensitive=False,
+                                                       help=LOG_LEVEL_HELP)] = None,
+    log_format: Annotated[LogFormat | None, typer.Option("--log-format", case_sensitive=False,
+                                                         help=LOG_FORMAT_HELP)] = None,
 ) -> None:
     """Serve a database over the PostgreSQL wire protocol.
 
     Example:  sluice serve --backend duckdb:///.sluice/tpcds_sf0_1.duckdb --listen 127.0.0.1:6543
-    then:     psql -h 127.0.0.1 -p 6543 -U sluice tpcds
+    then:     psql -h 127.0.0.1 -p 6543 -U sluice tpcds_sf0_1
     """
-    _run_server(config, backend, listen, "tpcds", plain)
+    _run_server(config, backend, listen, plain=plain, log_level=_lower(log_level), log_format=_lower(log_format))
 
 
 @app.command("demo")
@@ -59,18 +104,27 @@ def demo_cmd(
     listen: Annotated[str | None, typer.Option("--listen", "-l", help="HOST:PORT (default 127.0.0.1:6543)")] = None,
     sf: Annotated[float, typer.Option(help="TPC-DS scale factor")] = 0.1,
     config: Annotated[str | None, typer.Option("--config", "-c", help="sluice.toml path")] = None,
+    log_level: Annotated[LogLevel | None, typer.Option("--log-level", case_sensitive=False,
+                                                       help=LOG_LEVEL_HELP)] = None,
+    log_format: Annotated[LogFormat | None, typer.Option("--log-format", case_sensitive=False,
+                                                         help=LOG_FORMAT_HELP)] = None,
 ) -> None:
     """Build the TPC-DS demo database once (DuckDB file under .sluice/) and serve it.
 
     Example:  sluice demo
-    then:     psql -h 127.0.0.1 -p 6543 -U sluice tpcds
+    then:     psql -h 127.0.0.1 -p 6543 -U sluice tpcds_sf0_1
     """
     from sqlsluice.bench.tpcds_data import generate_tpcds_duckdb
-    from sqlsluice.config import DEMO_DB, STATE_DIR
+    from sqlsluice.config import DEMO_DB, STATE_DIR, load_config
 
+    load_config(config, listen=listen)  # every config mistake before the (long) build
     path = DEMO_DB if sf == 0.1 else STATE_DIR / f"tpcds_sf{str(sf).replace('.', '_')}.duckdb"
     generate_tpcds_duckdb(path, sf=sf, progress=True)
-    _run_server(config, f"duckdb:///{path}", listen, "tpcds")
+    _run_server(config, f"duckdb:///{path}", listen, log_level=_lower(log_level), log_format=_lower(log_format))
+
+
+def _lower(v: Enum | None) -> str | None:
+    return str(v.value) if v is not None else None
 
 
 @app.command("query")

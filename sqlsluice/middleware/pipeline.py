@@ -26,15 +26,17 @@ PostgreSQL passthrough call the same pipeline.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlsluice.config import Config
+from sqlsluice.config import Config, router_error
 from sqlsluice.databases.base import ColumnInfo
 from sqlsluice.errors import InvalidParameterValue
+from sqlsluice.logs import statement
 
 
 @dataclass
@@ -96,6 +98,11 @@ KNOWN_SETTINGS: dict[str, tuple[str, ...] | None] = {
     "sluice.rewrite": ("on", "off", "shadow"),
     "sluice.router": None,
 }
+# checks of free-text settings: value -> why it is invalid (a message listing the valid
+# values), or None; checked like the config file (sqlsluice.config)
+SETTING_CHECKS: dict[str, Callable[[str], str | None]] = {
+    "sluice.router": router_error,
+}
 
 _SET = re.compile(r"^\s*SET\s+(?:SESSION\s+|LOCAL\s+)?(sluice\.[A-Za-z_][\w.]*)\s*(?:=|\s+TO\s+)\s*(.*?)\s*;?\s*$",
                   re.I | re.S)
@@ -131,8 +138,12 @@ async def settings_stage(ctx: SessionContext, sql: str, extended: bool) -> Decis
             raise InvalidParameterValue(f'unrecognized configuration parameter "{name}"', sqlstate="42704",
                                         hint="known: " + ", ".join(sorted(KNOWN_SETTINGS)))
         if allowed and value.lower() not in allowed:
-            raise InvalidParameterValue(f'invalid value for parameter "{name}": "{value}"',
+            raise InvalidParameterValue(f'invalid value for parameter "{name}": "{value}"'
+                                        f' (valid values: {", ".join(allowed)})',
                                         hint="allowed: " + ", ".join(allowed))
+        check = SETTING_CHECKS.get(name)
+        if check is not None and (err := await asyncio.to_thread(check, value)):
+            raise InvalidParameterValue(f'invalid value for parameter "{name}": {err}')
         ctx.settings[name] = value.lower() if allowed else value
         return Reply([], [], "SET")
     m = _RESET.match(sql)
@@ -173,10 +184,13 @@ class Pipeline:
     async def handle(self, ctx: SessionContext, sql: str, *, extended: bool) -> Decision:
         t0 = time.perf_counter()
         decision: Decision | None = None
-        for stage in self.stages:
-            decision = await stage(ctx, sql, extended)
-            if decision is not None:
-                break
+        # library warnings raised while this statement is handled name it (sqlsluice.logs);
+        # tasks and to_thread calls started here inherit it
+        with statement(sql):
+            for stage in self.stages:
+                decision = await stage(ctx, sql, extended)
+                if decision is not None:
+                    break
         if decision is None:
             decision = Forward(sql)
         # record what happened (not for SHOW sluice.last itself, which would erase it)

@@ -42,9 +42,10 @@ def test_serve_prints_the_psql_line_and_serves(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines = [proc.stdout.readline(), proc.stdout.readline()]
-        m = re.search(r"psql -h 127\.0\.0\.1 -p (\d+) -U sluice tpcds", lines[1])
+        # the hint names the DuckDB file's database (s.duckdb -> s)
+        m = re.search(r"psql -h 127\.0\.0\.1 -p (\d+) -U sluice s$", lines[1].strip())
         assert m, lines
-        with psycopg.connect(host="127.0.0.1", port=int(m.group(1)), user="sluice", dbname="tpcds",
+        with psycopg.connect(host="127.0.0.1", port=int(m.group(1)), user="sluice", dbname="s",
                              autocommit=True) as c:
             assert c.execute("SELECT 40 + %s", [2]).fetchone() == (42,)
     finally:
