@@ -1,26 +1,35 @@
-"""Tier 3: bounded differential testing on DuckDB with generated databases.
+"""Tier 3: bounded differential testing with generated databases, on DuckDB or on SQLite itself.
 
 Many small databases that satisfy the schema's constraints (primary keys and UNIQUE, NOT NULL,
 foreign keys between the tables the queries read) are generated, random and aimed at the
 queries' constants (each constant, its neighbours, NULLs); both queries run on each; the first
 difference is shrunk row by row and returned as a counterexample.  Finding no difference proves
 nothing: this tier only ever refutes.
+
+The queries run through an :class:`Executor`: :class:`DuckDBExecutor` (the default) or
+:class:`SQLiteExecutor` (the standard library's sqlite3, tables declared with the schema's own
+column types so that SQLite's type affinity holds), so that a SQLite query is tested with
+SQLite's semantics (integer division, ASCII case-insensitive LIKE, bare columns in aggregates).
+Counterexamples are INSERT statements built as sqlglot expressions and written in the target
+dialect, identifiers quoted, so that they replay in that engine.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import random
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
+import sqlglot
 from sqlglot import exp
 
-from sqlsluice.databases import Catalog, Table
+from sqlsluice.databases import Catalog
 from sqlsluice.verifiers.compare import Semantics, compare_results
 from sqlsluice.verifiers.sqlparse import Constants
 from sqlsluice.verifiers.verdict import Counterexample
@@ -70,6 +79,129 @@ def literal(v: Any) -> str:
     return "'" + str(v).replace("'", "''") + "'"
 
 
+def value_sql(v: Any, dialect: str) -> exp.Expression:
+    """A generated value as a sqlglot literal for ``dialect`` (SQLite: dates and times as ISO text)."""
+    if v is None:
+        return exp.Null()
+    if isinstance(v, bool):
+        return exp.Boolean(this=v) if dialect != "sqlite" else exp.Literal.number(int(v))
+    if isinstance(v, int | float | Decimal):
+        text = str(v) if isinstance(v, Decimal) else repr(v)
+        return exp.Neg(this=exp.Literal.number(text[1:])) if text.startswith("-") else exp.Literal.number(text)
+    for py, sql_type in ((_dt.datetime, "TIMESTAMP"), (_dt.date, "DATE"), (_dt.time, "TIME")):
+        if isinstance(v, py):
+            text = v.isoformat(sep=" ") if isinstance(v, _dt.datetime) else v.isoformat()
+            lit = exp.Literal.string(text)
+            return lit if dialect == "sqlite" else exp.cast(lit, sql_type)
+    return exp.Literal.string(str(v))
+
+
+def insert_sql(table: str, columns: list[str], rows: list[Row] | list[list[Any]], dialect: str) -> str:
+    """One multi-row INSERT with every identifier quoted, written by sqlglot for ``dialect``.
+
+    >>> print(insert_sql("t", ["18_49", "order", "my col"], [(1, None, "it's")], "sqlite"))
+    INSERT INTO "t" ("18_49", "order", "my col") VALUES (1, NULL, 'it''s');
+    """
+    target = exp.Schema(this=exp.Table(this=exp.to_identifier(table, quoted=True)),
+                        expressions=[exp.to_identifier(c, quoted=True) for c in columns])
+    values = exp.Values(expressions=[exp.Tuple(expressions=[value_sql(v, dialect) for v in r]) for r in rows])
+    return exp.Insert(this=target, expression=values).sql(dialect) + ";"
+
+
+def _sqlite_value(v: Any) -> Any:
+    """A generated value as sqlite3 binds it (the same text :func:`value_sql` writes for SQLite)."""
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, _dt.datetime):
+        return v.isoformat(sep=" ")
+    if isinstance(v, _dt.date | _dt.time):
+        return v.isoformat()
+    return v
+
+
+class Executor(Protocol):
+    """Where the differential tier runs queries: one in-memory database of the planned tables."""
+
+    engine: str  # sqlglot dialect of the engine
+    errors: tuple[type[Exception], ...]  # what a failing query raises
+
+    def create(self, table: str, columns: list[tuple[str, str]]) -> None: ...
+    def load(self, table: str, rows: list[Row]) -> None: ...
+    def run(self, sql: str) -> list[Row]: ...
+    def interrupt(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class DuckDBExecutor:
+    """Embedded DuckDB; columns get DuckDB's type for their kind (:func:`_ddl_type`)."""
+
+    engine = "duckdb"
+    errors: tuple[type[Exception], ...] = (duckdb.Error,)
+
+    def __init__(self) -> None:
+        self.con = duckdb.connect(":memory:")
+
+    def create(self, table: str, columns: list[tuple[str, str]]) -> None:
+        cols = ", ".join(f"{_quote(c, 'duckdb')} {_ddl_type(t)}" for c, t in columns)
+        self.con.execute(f"CREATE TABLE {_quote(table, 'duckdb')} ({cols})")
+
+    def load(self, table: str, rows: list[Row]) -> None:
+        self.con.execute(f"DELETE FROM {_quote(table, 'duckdb')}")
+        if rows:  # one INSERT with literals: much faster than executemany for a handful of rows
+            vals = ", ".join("(" + ", ".join(literal(v) for v in r) + ")" for r in rows)
+            self.con.execute(f"INSERT INTO {_quote(table, 'duckdb')} VALUES {vals}")
+
+    def run(self, sql: str) -> list[Row]:
+        return [tuple(r) for r in self.con.execute(sql).fetchall()]
+
+    def interrupt(self) -> None:
+        self.con.interrupt()
+
+    def close(self) -> None:
+        self.con.close()
+
+
+class SQLiteExecutor:
+    """The standard library's sqlite3; columns keep the schema's declared type (type affinity)."""
+
+    engine = "sqlite"
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+
+    def __init__(self) -> None:
+        self.con = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+
+    def create(self, table: str, columns: list[tuple[str, str]]) -> None:
+        cols = ", ".join(f"{_quote(c, 'sqlite')} {t}" for c, t in columns)
+        self.con.execute(f"CREATE TABLE {_quote(table, 'sqlite')} ({cols})")
+
+    def load(self, table: str, rows: list[Row]) -> None:
+        self.con.execute(f"DELETE FROM {_quote(table, 'sqlite')}")
+        if rows:
+            marks = ", ".join("?" for _ in rows[0])
+            self.con.executemany(f"INSERT INTO {_quote(table, 'sqlite')} VALUES ({marks})",
+                                 [tuple(_sqlite_value(v) for v in r) for r in rows])
+
+    def run(self, sql: str) -> list[Row]:
+        return [tuple(r) for r in self.con.execute(sql).fetchall()]
+
+    def interrupt(self) -> None:
+        self.con.interrupt()
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def make_executor(engine: str) -> Executor:
+    """``"sqlite"`` runs on SQLite itself; anything else on DuckDB (PostgreSQL SQL included)."""
+    return SQLiteExecutor() if engine == "sqlite" else DuckDBExecutor()
+
+
+def _quote(name: str, dialect: str) -> str:
+    return exp.to_identifier(name, quoted=True).sql(dialect)
+
+
 @dataclass
 class DiffResult:
     counterexample: Counterexample | None = None
@@ -98,22 +230,33 @@ class _Tab:
 
 
 class DifferentialTester:
-    """Runs two DuckDB queries on generated databases of the tables they read."""
+    """Runs two queries on generated databases of the tables they read.
+
+    ``engine``: where the queries run (``"duckdb"``, the default, or ``"sqlite"``; the queries
+    must be written for it).  ``dialect``: the dialect the counterexample INSERTs are written in
+    (default: the catalog's).
+    """
 
     def __init__(self, catalog: Catalog, tables: set[str], q1: str, q2: str, constants: Constants, *,
                  semantics: Semantics = "bag", ordered: bool = False, seed: int = 0,
-                 nondeterministic: bool = False) -> None:
+                 nondeterministic: bool = False, engine: str = "duckdb", dialect: str | None = None) -> None:
         self.q1, self.q2 = q1, q2
         self.semantics = semantics
         self.ordered = ordered
         self.nondet = nondeterministic
         self.rng = random.Random(seed)
         self.catalog = catalog
-        self.con = duckdb.connect(":memory:")
+        self.exe = make_executor(engine)
+        self.engine = self.exe.engine
+        self.errors = self.exe.errors
+        self.dialect = dialect or catalog.dialect or self.engine
         self.tabs = self._plan(catalog, tables)
         for t in self.tabs:
-            cols = ", ".join(f'"{c.name}" {self._ctype(catalog.table(t.name), c)}' for c in t.cols)
-            self.con.execute(f'CREATE TABLE "{t.name}" ({cols})')
+            table = catalog.table(t.name)
+            assert table is not None
+            self.exe.create(t.name, [(c.name, col.type if (col := table.column(c.name)) else "VARCHAR")
+                                     for c in t.cols])
+        self._tie_variants: dict[tuple[str, int], tuple[str, str] | None] = {}
         self.pools = self._pools(constants)
         self.aimed = self._aimed(constants)
         self.join_columns = set(constants.join_columns)
@@ -125,14 +268,9 @@ class DifferentialTester:
     def close(self) -> None:
         self._closed.set()
         self._watchdog.join(timeout=1.0)
-        self.con.close()
+        self.exe.close()
 
     # -- schema ---------------------------------------------------------------------------
-    @staticmethod
-    def _ctype(table: Table | None, c: _Col) -> str:
-        assert table is not None
-        col = table.column(c.name)
-        return _ddl_type(col.type if col else "VARCHAR")
 
     def _plan(self, catalog: Catalog, names: set[str]) -> list[_Tab]:
         tabs: dict[str, _Tab] = {}
@@ -211,6 +349,8 @@ class DifferentialTester:
                     if f.is_integer() and abs(f) < 2**62:
                         kinds.setdefault("int", set()).update({int(f) - 1, int(f), int(f) + 1})
                     kinds.setdefault("num", set()).update({f - 0.5, f, f + 0.5})
+                    if self.engine == "sqlite":  # TEXT compared with a number: type affinity
+                        kinds.setdefault("str", set()).add(lit)
                 except ValueError:
                     kinds.setdefault("str", set()).update({lit, lit.replace("%", "").replace("_", "x")})
                     try:
@@ -302,18 +442,13 @@ class DifferentialTester:
     # -- execution ------------------------------------------------------------------------
     def load(self, db: DB, reverse: bool = False) -> None:
         for t in self.tabs:
-            self.con.execute(f'DELETE FROM "{t.name}"')
             rows = db.get(t.name, [])
-            if rows:
-                seq = list(reversed(rows)) if reverse else rows
-                # one INSERT with literals: much faster than executemany for a handful of rows
-                vals = ", ".join("(" + ", ".join(literal(v) for v in r) + ")" for r in seq)
-                self.con.execute(f'INSERT INTO "{t.name}" VALUES {vals}')
+            self.exe.load(t.name, list(reversed(rows)) if reverse else rows)
 
     def run(self, sql: str, deadline: float) -> list[Row]:
         self._deadline = deadline
         try:
-            return [tuple(r) for r in self.con.execute(sql).fetchall()]
+            return self.exe.run(sql)
         finally:
             self._deadline = None
 
@@ -323,16 +458,13 @@ class DifferentialTester:
             d = self._deadline
             if d is not None and time.monotonic() > d:
                 self._deadline = None
-                self.con.interrupt()
+                self.exe.interrupt()
 
     def differs(self, db: DB, deadline: float) -> tuple[list[Row], list[Row]] | None:
         """Both result sets when the queries differ on ``db`` (and the difference is stable)."""
         self.load(db)
-        try:
-            r1 = self.run(self.q1, deadline)
-            r2 = self.run(self.q2, deadline)
-        except duckdb.Error:
-            raise
+        r1 = self.run(self.q1, deadline)
+        r2 = self.run(self.q2, deadline)
         if compare_results(r1, r2, semantics=self.semantics, ordered=self.ordered):
             return None
         # Guard against order-dependent queries (LIMIT without a total order, ROW_NUMBER ...):
@@ -346,7 +478,38 @@ class DifferentialTester:
             return None
         if compare_results(s1, s2, semantics=self.semantics, ordered=self.ordered):
             return None
+        self.load(db)
+        if self._rests_on_tie(r1, r2, deadline):
+            return None
         return r1, r2
+
+    def _rests_on_tie(self, r1: list[Row], r2: list[Row], deadline: float) -> bool:
+        """True when the difference may be only which rows tie at an ORDER BY ... LIMIT boundary.
+
+        Each query with a top-level ORDER BY and LIMIT is run again with its ties broken both
+        ways (every output column appended to the ORDER BY, ascending then descending); when
+        some way of breaking the ties of q1 gives some way of breaking those of q2, the database
+        proves nothing.  (The caller has loaded the database.)"""
+        outs: list[list[list[Row]]] = []
+        for q, r in ((self.q1, r1), (self.q2, r2)):
+            seen = [r]
+            v = self._tie_breaks(q, len(r[0])) if r else None
+            if v is not None:
+                try:
+                    seen += [self.run(v[0], deadline), self.run(v[1], deadline)]
+                except self.errors:
+                    pass  # a variant the engine rejects: the reversed-load check stands alone
+            outs.append(seen)
+        if len(outs[0]) == 1 and len(outs[1]) == 1:
+            return False
+        return any(compare_results(a, b, semantics=self.semantics, ordered=self.ordered)
+                   for a in outs[0] for b in outs[1])
+
+    def _tie_breaks(self, sql: str, width: int) -> tuple[str, str] | None:
+        key = (sql, width)
+        if key not in self._tie_variants:
+            self._tie_variants[key] = _tie_break_variants(sql, width, self.engine)
+        return self._tie_variants[key]
 
     def search(self, budget_s: float, *, max_dbs: int = 100000, min_dbs: int = 0) -> DiffResult:
         """Try databases until ``budget_s`` is spent, but at least ``min_dbs`` of them (within four
@@ -367,7 +530,7 @@ class DifferentialTester:
             res.total_rows += sum(sizes)
             try:
                 d = self.differs(db, max(deadline, time.monotonic()) + 1.0)
-            except duckdb.Error as e:
+            except self.errors as e:
                 res.errors += 1
                 if not res.first_error:
                     res.first_error = str(e).splitlines()[0]
@@ -395,7 +558,7 @@ class DifferentialTester:
                         continue
                     try:
                         nd = self.differs(cand, deadline + 1.0)
-                    except duckdb.Error:
+                    except self.errors:
                         nd = None
                     if nd is not None:
                         db, d, rows, changed = cand, nd, cand[t.name], True
@@ -422,9 +585,7 @@ class DifferentialTester:
         for t in self.tabs:
             rows = db.get(t.name, [])
             if rows:
-                cols = ", ".join(c.name for c in t.cols)
-                vals = ", ".join("(" + ", ".join(literal(v) for v in r) + ")" for r in rows)
-                out.append(f"INSERT INTO {t.name} ({cols}) VALUES {vals};")
+                out.append(insert_sql(t.name, [c.name for c in t.cols], rows, self.dialect))
         return out
 
 
@@ -465,10 +626,28 @@ class DifferentialTester:
                         else:
                             row.append(None if c.nullable else defaults[_kind(c.type)])
                     rows.append(row)
-            names = ", ".join(c.name for c in p.columns)
-            vals_sql = ", ".join("(" + ", ".join(literal(x) for x in r) + ")" for r in rows)
-            out.append(f"INSERT INTO {p.name} ({names}) VALUES {vals_sql};")
+            out.append(insert_sql(p.name, [c.name for c in p.columns], rows, self.dialect))
         return out
+
+
+def _tie_break_variants(sql: str, width: int, dialect: str) -> tuple[str, str] | None:
+    """``sql`` with its top-level ORDER BY extended by output positions 1..width, ascending
+    (NULLS FIRST) and descending (NULLS LAST); None without a top-level ORDER BY and LIMIT."""
+    try:
+        q = sqlglot.parse_one(sql, read=dialect)
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError):
+        return None
+    order = q.args.get("order")
+    if not isinstance(order, exp.Order) or not (q.args.get("limit") or q.args.get("offset")):
+        return None
+    out = []
+    for desc in (False, True):
+        v = q.copy()
+        keys = [exp.Ordered(this=exp.Literal.number(i), desc=desc, nulls_first=not desc)
+                for i in range(1, width + 1)]
+        v.args["order"].set("expressions", [*v.args["order"].expressions, *keys])
+        out.append(v.sql(dialect))
+    return out[0], out[1]
 
 
 def _exact(lits: set[str], kind: str) -> list[Any]:

@@ -176,7 +176,7 @@ def test_differential_shrinks(emp_dept: Catalog) -> None:
     v = verify("SELECT deptno FROM emp", "SELECT DISTINCT deptno FROM emp", emp_dept)
     assert v.counterexample is not None
     text = " ".join(v.counterexample.inserts)
-    assert text.count("),") == 1  # exactly two EMP rows: the smallest database with a duplicate
+    assert text.count("), (") == 1  # exactly two EMP rows: the smallest database with a duplicate
 
 
 def test_not_in_with_nulls_is_refuted(emp_dept: Catalog) -> None:
