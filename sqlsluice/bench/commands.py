@@ -283,3 +283,25 @@ def data_spider(
         typer.echo(f"tables without data (see {to / 'MISSING.txt'}): {', '.join(rep.missing_csv)}")
     if rep.skipped_rows:
         typer.echo(f"rows skipped (duplicate keys or malformed): {rep.skipped_rows}")
+
+
+@bench_app.command("rules-fuzz")
+@handle_errors
+def rules_fuzz(
+    queries: int = typer.Option(500, "--queries", min=1, help="Random queries to generate."),
+    seed: int = typer.Option(0, "--seed", help="The same seed gives the same queries and data."),
+    json_out: Path | None = typer.Option(None, "--json", help="Coverage per rule, totals and reproducers."),
+    backends: str = typer.Option("duckdb,postgresql", "--backends", help="Comma list: duckdb, postgresql."),
+    rules: str | None = typer.Option(None, "--rules", help="Comma list of rules (default: all, plus 'prepare')."),
+) -> None:
+    """Differential rule fuzzing on DuckDB and PostgreSQL; minimised reproducers; exit 1 on a mismatch.
+
+    Example: sluice bench rules-fuzz --queries 2000 --seed 1 --json fuzz.json --backends duckdb,postgresql
+    """
+    from sqlsluice.bench.rules_fuzz import run_command
+
+    for update in _progress(f"fuzzing {queries} queries"):
+        code = run_command(queries=queries, seed=seed, json_out=json_out, backends=backends, rules=rules,
+                           progress=update)
+    if code:
+        raise typer.Exit(code)
