@@ -64,6 +64,7 @@ _NOOP = re.compile(r"^\s*(DISCARD\s+\w+|LISTEN\s+\w+|UNLISTEN\s+[\w*]+|DEALLOCAT
                    r"\s*;?\s*$", re.I)
 _ROLLBACK_TO = re.compile(r"^\s*ROLLBACK\s+(?:WORK\s+|TRANSACTION\s+)?TO\s+(?:SAVEPOINT\s+)?(?:\w+|\"[^\"]+\")\s*;?\s*$",
                           re.I)
+_GUC_DISPLAY = {"timezone": "TimeZone", "datestyle": "DateStyle", "intervalstyle": "IntervalStyle"}  # SHOW's column
 _SHOW_ALIASES = {"transaction isolation level": "transaction_isolation", "time zone": "timezone",
                  "session authorization": "session_authorization"}
 
@@ -230,7 +231,7 @@ class Compat:
                     return Reply([ColumnInfo("name", "VARCHAR"), ColumnInfo("setting", "VARCHAR")],
                                  sorted(self.gucs.items()), "SHOW")
                 if name in self.gucs:
-                    return Reply([ColumnInfo(name, "VARCHAR")], [(self.gucs[name],)], "SHOW")
+                    return Reply([ColumnInfo(_GUC_DISPLAY.get(name, name), "VARCHAR")], [(self.gucs[name],)], "SHOW")
             return sql
         if head.startswith("RESET"):
             m = _RESET.match(sql)
@@ -405,7 +406,7 @@ class Compat:
         pinned = COLUMN_OIDS.get(sql)
         if pinned:
             return [pinned.get(c.name, o) for c, o in zip(columns, oids, strict=True)]
-        if len(sql) <= 65536 and any(o in (types.NUMERIC, types.FLOAT8, types.TEXT) for o in oids):
+        if len(sql) <= 65536:
             for pos, oid in pgsemantics.result_oid_overrides(sql, [c.type for c in columns],
                                                              self._column_type).items():
                 oids[pos] = oid

@@ -151,7 +151,7 @@ def _figure(node: Any, sql: str) -> tuple[str | None, int]:
         sel = inner.selects[0] if isinstance(inner, exp.Query) and inner.selects else None
         if isinstance(sel, exp.Alias):
             return sel.alias, _STRENGTH_NAMED
-        return None, 0
+        return _figure(sel, sql) if sel is not None else (None, 0)
     if isinstance(node, exp.Interval):
         return "interval", 1
     if isinstance(node, exp.Anonymous) and node.name.upper() == "ROW":
@@ -252,84 +252,121 @@ def rename(sql: str, names: Sequence[str]) -> list[str] | None:
 
 # --- result types ------------------------------------------------------------------------------
 _INTS = ("TINYINT", "SMALLINT", "INTEGER", "INT", "INT2", "INT4", "USMALLINT", "UTINYINT")
+_INTEGRAL = (*_INTS, "BIGINT", "INT8", "HUGEINT", "UINTEGER", "UBIGINT")
 _NAME_FUNCS = frozenset({"current_user", "session_user", "user", "current_role", "current_schema",
                          "current_catalog"})
+# functions whose PostgreSQL result type differs from DuckDB's (applied to integral DuckDB results)
+_FUNC_OIDS = {"length": types.INT4, "char_length": types.INT4, "character_length": types.INT4,
+              "octet_length": types.INT4, "bit_length": types.INT4, "strpos": types.INT4,
+              "position": types.INT4, "ascii": types.INT4, "array_length": types.INT4,
+              "extract": types.NUMERIC, "date_part": types.FLOAT8}
+_DUCK_INTS = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+                        "UINTEGER", "UBIGINT"})
 
 
 @lru_cache(maxsize=4096)
-def _aggregates(sql: str) -> tuple[tuple[str, str | None, str | None, str | None], ...] | None:
-    """Per non-star projection: (kind, table, column, literal type) for sum/avg/name functions."""
+def _parsed(sql: str) -> Any:
+    """The statement's sqlglot tree (shared and cached: never modify it), or None."""
     import sqlglot
-    from sqlglot import exp
     from sqlglot.errors import SqlglotError
 
     try:
-        tree = sqlglot.parse_one(sql, read="postgres")
+        trees = sqlglot.parse(sql, read="postgres")
     except (SqlglotError, ValueError, RecursionError):
         return None
-    if not isinstance(tree, exp.Query) or isinstance(tree, exp.Subquery):
+    return trees[0] if len(trees) == 1 else None
+
+
+def _static_type(node: Any, column_type: Callable[[str | None, str], str | None],
+                 tables: dict[str, str]) -> str | None:
+    """A DuckDB type name for an arithmetic expression from literals, casts and columns."""
+    from sqlglot import exp
+
+    if isinstance(node, exp.Paren | exp.Neg):
+        return _static_type(node.this, column_type, tables)
+    if isinstance(node, exp.Literal):
+        if node.is_string:
+            return None
+        return "INTEGER" if node.this.lstrip("-").isdigit() else "DECIMAL"
+    if isinstance(node, exp.Cast):
+        return str(node.to.sql(dialect="duckdb")).upper()
+    if isinstance(node, exp.Column) and not isinstance(node.this, exp.Star):
+        tab = tables.get(node.table.lower(), node.table) if node.table else \
+            (next(iter(tables.values())) if len(set(tables.values())) == 1 else None)
+        t = column_type(tab, node.name)
+        return t.upper() if t else None
+    if isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.Div | exp.Mod):
+        sides = [_static_type(node.this, column_type, tables), _static_type(node.expression, column_type, tables)]
+        if None in sides:
+            return None
+        if any(t.startswith(("DOUBLE", "FLOAT", "REAL")) for t in sides if t):
+            return "DOUBLE"
+        if any(t.startswith(("DECIMAL", "NUMERIC")) for t in sides if t):
+            return "DECIMAL"
+        return "BIGINT" if all(t in _INTEGRAL for t in sides if t) else None
+    return None
+
+
+def _override(node: Any, duck: str, sql: str, column_type: Callable[[str | None, str], str | None],
+              tables: dict[str, str]) -> int | None:
+    from sqlglot import exp
+
+    while isinstance(node, exp.Alias | exp.Paren):
+        node = node.this
+    duck = duck.upper()
+    if isinstance(node, exp.Null):
+        return types.TEXT
+    if isinstance(node, exp.Sum | exp.Avg):
+        arg = _static_type(node.this, column_type, tables)
+        if arg is None:
+            return None
+        if isinstance(node, exp.Sum):
+            return types.INT8 if arg in _INTS else None
+        return types.NUMERIC if arg in _INTEGRAL or arg.startswith(("DECIMAL", "NUMERIC")) else None
+    if isinstance(node, exp.Cast):
+        to = str(node.to.sql(dialect="postgres")).upper()
+        return types.VARCHAR if to.startswith(("VARCHAR", "CHARACTER VARYING")) else None
+    if isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.Div | exp.Mod):
+        if duck == "DOUBLE" and _static_type(node, column_type, tables) == "DECIMAL":
+            return types.NUMERIC  # numeric / int: DuckDB divides in DOUBLE, PostgreSQL in numeric
         return None
-    aliases = {t.alias_or_name.lower(): t.name for t in tree.find_all(exp.Table)}
-    tables = list(aliases.values())
-    out: list[tuple[str, str | None, str | None, str | None]] = []
-    for e in tree.selects:
-        if isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star)):
-            out.append(("star", None, None, None))
-            continue
-        inner = e.this if isinstance(e, exp.Alias) else e
-        while isinstance(inner, exp.Paren):
-            inner = inner.this
-        name, _ = _figure(inner, sql)
-        if isinstance(inner, exp.Sum | exp.Avg):
-            kind = "sum" if isinstance(inner, exp.Sum) else "avg"
-            arg = inner.this
-            if isinstance(arg, exp.Column) and not isinstance(arg.this, exp.Star):
-                tab = aliases.get(arg.table.lower(), arg.table) if arg.table else \
-                    (tables[0] if len(tables) == 1 else None)
-                out.append((kind, tab, arg.name, None))
-            elif isinstance(arg, exp.Literal) and not arg.is_string:
-                out.append((kind, None, None, "INTEGER" if arg.this.lstrip("-").isdigit() else "DECIMAL"))
-            elif isinstance(arg, exp.Cast):
-                out.append((kind, None, None, arg.to.sql(dialect="duckdb")))
-            else:
-                out.append(("", None, None, None))
-        elif name in _NAME_FUNCS and not isinstance(inner, exp.Column | exp.Cast):
-            out.append(("name", None, None, None))
-        else:
-            out.append(("", None, None, None))
-    return tuple(out)
+    name, _ = _figure(node, sql)
+    if name in _NAME_FUNCS and not isinstance(node, exp.Column):
+        return types.NAME
+    if name in _FUNC_OIDS and isinstance(node, exp.Func) and duck in _DUCK_INTS:
+        return _FUNC_OIDS[name]
+    return None
 
 
 def result_oid_overrides(sql: str, duck_types: Sequence[str],
                          column_type: Callable[[str | None, str], str | None]) -> dict[int, int]:
-    """{result position: OID} where PostgreSQL's type differs from the DuckDB type's mapping."""
+    """{result position: OID} where PostgreSQL's type differs from the DuckDB type's mapping:
+    ``sum(int)`` int8, ``avg(int)`` and ``numeric / int`` numeric, ``length()`` int4,
+    ``current_user`` name, ``NULL`` text, ``::varchar`` varchar."""
+    from sqlglot import exp
+
     w1, _ = command_words(sql)
     if w1 not in ("SELECT", "WITH") or len(sql) > _MAX_SQL:
         return {}
-    shape = _aggregates(sql)
-    if not shape or not any(k for k, *_ in shape if k != "star"):
+    tree = _parsed(sql)
+    if not isinstance(tree, exp.Query) or isinstance(tree, exp.Subquery):
         return {}
-    stars = sum(1 for k, *_ in shape if k == "star")
-    extra = len(duck_types) - (len(shape) - stars)
-    if stars > 1 or extra < 0 or (stars == 0 and extra != 0):
+    selects = tree.selects
+    stars = [i for i, e in enumerate(selects)
+             if isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))]
+    extra = len(duck_types) - (len(selects) - len(stars))
+    if len(stars) > 1 or extra < 0 or (not stars and extra != 0):
         return {}
+    tables = {t.alias_or_name.lower(): t.name for t in tree.find_all(exp.Table)}
     out: dict[int, int] = {}
     pos = 0
-    for kind, tab, col, lit in shape:
-        if kind == "star":
+    for i, e in enumerate(selects):
+        if i in stars:
             pos += extra
             continue
-        if kind == "name":
-            out[pos] = types.NAME
-        elif kind in ("sum", "avg"):
-            arg = lit or (column_type(tab, col) if col else None)
-            if arg:
-                arg = arg.upper()
-                integral = arg in _INTS or arg in ("BIGINT", "INT8", "HUGEINT")
-                if kind == "sum" and arg in _INTS:
-                    out[pos] = types.INT8
-                elif kind == "avg" and (integral or arg.startswith(("DECIMAL", "NUMERIC"))):
-                    out[pos] = types.NUMERIC
+        oid = _override(e, duck_types[pos], sql, column_type, tables)
+        if oid is not None:
+            out[pos] = oid
         pos += 1
     return out
 
