@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -18,16 +19,26 @@ def verify_cmd(
     q1: str = typer.Option(None, "--q1", help="First query."),
     q2: str = typer.Option(None, "--q2", help="Second query."),
     pairs: Path = typer.Option(None, "--pairs", help='JSONL file, one {"id", "q1", "q2"} per line.'),
-    dialect: str = typer.Option("duckdb", "--dialect", help="SQL dialect of the queries and DDL."),
+    dialect: str = typer.Option("duckdb", "--dialect",
+                                help="SQL dialect of the queries and DDL; sqlite runs the differential tier on SQLite."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per pair."),
     semantics: str = typer.Option("bag", "--semantics", help="bag (default) or set."),
     budget: float = typer.Option(2.0, "--budget", help="Time budget per pair, seconds."),
 ) -> None:
-    """Decide whether two queries are equivalent: EQUIVALENT, NOT_EQUIVALENT (with a counterexample) or UNKNOWN.
+    """Decide whether two queries are equivalent: EQUIVALENT, NOT_EQUIVALENT (with a counterexample),
+    UNKNOWN, or ERROR (the pair cannot be parsed, names something the schema lacks, or the engine
+    rejects it).  A batch never stops: every pair of --pairs gets one line (one JSON object with
+    --json), an ERROR included, in input order.
+
+    Exit status, as diff's: 0 every pair EQUIVALENT; 1 some pair NOT_EQUIVALENT (this wins over
+    everything else); 3 no pair NOT_EQUIVALENT but some UNKNOWN or ERROR; 2 trouble (bad flags,
+    an unreadable --pairs file or schema).  A --pairs line that is not a JSON object with q1 and
+    q2 is an ERROR for that line, not trouble.
 
     Example: sluice verify --schema schema.sql --q1 "SELECT a FROM t WHERE a > 1" --q2 "SELECT a FROM t WHERE 1 < a"
     """
-    from sqlsluice.verifiers import load_schema, verify
+    from sqlsluice.verifiers import load_schema
+    from sqlsluice.verifiers.batch import error_verdict, exit_code, verify_pair
 
     if semantics not in ("bag", "set"):
         fail(f"--semantics must be bag or set, not {semantics!r}")
@@ -36,22 +47,35 @@ def verify_cmd(
     if pairs is not None and (q1 is not None or q2 is not None):
         fail("give either --q1/--q2 or --pairs, not both")
     catalog = load_schema(Path(schema) if Path(schema).is_file() else schema, dialect)
-    items: list[tuple[str, str, str]] = []
+    items: list[tuple[str, object, object, str]] = []  # id, q1, q2, error reading the line
     if pairs is not None:
         for n, line in enumerate(pairs.read_text().splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 rec = json.loads(line)
-                items.append((str(rec.get("id", n)), rec["q1"], rec["q2"]))
-            except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-                fail(f"{pairs}:{n}: expected a JSON object with q1 and q2")
+            except json.JSONDecodeError as e:
+                items.append((str(n), None, None, f"{pairs}:{n}: not JSON: {e}"))
+                continue
+            if not isinstance(rec, dict):
+                items.append((str(n), None, None, f"{pairs}:{n}: expected a JSON object with q1 and q2"))
+                continue
+            pid = str(rec.get("id", n))
+            if not isinstance(rec.get("q1"), str) or not isinstance(rec.get("q2"), str):
+                items.append((pid, None, None, f"{pairs}:{n}: expected q1 and q2 as strings"))
+                continue
+            items.append((pid, rec["q1"], rec["q2"], ""))
     else:
-        items.append(("1", q1, q2))
-    for pid, a, b in items:
-        v = verify(a, b, catalog, dialect, semantics=semantics, time_budget_s=budget)  # type: ignore[arg-type]
+        items.append(("1", q1, q2, ""))
+    verdicts: list[str] = []
+    for pid, a, b, bad in items:
+        v = error_verdict(bad) if bad else verify_pair(a, b, catalog, dialect, semantics=semantics,  # type: ignore[arg-type]
+                                                       time_budget_s=budget)
+        verdicts.append(v.verdict)
         if as_json:
             typer.echo(json.dumps({"id": pid, **v.summary()}, default=str))
+        elif v.verdict == "ERROR":
+            typer.echo(f"{pid}: ERROR: {v.error}")
         else:
             line = f"{pid}: {v.verdict} ({v.method}, {v.seconds:.2f}s)"
             if v.verdict == "UNKNOWN":
@@ -62,6 +86,8 @@ def verify_cmd(
                     typer.echo(f"  {ins}")
                 typer.echo(f"  q1 -> {v.counterexample.q1_rows}")
                 typer.echo(f"  q2 -> {v.counterexample.q2_rows}")
+        sys.stdout.flush()
+    raise typer.Exit(exit_code(verdicts))
 
 
 @bench_app.command("verify")

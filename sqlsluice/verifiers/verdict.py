@@ -1,4 +1,6 @@
-"""The verdict a verifier returns: proved, refuted with a counterexample, or unknown with evidence."""
+"""The verdict a verifier returns: proved, refuted with a counterexample, unknown with evidence,
+or ERROR when the pair could not be checked at all (unparseable SQL, an unknown name, SQL the
+target engine rejects)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-VerdictKind = Literal["EQUIVALENT", "NOT_EQUIVALENT", "UNKNOWN"]
+VerdictKind = Literal["EQUIVALENT", "NOT_EQUIVALENT", "UNKNOWN", "ERROR"]
 Method = Literal["canonical", "alpha", "constant", "smt", "differential", "live", "none"]
 
 
@@ -35,16 +37,20 @@ class Verdict(BaseModel):
     evidence: Evidence = Field(default_factory=Evidence)
     seconds: float = 0.0
     reason: str = ""
+    error: str = ""  # why the pair could not be checked (verdict ERROR)
 
     @property
     def equivalent(self) -> bool:
         return self.verdict == "EQUIVALENT"
 
     def summary(self) -> dict[str, Any]:
-        """The per-pair JSON record of ``sluice verify --json``."""
-        return {
+        """The per-pair JSON record of ``sluice verify --json`` (``error`` only on ERROR)."""
+        out: dict[str, Any] = {
             "verdict": self.verdict,
             "method": self.method,
             "counterexample": self.counterexample.model_dump(mode="json") if self.counterexample else None,
             "seconds": round(self.seconds, 4),
         }
+        if self.verdict == "ERROR":
+            out["error"] = self.error
+        return out

@@ -28,7 +28,7 @@ def test_verify_help_has_example() -> None:
 def test_verify_json_single_pair(tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["verify", "--schema", _schema(tmp_path), "--q1", "SELECT b FROM t",
                                  "--q2", "SELECT DISTINCT b FROM t", "--json"])
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 1, r.output  # exit 1: NOT_EQUIVALENT
     rec = json.loads(r.stdout.strip())
     assert set(rec) == {"id", "verdict", "method", "counterexample", "seconds"}
     assert rec["verdict"] == "NOT_EQUIVALENT" and rec["counterexample"]["inserts"]
@@ -41,7 +41,7 @@ def test_verify_pairs_in_order(tmp_path: Path) -> None:
         {"id": "p2", "q1": "SELECT a FROM t WHERE b > 1", "q2": "SELECT a FROM t WHERE b >= 1"},
     ]) + "\n")
     r = CliRunner().invoke(app, ["verify", "--schema", _schema(tmp_path), "--pairs", str(pairs), "--json"])
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 1, r.output  # exit 1: some pair NOT_EQUIVALENT
     recs = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
     assert [x["id"] for x in recs] == ["p1", "p2"]
     assert [x["verdict"] for x in recs] == ["EQUIVALENT", "NOT_EQUIVALENT"]
@@ -50,15 +50,15 @@ def test_verify_pairs_in_order(tmp_path: Path) -> None:
 def test_verify_text_output(tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["verify", "--schema", _schema(tmp_path), "--q1", "SELECT b FROM t",
                                  "--q2", "SELECT DISTINCT b FROM t"])
-    assert r.exit_code == 0 and "NOT_EQUIVALENT" in r.output and "INSERT INTO t" in r.output
+    assert r.exit_code == 1 and "NOT_EQUIVALENT" in r.output and 'INSERT INTO "t"' in r.output
 
 
 def test_verify_bad_input_exits_2(tmp_path: Path) -> None:
     s = _schema(tmp_path)
     for q1, needle in (("SELEC b FROM t", "cannot parse"), ("SELECT b FROM nope", "unknown table 'nope'")):
         r = CliRunner().invoke(app, ["verify", "--schema", s, "--q1", q1, "--q2", "SELECT b FROM t"])
-        assert r.exit_code == 2
-        assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
+        assert r.exit_code == 3  # a bad pair is an ERROR verdict (exit 3); 2 is for bad flags and files
+        assert needle in r.stdout and r.stdout.startswith("1: ERROR: ") and len(r.stdout.strip().splitlines()) == 1
     r = CliRunner().invoke(app, ["verify", "--schema", s, "--q1", "SELECT b FROM t"])
     assert r.exit_code == 2 and r.stderr.startswith("error:")
 
