@@ -325,7 +325,8 @@ def _override(node: Any, duck: str, sql: str, column_type: Callable[[str | None,
         return types.NUMERIC if arg in _INTEGRAL or arg.startswith(("DECIMAL", "NUMERIC")) else None
     if isinstance(node, exp.Cast):
         to = str(node.to.sql(dialect="postgres")).upper()
-        return types.VARCHAR if to.startswith(("VARCHAR", "CHARACTER VARYING")) else None
+        return types.VARCHAR if to.startswith(("VARCHAR", "CHARACTER VARYING")) and "[" not in to \
+            and duck == "VARCHAR" else None
     if isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.Div | exp.Mod):
         if duck == "DOUBLE" and _static_type(node, column_type, tables) == "DECIMAL":
             return types.NUMERIC  # numeric / int: DuckDB divides in DOUBLE, PostgreSQL in numeric
