@@ -37,7 +37,7 @@ DEMOTED = ("sqlglot", "py.warnings")
 
 _URL_PASSWORD = re.compile(r"(?P<pre>\b[a-z][a-z0-9+.\-]*://[^\s:/@'\"]*:)(?P<pw>[^\s@/'\"]+)(?=@)", re.I)
 _KV_PASSWORD = re.compile(
-    r"(?P<pre>\b(?:password|passwd|pgpassword|api[_-]?key)\s*[=:]\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s,;&)]+)",
+    r"(?P<pre>\b(?:password|passwd|pgpassword|api[_-]?key)['\"]?\s*[=:]\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s,;&)]+)",
     re.I)
 _SQL_PASSWORD = re.compile(r"(?P<pre>\bpassword\s+)(?P<pw>'(?:[^']|'')*')", re.I)
 _MIN_LITERAL = 4  # shorter registered secrets are masked only where a pattern above finds them
@@ -74,12 +74,17 @@ def mask(text: str) -> str:
 
 @contextmanager
 def statement(sql: str | None) -> Iterator[None]:
-    """Name ``sql`` as the statement being handled (for warnings raised while it is)."""
-    token = current_statement.set(sql)
+    """Name ``sql`` as the statement being handled (for warnings raised while it is).
+
+    Restores the previous value with ``set``, not ``reset``: the passthrough drives
+    pipeline coroutines by hand, so the exit may run in another context than the entry.
+    """
+    previous = current_statement.get()
+    current_statement.set(sql)
     try:
         yield
     finally:
-        current_statement.reset(token)
+        current_statement.set(previous)
 
 
 class ThirdPartyFilter(logging.Filter):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from enum import Enum, StrEnum
 from pathlib import PurePath
 from typing import Annotated, Any
@@ -52,6 +53,10 @@ def _run_server(config_path: str | None, backend: str | None, listen: str | None
                           "or pass --backend duckdb:///PATH")
 
     def ready(srv: SluiceServer) -> None:
+        log = logging.getLogger("sqlsluice.serve")
+        log.info("listening on %s:%s, backend %s, config %s", srv.host, srv.port, srv.backend_url,
+                 cfg.source or "(defaults)")
+        log.debug("effective config: %s", cfg.model_dump(mode="json"))
         typer.echo(f"sqlsluice listening on {srv.host}:{srv.port} (backend {mask(srv.backend_url)})")
         user = cfg.users[0].name if cfg.users else None
         typer.echo(f"connect with: {connect_hint(srv.backend_url, srv.host, srv.port, user)}")

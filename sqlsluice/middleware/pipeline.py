@@ -27,6 +27,7 @@ PostgreSQL passthrough call the same pipeline.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -37,6 +38,8 @@ from sqlsluice.config import Config, router_error
 from sqlsluice.databases.base import ColumnInfo
 from sqlsluice.errors import InvalidParameterValue
 from sqlsluice.logs import statement
+
+log = logging.getLogger("sqlsluice.pipeline")
 
 
 @dataclass
@@ -203,6 +206,10 @@ class Pipeline:
                     last["forwarded_sql"] = decision.sql
                 last.update(decision.info)
             ctx.last = last
+        if log.isEnabledFor(logging.DEBUG):
+            what = "reply " + decision.status if isinstance(decision, Reply) else \
+                ("forward rewritten" if decision.sql != sql else "forward")
+            log.debug("%s@%s %s: %s", ctx.user, ctx.database, what, " ".join(sql.split())[:500])
         return decision
 
 
