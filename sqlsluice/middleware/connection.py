@@ -10,14 +10,21 @@ It then calls::
 
 ``serve_upstream`` owns the connection from then on:
 
-* it connects to the upstream (``conn.backend_url``, a ``postgresql://`` URL; the client's
-  ``conn.user``/``conn.database``/``conn.params`` are what the client asked for, and
-  ``conn.password`` is the cleartext password when the client sent one, else ``None``);
+* it connects to the upstream (``conn.backend_url``, a ``postgresql://`` URL, already
+  routed: its database is the one the client named unless ``[databases]`` says otherwise;
+  the client's ``conn.user``/``conn.database``/``conn.params`` are what the client asked
+  for, and ``conn.password`` is the cleartext password when the client sent one, else
+  ``None``);
+* once the upstream session is open it sets ``conn.pipeline = await conn.pipeline_source()``
+  when that is set (so a database that does not exist costs no pipeline and no rewriter);
 * it sends the client the ParameterStatus messages (from the upstream), BackendKeyData
   and the first ReadyForQuery itself.  BackendKeyData must carry a key obtained from
-  ``pid, secret = conn.register_cancel(canceller)``, where ``canceller`` has a ``cancel()``
-  method (sync or async) that cancels the statement running upstream; the server calls it
-  when a CancelRequest with that key arrives on another connection;
+  ``pid, secret = conn.register_cancel(canceller, pid=upstream_pid)`` (the client sees the
+  upstream's real pid, the secret is ours), where ``canceller`` has a ``cancel()`` method
+  (sync or async) that cancels the statement running upstream; the server calls it when a
+  CancelRequest with that key arrives on another connection;
+* when the client sends Terminate nothing more is sent to it; when the upstream ends the
+  session its own FATAL ErrorResponse is the last thing the client gets;
 * it runs every Query and Parse SQL through ``await conn.pipeline.handle(conn.ctx, sql,
   extended=...)`` (see :mod:`sqlsluice.middleware.pipeline`): ``Forward(sql)`` -> send that
   SQL upstream, ``Reply(columns, rows, status)`` -> answer locally (helpers:
@@ -36,6 +43,7 @@ Codecs: :mod:`sqlsluice.middleware.codec`, framing: :mod:`sqlsluice.middleware.f
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -66,6 +74,8 @@ class ClientConnection:
     password: str | None = None
     peer: str = ""
     keys: list[tuple[int, int]] = field(default_factory=list)
+    # PostgreSQL: builds ``pipeline`` once the upstream session is open (see module docs)
+    pipeline_source: Callable[[], Awaitable[Pipeline]] | None = None
 
     @property
     def user(self) -> str:
@@ -75,15 +85,16 @@ class ClientConnection:
     def database(self) -> str:
         return self.params.get("database") or self.user
 
-    def register_cancel(self, canceller: Canceller) -> tuple[int, int]:
-        """Allocate a (pid, secret) pair and route CancelRequests carrying it to ``canceller``."""
-        key = self.server.register_cancel(canceller)
+    def register_cancel(self, canceller: Canceller, pid: int | None = None) -> tuple[int, int]:
+        """Allocate a (pid, secret) pair (``pid`` when given) and route CancelRequests carrying
+        it to ``canceller``."""
+        key = self.server.register_cancel(canceller, pid)
         self.keys.append(key)
         return key
 
     def unregister_all(self) -> None:
-        for pid, _secret in self.keys:
-            self.server.unregister_cancel(pid)
+        for pid, secret in self.keys:
+            self.server.unregister_cancel(pid, secret)
         self.keys.clear()
 
 

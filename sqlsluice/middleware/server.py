@@ -1,9 +1,12 @@
 """The asyncio TCP server: startup, SSL negotiation, authentication, cancel routing, dispatch.
 
-After authentication a connection is handed to the backend's handler: the DuckDB
-session handler (:mod:`sqlsluice.middleware.session_duckdb`) or, for a PostgreSQL
-upstream, ``sqlsluice.middleware.upstream.serve_upstream`` (contract in
-:mod:`sqlsluice.middleware.connection`).
+After authentication the client's database name is routed to a backend URL
+(:func:`route_database`: ``[databases]`` in the config, else ``server.backend`` with, for
+PostgreSQL, the client's database name in it) and the connection is handed to that
+backend's handler: the DuckDB session handler (:mod:`sqlsluice.middleware.session_duckdb`)
+or, for a PostgreSQL upstream, ``sqlsluice.middleware.upstream.serve_upstream`` (contract
+in :mod:`sqlsluice.middleware.connection`).  Each backend URL gets its own pipeline
+(``pipeline_for``), hence its own rewriter and catalog.
 
 Run it with :func:`serve` (blocking) or start it on a running loop with
 :meth:`SluiceServer.start`; :class:`ServerThread` runs one in a background thread (tests).
@@ -21,8 +24,9 @@ import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from sqlsluice.config import Config
+from sqlsluice.config import Config, DatabaseConfig
 from sqlsluice.databases import Backend, connect, parse_url
 from sqlsluice.errors import ConfigError, InvalidPassword, ProtocolViolation, SluiceError
 from sqlsluice.middleware import codec
@@ -44,6 +48,53 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def database_url(url: str, dbname: str) -> str:
+    """A ``postgresql://`` URL with its database replaced by ``dbname``.
+
+    >>> database_url("postgresql://u:p@h:5/db?application_name=a&dbname=x", "my db")
+    'postgresql://u:p@h:5/my%20db?application_name=a'
+    """
+    parts = urlsplit(url)
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "dbname"])
+    return urlunsplit((parts.scheme, parts.netloc, "/" + quote(dbname, safe=""), query, parts.fragment))
+
+
+def _entry_url(entry: DatabaseConfig | str) -> str:
+    return entry if isinstance(entry, str) else entry.backend
+
+
+def route_database(config: Config, default_url: str, name: str) -> str | None:
+    """The backend URL serving the client database ``name``; None when there is none.
+
+    With no ``[databases]``: ``default_url``, for PostgreSQL with ``name`` as its database.
+    Else the entry named ``name``, else ``*`` with ``name`` as its database.
+
+    >>> cfg = Config(databases={"shop": "duckdb:///shop.duckdb", "*": "postgresql://u@h/x"})
+    >>> route_database(cfg, "", "shop"), route_database(cfg, "", "crm")
+    ('duckdb:///shop.duckdb', 'postgresql://u@h/crm')
+    >>> route_database(Config(databases={"shop": "duckdb:///s.db"}), "", "crm") is None
+    True
+    >>> route_database(Config(), "postgresql://u@h:5/main", "crm")
+    'postgresql://u@h:5/crm'
+    """
+    dbs = config.databases
+    if not dbs:
+        return database_url(default_url, name) if parse_url(default_url)[0] == "postgres" else default_url
+    entry = dbs.get(name)
+    if entry is not None:
+        return _entry_url(entry)
+    star = dbs.get("*")
+    return None if star is None else database_url(_entry_url(star), name)
+
+
+def check_databases(config: Config) -> None:
+    """Every ``[databases]`` URL is a backend URL; ``*`` is a PostgreSQL one."""
+    for name, entry in config.databases.items():
+        kind, _ = parse_url(_entry_url(entry))
+        if name == "*" and kind != "postgres":
+            raise ConfigError('databases."*" must be a postgresql:// URL (the client\'s database name goes in it)')
+
+
 def _is_local(peer: Any) -> bool:
     if not peer:
         return True  # unix socket
@@ -61,9 +112,16 @@ class SluiceServer:
         self.config = config or Config()
         self.backend_url = backend_url or self.config.server.backend
         self.kind, _ = parse_url(self.backend_url)
+        check_databases(self.config)
         self.backend = backend
         self.pipeline_factory = pipeline_factory or default_pipeline
-        self._cancel: dict[int, tuple[int, Canceller]] = {}
+        # the pipeline factory of a backend URL other than ``backend_url`` (``serve`` sets it;
+        # called on a worker thread: it may connect); None: ``pipeline_factory`` for all
+        self.pipeline_for: Callable[[str, Backend | None], Callable[[], Pipeline]] | None = None
+        self._factories: dict[str, Callable[[], Pipeline]] = {}
+        self._backends: dict[str, Backend] = {}  # DuckDB backends of [databases] entries, opened on use
+        # (pid, secret) -> canceller; the pid of a passthrough session is the upstream's own
+        self._cancel: dict[tuple[int, int], Canceller] = {}
         self._server: asyncio.Server | None = None
         self._ssl: ssl.SSLContext | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -81,32 +139,55 @@ class SluiceServer:
         self.port = 0
 
     # --- cancel registry -------------------------------------------------------------
-    def register_cancel(self, canceller: Canceller, pid: int | None = None,
-                        secret: int | None = None) -> tuple[int, int]:
-        """Route CancelRequests with (pid, secret) to ``canceller.cancel()``; returns the key."""
+    def register_cancel(self, canceller: Canceller, pid: int | None = None) -> tuple[int, int]:
+        """Route CancelRequests with (pid, secret) to ``canceller.cancel()``; returns the key.
+
+        ``pid`` is the one the client sees (a passthrough session's real upstream pid), else
+        made up; the secret is always ours, so only this client's own key reaches ``canceller``.
+        """
         if pid is None:
             pid = secrets.randbelow(2**31 - 2) + 1
-            while pid in self._cancel:
-                pid = secrets.randbelow(2**31 - 2) + 1
-        if secret is None:
+        secret = secrets.randbelow(2**31 - 1)
+        while (pid, secret) in self._cancel:
             secret = secrets.randbelow(2**31 - 1)
-        self._cancel[pid] = (secret, canceller)
+        self._cancel[(pid, secret)] = canceller
         return pid, secret
 
-    def unregister_cancel(self, pid: int) -> None:
-        self._cancel.pop(pid, None)
+    def unregister_cancel(self, pid: int, secret: int) -> None:
+        self._cancel.pop((pid, secret), None)
 
     async def _handle_cancel(self, pid: int, secret: int) -> None:
-        entry = self._cancel.get(pid)
-        if entry is None or entry[0] != secret:
+        canceller = self._cancel.get((pid, secret))
+        if canceller is None:
             return  # PostgreSQL silently ignores bad keys
-        r = entry[1].cancel()
+        r = canceller.cancel()
         if inspect.isawaitable(r):
             await r
 
+    # --- database routing ------------------------------------------------------------
+    def _backend_for(self, url: str) -> Backend | None:
+        """The embedded backend of a DuckDB URL (opened once); None for PostgreSQL."""
+        if url == self.backend_url and self.backend is not None:
+            return self.backend
+        if parse_url(url)[0] != "duckdb":
+            return None
+        b = self._backends.get(url)
+        if b is None:
+            b = self._backends[url] = connect(url)
+        return b
+
+    async def _factory_for(self, url: str, backend: Backend | None) -> Callable[[], Pipeline]:
+        if self.pipeline_for is None or (url == self.backend_url and not self.config.databases):
+            return self.pipeline_factory
+        f = self._factories.get(url)
+        if f is None:
+            f = await asyncio.to_thread(self.pipeline_for, url, backend)
+            f = self._factories.setdefault(url, f)
+        return f
+
     # --- lifecycle -------------------------------------------------------------------
     def open_backend(self) -> None:
-        if self.backend is None and self.kind == "duckdb":
+        if self.backend is None and self.kind == "duckdb" and not self.config.databases:
             self.backend = connect(self.backend_url)
 
     async def start(self, host: str | None = None, port: int | None = None) -> None:
@@ -138,6 +219,10 @@ class SluiceServer:
         if tasks:
             with contextlib.suppress(Exception):
                 await asyncio.wait(tasks, timeout=2)
+        for b in self._backends.values():
+            with contextlib.suppress(Exception):
+                b.close()
+        self._backends.clear()
 
     # --- one client ---------------------------------------------------------------------
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -193,16 +278,25 @@ class SluiceServer:
         params = dict(pkt.params)
         password = await self._authenticate(reader, writer, params, peer)
         writer.write(codec.authentication_ok())
-        ctx = SessionContext(user=params["user"], database=params.get("database") or params["user"],
-                             config=self.config, dialect="postgres" if self.kind == "postgres" else "duckdb",
-                             backend=self.backend)
+        database = params.get("database") or params["user"]
+        url = route_database(self.config, self.backend_url, database)
+        if url is None:  # as PostgreSQL says it, after AuthenticationOk
+            raise SluiceError(f'database "{database}" does not exist', sqlstate="3D000")
+        kind, _ = parse_url(url)
+        backend = self._backend_for(url)
+
+        async def pipeline_source() -> Pipeline:
+            return (await self._factory_for(url, backend))()
+
+        ctx = SessionContext(user=params["user"], database=database, config=self.config,
+                             dialect="postgres" if kind == "postgres" else "duckdb", backend=backend)
         conn = ClientConnection(reader=reader, writer=writer, params=params, server=self,
-                                pipeline=self.pipeline_factory(), ctx=ctx, config=self.config,
-                                backend_url=self.backend_url, backend=self.backend, password=password,
-                                peer=str(peer))
+                                pipeline=Pipeline() if kind == "postgres" else await pipeline_source(), ctx=ctx,
+                                config=self.config, backend_url=url, backend=backend, password=password,
+                                peer=str(peer), pipeline_source=pipeline_source if kind == "postgres" else None)
         try:
-            if self.kind == "postgres":
-                from sqlsluice.middleware import upstream  # written alongside (H2)
+            if kind == "postgres":
+                from sqlsluice.middleware import upstream
 
                 await upstream.serve_upstream(conn)
             else:
@@ -351,21 +445,30 @@ def serve(config: Config, *, backend_url: str | None = None, listen: str | None 
 
     async def main() -> None:
         srv = SluiceServer(config, backend_url=backend_url)
-        factory = None
+        products: dict[str, Any] = {}  # backend URL -> its ProductPipeline
+        lock = threading.Lock()
         if product:
             from sqlsluice.serving import ProductPipeline
 
-            srv.open_backend()
-            factory = ProductPipeline(config, srv.backend_url, srv.backend)
-            srv.pipeline_factory = factory
+            def product_for(url: str, backend: Backend | None) -> Callable[[], Pipeline]:
+                with lock:
+                    p = products.get(url)
+                    if p is None:
+                        p = products[url] = ProductPipeline(config, url, backend)
+                    return p  # type: ignore[no-any-return]
+
+            if not config.databases:
+                srv.open_backend()
+                srv.pipeline_factory = product_for(srv.backend_url, srv.backend)
+            srv.pipeline_for = product_for
         try:
             await srv.start(host, port)
             if on_ready is not None:
                 on_ready(srv)
             await srv.serve_forever()
         finally:
-            if factory is not None:
-                factory.close()
+            for p in products.values():
+                p.close()
 
     try:
         import uvloop

@@ -3,8 +3,10 @@
 :func:`serve_upstream` is what the server calls after client authentication when the
 backend is PostgreSQL (contract: :mod:`sqlsluice.middleware.connection`).  It opens one
 upstream session (:mod:`sqlsluice.middleware.upstream_auth`), relays the upstream's
-ParameterStatus messages, hands the client our own BackendKeyData (a CancelRequest with
-it is forwarded with the upstream's key) and then relays in both directions:
+ParameterStatus messages, hands the client a BackendKeyData with the upstream's real pid
+(what ``pg_backend_pid()`` and NOTIFY's sender pid say) and a secret of our own (a
+CancelRequest with it is forwarded with the upstream's key; the proxy's own upstream
+connections cannot be reached that way) and then relays in both directions:
 
 client -> upstream
     messages are framed; only Query ('Q') and Parse ('P') are decoded and run through the
@@ -24,6 +26,11 @@ client -> upstream
 upstream -> client
     bytes are forwarded as they arrive; only message headers are walked (no per-message
     objects) to see ReadyForQuery (transaction status, idleness).
+
+Ends of a session, as PostgreSQL has them: after the client's Terminate nothing more is
+sent to it; when the upstream ends the session (``pg_terminate_backend``, shutdown) its
+own FATAL ErrorResponse is the last message the client gets (ours, 08006, only when the
+upstream vanished without one).
 
 Both directions run on plain asyncio Protocol callbacks: the upstream connection is an
 :class:`~sqlsluice.middleware.upstream_auth.UpstreamConnection`, and the client transport
@@ -56,7 +63,13 @@ from sqlsluice.errors import SluiceError
 from sqlsluice.middleware import codec
 from sqlsluice.middleware.framing import MAX_MESSAGE
 from sqlsluice.middleware.pipeline import Forward, Reply
-from sqlsluice.middleware.upstream_auth import UpstreamSession, UpstreamTarget, cancel_upstream, open_upstream
+from sqlsluice.middleware.upstream_auth import (
+    UpstreamRefused,
+    UpstreamSession,
+    UpstreamTarget,
+    cancel_upstream,
+    open_upstream,
+)
 
 log = logging.getLogger(__name__)
 
@@ -166,11 +179,12 @@ class ResponseScanner:
     (True, b'T', 1)
     """
 
-    __slots__ = ("status", "ready", "substitutions", "hidden", "_hidden_ok", "_held", "_skip")
+    __slots__ = ("status", "ready", "last", "substitutions", "hidden", "_hidden_ok", "_held", "_skip")
 
     def __init__(self, status: bytes = b"I") -> None:
         self.status = status  # transaction status of the last ReadyForQuery
         self.ready = 0  # ReadyForQuery messages seen
+        self.last = 0  # type byte of the last message whose header was read
         # (ReadyForQuery number it belongs to, marker token, replacement ErrorResponse)
         self.substitutions: list[tuple[int, bytes, bytes]] = []
         # ReadyForQuery number -> callback(parsed_ok): a batch the relay sent on its own
@@ -199,6 +213,7 @@ class ResponseScanner:
         pos = skip
         pieces: list[bytes] | None = None  # only when a message is replaced
         start = 0
+        t = 0
         while pos + 5 <= n:
             t = buf[pos]
             ln = _unpack_i(buf, pos + 1)[0]
@@ -247,6 +262,8 @@ class ResponseScanner:
                         del self.substitutions[i]
                         break
             pos += 1 + ln
+        if t:
+            self.last = t
         if pos > n:
             self._skip = pos - n
             cut = n
@@ -278,6 +295,7 @@ class UpstreamRelay:
         self._idle_waiter: asyncio.Future[None] | None = None  # set while waiting for the upstream to go idle
         self._marker_seq = 0
         self.client_gone = False
+        self.terminated = False  # the client sent Terminate: nothing more goes to it
         self.upstream_gone = False
         self._in_buf = bytearray()  # client bytes not yet handled (an incomplete Query/Parse or header)
         self._in_skip = 0  # bytes of a passed-through client message still to come
@@ -366,7 +384,8 @@ class UpstreamRelay:
         self._wake_idle()
         if not self.client_gone:
             with contextlib.suppress(ConnectionError, OSError, RuntimeError):
-                if self.scanner.at_boundary():
+                # PostgreSQL's own FATAL (the last message before it closes) is the only one
+                if self.scanner.at_boundary() and self.scanner.last != _E:
                     self._cwrite(_fatal("08006", "terminating connection: the upstream PostgreSQL server closed "
                                                  "the connection"))
                 self.cwriter.close()
@@ -622,6 +641,8 @@ class UpstreamRelay:
                 if start < pos:
                     self._send(buf[start:pos])
                 self._send(buf[pos:min(end, n)])
+                # as PostgreSQL: nothing goes to the client after its Terminate
+                self.terminated = self.client_gone = True
                 self._close_upstream()
                 return False
             if t != _S and t != _F and t != _Q and t != _P:
@@ -889,7 +910,7 @@ class UpstreamRelay:
             self.client_gone = True
             if self._task is not None and not self._task.done():
                 self._task.cancel()
-            busy = self.scanner.ready < self.sent_syncs and not self.upstream_gone
+            busy = self.scanner.ready < self.sent_syncs and not self.upstream_gone and not self.terminated
             if busy:
                 # the client left while a statement runs: stop it instead of letting it finish
                 with contextlib.suppress(Exception):
@@ -979,16 +1000,22 @@ async def serve_upstream(conn: Any) -> None:
         target = UpstreamTarget.from_url(conn.backend_url)
         up = await open_upstream(target, conn.params)
     except SluiceError as e:
-        conn.writer.write(codec.error_response(e.sqlstate, e.message, severity="FATAL", detail=e.detail,
-                                               hint=e.hint))
+        if isinstance(e, UpstreamRefused):  # e.g. 3D000 for a database that does not exist
+            conn.writer.write(codec.message(codec.ERROR_RESPONSE, e.payload))
+        else:
+            conn.writer.write(codec.error_response(e.sqlstate, e.message, severity="FATAL", detail=e.detail,
+                                                   hint=e.hint))
         with contextlib.suppress(ConnectionError, OSError):
             await conn.writer.drain()
         return
     try:
+        if conn.pipeline_source is not None:
+            conn.pipeline = await conn.pipeline_source()
         ctx = conn.ctx
         if getattr(ctx, "dialect", None) != "postgres":
             ctx.dialect = "postgres"
-        pid, secret = conn.register_cancel(UpstreamCanceller(target, up.pid, up.secret))
+        # the client sees the upstream's own pid; the secret is ours
+        pid, secret = conn.register_cancel(UpstreamCanceller(target, up.pid, up.secret), pid=up.pid)
         conn.writer.write(b"".join(up.parameter_status) + codec.backend_key_data(pid, secret)
                           + codec.ready_for_query(up.status))
         await UpstreamRelay(conn, target, up).run()

@@ -5,11 +5,13 @@ for CancelRequests.  Answers the upstream's authentication request: trust, clear
 md5 and SCRAM-SHA-256 (through ``scramp``).  TLS to the upstream is not spoken: the
 upstream is expected on a trusted network (``sslmode=require`` in the URL is refused).
 
-The upstream startup uses the backend URL's user, password and database.  Session
-parameters from the client's startup packet (``application_name``, ``client_encoding``,
-``DateStyle``, ``TimeZone``, ``options``, ``extra_float_digits`` ...) are passed on, so the
-upstream session is configured as the client asked; ``user``, ``database`` and
-``replication`` always come from the URL (the proxy fronts exactly one database).
+The upstream startup uses the backend URL's user, password and database (the server
+has already put the database the client named into the URL, see
+:func:`sqlsluice.middleware.server.route_database`).  Session parameters from the client's
+startup packet (``application_name``, ``client_encoding``, ``DateStyle``, ``TimeZone``,
+``options``, ``extra_float_digits`` ...) are passed on, so the upstream session is
+configured as the client asked; ``user``, ``database`` and ``replication`` always come
+from the URL.
 """
 
 from __future__ import annotations
@@ -215,8 +217,26 @@ async def _read(reader: UpstreamConnection) -> tuple[bytes, bytes]:
     return code, (await reader.readexactly(length - 4) if length > 4 else b"")
 
 
+# startup errors about what the client asked for (its database, too many clients, a server
+# starting up): the client gets PostgreSQL's own ErrorResponse, unchanged
+_CLIENT_FACING = frozenset({"3D000", "42501", "53300", "57P03"})
+
+
+class UpstreamRefused(BackendError):
+    """The upstream refused the session with an error the client gets as PostgreSQL sent it
+    (``payload``: the ErrorResponse body)."""
+
+    def __init__(self, payload: bytes, message: str, *, sqlstate: str, detail: str | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(message, sqlstate=sqlstate, detail=detail, hint=hint)
+        self.payload = payload
+
+
 def _upstream_error(payload: bytes) -> SluiceError:
     f = codec.parse_error_fields(payload)
+    if f.sqlstate in _CLIENT_FACING:
+        return UpstreamRefused(payload, f.message, sqlstate=f.sqlstate, detail=f.fields.get("D"),
+                               hint=f.fields.get("H"))
     cls: type[SluiceError] = InvalidPassword if f.sqlstate in ("28P01", "28000") else BackendError
     return cls(f"upstream: {f.message}", sqlstate=f.sqlstate or "08006",
                detail=f.fields.get("D"), hint=f.fields.get("H"))

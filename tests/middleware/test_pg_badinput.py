@@ -36,9 +36,9 @@ def proxy(upstream: str) -> Iterator[ServeProcess]:
         yield p
 
 
-def _startup(port: int) -> socket.socket:
+def _startup(port: int, database: str) -> socket.socket:
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    body = struct.pack("!i", codec.PROTOCOL_V3) + b"user\x00postgres\x00database\x00x\x00\x00"
+    body = struct.pack("!i", codec.PROTOCOL_V3) + b"user\x00postgres\x00database\x00" + database.encode() + b"\x00\x00"
     s.sendall(struct.pack("!i", len(body) + 4) + body)
     buf = b""
     while not buf.endswith(b"Z\x00\x00\x00\x05I"):
@@ -103,7 +103,7 @@ BAD = {
 
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_pg_bad_message_errors_or_closes(proxy: ServeProcess, upstream: str, case: str) -> None:
-    s = _startup(proxy.port)
+    s = _startup(proxy.port, upstream.rsplit("/", 1)[1])
     try:
         s.sendall(BAD[case])
         msgs, closed = _answer(s)
@@ -116,7 +116,7 @@ def test_pg_bad_message_errors_or_closes(proxy: ServeProcess, upstream: str, cas
 
 def test_pg_invalid_utf8_is_the_upstreams_error(proxy: ServeProcess, upstream: str) -> None:
     """SQL that is not valid UTF-8 skips the pipeline; PostgreSQL answers 22021 and the session goes on."""
-    s = _startup(proxy.port)
+    s = _startup(proxy.port, upstream.rsplit("/", 1)[1])
     try:
         s.sendall(codec.message(b"Q", b"INSERT INTO victim VALUES (1) -- \xff\xfe\x00"))
         msgs, closed = _answer(s)
@@ -128,7 +128,7 @@ def test_pg_invalid_utf8_is_the_upstreams_error(proxy: ServeProcess, upstream: s
 
 def test_pg_malformed_bind_is_rejected_by_upstream(proxy: ServeProcess, upstream: str) -> None:
     """Bind is passed through as bytes: the upstream's own ErrorResponse comes back, then the session goes on."""
-    s = _startup(proxy.port)
+    s = _startup(proxy.port, upstream.rsplit("/", 1)[1])
     try:
         parse = codec.message(b"P", b"\x00INSERT INTO victim VALUES ($1)\x00\x00\x00")
         bind = codec.message(b"B", b"\x00\x00\x00\x00\x00\x01\x00\x00\x00\x09ab")  # parameter claims 9 bytes
@@ -146,10 +146,10 @@ def test_pg_malformed_bind_is_rejected_by_upstream(proxy: ServeProcess, upstream
 
 def test_pg_truncated_statement_then_vanish(proxy: ServeProcess, upstream: str) -> None:
     msg = codec.message(b"Q", b"INSERT INTO victim VALUES (1)\x00")
-    s = _startup(proxy.port)
+    s = _startup(proxy.port, upstream.rsplit("/", 1)[1])
     s.sendall(msg[:len(msg) // 2])
     s.close()
-    s = _startup(proxy.port)
+    s = _startup(proxy.port, upstream.rsplit("/", 1)[1])
     s.sendall(msg[:3])  # not even a whole header
     s.close()
     _still_serving(proxy, upstream)
@@ -157,7 +157,7 @@ def test_pg_truncated_statement_then_vanish(proxy: ServeProcess, upstream: str) 
 
 def test_pg_client_vanishes_mid_result(proxy: ServeProcess, upstream: str) -> None:
     """A client that leaves during a large result: the upstream statement is stopped, others go on."""
-    s = _startup(proxy.port)
+    s = _startup(proxy.port, upstream.rsplit("/", 1)[1])
     s.sendall(codec.message(b"Q", b"SELECT g, repeat('x', 200), pg_sleep(0.00001) FROM generate_series(1, 2000000) g"
                                   b" /* vanish-test */\x00"))
     assert s.recv(65536)

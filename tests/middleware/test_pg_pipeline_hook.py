@@ -45,7 +45,7 @@ def dsn(pg_cluster) -> Iterator[str]:  # type: ignore[no-untyped-def]
     url = pg_cluster.create_database("pghook_" + uuid.uuid4().hex[:8])
     server = SluiceServer(Config(), backend_url=url, pipeline_factory=_pipeline)
     with ServerThread(server) as st:
-        yield f"postgresql://postgres@127.0.0.1:{st.port}/x"
+        yield f"postgresql://postgres@127.0.0.1:{st.port}/{url.rsplit('/', 1)[1]}"
 
 
 def test_pg_forward_rewrites_query_and_parse(dsn: str) -> None:
@@ -100,7 +100,7 @@ def test_pg_stream_mode_fallback(pg_cluster, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(upstream.UpstreamRelay, "_take_over_client", lambda self: False)
     url = pg_cluster.create_database("pgstream_" + __import__("uuid").uuid4().hex[:8])
     with ServerThread(SluiceServer(Config(), backend_url=url, pipeline_factory=_pipeline)) as st:
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{st.port}/x") as c:
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{st.port}/{url.rsplit('/', 1)[1]}") as c:
             assert c.execute("SELECT 21 /*+double*/").fetchone() == (42,)
             assert c.execute("SELECT %s::int /*+double*/", [4], prepare=True).fetchone() == (8,)
             assert c.execute("ASK 'x'").fetchone() == (42, "it's known")

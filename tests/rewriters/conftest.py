@@ -103,7 +103,7 @@ def _rewriting_proxy(pg_db: str, tmp_path: Path) -> Iterator[tuple[str, OnlineRe
     server = SluiceServer(cfg, backend_url=pg_db, pipeline_factory=pipeline)
     try:
         with ServerThread(server) as st:
-            yield f"postgresql://postgres@127.0.0.1:{st.port}/x", online
+            yield f"postgresql://postgres@127.0.0.1:{st.port}/{pg_db.rsplit('/', 1)[1]}", online
     finally:
         online.close()
         backend.close()
