@@ -127,6 +127,23 @@ class Backend(abc.ABC):
             return MaterializedResult(columns=r.columns, rows=rows, status=r.status, rowcount=r.rowcount)
 
     @abc.abstractmethod
+    def execute_readonly(self, sql: str, *, timeout: float) -> MaterializedResult:
+        """Run a query for the rewriter or the verifier (timing, result checks): inside a
+        READ ONLY transaction that is rolled back, with a statement timeout, so that nothing
+        it runs can change the database."""
+
+    @abc.abstractmethod
+    def function_volatility(self, names: Sequence[str]) -> dict[str, str]:
+        """``name -> 'i' | 's' | 'v'`` (immutable, stable, volatile) for the functions of these
+        names the database knows (lower-case names; a name with any volatile overload is 'v')."""
+
+    def output_columns(self, sql: str) -> list[ColumnInfo]:
+        """The result columns (names, types) of a query, without running it."""
+        with self.session() as s:
+            r = s.execute(f"SELECT * FROM ({sql}) AS _q LIMIT 0")
+            return list(r.columns)
+
+    @abc.abstractmethod
     def catalog(self, *, row_counts: bool = True) -> Catalog: ...
 
     @abc.abstractmethod

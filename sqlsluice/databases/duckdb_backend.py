@@ -11,7 +11,7 @@ from typing import Any
 
 import duckdb
 
-from sqlsluice.databases.base import Backend, ColumnInfo, Plan, Result, Session
+from sqlsluice.databases.base import Backend, ColumnInfo, MaterializedResult, Plan, Result, Session
 from sqlsluice.databases.catalog import Catalog, Column, ForeignKey, Table
 from sqlsluice.errors import BackendError, QueryCanceled, SyntaxErrorSQL, UndefinedTable
 
@@ -234,6 +234,45 @@ class DuckDBBackend(Backend):
                     q = f'SELECT count(*) FROM "{s}"."{t}"'
                     tab.row_count = int(con.execute(q).fetchone()[0])  # type: ignore[index]
             return Catalog(tables=list(tables.values()), dialect="duckdb")
+        finally:
+            con.close()
+
+    def execute_readonly(self, sql: str, *, timeout: float) -> MaterializedResult:
+        with self.session() as s:
+            s.execute("BEGIN TRANSACTION READ ONLY")
+            try:
+                r = s.execute(sql, timeout=timeout)
+                rows = r.fetchall() if r.columns else []
+                return MaterializedResult(columns=r.columns, rows=rows, status=r.status, rowcount=r.rowcount)
+            finally:
+                try:
+                    s.execute("ROLLBACK")
+                except BackendError:
+                    pass
+
+    def function_volatility(self, names: Sequence[str]) -> dict[str, str]:
+        wanted = sorted({n.lower() for n in names})
+        if not wanted:
+            return {}
+        con = self._db.cursor()
+        try:
+            rows = con.execute(
+                "SELECT lower(function_name), max(CASE stability WHEN 'VOLATILE' THEN 3 "
+                "WHEN 'CONSISTENT_WITHIN_QUERY' THEN 2 ELSE 1 END) FROM duckdb_functions() "
+                "WHERE lower(function_name) IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1", [wanted]).fetchall()
+        except duckdb.Error as e:
+            raise _map_error(e) from e
+        finally:
+            con.close()
+        return {str(n): {3: "v", 2: "s"}.get(int(v), "i") for n, v in rows}
+
+    def output_columns(self, sql: str) -> list[ColumnInfo]:
+        con = self._db.cursor()
+        try:
+            rel = con.sql(sql)
+            return [ColumnInfo(n, str(t)) for n, t in zip(rel.columns, rel.types, strict=True)]
+        except duckdb.Error as e:
+            raise _map_error(e) from e
         finally:
             con.close()
 

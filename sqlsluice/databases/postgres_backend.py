@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from sqlsluice.databases.base import Backend, ColumnInfo, Plan, Result, Session
+from sqlsluice.databases.base import Backend, ColumnInfo, MaterializedResult, Plan, Result, Session
 from sqlsluice.databases.catalog import Catalog, Column, ForeignKey, Table
 from sqlsluice.errors import BackendError, QueryCanceled
 
@@ -184,6 +184,47 @@ class PostgresBackend(Backend):
         top = raw[0]["Plan"]
         return Plan(cost=float(top["Total Cost"]), rows=float(top.get("Plan Rows", 0)), raw=raw,
                     backend="postgres")
+
+    def execute_readonly(self, sql: str, *, timeout: float) -> MaterializedResult:
+        with self.pool.connection() as conn:
+            cur = psycopg.RawCursor(conn)
+            try:
+                cur.execute("BEGIN TRANSACTION READ ONLY")
+                cur.execute(f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}")
+                cur.execute(sql.encode())  # type: ignore[arg-type]
+                res = PostgresResult(cur)
+                rows = res.fetchall() if res.columns else []
+                return MaterializedResult(columns=res.columns, rows=rows, status=res.status, rowcount=res.rowcount)
+            except psycopg.Error as e:
+                raise _map_error(e) from e
+            finally:
+                try:
+                    conn.execute("ROLLBACK")
+                except psycopg.Error:
+                    pass
+                cur.close()
+
+    def function_volatility(self, names: Sequence[str]) -> dict[str, str]:
+        wanted = sorted({n.lower() for n in names})
+        if not wanted:
+            return {}
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT lower(proname), max(CASE provolatile WHEN 'v' THEN 3 WHEN 's' THEN 2 ELSE 1 END) "
+                "FROM pg_proc WHERE lower(proname) = ANY(%s) GROUP BY 1", [wanted]).fetchall()
+        return {str(n): {3: "v", 2: "s"}.get(int(v), "i") for n, v in rows}
+
+    def output_columns(self, sql: str) -> list[ColumnInfo]:
+        with self.pool.connection() as conn:
+            pg = conn.pgconn
+            r = pg.prepare(b"", sql.encode())
+            if r.status != psycopg.pq.ExecStatus.COMMAND_OK:
+                raise BackendError((r.error_message or b"").decode(errors="replace").strip() or "prepare failed")
+            d = pg.describe_prepared(b"")
+            if d.status != psycopg.pq.ExecStatus.COMMAND_OK:
+                raise BackendError((d.error_message or b"").decode(errors="replace").strip() or "describe failed")
+            return [ColumnInfo((d.fname(i) or b"").decode(), f"{int(d.ftype(i))}:{int(d.fmod(i))}")
+                    for i in range(d.nfields)]
 
     def stats_version(self) -> str:
         with self.pool.connection() as conn:

@@ -1,10 +1,15 @@
 """``rewrite(backend, sql)``: search, verify, cost and time; return what would be served.
 
 Every candidate, from the rule search or an LLM stage, goes through the same gate:
-1. the verifier (``NOT_EQUIVALENT`` rejects; LLM candidates need ``EQUIVALENT`` unless the
-   policy is ``tested``), 2. the planner's estimate, 3. (with ``timing``) a timed run
-   against the original, each capped at the original's time so a slower candidate is
-   cancelled, and a result comparison.  The original is served when nothing qualifies.
+1. a certificate (:func:`certify`): a whole-query proof, or for a rule candidate a chain of
+   rule applications each proved on this query; a refutation or a verifier error rejects.
+   By default (policy ``proved``) only PROVED candidates pass; ``tested`` also admits
+   unproved, unrefuted ones, checked on the live database; 2. the original's output columns:
+   same number and types, names restored by aliasing; 3. the planner's estimate; 4. (with
+   ``timing``) timed runs inside rolled-back READ ONLY transactions, capped at the original's
+   time, with an exact result comparison (a tolerance for floats only).  Statements that
+   call volatile functions are never rewritten (``safety.py``).  The original is served when
+   nothing qualifies.
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ class Rewrite:
     time_original: float | None = None
     time_rewrite: float | None = None
     search_seconds: float = 0.0
+    # the certificate: status PROVED (by "whole query" or "rule composition", with the steps)
+    # or TESTED (served only under policy "tested")
+    proof: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rewritten(self) -> bool:
@@ -88,37 +96,129 @@ def is_rewritable(sql: str, dialect: str) -> bool:
                    for n in t.walk())
 
 
-def _verify(c: Candidate, original: str, catalog: Catalog, dialect: str, budget_s: float) -> tuple[str, str]:
+def derive_steps(original: str, rules: list[str], catalog: Catalog | None, dialect: str,
+                 target: str) -> list[tuple[str, str, str]] | None:
+    """The rule applications that turn ``original`` into ``target``: ``[(rule, before, after)]``
+    (the first step, ``qualify``, is the parse-and-qualify every rule starts from).  None when
+    replaying the rules does not reach ``target``."""
+    from sqlsluice.rewriters.rules import prepare, run_rule
+
     try:
-        from sqlsluice.verifiers import verify
-    except ImportError:  # verifier not installed: rule soundness is all we have
-        return "UNKNOWN", "none"
-    try:
-        v = verify(original, c.sql, catalog, dialect=dialect, time_budget_s=budget_s)
-    except SluiceError as e:
-        log.info("verifier could not check a candidate: %s", e.message)
-        return "UNKNOWN", "none"
-    return v.verdict, v.method
+        root = prepare(original, catalog, dialect)
+    except SluiceError:
+        return None
+    start = root.sql(dialect=dialect)
+    for mode in ("once", "fixed"):
+        steps: list[tuple[str, str, str]] = []
+        if start != original:
+            steps.append(("qualify", original, start))
+        tree, before = root, start
+        ok = True
+        for name in rules:
+            rule = BY_NAME.get(name)
+            if rule is None:
+                ok = False
+                break
+            passes = 1 if mode == "once" else 12
+            for _ in range(passes):
+                new = run_rule(rule, tree, catalog, dialect)
+                if new is tree:
+                    break
+                after = new.sql(dialect=dialect)
+                steps.append((name, before, after))
+                tree, before = new, after
+        if ok and before == target:
+            return steps
+    return None
 
 
-def _admissible(c: Candidate, verdict: str, policy: str) -> bool:
+@dataclass
+class Certificate:
+    """Why a candidate may (or may not) be served: a whole-query proof, a chain of proved rule
+    applications, or the evidence of testing."""
+
+    status: str  # PROVED | TESTED (unproved, not refuted: served only under policy "tested") | REFUTED | ERROR
+    by: str = ""  # "whole query" | "rule composition" | ""
+    method: str = ""
+    verdict: str = "UNKNOWN"
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def certify(original: str, c: Candidate, catalog: Catalog, dialect: str, budget_s: float) -> Certificate:
+    """Check one candidate: a whole-query proof first; for a rule candidate whose whole-query
+    check is undecided, each rule application on its own (a rewrite made only of proved
+    applications is proved by composition).  A refutation anywhere rejects it; a verifier that
+    raises is an ERROR, never a pass."""
+    from sqlsluice.verifiers import verify
+
+    def check(a: str, b: str, budget: float) -> tuple[str, str, str]:
+        try:
+            v = verify(a, b, catalog, dialect=dialect, time_budget_s=budget)
+        except SluiceError as e:
+            return "ERROR", "none", e.message
+        except Exception as e:  # a verifier bug must never let a candidate through
+            log.exception("verifier raised on a candidate")
+            return "ERROR", "none", f"{type(e).__name__}: {e}"
+        return v.verdict, v.method, v.reason
+
+    verdict, method, why = check(original, c.sql, budget_s)
     if verdict == "NOT_EQUIVALENT":
-        return False
+        return Certificate("REFUTED", verdict=verdict, method=method, reason=why)
     if verdict == "EQUIVALENT":
+        return Certificate("PROVED", "whole query", method, verdict,
+                           [{"rule": r, "checked": "whole query"} for r in c.rules], why)
+    if verdict == "ERROR":
+        return Certificate("ERROR", verdict=verdict, reason=why)
+    if c.source in ("rules", "llm-r2") and c.rules and all(r in BY_NAME and BY_NAME[r].sound for r in c.rules):
+        chain = derive_steps(original, c.rules, catalog, dialect, c.sql)
+        if chain is not None:
+            steps: list[dict[str, Any]] = []
+            proved = True
+            for rule, before, after in chain:
+                sv, sm, sw = check(before, after, max(0.5, budget_s / 2))
+                steps.append({"rule": rule, "verdict": sv, "method": sm, "before": before, "after": after})
+                if sv == "NOT_EQUIVALENT":
+                    return Certificate("REFUTED", verdict=sv, method=sm, steps=steps,
+                                       reason=f"rule {rule} refuted on this query: {sw}")
+                if sv == "ERROR":
+                    return Certificate("ERROR", verdict=sv, steps=steps, reason=f"rule {rule}: {sw}")
+                if sv != "EQUIVALENT":
+                    proved = False
+                    break
+            if proved:
+                return Certificate("PROVED", "rule composition", "steps", "EQUIVALENT", steps,
+                                   f"{len(steps)} rule applications, each proved")
+    return Certificate("TESTED", verdict=verdict, method=method, reason=why)
+
+
+def admissible(cert: Certificate, policy: str) -> bool:
+    """The gate: PROVED is served; an unproved, unrefuted candidate only under ``tested``."""
+    if cert.status == "PROVED":
         return True
-    if policy == "proved":
-        return False
-    if policy == "sound-rules":
-        # rule sequences (ours, or LLM-R2's choice of ours) are sound by construction
-        return c.source in ("rules", "llm-r2") and bool(c.rules) and \
-            all(r in BY_NAME and BY_NAME[r].sound for r in c.rules)
-    return True  # "tested": the live result check below decides
+    return policy == "tested" and cert.status == "TESTED"
+
+
+def admit(original: str, candidate: str, rules: list[str] | None, catalog: Catalog | Any,
+          dialect: str = "duckdb", *, policy: str = "proved", budget_s: float = 2.0) -> bool:
+    """Would the gate serve ``candidate`` in place of ``original``?  (rules: the rule sequence
+    that produced it, or None / [] for a free-form rewrite such as an LLM's).  ``catalog``: a
+    Catalog, DDL text or a database URL, as :func:`sqlsluice.verifiers.verify` takes."""
+    from sqlsluice.verifiers.schema import load_schema
+
+    cat = catalog if isinstance(catalog, Catalog) else load_schema(catalog, dialect)
+    src = "rules" if rules else "llm"
+    return admissible(certify(original, Candidate(candidate, list(rules or []), src), cat, dialect, budget_s), policy)
 
 
 def _time(backend: Backend, sql: str, timeout: float) -> tuple[float | None, list[tuple[Any, ...]] | None]:
+    """Time one run of a query inside a rolled-back READ ONLY transaction (see safety.py)."""
     t0 = time.perf_counter()
     try:
-        r = backend.execute(sql, timeout=timeout)
+        r = backend.execute_readonly(sql, timeout=timeout)
     except QueryCanceled:
         return None, None
     except SluiceError as e:
@@ -127,10 +227,74 @@ def _time(backend: Backend, sql: str, timeout: float) -> tuple[float | None, lis
     return time.perf_counter() - t0, r.rows
 
 
-def _same(a: list[tuple[Any, ...]], b: list[tuple[Any, ...]]) -> bool:
-    from sqlsluice.verifiers import compare_results
+def _exact_key(v: Any) -> Any:
+    """A value as the database returned it: exact for integers, NUMERIC (with its scale), text,
+    dates and booleans; floats rounded (the only type where a tolerance applies)."""
+    import math
 
-    return compare_results(a, b, float_tol=1e-6)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return ("float", "nan")
+        return ("float", float(f"{v:.9g}"))
+    if isinstance(v, list | tuple):
+        return ("seq", tuple(_exact_key(x) for x in v))
+    if isinstance(v, dict):
+        return ("map", tuple(sorted((str(k), _exact_key(x)) for k, x in v.items())))
+    if isinstance(v, memoryview | bytearray):
+        return ("bytes", bytes(v))
+    return (type(v).__name__, str(v) if not isinstance(v, bytes) else v)
+
+
+def _same(a: list[tuple[Any, ...]], b: list[tuple[Any, ...]]) -> bool:
+    """The same bag of rows, value for value (see :func:`_exact_key`)."""
+    from collections import Counter
+
+    return len(a) == len(b) and Counter(tuple(_exact_key(v) for v in r) for r in a) == \
+        Counter(tuple(_exact_key(v) for v in r) for r in b)
+
+
+def realias(sql: str, names: list[str], dialect: str) -> str | None:
+    """``sql`` with its output columns named ``names`` (the first branch of a set operation
+    names the columns), or None when that cannot be done by aliasing (``*``, a count mismatch)."""
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect)
+    except sqlglot.errors.SqlglotError:
+        return None
+    head: exp.Expr = tree
+    while isinstance(head, exp.SetOperation):
+        head = head.this
+    if not isinstance(head, exp.Select) or any(p.is_star for p in head.expressions) or \
+            len(head.expressions) != len(names):
+        return None
+    for p, name in zip(list(head.expressions), names, strict=True):
+        inner = p.this if isinstance(p, exp.Alias) else p
+        p.replace(exp.alias_(inner.copy(), exp.to_identifier(name, quoted=True)))
+    return tree.sql(dialect=dialect)
+
+
+def match_columns(backend: Backend, original: str, candidate: str) -> str | None:
+    """``candidate`` with the original's output column names (re-aliased where a rule renamed
+    one: ``?column?``, ``avg``), or None when the columns' number or types differ."""
+    try:
+        want = backend.output_columns(original)
+        got = backend.output_columns(candidate)
+    except SluiceError as e:
+        log.info("cannot describe a candidate: %s", e.message)
+        return None
+    if len(want) != len(got) or any(w.type != g.type for w, g in zip(want, got, strict=True)):
+        return None
+    if [w.name for w in want] == [g.name for g in got]:
+        return candidate
+    out = realias(candidate, [w.name for w in want], backend.dialect)
+    if out is None:
+        return None
+    try:
+        again = backend.output_columns(out)
+    except SluiceError:
+        return None
+    if [(c.name, c.type) for c in again] != [(c.name, c.type) for c in want]:
+        return None
+    return out
 
 
 def rewrite(backend: Backend, sql: str, *, config: Config | None = None, rewriter: str = "rules",
@@ -147,6 +311,12 @@ def rewrite(backend: Backend, sql: str, *, config: Config | None = None, rewrite
         raise SyntaxErrorSQL(f"cannot parse SQL: {str(e).strip().splitlines()[0]}") from e
     if not is_rewritable(sql, dialect):
         out.reason = "not a single read-only query"
+        return out
+    from sqlsluice.rewriters.safety import side_effect_reason
+
+    unsafe = side_effect_reason(backend, sql)
+    if unsafe:
+        out.reason = f"not rewritten: {unsafe}"
         return out
     t0 = time.perf_counter()
     catalog = catalog_for(backend)
@@ -198,21 +368,35 @@ def rewrite(backend: Backend, sql: str, *, config: Config | None = None, rewrite
     out.search_seconds = time.perf_counter() - t0
     # cheapest estimate first; the "all rules" state may be estimated dearer but is still timed
     cands.sort(key=lambda x: (x[1] if x[1] is not None else float("inf")))
-    admitted: list[tuple[Candidate, float | None, str, str]] = []
+    admitted: list[tuple[Candidate, float | None, Certificate]] = []
+    refuted = 0
     for c, cost in cands:
         out.candidates_tried += 1
-        verdict, method = _verify(c, sql, catalog, dialect, verify_budget_s)
-        if _admissible(c, verdict, cfg.rewrite.policy):
-            admitted.append((c, cost, verdict, method))
+        cert = certify(sql, c, catalog, dialect, verify_budget_s)
+        if cert.status == "REFUTED":
+            refuted += 1
+            log.warning("candidate %s refuted: %s", c.rules or c.source, cert.reason)
+        if not admissible(cert, cfg.rewrite.policy):
+            continue
+        # a rewrite never renames a column: the original's names (and exactly its types)
+        named = match_columns(backend, sql, c.sql)
+        if named is None:
+            continue
+        if named != c.sql:
+            cert.steps.append({"rule": "output names", "checked": "re-aliased to the original's column names"})
+            c.sql = named
+        admitted.append((c, cost, cert))
         if len(admitted) >= max_timed:
             break
     if not admitted:
-        out.reason = "no candidate" if not cands else "no candidate passed verification"
+        out.reason = "no candidate" if not cands else (
+            f"no candidate proved ({refuted} refuted)" if cfg.rewrite.policy == "proved"
+            else "no candidate passed verification")
         return out
     if not timing:
-        c, cost, verdict, method = admitted[0]
+        c, cost, cert = admitted[0]
         if cost is not None and cost < est_before:
-            _fill(out, c, cost, verdict, method)
+            _fill(out, c, cost, cert)
             out.reason = "cheaper planner estimate (not timed)"
         else:
             out.reason = "no candidate with a cheaper estimate"
@@ -222,8 +406,8 @@ def rewrite(backend: Backend, sql: str, *, config: Config | None = None, rewrite
         t2, _ = _time(backend, sql, timeout_s)  # the first run warms caches: time it warm, too
         t_orig = min(t_orig, t2) if t2 is not None else t_orig
     out.time_original = t_orig
-    best: tuple[float, Candidate, float | None, str, str] | None = None
-    for c, cost, verdict, method in admitted:
+    best: tuple[float, Candidate, float | None, Certificate] | None = None
+    for c, cost, cert in admitted:
         cap = timeout_s if t_orig is None else min(timeout_s, t_orig / cfg.rewrite.min_speedup)
         t_c, rows_c = _time(backend, c.sql, max(cap, 0.05))
         if t_c is None:
@@ -231,17 +415,17 @@ def rewrite(backend: Backend, sql: str, *, config: Config | None = None, rewrite
         if rows_orig is not None and not _same(rows_orig, rows_c or []):
             log.warning("candidate %s returned different rows; rejected", c.rules)
             continue
-        if rows_orig is None and verdict != "EQUIVALENT" and c.source not in ("rules", "llm-r2"):
-            continue  # an unproved LLM rewrite needs a reference result to be checked against
+        if rows_orig is None and cert.status != "PROVED":
+            continue  # an unproved rewrite needs a reference result to be checked against
         if t_c < _REPEAT_BELOW_S:
             t2, _ = _time(backend, c.sql, max(cap, 0.05))
             t_c = min(t_c, t2) if t2 is not None else t_c
         if best is None or t_c < best[0]:
-            best = (t_c, c, cost, verdict, method)
+            best = (t_c, c, cost, cert)
     if best is None:
         out.reason = "no candidate was faster with equal results"
         return out
-    t_c, c, cost, verdict, method = best
+    t_c, c, cost, cert = best
     if t_orig is not None and t_orig < _REPEAT_BELOW_S:
         # confirm: alternate original and winner twice more, keep each side's best (warm) time
         for _ in range(2):
@@ -257,12 +441,13 @@ def rewrite(backend: Backend, sql: str, *, config: Config | None = None, rewrite
     if t_orig is not None and t_orig - t_c < _MIN_SAVING_S:
         out.reason = f"saves under {_MIN_SAVING_S * 1000:.0f} ms: within timing noise"
         return out
-    _fill(out, c, cost, verdict, method)
+    _fill(out, c, cost, cert)
     out.time_rewrite, out.speedup = t_c, speed
     out.reason = "faster and equivalent" if t_orig is not None else "original timed out; rewrite finished"
     return out
 
 
-def _fill(out: Rewrite, c: Candidate, cost: float | None, verdict: str, method: str) -> None:
+def _fill(out: Rewrite, c: Candidate, cost: float | None, cert: Certificate) -> None:
     out.sql, out.rules, out.source = c.sql, list(c.rules), c.source
-    out.est_cost_after, out.verdict, out.method = cost, verdict, method
+    out.est_cost_after, out.verdict, out.method = cost, cert.verdict, cert.method
+    out.proof = cert.to_json()

@@ -32,8 +32,18 @@ from sqlglot import exp
 from sqlsluice.config import Config
 from sqlsluice.databases import Backend
 from sqlsluice.errors import BackendError, SluiceError
-from sqlsluice.rewriters.api import Rewrite, _same, _time, catalog_for, is_rewritable, rewrite
+from sqlsluice.rewriters.api import (
+    Rewrite,
+    _same,
+    _time,
+    catalog_for,
+    is_rewritable,
+    match_columns,
+    realias,
+    rewrite,
+)
 from sqlsluice.rewriters.rules import BY_NAME, prepare, run_rule
+from sqlsluice.rewriters.safety import side_effect_reason
 from sqlsluice.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -50,6 +60,11 @@ _DDL = """CREATE TABLE IF NOT EXISTS sluice_rewrites (
     time_original DOUBLE PRECISION,
     stats_version TEXT,
     created DOUBLE PRECISION
+)"""
+# the certificate of each stored rewrite (how it was proved), beside the rewrite itself
+_PROOF_DDL = """CREATE TABLE IF NOT EXISTS sluice_rewrite_proofs (
+    fingerprint TEXT PRIMARY KEY,
+    proof TEXT
 )"""
 
 
@@ -170,6 +185,16 @@ class RewriteStore:
     def __init__(self, state: StateStore) -> None:
         self.state = state
         state.ensure(_DDL)
+        state.ensure(_PROOF_DDL)
+
+    def put_proof(self, key: str, proof: dict[str, Any]) -> None:
+        self.state.execute("DELETE FROM sluice_rewrite_proofs WHERE fingerprint = ?", [key])
+        self.state.execute("INSERT INTO sluice_rewrite_proofs (fingerprint, proof) VALUES (?, ?)",
+                           [key, json.dumps(proof)])
+
+    def proof(self, key: str) -> dict[str, Any] | None:
+        rows = self.state.execute("SELECT proof FROM sluice_rewrite_proofs WHERE fingerprint = ?", [key])
+        return json.loads(rows[0][0]) if rows and rows[0][0] else None
 
     def get(self, key: str) -> Entry | None:
         rows = self.state.execute(
@@ -190,6 +215,7 @@ class RewriteStore:
 
     def drop(self, key: str) -> None:
         self.state.execute("DELETE FROM sluice_rewrites WHERE fingerprint = ?", [key])
+        self.state.execute("DELETE FROM sluice_rewrite_proofs WHERE fingerprint = ?", [key])
 
     def all(self) -> list[Entry]:
         keys = [r[0] for r in self.state.execute("SELECT fingerprint FROM sluice_rewrites")]
@@ -391,7 +417,7 @@ class OnlineRewriter:
         self.stats.hits += 1
         self.note_instance(key, sql)
         return out, {"rewritten": True, "fingerprint": key, "rules": e.rules, "verdict": e.verdict,
-                     "speedup": e.speedup, "time_original": e.time_original}
+                     "speedup": e.speedup, "time_original": e.time_original, "proof": self._proof_line(key)}
 
     def _lookup_instance(self, sql: str, key: str, lits: list[str]) -> tuple[str | None, dict[str, Any]] | None:
         """A rewrite proposed by an LLM stage is a whole query, not a rule sequence: it is served
@@ -404,10 +430,27 @@ class OnlineRewriter:
             return None
         self.stats.hits += 1
         return e.rewritten_template, {"rewritten": True, "fingerprint": key, "rules": e.rules,
-                                      "verdict": e.verdict, "speedup": e.speedup, "scope": "this literal instance"}
+                                      "verdict": e.verdict, "speedup": e.speedup, "scope": "this literal instance",
+                                      "proof": self._proof_line(e.fingerprint)}
 
-    def _replay(self, sql: str, rules: list[str]) -> str | None:
-        ck = (sql, json.dumps(rules))
+    def _proof_line(self, key: str) -> str:
+        """The stored certificate in one line (``SHOW sluice.last``)."""
+        p = self.store.proof(key)
+        if not p:
+            return "none"
+        status = p.get("status", "?")
+        if status == "PROVED":
+            steps = [st.get("rule", "?") + (f" ({st['method']})" if st.get("method") else "")
+                     for st in p.get("steps", [])]
+            by = p.get("by", "")
+            head = f"PROVED by {by}" + (f" ({p.get('method')})" if by == "whole query" else "")
+            return head + (": " + " -> ".join(steps) if steps else "")
+        if status == "TESTED":
+            return "TESTED, not proved (served under policy 'tested'): " + str(p.get("reason", ""))[:160]
+        return str(status)
+
+    def _replay(self, sql: str, rules: list[str], *, rename: bool = True) -> str | None:
+        ck = (sql, json.dumps(rules) + ("" if rename else "#raw"))
         with self._lock:
             if ck in self._replays:
                 self._replays.move_to_end(ck)
@@ -423,6 +466,9 @@ class OnlineRewriter:
             tree = new
         else:
             out = tree.sql(dialect=self.dialect)
+            if rename and out != sql:
+                # a rewrite never renames a column (rules qualify with generated aliases)
+                out = match_columns(self.backend, sql, out)
         with self._lock:
             _put_bounded(self._replays, ck, out, 512)
         return out
@@ -439,6 +485,11 @@ class OnlineRewriter:
         with self._lock:
             if key in self._pending:
                 return False
+        unsafe = side_effect_reason(self.backend, sql)
+        if unsafe:  # never re-run, never rewritten
+            with self._lock:
+                self.stats.reasons[f"not rewritten: {unsafe}"] = self.stats.reasons.get(f"not rewritten: {unsafe}", 0) + 1
+            return False
         e = self.store.get(key)
         if e is not None and e.stats_version == self.stats_version():
             return False
@@ -504,6 +555,7 @@ class OnlineRewriter:
             _, lits = fingerprint(sql, self.dialect)
             self.store.put(Entry(instance_key(key, lits), sql, rw.sql, rw.rules, rw.verdict, rw.speedup,
                                  rw.time_original, ver, time.time()))
+            self.store.put_proof(instance_key(key, lits), rw.proof)
             self.stats.stored += 1
             ok = False  # the shape itself has no replayable rewrite
         elif ok and self._replay(sql, rw.rules) is None:
@@ -512,6 +564,7 @@ class OnlineRewriter:
                              rw.rules if ok else [], rw.verdict if ok else "NONE", rw.speedup if ok else None,
                              rw.time_original, ver, time.time()))
         if ok:
+            self.store.put_proof(key, rw.proof)
             self.stats.stored += 1
         with self._lock:
             self._generation += 1
@@ -736,19 +789,25 @@ class OnlineRewriter:
         if not e.has_rewrite:
             why = self.dropped_reason(key)
             return miss(key, f"dropped: {why}" if why else "no stored rewrite")
-        out = self._replay(sql, e.rules)
+        out = self._replay(sql, e.rules, rename=False)
         if out is None:
             self.stats.replay_failed += 1
             return miss(key, "stored rules do not apply with parameters in place of literals")
         try:
             ptypes, cols = self.describe(sql, oids)
             ptypes2, cols2 = self.describe(out, ptypes)
+            if ptypes == ptypes2 and cols != cols2 and [c[1:] for c in cols] == [c[1:] for c in cols2]:
+                # only the names differ: a rewrite never renames a column
+                named = realias(out, [c[0] for c in cols], self.dialect)
+                if named is not None:
+                    out = named
+                    ptypes2, cols2 = self.describe(out, ptypes)
         except SluiceError as err:
             return miss(key, f"not described upstream: {err.message}"[:200])
         if cols != cols2 or ptypes != ptypes2:
             return miss(key, "the rewrite's result columns or parameter types differ")
         info = {"rewritten": True, "fingerprint": key, "rules": e.rules, "verdict": e.verdict,
-                "speedup": e.speedup, "time_original": e.time_original}
+                "speedup": e.speedup, "time_original": e.time_original, "proof": self._proof_line(key)}
         return Prepared(key, out, ptypes, info, gen, now)
 
     def describe(self, sql: str, param_oids: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[tuple[str, int, int], ...]]:
@@ -810,7 +869,7 @@ class OnlineRewriter:
     # -- shadow mode --------------------------------------------------------------------
     def shadow(self, sql: str) -> bool:
         """Compare the rewrite with the original in the background (results and timings), and log."""
-        if self._closed or not is_rewritable(sql, self.dialect):
+        if self._closed or not is_rewritable(sql, self.dialect) or side_effect_reason(self.backend, sql):
             return False
         self._enqueue("shadow", (sql,))
         self._ensure_worker()

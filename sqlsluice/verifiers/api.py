@@ -80,7 +80,13 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
             ev.tiers["canonical"] = "canonical forms differ"
     except CanonicalError as e:
         ev.tiers["canonical"] = f"not applicable: {e}"
-    if proofs and not proved_by:  # alias renaming / constant queries (smt_extend.py)
+    # ORDER BY is an order, not a bag, whenever either query has one: a proof that compares
+    # bags (alias renaming, constants, SMT) stands only when both sort by the same output
+    # positions in the same directions; identical canonical forms include the ORDER BY text.
+    order_ok, order_why = same_sort(e1, e2, catalog, dialect)
+    if not order_ok:
+        ev.tiers["order"] += f"; {order_why}"
+    if proofs and not proved_by and order_ok:  # alias renaming / constant queries (smt_extend.py)
         from sqlsluice.verifiers.smt_extend import extra_proof
 
         extra = extra_proof(e1, e2, d1, d2, catalog, semantics=semantics, ordered=ordered)
@@ -103,7 +109,9 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
         if proved_by:
             return done("EQUIVALENT", proved_by, ev.tiers[proved_by] if proved_by != "canonical" else "identical canonical forms")
 
-        if proofs and ordered and not same_order:
+        if proofs and not order_ok:
+            ev.tiers["smt"] = f"skipped: {order_why}"
+        elif proofs and ordered and not same_order:
             ev.tiers["smt"] = ("skipped: both queries are totally ordered " + (
                 "and an ORDER BY key is not an output column" if o1.signature is None or o2.signature is None
                 else "by different ORDER BY keys") + " (the same order cannot be shown)")
@@ -142,6 +150,36 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
             return done("NOT_EQUIVALENT", "live", "the queries differ on the live database",
                         Counterexample(q1_rows=[list(r) for r in r1[:50]], q2_rows=[list(r) for r in r2[:50]]))
     return done("UNKNOWN", "none", "no proof and no counterexample: " + "; ".join(f"{k}: {v}" for k, v in ev.tiers.items()))
+
+
+def _top_order(q: exp.Expression) -> exp.Order | None:
+    order = q.args.get("order")
+    return order if isinstance(order, exp.Order) else None
+
+
+def same_sort(e1: exp.Expression, e2: exp.Expression, catalog: Catalog, dialect: str) -> tuple[bool, str]:
+    """Whether a bag proof also shows the same order: neither query has a top-level ORDER BY,
+    or both sort by the same output positions, directions and NULLS placement (with LIMIT or
+    OFFSET too: the bag proof then covers the ordered prefix only when the SMT tier's own LIMIT
+    rule checked it, which needs this signature as well)."""
+    o1, o2 = _top_order(e1), _top_order(e2)
+    if o1 is None and o2 is None:
+        return True, ""
+    if o1 is None or o2 is None:
+        return False, "only one query has an ORDER BY (orders are compared, not bags)"
+
+    def signature(q: exp.Expression) -> Any:
+        c = q.copy()
+        for k in ("limit", "offset", "fetch"):
+            c.set(k, None)
+        return order_info(c, catalog, dialect).signature
+
+    s1, s2 = signature(e1), signature(e2)
+    if s1 is None or s2 is None:
+        return False, "an ORDER BY key is not an output column (the same order cannot be shown)"
+    if s1 != s2:
+        return False, "the queries sort by different keys or directions"
+    return True, ""
 
 
 def _absorb(ev: Evidence, r: Any) -> None:
