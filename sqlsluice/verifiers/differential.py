@@ -323,6 +323,8 @@ class DifferentialTester:
         for v in k.ints:
             nums.update({float(v), v - 0.5, v + 0.5})
         strs = {"a", "b", "", "A", "ab"} | set(k.strings)
+        if self.engine == "sqlite":  # numbers as text: TEXT columns compared with numbers (affinity)
+            strs |= {str(v) for v in k.ints} | {str(v + 1) for v in k.ints}
         base = _dt.date(2000, 1, 1)
         dates = {base, base + _dt.timedelta(days=1), _dt.date(1999, 12, 31), _dt.date(2002, 6, 15)}
         for d in k.dates:
