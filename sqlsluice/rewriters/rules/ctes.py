@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from sqlsluice.databases.catalog import Catalog
-from sqlsluice.rewriters.rules._util import is_inside
+from sqlsluice.rewriters.rules._scope import ambiguous_ctes, binding
 
 # Functions that give a different value per evaluation: inlining a CTE that calls one
 # evaluates it once per reference instead of once.
@@ -23,11 +23,11 @@ def _volatile(e: exp.Expr) -> bool:
 
 
 def _references(root: exp.Expr, cte: exp.CTE) -> list[exp.Table]:
-    """Table nodes that refer to ``cte`` (unqualified name match, outside its own body)."""
+    """Table nodes that refer to ``cte``: its name, where that name resolves to it (see ``_scope``)."""
     name = cte.alias_or_name.lower()
     out = []
     for t in root.find_all(exp.Table):
-        if t.name.lower() == name and not t.args.get("db") and not is_inside(t, cte):
+        if t.name.lower() == name and not t.args.get("db") and binding(t) is cte:
             out.append(t)
     return out
 
@@ -67,8 +67,12 @@ def cte_inline(expr: exp.Expr, *, schema: Catalog | None = None,
     'SELECT x.a FROM (SELECT a FROM t) AS x, (SELECT a FROM t) AS c'
 
     Hazards: volatile functions (evaluated once per copy instead of once), recursive CTEs,
-    data-modifying CTEs and names shadowed by another CTE are left alone.
+    data-modifying CTEs and names shadowed by another CTE are left alone, and so is any
+    query where a CTE's name also names a base table (inside the CTE's own body, in an
+    earlier CTE, outside its WITH): the inlined body or the references could be mistaken.
     """
+    if ambiguous_ctes(expr):
+        return expr  # a name meaning a base table in one place and the CTE in another
     root = expr.copy()
     changed = False
     for w, cte in reversed(_ctes(root)):

@@ -93,10 +93,14 @@ def _column_type(branch: exp.Expr, proj: exp.Expr, schema: Catalog) -> str | Non
     inner = proj.this if isinstance(proj, exp.Alias) else proj
     if not isinstance(inner, exp.Column) or not inner.table or not isinstance(branch, exp.Select):
         return None
+    root = branch.root()
+    ctes = {c.alias_or_name.lower() for c in root.find_all(exp.CTE)}
     for it in from_items(branch):
         if isinstance(it, exp.Table) and source_name(it) == inner.table.lower():
+            if it.args.get("db") or it.name.lower() in ctes:
+                return None  # a CTE named like a base table has its own column types
             t = schema.table(it.name)
-            if t is None or it.args.get("db"):
+            if t is None:
                 return None
             col = t.column(inner.name)
             return col.type.upper() if col is not None else None
@@ -342,15 +346,22 @@ def _cte_bodies(root: exp.Expr, at: exp.Expr) -> dict[str, exp.Expr]:
             n = c.alias_or_name.lower()
             count[n] = count.get(n, 0) + 1
     out: dict[str, exp.Expr] = {n: _HIDDEN for n in count}
-    p: exp.Expr | None = at
+    child: exp.Expr = at
+    p: exp.Expr | None = at.parent
     while p is not None:
         scope = p.args.get("with_") if isinstance(p, exp.Query) else None
-        if isinstance(scope, exp.With) and not scope.args.get("recursive"):
-            for c in scope.expressions:
-                n = c.alias_or_name.lower()
-                if count[n] == 1 and not (c.args.get("alias") and c.args["alias"].args.get("columns")):
-                    out[n] = c.this
-        p = p.parent
+        visible: list[exp.CTE] = []
+        if isinstance(scope, exp.With) and child is not scope and not scope.args.get("recursive"):
+            visible = list(scope.expressions)  # in the WITH's main query: all of its CTEs
+        elif isinstance(p, exp.With) and isinstance(child, exp.CTE) and not p.args.get("recursive"):
+            # inside the body of CTE ``child``: only the CTEs before it (a later name, or its
+            # own, is a base table there, which ``_HIDDEN`` keeps from being resolved)
+            visible = list(p.expressions)[:p.expressions.index(child)]
+        for c in visible:
+            n = c.alias_or_name.lower()
+            if count[n] == 1 and not (c.args.get("alias") and c.args["alias"].args.get("columns")):
+                out[n] = c.this
+        child, p = p, p.parent
     return out
 
 

@@ -358,6 +358,17 @@ def _aggregate_block(q: exp.Expr) -> tuple[str, list[str]] | None:
     return src, [t.sql() for t in conjuncts(where.this if where is not None else None)]
 
 
+def _bound_at(c: exp.Column, sel: exp.Select) -> bool:
+    """Does ``c``'s qualifier resolve to a source of ``sel`` (no SELECT in between defines it)?"""
+    q = c.table.lower()
+    p = c.parent
+    while p is not None and p is not sel:
+        if isinstance(p, exp.Select) and q in sources(p):
+            return False  # a nested subquery with its own source of that name
+        p = p.parent
+    return p is sel
+
+
 def derived_aggregates_to_filtered_aggregate(expr: exp.Expr, *, schema: Catalog | None = None,
                                              dialect: str | None = None) -> exp.Expr:
     """Cross-joined one-row aggregate derived tables over the same FROM -> one scan with ``FILTER``.
@@ -374,6 +385,8 @@ def derived_aggregates_to_filtered_aggregate(expr: exp.Expr, *, schema: Catalog 
     each aggregate's FILTER (rows where it is NULL are dropped, as WHERE drops them); the OR
     of those filters joins the WHERE, since a row passing none feeds no aggregate.
     Output names must be unique; with ``SELECT *`` the merged tables must be the whole FROM.
+    Only references bound to the merged tables are renamed: a nested subquery's own source
+    of the same name keeps its references.
     """
     if sum(1 for s in expr.find_all(exp.Subquery) if isinstance(s.parent, exp.From | exp.Join)
            and isinstance(s.this, exp.Select)
@@ -433,7 +446,7 @@ def derived_aggregates_to_filtered_aggregate(expr: exp.Expr, *, schema: Catalog 
             name = fresh_name(root, "_fa")
             new_item = exp.Subquery(this=merged, alias=exp.TableAlias(this=exp.to_identifier(name)))
             for c in list(sel.find_all(exp.Column)):
-                if c.table and c.table.lower() in aliases:
+                if c.table and c.table.lower() in aliases and _bound_at(c, sel):
                     c.set("table", exp.to_identifier(name))
             first = members[0][0]
             drop = {id(m[0]) for m in members[1:]}
