@@ -152,9 +152,9 @@ class Generator:
         self.n = 0
         self.shapes: list[tuple[Callable[[], GenQuery], float]] = [
             (self.basic, 3), (self.joins, 3), (self.group, 3), (self.empty_agg, 1), (self.distinct_on, 1),
-            (self.setop, 3), (self.union_prune, 2), (self.scalar_sub, 3), (self.exists, 2), (self.in_sub, 3),
+            (self.setop, 3.5), (self.union_prune, 2.5), (self.scalar_sub, 3), (self.exists, 2), (self.in_sub, 3),
             (self.or_in, 2), (self.semi, 2.5), (self.filtered_scalars, 1.5), (self.filtered_derived, 1.5),
-            (self.cte, 3), (self.left_key, 2), (self.distinct_keys, 1.5), (self.derived, 3), (self.const, 2),
+            (self.cte, 3.5), (self.left_key, 2), (self.distinct_keys, 2.5), (self.derived, 4), (self.const, 2),
         ]
 
     # small pieces ----------------------------------------------------------------------------
@@ -330,7 +330,7 @@ class Generator:
 
     def setop(self) -> GenQuery:
         n = self.rng.randint(1, 2)
-        op = self.pick(("UNION", "UNION ALL", "INTERSECT", "INTERSECT ALL", "EXCEPT", "EXCEPT ALL",
+        op = self.pick(("UNION", "UNION", "UNION", "UNION ALL", "INTERSECT", "INTERSECT ALL", "EXCEPT", "EXCEPT ALL",
                         "UNION BY NAME", "UNION ALL BY NAME"))
         names = [f"c{i}" for i in range(n)]
         sql = f"{self._branch(n)} {op} {self._branch(n)}"
@@ -421,11 +421,11 @@ class Generator:
         return f"SELECT {self.icol('i', t)} FROM {t} AS i{self.where('i', t, 0.5)}"
 
     def in_sub(self) -> GenQuery:
-        keyed = self.chance(0.6)
+        keyed = self.chance(0.7)
         lhs = self.pick(("o.k", "o.a", "o.b"))
         neg = "NOT " if self.chance(0.25) else ""
         sub = self._in_query(keyed)
-        if self.chance(0.15):
+        if self.chance(0.2):
             sub = f"{sub} ORDER BY 1"
         term = f"{lhs} {neg}IN ({sub})"
         if self.chance(0.15):
@@ -536,7 +536,7 @@ class Generator:
             if self.chance(0.3):
                 sql = (f"WITH c AS (SELECT COUNT(*) AS n FROM {t}) SELECT o.k AS k, c.n AS n FROM t1 AS o, c "
                        f"WHERE o.a < c.n")
-        elif r < 0.65:  # a CTE whose name shadows a base table
+        elif r < 0.6:  # a CTE whose name shadows a base table
             shadow = self.pick(("t1", "t2", "t3"))
             sql = (f"WITH {shadow} AS (SELECT b.a AS a, b.b AS b FROM t3 AS b WHERE b.a > {self.k()}) "
                    f"SELECT {shadow}.a AS a, {shadow}.b AS b FROM {shadow}")
@@ -544,7 +544,7 @@ class Generator:
                 sql = ("WITH t3 AS (SELECT t1.k AS a, t1.a AS b FROM t1) SELECT x.a AS a FROM t3 AS x "
                        "WHERE x.b IN (SELECT t3.b FROM t3)")
             return GenQuery(sql, "cte_shadow")
-        elif r < 0.8:  # unused and chained CTEs
+        elif r < 0.85:  # unused and chained CTEs
             sql = (f"WITH u AS (SELECT t2.k AS k FROM t2), v AS (SELECT t1.k AS k, t1.a AS a FROM t1 "
                    f"{self.where('t1', 't1', 0.6)[1:]}) SELECT v.k AS k FROM v WHERE v.a {self.pick(('>', '<'))} "
                    f"{self.k()}")
@@ -557,6 +557,8 @@ class Generator:
             if self.chance(0.5):
                 sql = "WITH c(x, y) AS (SELECT t3.a, t3.b FROM t3) SELECT c.x AS x, c.y AS y FROM c, c AS e " \
                       "WHERE c.x = e.y"
+        if self.chance(0.25) and sql.startswith("WITH "):  # an unused CTE, ordered without LIMIT
+            sql = f"WITH z AS (SELECT t2.k AS k FROM t2 ORDER BY t2.k), {sql[5:]}"
         return GenQuery(sql, "cte")
 
     def left_key(self) -> GenQuery:
@@ -597,18 +599,18 @@ class Generator:
 
     def derived(self) -> GenQuery:
         r = self.rng.random()
-        if r < 0.3:  # UNION ALL with a type tag, filter above
+        if r < 0.25:  # UNION ALL with a type tag, filter above
             inner = f"{self._branch(2, 's')} UNION ALL {self._branch(2, 'w')}"
             w = self.pick(("d.ty = 's'", f"d.c0 > {self.k()}", "d.c1 IS NULL", "d.ty = 'w' AND d.c0 < 3"))
             return GenQuery(f"SELECT d.c0 AS c0, d.ty AS ty FROM ({inner}) AS d WHERE {w}", "derived_union",
                             cols=["c0", "ty"])
-        if r < 0.45:  # aggregate derived table, predicate on the aggregate output
+        if r < 0.37:  # aggregate derived table, predicate on the aggregate output
             t = self.table()
             g = self.icol(t, t)
             inner = f"SELECT {g} AS g, COUNT(*) AS n, MAX({self.icol(t, t)}) AS m FROM {t} GROUP BY {g}"
             w = self.pick(("d.n > 1", f"d.g = {self.k()}", "d.m IS NULL", f"d.n + d.g > {self.k()}"))
             return GenQuery(f"SELECT d.g AS g, d.n AS n FROM ({inner}) AS d WHERE {w}", "derived_agg")
-        if r < 0.65:  # simple derived tables to merge
+        if r < 0.55:  # simple derived tables to merge
             t = self.table()
             inner = f"SELECT {t}.{_INT_COLS[t][0]} AS x, {self.icol(t, t)} AS y FROM {t}{self.where(t, t, 0.6)}"
             if self.chance(0.5):
@@ -877,6 +879,7 @@ class Fuzzer:
         self.engines: dict[str, Engine] = {}
         self.log = log or (lambda m: None)
         self.cache: dict[tuple[str, str, str], Result] = {}
+        self.prepared: dict[tuple[str, str], tuple[exp.Expr, str]] = {}
         try:
             for e in engines:
                 self.engines[e] = DuckEngine(timeout_s) if e == "duckdb" else PgEngine(timeout_s)
@@ -908,11 +911,17 @@ class Fuzzer:
     def candidates(self, rule: Rule | None, raw: str, engine: str) -> tuple[str, dict[str, str]] | None:
         """``(input SQL, {mode: candidate SQL})`` for one rule (``None``: prepare) on one engine."""
         d = SQLGLOT_DIALECT[engine]
-        try:
-            tree = prepare(raw, self.catalog, d)
-            base = tree.sql(dialect=d)
-        except Exception:
-            return None
+        got = self.prepared.get((raw, engine))
+        if got is None:
+            try:
+                t = prepare(raw, self.catalog, d)
+                got = (t, t.sql(dialect=d))
+            except Exception:
+                return None
+            if len(self.prepared) > 64:
+                self.prepared.clear()
+            self.prepared[(raw, engine)] = got
+        tree, base = got[0].copy(), got[1]  # a copy: a rule that edits its input must not spoil the next
         if rule is None:
             return raw, ({"once": base} if base != raw else {})
         try:
