@@ -88,6 +88,19 @@ def command_tag(sql: str, rowcount: int) -> str:
     return w1 or "OK"
 
 
+@lru_cache(maxsize=4096)
+def _parsed(sql: str) -> Any:
+    """The statement's sqlglot tree (shared and cached: never modify it), or None."""
+    import sqlglot
+    from sqlglot.errors import SqlglotError
+
+    try:
+        trees = sqlglot.parse(sql, read="postgres")
+    except (SqlglotError, ValueError, RecursionError):
+        return None
+    return trees[0] if len(trees) == 1 else None
+
+
 # --- column names (FigureColname) --------------------------------------------------------------
 # PostgreSQL's internal type names, as FigureColname reports a cast of a constant
 _PG_TYPNAME = {
@@ -110,6 +123,9 @@ _NODE_NAME = {
     "StrPosition": "position", "Trim": "btrim", "Substring": "substring", "Ceil": "ceil", "Struct": "row",
     "Overlay": "overlay", "GroupConcat": "string_agg",
 }
+_PLAIN = re.compile(r"^[a-z_][a-z0-9_$]*$")
+# without any of these, no projection can differ in type from DuckDB's mapping (no parse needed)
+_MAY_RETYPE = re.compile(r"[(/%]|::|\bnull\b|\buser\b|current_|session_user", re.I)
 _STRENGTH_NAMED = 2  # FigureColnameInternal: 2 = a real name, 1 = a fallback (case), 0 = none
 
 
@@ -181,17 +197,11 @@ def _figure(node: Any, sql: str) -> tuple[str | None, int]:
 def _select_list(sql: str) -> tuple[tuple[str, str | None], ...] | None:
     """Per projection of the outermost SELECT: (kind, name); kinds: "star", "named", "anon",
     "unknown" (keep DuckDB's name).  None when the statement is not a plain query."""
-    import sqlglot
     from sqlglot import exp
-    from sqlglot.errors import SqlglotError
 
-    try:
-        trees = sqlglot.parse(sql, read="postgres")
-    except (SqlglotError, ValueError, RecursionError):
+    tree = _parsed(sql)
+    if tree is None:
         return None
-    if len(trees) != 1 or trees[0] is None:
-        return None
-    tree = trees[0]
     if isinstance(tree, exp.Values):
         n = len(tree.expressions[0].expressions) if tree.expressions else 0
         return tuple(("named", f"column{i + 1}") for i in range(n))
@@ -231,6 +241,9 @@ def rename(sql: str, names: Sequence[str]) -> list[str] | None:
     w1, _ = command_words(sql)
     if w1 not in ("SELECT", "WITH", "VALUES", "TABLE", "FROM", "(") or len(sql) > _MAX_SQL:
         return None
+    if w1 != "VALUES" and all(_PLAIN.match(n) and n not in ("true", "false") for n in names):
+        # DuckDB names a column reference or a lower-case alias as PostgreSQL does: no parse
+        return None
     shape = _select_list(sql)
     if not shape:
         return None
@@ -262,19 +275,6 @@ _FUNC_OIDS = {"length": types.INT4, "char_length": types.INT4, "character_length
               "extract": types.NUMERIC, "date_part": types.FLOAT8}
 _DUCK_INTS = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
                         "UINTEGER", "UBIGINT"})
-
-
-@lru_cache(maxsize=4096)
-def _parsed(sql: str) -> Any:
-    """The statement's sqlglot tree (shared and cached: never modify it), or None."""
-    import sqlglot
-    from sqlglot.errors import SqlglotError
-
-    try:
-        trees = sqlglot.parse(sql, read="postgres")
-    except (SqlglotError, ValueError, RecursionError):
-        return None
-    return trees[0] if len(trees) == 1 else None
 
 
 def _static_type(node: Any, column_type: Callable[[str | None, str], str | None],
@@ -347,7 +347,7 @@ def result_oid_overrides(sql: str, duck_types: Sequence[str],
     from sqlglot import exp
 
     w1, _ = command_words(sql)
-    if w1 not in ("SELECT", "WITH") or len(sql) > _MAX_SQL:
+    if w1 not in ("SELECT", "WITH") or len(sql) > _MAX_SQL or not _MAY_RETYPE.search(sql):
         return {}
     tree = _parsed(sql)
     if not isinstance(tree, exp.Query) or isinstance(tree, exp.Subquery):
