@@ -7,7 +7,7 @@ SLUICE := $(VENV)/bin/sluice
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test install lint typecheck pytest system-deps clean bench-proxy bench-verify bench-tpcds
+.PHONY: demo test install lint typecheck pytest system-deps system-deps-postgres system-deps-chromium clean bench-proxy bench-verify bench-tpcds
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,16 +19,22 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
-# PostgreSQL server binaries (tests start throwaway clusters) and Chromium (the HTML
-# report test renders the page headless).  Installed only when missing.
-system-deps:
+# System packages, each installed only when missing and without recommended packages:
+# the PostgreSQL server binaries (tests start throwaway clusters) and Chromium (only
+# tests/bench/test_report.py needs it: it renders the HTML report headless).
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+system-deps: system-deps-postgres system-deps-chromium
+
+system-deps-postgres:
 	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && ! command -v postgres >/dev/null 2>&1; then \
-		echo "installing PostgreSQL server binaries"; \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql postgresql-contrib; \
+		echo "installing PostgreSQL server binaries (--no-install-recommends)"; \
+		apt-get update -q && $(APT_INSTALL) postgresql postgresql-contrib; \
 	fi
-	@if ! command -v chromium >/dev/null 2>&1; then \
-		echo "installing chromium for the report rendering test"; \
-		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) || echo "chromium not installed"; \
+
+system-deps-chromium:
+	@if ! command -v chromium >/dev/null 2>&1 && ! [ -x /usr/bin/chromium ]; then \
+		echo "installing chromium for tests/bench/test_report.py (--no-install-recommends)"; \
+		(apt-get update -q && $(APT_INSTALL) chromium) || echo "chromium not installed"; \
 	fi
 
 demo: $(STAMP)

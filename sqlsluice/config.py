@@ -223,8 +223,9 @@ def load_config(path: str | os.PathLike[str] | None = None, *, listen: str | Non
                 backend: str | None = None) -> Config:
     """Load the config file; a missing default file means defaults, a bad file is an error.
 
-    ``$SLUICE_BACKEND`` and ``$SLUICE_LISTEN`` override the file's server settings, and
-    ``listen``/``backend`` (the command-line flags) override those.  Every mistake in the
+    ``$SLUICE_BACKEND`` and ``$SLUICE_LISTEN`` override the file's server settings,
+    ``$SLUICE_LOG_LEVEL`` and ``$SLUICE_LOG_FORMAT`` its ``[log]``, and ``listen``/``backend``
+    (the command-line flags) override those.  Every mistake in the
     file, the environment and the flags is reported at once (:class:`ConfigInvalid`).
     """
     p, data = _read_file(path)
@@ -240,6 +241,11 @@ def load_config(path: str | os.PathLike[str] | None = None, *, listen: str | Non
     for name, value in overrides:
         if value and (err := listen_error(value)):
             errors.append(f"{name}: {err}")
+    log_env = {"level": os.environ.get("SLUICE_LOG_LEVEL", "").lower(),
+               "format": os.environ.get("SLUICE_LOG_FORMAT", "").lower()}
+    for key, allowed in (("level", ("debug", "info", "warning", "error")), ("format", ("text", "json"))):
+        if log_env[key] and log_env[key] not in allowed:
+            errors.append(f"$SLUICE_LOG_{key.upper()}: {log_env[key]!r} is not one of {', '.join(allowed)}")
     if errors:
         raise ConfigInvalid(errors)
     assert cfg is not None
@@ -249,6 +255,10 @@ def load_config(path: str | os.PathLike[str] | None = None, *, listen: str | Non
         cfg.server.backend = os.environ["SLUICE_BACKEND"]
     if os.environ.get("SLUICE_LISTEN"):
         cfg.server.listen = os.environ["SLUICE_LISTEN"]
+    if log_env["level"]:
+        cfg.log.level = log_env["level"]  # type: ignore[assignment]
+    if log_env["format"]:
+        cfg.log.format = log_env["format"]  # type: ignore[assignment]
     if backend:
         cfg.server.backend = backend
     if listen:

@@ -81,3 +81,91 @@ def test_readme_leads_with_the_two_commands() -> None:
     text = (ROOT / "README.md").read_text()
     head = text[:1500]
     assert "make demo" in head and "make test" in head
+
+
+def _compose_sluice() -> dict[str, Any]:
+    svc: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["sqlsluice"]
+    return svc
+
+
+def test_docker_image_runs_as_a_user_with_its_state_on_a_volume_and_a_healthcheck() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    users = re.findall(r"^USER\s+(\S+)", dockerfile, re.M)
+    assert users and users[-1] not in ("root", "0"), users
+    home = re.search(r"SLUICE_HOME=(\S+)", dockerfile)
+    assert home, "the Dockerfile sets SLUICE_HOME"
+    assert re.search(rf'^VOLUME \["{re.escape(home.group(1))}"\]', dockerfile, re.M)
+    assert f"chown {users[-1]}:{users[-1]} {home.group(1)}" in dockerfile
+    assert re.search(r"^HEALTHCHECK .*\n\s+CMD pg_isready .*-p 6543", dockerfile, re.M)
+    svc = _compose_sluice()
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    volume, _, mount = svc["volumes"][0].partition(":")
+    assert volume in compose["volumes"] and mount == svc["environment"]["SLUICE_HOME"] == home.group(1)
+    hc = svc["healthcheck"]["test"]
+    assert hc[:2] == ["CMD", "pg_isready"] and hc[hc.index("-p") + 1] == "6543"
+
+
+def test_docker_compose_takes_the_llm_from_the_environment() -> None:
+    env = _compose_sluice()["environment"]
+    # a model by default, so that OPENAI_API_KEY alone makes ASK work
+    assert re.fullmatch(r"\$\{SLUICE_LLM_MODEL:-[\w.\-/]+\}", env["SLUICE_LLM_MODEL"])
+    # key and endpoint passed through, never as "" (an empty OPENAI_BASE_URL breaks the client)
+    assert env["OPENAI_API_KEY"] is None and env["OPENAI_BASE_URL"] is None
+    # ... and these are the names the code reads
+    llm_client = (ROOT / "sqlsluice" / "llm" / "client.py").read_text()
+    for name in ("SLUICE_LLM_MODEL", "OPENAI_BASE_URL", "OPENAI_API_KEY"):
+        assert name in llm_client, name
+    config_py = (ROOT / "sqlsluice" / "config.py").read_text()
+    for name in ("SLUICE_LOG_LEVEL", "SLUICE_LOG_FORMAT"):
+        assert name in env and name in config_py, name
+
+
+def test_docker_config_is_valid_and_its_healthcheck_answers(tmp_path: Path) -> None:
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import sys
+
+    from sqlsluice.config import load_config
+
+    cfg = load_config(ROOT / "docker" / "sluice.toml")
+    assert cfg.server.auth == "scram-sha-256" and cfg.users
+    pg_isready = shutil.which("pg_isready") or next(
+        (str(p) for p in sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_isready"))), None)
+    assert pg_isready, "pg_isready not found: run `make system-deps`"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+    proc = subprocess.Popen([sys.executable, "-m", "sqlsluice", "serve", "--config", str(ROOT / "docker" / "sluice.toml"),
+                             "--backend", f"duckdb:///{tmp_path / 'hc.duckdb'}", "--listen", f"127.0.0.1:{port}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None and "listening" in proc.stdout.readline()
+        hc = _compose_sluice()["healthcheck"]["test"][1:]
+        hc[0] = pg_isready
+        hc[hc.index("-p") + 1] = str(port)
+        assert subprocess.run(hc, timeout=60).returncode == 0
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    # and it fails once the proxy is gone
+    assert subprocess.run(hc, timeout=60).returncode != 0
+
+
+def test_makefile_installs_system_packages_lean() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    installs = re.findall(r"apt-get install[^;\n]*", makefile) + re.findall(r"APT_INSTALL\s*:?=.*", makefile)
+    assert installs
+    for line in installs:
+        assert "apt-get install" not in line or "--no-install-recommends" in line, line
+    assert "$(APT_INSTALL) chromium" in makefile and "command -v chromium" in makefile
+
+
+def test_readme_says_what_shared_data_is_and_the_right_demo_database() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert "../shared/data" in text and "benchmark data folder" in text
+    for folder in ("bird/", "spider/", "equivalence/", "rewrite/"):
+        assert f"`{folder}`" in text, folder
+    assert "-U sluice tpcds_sf0_1" in text and not re.search(r"-U sluice tpcds\b(?!_)", text)
