@@ -1052,6 +1052,19 @@ def fuzz(*, queries: int, seed: int, engines: Sequence[str] = ENGINES, rules: Se
 # minimisation
 
 
+def _edit(tree: exp.Expr, i: int, action: str, arg: Any) -> None:
+    """Apply one reduction to node ``i`` (in ``walk`` order) of ``tree``, in place."""
+    node = list(tree.walk())[i]
+    if action == "child":  # replace the node by one of its operands
+        node.replace(node.args[arg])
+    elif action == "unset":  # drop a clause
+        node.set(arg, None)
+    elif action == "item":  # drop a select item or a CTE
+        node.expressions[arg].pop()
+    elif action == "join":
+        node.args["joins"][arg].pop()
+
+
 def _reductions(sql: str, dialect: str) -> list[str]:
     """Smaller variants of ``sql``: one clause, predicate, item, join, CTE or branch dropped."""
     import sqlglot
@@ -1060,46 +1073,32 @@ def _reductions(sql: str, dialect: str) -> list[str]:
         tree = sqlglot.parse_one(sql, read=dialect)
     except Exception:
         return []
+    edits: list[tuple[int, str, Any]] = []
+    for i, n in enumerate(tree.walk()):
+        if isinstance(n, exp.Union | exp.Intersect | exp.Except | exp.And | exp.Or):
+            edits += [(i, "child", "this"), (i, "child", "expression")]
+        elif isinstance(n, exp.Not):
+            edits.append((i, "child", "this"))
+        elif isinstance(n, exp.Select):
+            edits += [(i, "unset", k) for k in ("where", "having", "group", "distinct", "limit")
+                      if n.args.get(k) is not None]
+            if n.args.get("order") is not None and n.args.get("limit") is None:
+                edits.append((i, "unset", "order"))  # never an ORDER BY that a LIMIT needs
+            if len(n.expressions) > 1:
+                edits += [(i, "item", j) for j in range(len(n.expressions))]
+            edits += [(i, "join", j) for j in range(len(n.args.get("joins") or []))]
+        elif isinstance(n, exp.With) and len(n.expressions) > 1:
+            edits += [(i, "item", j) for j in range(len(n.expressions))]
     out: list[str] = []
-
-    def variant(node_path: Callable[[exp.Expr], None]) -> None:
+    for i, action, arg in edits:
         t = tree.copy()
         try:
-            node_path(t)
-            s = t.sql(dialect=dialect)
+            _edit(t, i, action, arg)
+            v = t.sql(dialect=dialect)
         except Exception:
-            return
-        if s != sql and s not in out:
-            out.append(s)
-
-    nodes = list(tree.walk())
-
-    def at(t: exp.Expr, i: int) -> exp.Expr:
-        return list(t.walk())[i]
-
-    for i, n in enumerate(nodes):
-        if isinstance(n, exp.Union | exp.Intersect | exp.Except):
-            for side in ("this", "expression"):
-                variant(lambda t, i=i, side=side: at(t, i).replace(at(t, i).args[side]))
-        if isinstance(n, exp.And | exp.Or):
-            for side in ("this", "expression"):
-                variant(lambda t, i=i, side=side: at(t, i).replace(at(t, i).args[side]))
-        if isinstance(n, exp.Not):
-            variant(lambda t, i=i: at(t, i).replace(at(t, i).this))
-        if isinstance(n, exp.Select):
-            for k in ("where", "having", "group", "distinct", "limit"):
-                if n.args.get(k) is not None:
-                    variant(lambda t, i=i, k=k: at(t, i).set(k, None))
-            if n.args.get("order") is not None and n.args.get("limit") is None:
-                variant(lambda t, i=i: at(t, i).set("order", None))
-            if len(n.expressions) > 1:
-                for j in range(len(n.expressions)):
-                    variant(lambda t, i=i, j=j: at(t, i).expressions[j].pop())
-            for j in range(len(n.args.get("joins") or [])):
-                variant(lambda t, i=i, j=j: at(t, i).args["joins"][j].pop())
-        if isinstance(n, exp.With) and len(n.expressions) > 1:
-            for j in range(len(n.expressions)):
-                variant(lambda t, i=i, j=j: at(t, i).expressions[j].pop())
+            continue
+        if v != sql and v not in out:
+            out.append(v)
     out.sort(key=len)
     return out
 
