@@ -15,6 +15,7 @@ from sqlsluice.databases.base import Backend, ColumnInfo, MaterializedResult, Pl
 from sqlsluice.databases.catalog import Catalog, Column, ForeignKey, Table
 from sqlsluice.errors import BackendError, QueryCanceled, SyntaxErrorSQL, UndefinedTable
 
+_RETURNING = re.compile(r"\bRETURNING\b", re.I)
 _FIRST_WORD = re.compile(r"^\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*([A-Za-z]+)(?:\s+([A-Za-z]+))?", re.S)
 
 
@@ -87,7 +88,9 @@ class DuckDBResult(Result):
         self._count = 0
         self._done = False
         w1, _ = command_words(sql)
-        self._dml = w1 in ("INSERT", "UPDATE", "DELETE", "MERGE", "COPY")
+        # DML answers its affected-row count as a one-row result, unless it has RETURNING rows
+        self._dml = w1 in ("INSERT", "UPDATE", "DELETE", "MERGE", "COPY") and not (
+            _RETURNING.search(sql) and _RETURNING.search(re.sub(r"'(?:[^']|'')*'", "''", sql)))
         self._sql = sql
         if self._dml:
             # DuckDB returns the affected-row count as a one-row result

@@ -205,10 +205,15 @@ def _select_list(sql: str) -> tuple[tuple[str, str | None], ...] | None:
     if isinstance(tree, exp.Values):
         n = len(tree.expressions[0].expressions) if tree.expressions else 0
         return tuple(("named", f"column{i + 1}") for i in range(n))
-    if not isinstance(tree, exp.Query) or isinstance(tree, exp.Subquery):
+    returning = tree.args.get("returning") if isinstance(tree, exp.Insert | exp.Update | exp.Delete) else None
+    if returning is not None:
+        selects = returning.expressions
+    elif not isinstance(tree, exp.Query) or isinstance(tree, exp.Subquery):
         return None
+    else:
+        selects = tree.selects
     out: list[tuple[str, str | None]] = []
-    for e in tree.selects:
+    for e in selects:
         if isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star)):
             out.append(("star", None))
         elif isinstance(e, exp.Alias):
@@ -239,7 +244,8 @@ def column_names(sql: str) -> tuple[str, ...] | None:
 def rename(sql: str, names: Sequence[str]) -> list[str] | None:
     """PostgreSQL's names for a result whose DuckDB column names are ``names`` (None: keep)."""
     w1, _ = command_words(sql)
-    if w1 not in ("SELECT", "WITH", "VALUES", "TABLE", "FROM", "(") or len(sql) > _MAX_SQL:
+    if w1 not in ("SELECT", "WITH", "VALUES", "TABLE", "FROM", "(", "INSERT", "UPDATE", "DELETE") \
+            or len(sql) > _MAX_SQL:
         return None
     if w1 != "VALUES" and all(_PLAIN.match(n) and n not in ("true", "false") for n in names):
         # DuckDB names a column reference or a lower-case alias as PostgreSQL does: no parse

@@ -27,6 +27,9 @@ SETUP = [
     "UPDATE sem_t SET qty = 0 WHERE id = 99",
     "DELETE FROM sem_t WHERE id = 3",
     "INSERT INTO sem_t (id, qty) SELECT 10, 7",
+    "INSERT INTO sem_t (id, qty, name) VALUES (20, 1, 'returning'), (21, 2, NULL) RETURNING id, qty * 2, upper(name)",
+    "UPDATE sem_t SET qty = 3 WHERE id >= 20 RETURNING *",
+    "DELETE FROM sem_t WHERE id >= 20 RETURNING id AS gone",
     "CREATE VIEW sem_v AS SELECT id, qty FROM sem_t",
     "CREATE INDEX sem_i ON sem_t (qty)",
     "CREATE UNIQUE INDEX sem_u ON sem_t (big)",
@@ -172,6 +175,20 @@ def test_psycopg_division(conn):
         conn.execute("SELECT a / %s FROM sem_div", [0])  # extended protocol, bound divisor
     assert conn.execute("SELECT a / %s FROM sem_div ORDER BY a", [2]).fetchall() == [(0,), (3,)]
     conn.execute("DROP TABLE sem_div")
+
+
+def test_dml_returning_rows_and_tags(conn):
+    conn.execute("CREATE TABLE sem_ret (a integer, b text)")
+    cur = conn.execute("INSERT INTO sem_ret VALUES (1, 'x'), (2, 'returning') RETURNING a, upper(b)")
+    assert (cur.statusmessage, names(cur), cur.fetchall()) == ("INSERT 0 2", ["a", "upper"],
+                                                              [(1, "X"), (2, "RETURNING")])
+    cur = conn.execute("UPDATE sem_ret SET a = a + %s WHERE b = %s RETURNING a AS new_a", [10, "x"])
+    assert (cur.statusmessage, names(cur), cur.fetchall()) == ("UPDATE 1", ["new_a"], [(11,)])
+    cur = conn.execute("DELETE FROM sem_ret RETURNING *")
+    assert (cur.statusmessage, cur.fetchall()) == ("DELETE 2", [(11, "x"), (2, "returning")])
+    cur = conn.execute("INSERT INTO sem_ret VALUES (%s, 'returning')", [3])  # the word in a string only
+    assert (cur.statusmessage, cur.description) == ("INSERT 0 1", None)
+    conn.execute("DROP TABLE sem_ret")
 
 
 def test_division_by_zero_aborts_the_transaction_like_postgresql(server):
