@@ -27,7 +27,7 @@ from sqlsluice.errors import SluiceError, SyntaxErrorSQL
 from sqlsluice.verifiers.api import verify
 from sqlsluice.verifiers.compare import Semantics
 from sqlsluice.verifiers.differential import DifferentialTester, DiffResult
-from sqlsluice.verifiers.sqlparse import check_tables, collect_constants, parse_query
+from sqlsluice.verifiers.sqlparse import check_tables, collect_constants, parse_query, sqlite_quoted_strings
 from sqlsluice.verifiers.verdict import Counterexample, Evidence, Verdict
 
 log = logging.getLogger(__name__)
@@ -116,9 +116,11 @@ def verify_sqlite(q1: str, q2: str, catalog: Catalog, *, semantics: Semantics = 
 
         # The proof tiers (canonical form, SMT); their DuckDB-run cross-check may object to what
         # only DuckDB's semantics make different: then nothing is proved and SQLite decides.
+        # Double-quoted names that name no column are strings there, as in SQLite.
+        p1, p2 = (_as_strings(e, q, catalog) for e, q in ((e1, q1), (e2, q2)))
         left = time_budget_s - (time.monotonic() - start)
         try:
-            pv = verify(q1, q2, catalog, "sqlite", semantics=semantics, time_budget_s=max(0.2, 0.5 * left), seed=seed)
+            pv = verify(p1, p2, catalog, "sqlite", semantics=semantics, time_budget_s=max(0.2, 0.5 * left), seed=seed)
             ev.tiers["proofs"] = f"{pv.verdict} ({pv.method}): {pv.reason}"[:300]
             if pv.verdict == "EQUIVALENT":
                 return done("EQUIVALENT", pv.method, pv.reason)
@@ -138,6 +140,11 @@ def verify_sqlite(q1: str, q2: str, catalog: Catalog, *, semantics: Semantics = 
         tester.close()
     return done("UNKNOWN", "none", "no proof and no counterexample: "
                 + "; ".join(f"{k}: {v}" for k, v in ev.tiers.items()))
+
+
+def _as_strings(e: exp.Expression, sql: str, catalog: Catalog) -> str:
+    n = sqlite_quoted_strings(e, catalog)
+    return sql if n == e else n.sql("sqlite")
 
 
 def _both_totally_ordered(e1: exp.Expression, e2: exp.Expression, catalog: Catalog) -> bool:

@@ -329,12 +329,15 @@ class DifferentialTester:
         dates = {base, base + _dt.timedelta(days=1), _dt.date(1999, 12, 31), _dt.date(2002, 6, 15)}
         for d in k.dates:
             dates.update({d, d - _dt.timedelta(days=1), d + _dt.timedelta(days=1)})
+        # SQLite keeps dates as text: a DATE column can hold a date and time ('2000-01-01 12:30:00')
+        with_times = ([_dt.datetime(d.year, d.month, d.day, 12, 30) for d in sorted(dates)]
+                      if self.engine == "sqlite" else [])
         return {
             "int": sorted(v for v in ints if abs(v) < 2**62),
             "num": sorted(nums),
             "str": sorted(strs),
             "bool": [True, False],
-            "date": sorted(dates),
+            "date": sorted(dates) + with_times,
             "ts": sorted(_dt.datetime(d.year, d.month, d.day) for d in dates)
             + [_dt.datetime(2000, 1, 1, 12, 30)],
             "time": [_dt.time(0, 0), _dt.time(12, 34, 56), _dt.time(23, 59, 59)],

@@ -109,3 +109,34 @@ def collect_constants(*qs: exp.Expression) -> Constants:
             if isinstance(node, exp.EQ) and isinstance(col, exp.Column) and isinstance(node.expression, exp.Column):
                 c.join_columns.update({col.name.lower(), node.expression.name.lower()})
     return c
+
+
+def sqlite_quoted_strings(q: exp.Expression, catalog: Catalog) -> exp.Expression:
+    """SQLite reads a double-quoted name that names no column as a string: make it one.
+
+    Conservative: only an unqualified, double-quoted name that is neither a column of a table
+    the query reads nor an alias or column list name defined anywhere in the query.
+
+    >>> from sqlsluice.databases import Catalog
+    >>> cat = Catalog.from_ddl("CREATE TABLE t (dept TEXT)", "sqlite")
+    >>> q = sqlglot.parse_one('SELECT "dept" FROM t WHERE dept = "CV"', read="sqlite")
+    >>> sqlite_quoted_strings(q, cat).sql("sqlite")
+    'SELECT "dept" FROM t WHERE dept = \\'CV\\''
+    """
+    known: set[str] = set()
+    for name in referenced_tables(q):
+        t = catalog.table(name)
+        if t is not None:
+            known.update(c.name.lower() for c in t.columns)
+    for node in q.find_all(exp.Alias, exp.TableAlias, exp.CTE):
+        if node.alias:
+            known.add(node.alias.lower())
+        if isinstance(node, exp.TableAlias):
+            known.update(c.name.lower() for c in node.columns)
+    q = q.copy()
+    for col in list(q.find_all(exp.Column)):
+        ident = col.this
+        if (isinstance(ident, exp.Identifier) and ident.quoted and not col.table
+                and ident.name.lower() not in known):
+            col.replace(exp.Literal.string(ident.name))
+    return q

@@ -22,7 +22,7 @@ from sqlsluice.verifiers import compare_results, load_schema
 from sqlsluice.verifiers.batch import exit_code, verify_pair
 
 SLUICE = str(Path(sys.executable).with_name("sluice"))
-DDL = "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, dept TEXT, age INTEGER, code TEXT);\n"
+DDL = "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, dept TEXT, age INTEGER, code TEXT, d DATE);\n"
 
 
 def _sluice(*args: str) -> subprocess.CompletedProcess[str]:
@@ -62,7 +62,7 @@ def test_broken_pairs_in_the_middle_do_not_stop_the_batch(tmp_path: Path) -> Non
     assert recs[2]["error"].startswith("SQLite: no such column: nme")
     assert "unknown table 'nope'" in recs[3]["error"]
     assert "not JSON" in recs[4]["error"] and "q1 and q2" in recs[5]["error"]
-    assert recs[6]["counterexample"]["inserts"][0].startswith('INSERT INTO "t" ("id", "name", "dept", "age", "code")')
+    assert recs[6]["counterexample"]["inserts"][0].startswith('INSERT INTO "t" ("id", "name", "dept", "age", "code", "d")')
     # the text form: one line per pair as well
     r = _sluice("verify", "--schema", schema, "--pairs", pairs, "--dialect", "sqlite", "--budget", "0.5")
     heads = [line.split(":")[0] for line in r.stdout.splitlines() if not line.startswith("  ")]
@@ -174,7 +174,9 @@ def test_like_is_ascii_case_insensitive_on_sqlite() -> None:
 
 
 def test_double_quoted_string_that_names_no_column() -> None:
-    assert _v("SELECT name FROM t WHERE dept = \"CV\"", "SELECT name FROM t WHERE dept = 'CV'") in ("EQUIVALENT", "UNKNOWN")
+    # a string in SQLite, and so in the proof tiers too
+    assert _v("SELECT name FROM t WHERE dept = \"CV\"", "SELECT name FROM t WHERE dept = 'CV'") == "EQUIVALENT"
+    assert _v("SELECT \"dept\" FROM t WHERE \"dept\" = 'CV'", "SELECT dept FROM t WHERE dept = 'CV'") == "EQUIVALENT"
     assert _v("SELECT name FROM t WHERE dept = \"CV\"", "SELECT name FROM t WHERE dept = 'cv'") == "NOT_EQUIVALENT"
     assert _v("SELECT name FROM t WHERE dept = \"CV\"", "SELECT name FROM t WHERE dept = 'CV'", "duckdb") == "ERROR"
 
@@ -189,6 +191,8 @@ def test_bare_columns_iif_concat_and_affinity() -> None:
     # TEXT compared with an integer: the integer takes the column's TEXT affinity
     assert _v("SELECT id FROM t WHERE code = 5", "SELECT id FROM t WHERE code = '5'") != "NOT_EQUIVALENT"
     assert _v("SELECT id FROM t WHERE code > 5", "SELECT id FROM t WHERE CAST(code AS INTEGER) > 5") == "NOT_EQUIVALENT"
+    # a DATE column holds text in SQLite, a date and time included: the SMT tier's date order is not SQLite's
+    assert _v("SELECT id FROM t WHERE d > '2000-01-01'", "SELECT id FROM t WHERE d >= '2000-01-02'") == "NOT_EQUIVALENT"
 
 
 def test_sqlite_rejects_is_error_with_sqlites_message() -> None:
