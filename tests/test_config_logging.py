@@ -246,3 +246,11 @@ def test_serve_with_a_password_in_the_url_never_logs_it(pg_db, tmp_path, fmt):
         assert all({"ts", "level", "logger", "message"} <= set(r) for r in records)
         assert any(r["level"] == "debug" and r["logger"] == "sqlsluice.pipeline" for r in records)
         assert any(r["level"] == "info" and "***" in r["message"] for r in records)
+
+
+def test_error_messages_to_clients_are_masked(duck_server):
+    with psycopg.connect(host="127.0.0.1", port=duck_server, user="u", dbname="s", autocommit=True) as c:
+        with pytest.raises(psycopg.Error) as e:
+            c.execute("SELECT * FROM read_csv('postgresql://u:TopSecret99@h/x.csv')")
+        msg = str(e.value)
+        assert "TopSecret99" not in msg and "u:***@h" in msg, msg

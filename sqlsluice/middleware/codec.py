@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlsluice.errors import ProtocolViolation
+from sqlsluice.logs import mask
 
 # --- message type codes -------------------------------------------------------------
 # frontend
@@ -203,7 +204,9 @@ def _fields(severity: str, sqlstate: str, msg: str, detail: str | None, hint: st
 
 def error_response(sqlstate: str, msg: str, *, severity: str = "ERROR", detail: str | None = None,
                    hint: str | None = None, position: int | None = None) -> bytes:
-    return message(ERROR_RESPONSE, _fields(severity, sqlstate, msg, detail, hint, position))
+    """An ErrorResponse; passwords and configured secrets in its texts are masked (sqlsluice.logs)."""
+    return message(ERROR_RESPONSE, _fields(severity, sqlstate, mask(msg), mask(detail) if detail else None,
+                                           mask(hint) if hint else None, position))
 
 
 def notice_response(msg: str, *, severity: str = "NOTICE", sqlstate: str = "00000", detail: str | None = None,
