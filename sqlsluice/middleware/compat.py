@@ -675,6 +675,13 @@ def _param_slots(sql: str, nparams: int) -> tuple[tuple[str, str | None, str | N
                     tab = aliases.get(o.table.lower(), o.table) if o.table else single
                     slots[i] = ("col", tab, o.name)
                     break
+            if not slots[i][0]:
+                # $1 + 1, $1 = 1.5: PostgreSQL types the parameter as the number beside it
+                for o in others:
+                    if isinstance(o, exp.Literal) and not o.is_string:
+                        slots[i] = ("cast", "INTEGER" if o.this.isdigit() and int(o.this) < 2**31 else
+                                    "BIGINT" if o.this.isdigit() else "DECIMAL", None)
+                        break
     if isinstance(tree, exp.Insert):
         target = tree.this
         cols = [c.name for c in target.expressions] if isinstance(target, exp.Schema) else []

@@ -279,3 +279,42 @@ def test_guard_division_rewrites_divisors_only():
     assert guarded.count("ERROR('division by zero')") == 2
     view = "CREATE VIEW v AS SELECT a / b FROM t"
     assert pgsemantics.guard_division(view) == view  # a stored view keeps its text
+
+
+# --- parameter types (asyncpg prepares every statement: ParameterDescription and RowDescription)
+PARAM_SETUP = "CREATE TABLE sem_pp (id integer PRIMARY KEY, big bigint, price numeric(10,2), name text, " \
+              "born date, ok boolean, ts timestamp)"
+PARAM_QUERIES = [
+    "SELECT $1::int + 1", "SELECT CAST($1 AS bigint)", "SELECT $1::numeric(5,2)",
+    "SELECT $1::date, $2::timestamp, $3::boolean, $4::text", "SELECT $1::int[]",
+    "SELECT name FROM sem_pp WHERE id = $1", "SELECT name FROM sem_pp p WHERE p.big > $1 AND p.price < $2",
+    "SELECT * FROM sem_pp WHERE name LIKE $1", "SELECT * FROM sem_pp WHERE born BETWEEN $1 AND $2",
+    "SELECT * FROM sem_pp WHERE id IN ($1, $2)", "SELECT count(*) FROM sem_pp WHERE ok = $1",
+    "INSERT INTO sem_pp (id, name, ok) VALUES ($1, $2, $3)", "INSERT INTO sem_pp VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    "UPDATE sem_pp SET name = $1 WHERE id = $2", "DELETE FROM sem_pp WHERE ts < $1",
+    "SELECT * FROM sem_pp LIMIT $1 OFFSET $2", "SELECT $1 + 1", "SELECT $1 = 1.5", "SELECT $1",
+    "SELECT 1 WHERE $1 = 'a'",
+]
+
+
+async def _prepared_shapes(host: str, port: int, user: str, database: str) -> list[tuple[Any, ...]]:
+    c = await asyncpg.connect(host=host, port=port, user=user, database=database)
+    try:
+        await c.execute(PARAM_SETUP)
+        out = []
+        for q in PARAM_QUERIES:
+            st = await c.prepare(q)
+            out.append((q, [p.name for p in st.get_parameters()],
+                        [(a.name, a.type.name) for a in st.get_attributes()]))
+        await c.execute("DROP TABLE sem_pp")
+        return out
+    finally:
+        await c.close()
+
+
+def test_asyncpg_parameter_types_match_real_postgresql(server, pg_cluster, pg_db):
+    database = pg_db.rsplit("/", 1)[1]
+    pg = asyncio.run(_prepared_shapes("127.0.0.1", pg_cluster.port, "postgres", database))
+    ours = asyncio.run(_prepared_shapes(server.host, server.port, "sluice", "tpcds"))
+    assert [x for x in ours if x not in pg] == []
+    assert ours == pg
