@@ -295,7 +295,7 @@ class Compat:
                     if not e.sqlstate.startswith("42"):
                         raise
                     # sqlglot's DuckDB text does not bind: run the client's text as it is
-                    log.info("division guard not usable (%s): %s", e.message.splitlines()[0], guarded[:200])
+                    log.debug("division guard not usable (%s): %s", e.message.splitlines()[0], guarded[:200])
                     s._failed = False
         return self._pg_result(sql, self._run(run_sql, params))
 

@@ -379,6 +379,8 @@ def result_oid_overrides(sql: str, duck_types: Sequence[str],
 
 
 # --- division -------------------------------------------------------------------------------
+_STRINGS = re.compile(r"'(?:[^']|'')*'")
+_ARITH = re.compile(r"(?<![/*])/(?![/*])|%")
 _DIV_WORDS = frozenset({"SELECT", "WITH", "VALUES", "TABLE", "FROM", "INSERT", "UPDATE", "DELETE"})
 
 
@@ -420,8 +422,8 @@ def _guard(sql: str) -> str | None:
 def guard_division(sql: str) -> str:
     """``sql`` with every divisor guarded to raise 22012 on zero, as PostgreSQL does (the SQL
     comes back unchanged when it has no division or sqlglot cannot read it)."""
-    if ("/" not in sql and "%" not in sql) or len(sql) > _MAX_SQL:
-        return sql
+    if ("/" not in sql and "%" not in sql) or len(sql) > _MAX_SQL or not _ARITH.search(_STRINGS.sub("", sql)):
+        return sql  # no division outside string literals and comments (LIKE 'a%' is not one)
     w1, _ = command_words(sql)
     if w1 not in _DIV_WORDS:
         return sql  # DDL keeps its text: a view must not store the guard
