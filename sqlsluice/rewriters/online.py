@@ -32,6 +32,7 @@ from sqlglot import exp
 from sqlsluice.config import Config
 from sqlsluice.databases import Backend
 from sqlsluice.errors import BackendError, SluiceError
+from sqlsluice.logs import current_statement
 from sqlsluice.rewriters.api import (
     Rewrite,
     _same,
@@ -516,6 +517,8 @@ class OnlineRewriter:
             kind, arg = self._q.get()
             if kind == "stop":
                 return
+            # sqlglot warnings raised by this job name its statement (this thread's own context)
+            current_statement.set(arg[0] if kind == "shadow" else arg[1] if kind in ("search", "bound") else None)
             try:
                 if kind == "search":
                     self._search(*arg)
