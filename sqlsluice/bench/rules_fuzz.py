@@ -153,8 +153,8 @@ class Generator:
         self.shapes: list[tuple[Callable[[], GenQuery], float]] = [
             (self.basic, 3), (self.joins, 3), (self.group, 3), (self.empty_agg, 1), (self.distinct_on, 1),
             (self.setop, 3.5), (self.union_prune, 2.5), (self.scalar_sub, 3), (self.exists, 2), (self.in_sub, 3),
-            (self.or_in, 2), (self.semi, 2.5), (self.filtered_scalars, 1.5), (self.filtered_derived, 1.5),
-            (self.cte, 3.5), (self.left_key, 2), (self.distinct_keys, 2.5), (self.derived, 4), (self.const, 2),
+            (self.or_in, 2), (self.semi, 2.5), (self.filtered_scalars, 1.5), (self.filtered_derived, 2.5),
+            (self.cte, 3.5), (self.left_key, 2), (self.distinct_keys, 2.5), (self.derived, 4), (self.const, 2.5), (self.hazards, 3),
         ]
 
     # small pieces ----------------------------------------------------------------------------
@@ -523,15 +523,17 @@ class Generator:
     def cte(self) -> GenQuery:
         r = self.rng.random()
         t = self.table()
-        if r < 0.3:  # used several times
+        if r < 0.28:  # used several times
             body = f"SELECT {t}.{_INT_COLS[t][0]} AS x, {self.icol(t, t)} AS y FROM {t}{self.where(t, t, 0.5)}"
             sql = (f"WITH c AS ({body}) SELECT c.x AS x, d.y AS y FROM c JOIN c AS d ON c.x = d.x "
                    f"WHERE d.y {self.pick(('>', '<', '<>'))} {self.k()}")
             if self.chance(0.3):
                 sql = f"WITH c AS ({body}) SELECT c.x AS x FROM c WHERE c.x IN (SELECT c.y FROM c)"
-        elif r < 0.5:  # aggregating, used once
+        elif r < 0.55:  # aggregating, used once
             g = self.icol(t, t)
-            sql = (f"WITH c AS (SELECT {g} AS g, COUNT(*) AS n, SUM({self.icol(t, t)}) AS s FROM {t} GROUP BY {g}) "
+            order = f" ORDER BY {g}" if self.chance(0.3) else ""
+            sql = (f"WITH c AS (SELECT {g} AS g, COUNT(*) AS n, SUM({self.icol(t, t)}) AS s FROM {t} GROUP BY {g}"
+                   f"{order}) "
                    f"SELECT c.g AS g, c.n AS n, c.s AS s FROM c WHERE c.n {self.pick(('>', '>='))} 1")
             if self.chance(0.3):
                 sql = (f"WITH c AS (SELECT COUNT(*) AS n FROM {t}) SELECT o.k AS k, c.n AS n FROM t1 AS o, c "
@@ -644,8 +646,87 @@ class Generator:
             n = _NUM_COLS[t][0]
             return GenQuery(f"SELECT {t}.{n} * ({lit} * 3) AS x FROM {t} WHERE {t}.{n} * 1 > {lit} - 1 "
                             f"AND 2 + 3 > 1", "const_numeric")
+        if r < 0.85:
+            e = self.pick(("7 / 2", "-7 / 2", "-7 % 3", "1 / 3 * 3", "2 ^ 3", "'a' || 'b'", "NULL + 1",
+                           "CAST('12' AS INTEGER) + 1", "10 / 4.0", "1 - 0.9", "3 * 0.1", "ABS(-2) + 1",
+                           "CASE WHEN 1 > 2 THEN 'a' ELSE 'b' END", "COALESCE(NULL, 2) * 2", "NOT (1 = 1)",
+                           "1 = 1 AND NULL", "NULL OR 1 = 0", "(1 + 2) * 3 - 4 / 2", "5 - 3 - 1", "8 / 4 / 2",
+                           "2 * 3 > 5", "'x' < 'y'", "ROUND(2.5)", "0.1 + 0.2 = 0.3", "-(-3)"))
+            c = self.icol(t, t)
+            return GenQuery(self.pick((f"SELECT {e} AS x, {c} AS y FROM {t}",
+                                       f"SELECT {c} AS y FROM {t} WHERE {c} > {e}" if "'" not in e else
+                                       f"SELECT {c} AS y FROM {t} WHERE {e} = 'ab'",
+                                       f"SELECT {c} + {e} AS y FROM {t}" if "'" not in e and "=" not in e
+                                       and ">" not in e and "<" not in e and "NOT" not in e and "AND" not in e
+                                       and "OR" not in e else f"SELECT {e} AS y")), "const_expr")
         return GenQuery(f"SELECT {self.icol(t, t)} AS x FROM {t} WHERE {self.icol(t, t)} > 2 + {self.k()} OR "
                         f"{self.pick(('1 = 0', 'NULL = NULL', 'NOT TRUE', '1 = 1'))}", "const_filter")
+
+    def hazards(self) -> GenQuery:
+        """Shapes at the edge of a rule's preconditions (the hazards their docstrings name)."""
+        k = self.k()
+        cases = [
+            # set-operation precedence: INTERSECT binds tighter than UNION / EXCEPT
+            (f"{self._branch(1)} {self.pick(('UNION', 'UNION ALL', 'EXCEPT'))} {self._branch(1)} INTERSECT "
+             f"{self._branch(1)}", "precedence"),
+            # a predicate on a ROLLUP / CUBE / GROUPING SETS output pushed below the grouping
+            (f"SELECT d.g1 AS g1, d.g2 AS g2, d.n AS n FROM (SELECT t1.a AS g1, t1.b AS g2, COUNT(*) AS n FROM t1 "
+             f"GROUP BY {self.pick(('ROLLUP (t1.a, t1.b)', 'CUBE (t1.a, t1.b)', 'GROUPING SETS ((t1.a), ())'))}"
+             f") AS d WHERE {self.pick(('d.g2 IS NULL', f'd.g1 = {k}', 'COALESCE(d.g2, 0) = 0', 'd.n > 1'))}",
+             "rollup_filter"),
+            # constants and CASE on the NULL side of an outer join, merged into the outer query
+            (f"SELECT o.k AS k, d.c AS c, d.e AS e FROM t1 AS o {self.pick(('LEFT', 'FULL', 'RIGHT'))} JOIN "
+             f"(SELECT t2.t1k AS t1k, 1 AS c, COALESCE(t2.a, 0) AS e FROM t2 WHERE t2.a > 0) AS d "
+             f"ON d.t1k = o.k", "null_side_const"),
+            ("SELECT o.k AS k, d.c AS c FROM t1 AS o LEFT JOIN (SELECT t2.t1k AS t1k, CASE WHEN t2.a IS NULL "
+             "THEN 'none' ELSE 'some' END AS c FROM t2) AS d ON d.t1k = o.k", "null_side_const"),
+            # a CTE that shadows a keyed base table, with the key's name but not its uniqueness
+            ("WITH t1 AS (SELECT b.a AS k, b.b AS a FROM t3 AS b) SELECT DISTINCT t1.k AS k, t1.a AS a FROM t1",
+             "shadow_key"),
+            ("WITH t1 AS (SELECT b.a AS k, b.b AS a FROM t3 AS b) SELECT q.k AS k FROM t2 AS q "
+             "LEFT JOIN t1 AS p ON p.k = q.t1k", "shadow_key"),
+            ("WITH t2 AS (SELECT b.a AS k, b.b AS a FROM t3 AS b) SELECT o.k AS k FROM t1 AS o "
+             "WHERE o.a IN (SELECT t2.k FROM t2)", "shadow_key"),
+            ("SELECT d.x AS x, t3.a AS a FROM (WITH t3 AS (SELECT t1.k AS a FROM t1) SELECT t3.a AS x FROM t3) "
+             "AS d, t3 WHERE d.x = t3.a", "shadow_scope"),
+            # an aggregate branch without GROUP BY pruned; a pruned branch that fixed the column type
+            ("SELECT u.c0 / 2 AS h FROM (SELECT t1.n AS c0 FROM t1 WHERE 'w' = 's' UNION ALL "
+             "SELECT t2.a AS c0 FROM t2) AS u", "prune_type"),
+            ("SELECT u.c0 / 2 AS h FROM (SELECT t2.a AS c0 FROM t2 UNION ALL SELECT t1.n AS c0 FROM t1 "
+             "WHERE FALSE) AS u", "prune_type"),
+            # EXISTS where FALSE and NULL differ
+            ("SELECT o.k AS k FROM t1 AS o WHERE (EXISTS (SELECT 1 FROM t3 AS i WHERE i.a = o.a)) = FALSE",
+             "exists_negative"),
+            ("SELECT o.k AS k FROM t1 AS o WHERE CASE WHEN EXISTS (SELECT 1 FROM t3 AS i WHERE i.a = o.a) "
+             "THEN 0 ELSE 1 END = 1", "exists_negative"),
+            ("SELECT o.k AS k FROM t1 AS o WHERE EXISTS (SELECT 1 FROM t3 AS i WHERE i.a = o.a) IS NOT TRUE",
+             "exists_negative"),
+            # DISTINCT ON keeps the first row of each group in the ORDER BY: the sort decides
+            ("SELECT d.a AS a, d.k AS k FROM (SELECT DISTINCT ON (t1.a) t1.a AS a, t1.k AS k FROM t1 "
+             "ORDER BY t1.a, t1.k DESC) AS d", "distinct_on_sorted"),
+            ("WITH c AS (SELECT DISTINCT ON (t2.t1k) t2.t1k AS g, t2.k AS k FROM t2 ORDER BY t2.t1k, t2.k DESC) "
+             "SELECT c.g AS g, c.k AS k FROM c", "distinct_on_sorted"),
+            # IN subqueries with their own ORDER BY ... LIMIT under OR
+            ("SELECT o.k AS k FROM t1 AS o WHERE o.a IN (SELECT i.a FROM t3 AS i ORDER BY i.a, i.b, i.s LIMIT 2) "
+             "OR o.a IN (SELECT j.k FROM t2 AS j)", "in_limit_or"),
+            (f"SELECT o.k AS k FROM t1 AS o WHERE o.a IN (SELECT i.k FROM t2 AS i ORDER BY i.k LIMIT {k})",
+             "in_limit_key"),
+            # correlated scalar aggregates next to outer joins, COUNT and arithmetic
+            (f"SELECT o.k AS k FROM t1 AS o LEFT JOIN t2 AS j ON j.t1k = o.k WHERE o.a >= "
+             f"(SELECT {self.pick(('MAX', 'MIN', 'SUM', 'AVG'))}(i.b) FROM t3 AS i WHERE i.a = o.a)", "scalar_outer"),
+            ("SELECT o.k AS k FROM t1 AS o WHERE o.a >= (SELECT COALESCE(MAX(i.b), 0) FROM t3 AS i "
+             "WHERE i.a = o.a)", "scalar_coalesce"),
+            ("SELECT o.k AS k FROM t1 AS o WHERE o.b = (SELECT MAX(i.b) FROM t3 AS i WHERE i.a = o.a + 0)",
+             "scalar_expr_corr"),
+            # several scalar aggregates, one with DISTINCT, under DISTINCT / LIMIT
+            (f"SELECT DISTINCT (SELECT COUNT(DISTINCT t3.a) FROM t3 WHERE t3.b > {k}) AS v0, (SELECT COUNT(*) "
+             f"FROM t3 WHERE t3.b <= {k}) AS v1 FROM t1", "filtered_distinct"),
+            # derived aggregate tables with DISTINCT aggregates and string aggregates
+            (f"SELECT * FROM (SELECT COUNT(DISTINCT t3.b) AS a0 FROM t3 WHERE t3.a > {k}) AS s0, "
+             f"(SELECT MAX(t3.s) AS a1 FROM t3 WHERE t3.a <= {k}) AS s1", "filtered_derived_distinct"),
+        ]
+        sql, shape = self.pick(cases)
+        return GenQuery(sql, "hazard_" + shape, cols=None)
 
     def wrap(self, q: GenQuery) -> GenQuery:
         if not q.cols or len(set(q.cols)) != len(q.cols) or q.ordered:
