@@ -120,8 +120,13 @@ def router_error(spec: str) -> str | None:
     if not s:
         return bad
     try:
-        from sqlsluice.routers.base import load_router
+        from sqlsluice.routers.base import load_router, routers_dir
 
+        # a saved router: a file, or a row of a state store that exists (never create one here)
+        path = Path(s)
+        if not (path.suffix in (".joblib", ".pkl") or path.exists() or (routers_dir() / f"{s}.joblib").exists()
+                or os.environ.get("SLUICE_STATE") or (STATE_DIR / "state.sqlite").exists()):
+            return bad
         load_router(s)
     except SluiceError:
         return f"unknown router {s!r}: valid routers are {valid}"
