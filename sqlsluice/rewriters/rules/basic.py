@@ -598,7 +598,8 @@ def sort_remove(expr: exp.Expr, *, schema: Catalog | None = None,
     'SELECT d.a FROM (SELECT a FROM t) AS d ORDER BY d.a'
 
     Sound under bag semantics where nothing reads the order: an IN or EXISTS subquery, or a
-    derived table (or CTE) whose consumer sorts its own output or aggregates it.  Hazards:
+    derived table (or CTE) whose consumer sorts its own output or aggregates it without
+    GROUP BY (one row).  Hazards:
     LIMIT / OFFSET / FETCH and DISTINCT ON (of the query itself or of a consumer), window
     functions and order-sensitive aggregates (array_agg, string_agg, list, first...) in a
     consumer, and a consumer that passes the order on to the client (the outermost query
@@ -670,6 +671,9 @@ def _consumer_order_free(sel: exp.Expr | None, root: exp.Expr, depth: int) -> bo
         return False
     if sel.args.get("order") is not None:
         return True  # it sorts its own output (no LIMIT: checked above)
+    if sel.args.get("group") is None and any(a.find_ancestor(exp.Select) is sel
+                                             for p in sel.expressions for a in p.find_all(exp.AggFunc)):
+        return True  # an aggregate without GROUP BY: one row, whatever the input order
     if sel is root:
         return False  # the client receives the rows in the order they come
     return _order_free(sel, root, depth + 1)
