@@ -254,3 +254,35 @@ def test_error_messages_to_clients_are_masked(duck_server):
             c.execute("SELECT * FROM read_csv('postgresql://u:TopSecret99@h/x.csv')")
         msg = str(e.value)
         assert "TopSecret99" not in msg and "u:***@h" in msg, msg
+
+
+# -- the connect hint -----------------------------------------------------------------------------
+
+def test_connect_hint_fits_the_backend():
+    from sqlsluice.middleware.commands import connect_hint
+
+    assert connect_hint("duckdb:///.sluice/tpcds_sf0_1.duckdb", "127.0.0.1", 6543) == \
+        "psql -h 127.0.0.1 -p 6543 -U sluice tpcds_sf0_1"
+    pg = connect_hint("postgresql://app:Secret-77@db.example:5432/shop", "0.0.0.0", 6543)
+    assert pg == "psql -h 127.0.0.1 -p 6543 -U app shop"  # no DuckDB demo name, no password
+    assert connect_hint("postgresql://app:x@db/shop", "127.0.0.1", 1, user="u1").endswith("-U u1 shop")
+
+
+def test_serve_of_the_demo_database_names_tpcds_sf0_1(tmp_path):
+    import duckdb
+
+    duckdb.connect(str(tmp_path / "tpcds_sf0_1.duckdb")).close()  # stands where `sluice demo` builds it
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+    env["SLUICE_HOME"] = str(tmp_path)
+    proc = subprocess.Popen([*SLUICE, "serve", "--listen", "127.0.0.1:0"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline(), proc.stdout.readline()]  # type: ignore[union-attr]
+        m = re.search(r"psql -h 127\.0\.0\.1 -p (\d+) -U sluice tpcds_sf0_1$", lines[1].strip())
+        assert m, lines
+        with psycopg.connect(host="127.0.0.1", port=int(m.group(1)), user="sluice", dbname="tpcds_sf0_1",
+                             autocommit=True) as c:
+            assert c.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        proc.terminate()
+        proc.wait(30)
