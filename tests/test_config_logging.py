@@ -286,3 +286,12 @@ def test_serve_of_the_demo_database_names_tpcds_sf0_1(tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_set_sluice_setting_to_default_resets_it(duck_server):
+    with psycopg.connect(host="127.0.0.1", port=duck_server, user="u", dbname="s", autocommit=True) as c:
+        c.execute("SET sluice.router = 'cascade'")
+        c.execute("SET sluice.router TO DEFAULT")
+        assert c.execute("SHOW sluice.router").fetchone() == ("tables",)
+        with pytest.raises(psycopg.errors.InvalidParameterValue):
+            c.execute("SET sluice.router = 'DEFAULT'")  # quoted: a value, and not a router

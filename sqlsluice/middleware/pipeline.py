@@ -140,6 +140,10 @@ async def settings_stage(ctx: SessionContext, sql: str, extended: bool) -> Decis
         if name not in KNOWN_SETTINGS:
             raise InvalidParameterValue(f'unrecognized configuration parameter "{name}"', sqlstate="42704",
                                         hint="known: " + ", ".join(sorted(KNOWN_SETTINGS)))
+        if m.group(2).strip().upper() == "DEFAULT":  # SET x TO DEFAULT is RESET x (unquoted only)
+            ctx.settings.pop(name, None)
+            ctx.__post_init__()
+            return Reply([], [], "SET")
         if allowed and value.lower() not in allowed:
             raise InvalidParameterValue(f'invalid value for parameter "{name}": "{value}"'
                                         f' (valid values: {", ".join(allowed)})',
