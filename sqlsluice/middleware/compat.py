@@ -314,6 +314,11 @@ class Compat:
                 return result  # a DuckDB statement that answers rows of its own
             result.close()
             return MaterializedResult(status=pgsemantics.command_tag(sql, n), rowcount=n)
+        if w1 == "EXPLAIN" and [c.name for c in result.columns] == ["explain_key", "explain_value"]:
+            # PostgreSQL: one text column "QUERY PLAN", a row per line, tag EXPLAIN
+            lines = [line for _, plan in result.fetchall() for line in str(plan).splitlines()]
+            return MaterializedResult(columns=[ColumnInfo("QUERY PLAN", "VARCHAR")], rows=[(x,) for x in lines],
+                                      status="EXPLAIN", rowcount=len(lines))
         if result.columns:
             names = pgsemantics.rename(sql, [c.name for c in result.columns])
             if names is not None:

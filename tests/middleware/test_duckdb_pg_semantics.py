@@ -191,6 +191,20 @@ def test_dml_returning_rows_and_tags(conn):
     conn.execute("DROP TABLE sem_ret")
 
 
+def test_explain_cursor_and_copy_header_like_postgresql(conn):
+    cur = conn.execute("EXPLAIN SELECT 1")
+    plan = cur.fetchall()
+    assert (cur.statusmessage, names(cur)) == ("EXPLAIN", ["QUERY PLAN"])
+    assert len(plan) > 1 and all(len(r) == 1 and "\n" not in r[0] for r in plan)
+    with conn.transaction():
+        conn.execute("DECLARE sem_cur CURSOR FOR SELECT count(*), 7 / 2")
+        cur = conn.execute("FETCH ALL FROM sem_cur")
+        assert (names(cur), cur.fetchall(), cur.statusmessage) == (["count", "?column?"], [(1, 3)], "FETCH 1")
+    with conn.cursor().copy("COPY (SELECT count(*), sum(x) FROM (VALUES (1), (2)) v(x)) TO STDOUT "
+                            "WITH (FORMAT csv, HEADER true)") as copy:
+        assert b"".join(bytes(b) for b in copy).decode().splitlines() == ["count,sum", "2,3"]
+
+
 def test_division_by_zero_aborts_the_transaction_like_postgresql(server):
     with psycopg.connect(server.dsn()) as c:
         with pytest.raises(psycopg.errors.DivisionByZero):
