@@ -132,6 +132,13 @@ CASES = [
          "SELECT s1.c, s2.m FROM (SELECT COUNT(*) AS c FROM t WHERE t.a > 1) AS s1, "
          "(SELECT MAX(t.b) AS m FROM t WHERE t.a < 3) AS s2 "
          "WHERE EXISTS (SELECT 1 FROM (SELECT u.a AS c FROM u) AS s1 WHERE s1.c = 5)", True),
+    # scalar_subqueries_to_filtered_aggregate: not into a SELECT that aggregates itself
+    Case("filtered_aggregate_into_aggregating_select", "scalar_subqueries_to_filtered_aggregate",
+         "SELECT (SELECT COUNT(*) FROM u WHERE u.a = 1) + COUNT(*) AS c, (SELECT MAX(u.b) FROM u WHERE u.a > 1) AS m "
+         "FROM t", False),
+    Case("filtered_aggregate_still_merged", "scalar_subqueries_to_filtered_aggregate",
+         "SELECT t.a, (SELECT COUNT(*) FROM u WHERE u.a = 1) AS c, (SELECT MAX(u.b) FROM u WHERE u.a > 1) AS m FROM t",
+         True),
     # union_to_distinct
     Case("union_by_name_not_made_positional", "union_to_distinct",
          "SELECT t.a AS a, t.b AS b FROM t UNION BY NAME SELECT u.b AS b, u.a AS a FROM u", False, pg=False),

@@ -289,9 +289,9 @@ def scalar_subqueries_to_filtered_aggregate(expr: exp.Expr, *, schema: Catalog |
         return expr  # pre-check: fewer than two candidate subqueries in all, skip the copy
     root = expr.copy()
     for sel in selects(root):
-        if sel.args.get("group") or any(p.find(exp.AggFunc) and not p.find(exp.Subquery)
-                                        for p in sel.expressions):
-            continue
+        if sel.args.get("group") or sel.args.get("having") or any(
+                a.find_ancestor(exp.Select) is sel for p in sel.expressions for a in p.find_all(exp.AggFunc)):
+            continue  # an aggregating SELECT: the new columns would have to be grouped
         groups: dict[str, list[tuple[exp.Subquery, exp.Expr, exp.Expr | None]]] = {}
         for sub in sel.find_all(exp.Subquery):
             if sub.parent is None or isinstance(sub.parent, exp.From | exp.Join) or sub.args.get("alias"):
