@@ -598,6 +598,9 @@ class Scope:
 
     def subquery_key(self, sub: exp.Expression) -> tuple[str, list[Val]]:
         """Text of the subquery with outer references as placeholders, and the outer values."""
+        from sqlsluice.verifiers.smt_decorrelate import canonical_subquery
+
+        sub = canonical_subquery(sub)
         own_ctes = {c.alias_or_name.lower() for c in sub.find_all(exp.CTE)}
         for t in sub.find_all(exp.Table):
             if t.name.lower() not in self.tables and t.name.lower() not in own_ctes:
@@ -1213,6 +1216,9 @@ def normalize(q: Query, catalog: Catalog) -> Query:
         return inner
     q = _prune_derived(q)
     q = _merge_left_derived(q)
+    from sqlsluice.verifiers.smt_decorrelate import recorrelate  # decorrelated scalar aggregates
+
+    q = recorrelate(q)
     pushed = _push_into_union(q)
     if pushed is not q:
         return normalize(pushed, catalog)

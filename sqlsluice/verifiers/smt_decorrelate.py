@@ -1,0 +1,157 @@
+"""Decorrelated scalar aggregates, put back as the correlated subqueries they stand for.
+
+A query that joins a grouped derived table on all of its grouping keys and filters on its
+aggregate,
+
+    SELECT .. FROM R, (SELECT S.k AS k, AGG(S.x) AS v FROM S WHERE P GROUP BY S.k) AS d
+    WHERE R.c = d.k AND cmp(R.., d.v) AND ..
+
+returns the same bag of rows as
+
+    SELECT .. FROM R WHERE cmp(R.., (SELECT AGG(S.x) FROM S WHERE P AND S.k = R.c)) AND ..
+
+under these conditions, each checked in code:
+
+1. ``d`` is a block ``SELECT keys, aggregates FROM base tables WHERE P GROUP BY keys`` with
+   no HAVING, no LEFT JOIN, no DISTINCT, every GROUP BY expression among its outputs, and
+   every other output one of ``AVG``, ``SUM``, ``MIN``, ``MAX`` (NULL over no rows:
+   ``COUNT`` is 0 there, the COUNT bug, and is refused);
+2. ``d`` is an inner unit of the outer block and every grouping key is equated (``=``) in a
+   WHERE conjunct to an outer expression that does not read ``d`` and holds no subquery;
+   no LEFT JOIN condition reads ``d``;
+3. some other WHERE conjunct reads an aggregate of ``d`` and is NULL-strict (NULL when any
+   column it reads is NULL).
+
+Why: ``d`` holds at most one row per key value, so the join never duplicates an outer row.
+An outer row whose key has a group in ``d`` is kept with ``v`` = the aggregate over exactly
+the rows of ``S`` that satisfy ``P`` and ``S.k = R.c``, which is the subquery's value.  An
+outer row with no group (no such ``S`` row, or ``R.c`` NULL, where ``=`` is never TRUE) is
+dropped by the join; in the correlated form the subquery is then NULL (condition 1), so the
+strict conjunct (condition 3) is not TRUE and the row is dropped too.  Every other reference
+to ``d.v`` or ``d.k`` is only evaluated on kept rows, where ``d.k = R.c`` and ``d.v`` equals
+the subquery.  The SMT tier then models each subquery as an uninterpreted function of its
+correlated values (the same subquery, up to alias names, conjunct order and the sides of
+``=``, is the same function), which is how the original query is modelled too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlglot import exp
+
+_NULL_ON_EMPTY = (exp.Avg, exp.Sum, exp.Min, exp.Max)
+
+
+def recorrelate(q: Any) -> Any:
+    """``q`` (an SMT :class:`~sqlsluice.verifiers.smt.Block`) with each decorrelated scalar
+    aggregate it joins put back as a correlated scalar subquery (see the module docstring)."""
+    from sqlsluice.verifiers.smt import Block, _null_strict, _substitute
+
+    if not isinstance(q, Block):
+        return q
+    flat: list[exp.Expression] = []
+    for c in q.conds:  # a JOIN's ON condition arrives as one conjunct
+        c = c.unnest() if isinstance(c, exp.Paren) else c
+        flat.extend(x.unnest() if isinstance(x, exp.Paren) else x for x in (c.flatten() if isinstance(c, exp.And) else [c]))
+    if len(flat) != len(q.conds):
+        q = Block(q.units, q.ljs, flat, q.group, q.having, q.outputs, q.out_kinds)
+    outer_aliases = {u.alias for u in q.units} | {u.alias for u, _ in q.ljs}
+    for ui, u in enumerate(q.units):
+        g = u.derived
+        if not isinstance(g, Block) or not g.group or g.having is not None or g.ljs:
+            continue
+        if any(gu.derived is not None or not gu.type_key.startswith("table:") for gu in g.units):
+            continue
+        if {gu.alias for gu in g.units} & outer_aliases:
+            continue  # the subquery's own aliases would shadow outer ones
+        names = [n for n, _, _ in u.columns]
+        if len(names) != len(g.outputs) or len(set(names)) != len(names):
+            continue
+        group_sql = [ge.sql() for ge in g.group]
+        keys: dict[str, exp.Expression] = {}  # output name -> its grouping expression
+        aggs: dict[str, exp.Expression] = {}
+        ok = True
+        for n, o in zip(names, g.outputs, strict=True):
+            if o.sql() in group_sql:
+                keys[n] = o
+            elif isinstance(o, _NULL_ON_EMPTY) and not o.find(exp.Select):
+                aggs[n] = o
+            else:
+                ok = False
+        if not ok or not aggs or {k.sql() for k in keys.values()} != set(group_sql):
+            continue
+        if any(any(c.table == u.alias for c in on.find_all(exp.Column)) for _, on in q.ljs):
+            continue
+
+        def reads_d(e: exp.Expression, alias: str = u.alias) -> bool:
+            return any(c.table == alias for c in e.find_all(exp.Column))
+
+        equated: dict[str, exp.Expression] = {}
+        used: set[int] = set()
+        for ci, c in enumerate(q.conds):
+            if not isinstance(c, exp.EQ):
+                continue
+            for mine, other in ((c.this, c.expression), (c.expression, c.this)):
+                if isinstance(mine, exp.Column) and mine.table == u.alias and mine.name.lower() in keys \
+                        and mine.name.lower() not in equated and not reads_d(other) and not other.find(exp.Select):
+                    equated[mine.name.lower()] = other
+                    used.add(ci)
+                    break
+        if set(equated) != set(keys):
+            continue
+        strict = [c for ci, c in enumerate(q.conds) if ci not in used and _null_strict(c)
+                  and any(col.table == u.alias and col.name.lower() in aggs for col in c.find_all(exp.Column))]
+        if not strict:
+            continue
+        repl: dict[str, exp.Expression] = {}
+        for n, outer in equated.items():
+            repl[n] = outer
+        for n, agg in aggs.items():
+            corr = [exp.EQ(this=keys[k].copy(), expression=equated[k].copy()) for k in keys]
+            where = exp.and_(*[c.copy() for c in g.conds], *corr)
+            sel = exp.Select(expressions=[agg.copy()])
+            first, *rest = g.units
+            sel = sel.from_(exp.Table(this=exp.to_identifier(first.type_key.split(":", 1)[1], quoted=True),
+                                      alias=exp.TableAlias(this=exp.to_identifier(first.alias, quoted=True))))
+            for gu in rest:
+                sel = sel.join(exp.Table(this=exp.to_identifier(gu.type_key.split(":", 1)[1], quoted=True),
+                                         alias=exp.TableAlias(this=exp.to_identifier(gu.alias, quoted=True))))
+            sel = sel.where(where)
+            repl[n] = exp.Subquery(this=sel)
+        a = u.alias
+
+        def sub(e: exp.Expression, a: str = a, repl: dict[str, exp.Expression] = repl) -> exp.Expression:
+            return _substitute(e, a, repl)
+
+        out = Block([*q.units[:ui], *q.units[ui + 1:]],
+                    [(lu, sub(on)) for lu, on in q.ljs],
+                    [sub(c) for ci, c in enumerate(q.conds) if ci not in used],
+                    [sub(x) for x in q.group] if q.group is not None else None,
+                    sub(q.having) if q.having is not None else None,
+                    [sub(o) for o in q.outputs], q.out_kinds)
+        if any(reads_d(e) for e in [*out.conds, *out.outputs, *(out.group or [])]):
+            continue  # a column of d that is neither a key nor an aggregate
+        return recorrelate(out)
+    return q
+
+
+def canonical_subquery(sub: exp.Expression) -> exp.Expression:
+    """A scalar subquery up to what does not change its value: the output's alias, the order of
+    WHERE conjuncts and the sides of ``=`` (used to name its uninterpreted function)."""
+    c = sub.copy()
+    if not isinstance(c, exp.Select):
+        return c
+    c.set("expressions", [p.this if isinstance(p, exp.Alias) else p for p in c.expressions])
+    where = c.args.get("where")
+    if where is not None:
+        parts = list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
+        canon: list[exp.Expression] = []
+        for p in parts:
+            p = p.unnest() if isinstance(p, exp.Paren) else p
+            if isinstance(p, exp.EQ) and p.this.sql() > p.expression.sql():
+                p = exp.EQ(this=p.expression.copy(), expression=p.this.copy())
+            canon.append(p)
+        canon.sort(key=lambda x: x.sql())
+        c.set("where", exp.Where(this=exp.and_(*canon)))
+    return c
