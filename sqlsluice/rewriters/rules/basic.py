@@ -500,6 +500,8 @@ def _merge_hazard(expr: exp.Expr) -> bool:
         if isinstance(body, exp.Select) and any(isinstance(p, exp.Star) or (
                 isinstance(p, exp.Column) and isinstance(p.this, exp.Star)) for p in body.expressions):
             return True
+        if isinstance(body, exp.Query) and body.args.get("order") is not None:
+            return True  # an ordered body: its order is dropped or moved where a consumer reads it
     # a correlated reference whose name is defined twice: the merge might move a source of
     # that name into the subquery's scope, where it would capture the reference
     counts: dict[str, int] = {}
@@ -533,7 +535,8 @@ def subquery_merge(expr: exp.Expr, *, schema: Catalog | None = None,
     derived table on the NULL side of a LEFT JOIN (a constant would stay non-NULL), RIGHT
     and FULL joins (operands re-associated), ROLLUP / CUBE / GROUPING SETS (two grouping
     columns may become one expression), positional or unqualified GROUP BY / ORDER BY terms
-    and starred bodies (rebinding to a select alias), CTE names that do not resolve to
+    and starred or ordered bodies (rebinding to a select alias; an order that feeds a window,
+    an ordered aggregate or DISTINCT ON would be lost), CTE names that do not resolve to
     their CTE everywhere, and a correlated reference to a name that is defined twice (a
     merged source of that name would capture it).
     """
