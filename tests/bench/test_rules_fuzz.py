@@ -56,7 +56,7 @@ def test_json_shape_and_exit_code(bounded_run: tuple[int, dict[str, Any], str]) 
     assert rep["settings"]["queries"] == QUERIES and rep["settings"]["engines"] == ["duckdb", "postgresql"]
     assert set(rep["rules"]) == {PREPARE} | {r.name for r in RULES}
     for s in rep["rules"].values():
-        assert set(s) == {"fired", "fired_by_engine", "mismatches", "order_dependent", "raised"}
+        assert set(s) == {"fired", "fired_by_engine", "mismatches", "order_dependent", "renamed_only", "raised"}
         assert set(s["mismatches"]) == {"duckdb", "postgresql"}
     total = sum(sum(s["mismatches"].values()) for s in rep["rules"].values())
     assert rep["totals"]["mismatches"] == total
@@ -118,7 +118,9 @@ def test_compare_is_exact_on_numeric_and_tolerant_on_float() -> None:
     assert compare(Result(["x"], [(1,), (2,)]), Result(["x"], [(2,), (1,)]), False) is None
     assert compare(Result(["x"], [(1,), (2,)]), Result(["x"], [(2,), (1,)]), True) == "rows differ (ordered)"
     assert compare(Result(["x"], [(1,), (1,)]), Result(["x"], [(1,)]), False) is not None  # bags, not sets
-    assert compare(Result(["x"], []), Result(["y"], []), False) is not None
+    assert compare(Result(["x"], []), Result(["y"], []), False) == "column names ['x'] != ['y']"
+    assert compare(Result(["x"], [(1,)]), Result(["y"], [(2,)]), False) == "rows differ (1 vs 1 rows)"
+    assert compare(Result(["x"], []), Result(["x", "y"], []), False) == "column count 1 != 2"
     assert compare(Result(["x"], []), Result(error="boom"), False) == "candidate failed: boom"
 
 
