@@ -226,6 +226,39 @@ def test_pg_session_self_terminate(dsn: str) -> None:
         assert c.closed
 
 
+def test_pg_session_psql_self_terminate_as_direct(dsn: str, upstream: str) -> None:
+    """psql reports a terminated session through the proxy word for word as it does directly."""
+    outs = [subprocess.run(["psql", "-X", "-d", d, "-c", "SELECT pg_terminate_backend(pg_backend_pid())"],
+                           capture_output=True, text=True, timeout=60, check=False) for d in (upstream, dsn)]
+    assert outs[0].stderr.startswith("FATAL:  terminating connection due to administrator command")
+    assert [(o.returncode, o.stdout, o.stderr) for o in outs[1:]] == [(o.returncode, o.stdout, o.stderr)
+                                                                      for o in outs[:1]]
+
+
+def test_pg_session_asyncpg_terminate(dsn: str, upstream: str) -> None:
+    import asyncpg
+
+    async def main() -> tuple[bool, str]:
+        con = await asyncpg.connect(dsn)
+        with psycopg.connect(upstream, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [con.get_server_pid()])
+        for _ in range(200):  # asyncpg reads the FATAL as it arrives and closes
+            if con.is_closed():
+                break
+            await asyncio.sleep(0.05)
+        closed = con.is_closed()
+        me = await asyncpg.connect(dsn)
+        try:
+            await me.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        except asyncpg.ConnectionDoesNotExistError as e:
+            return closed, str(e)
+        return closed, "no error"
+
+    closed, err = asyncio.run(main())
+    assert closed
+    assert err == "connection was closed in the middle of operation: terminating connection due to administrator command"
+
+
 def test_pg_session_nothing_after_terminate(proxy: ServeProcess, upstream: str) -> None:
     s, msgs = _startup(proxy.port, upstream.rsplit("/", 1)[1])
     assert msgs[-1][0] == b"Z"
