@@ -2,11 +2,16 @@
 
 Accepted: a :class:`~sqlsluice.databases.Catalog`; ``{table: {column: type}}``; a DDL string;
 a path to a DDL file; a live database URL (``duckdb:///...``, ``postgresql://...``).
+
+Annotated DDL (the BIRD schemas of the shared data) names a table's key in a comment just
+above its CREATE TABLE (``-- 954 rows, primary key: (raceId)``); a table whose DDL declares
+no key gets that one, so that generated databases respect it.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -53,7 +58,31 @@ def _from_ddl(ddl: str, dialect: str) -> Catalog:
         raise SyntaxErrorSQL(f"cannot parse schema DDL: {str(e).splitlines()[0]}") from e
     if not cat.tables:
         raise ConfigError("schema DDL defines no tables (expected CREATE TABLE statements)")
+    _commented_keys(ddl, cat)
     return cat
+
+
+_COMMENTED_KEY = re.compile(
+    r"^--[^\n]*\bprimary key: \(([^)\n]+)\)[^\n]*\n(?:\s*--[^\n]*\n)*\s*CREATE\s+TABLE\s+"
+    r"(?:IF\s+NOT\s+EXISTS\s+)?(?:\"([^\"]+)\"|`([^`]+)`|\[([^\]]+)\]|([\w.]+))", re.IGNORECASE | re.MULTILINE)
+
+
+def _commented_keys(ddl: str, cat: Catalog) -> None:
+    """Primary keys named in comments above CREATE TABLE, for tables whose DDL declares none.
+
+    >>> c = _from_ddl("-- 2 rows, primary key: (id)\\nCREATE TABLE t (id integer, x text);", "sqlite")
+    >>> c.tables[0].primary_key, c.tables[0].columns[0].nullable
+    (['id'], False)
+    """
+    for m in _COMMENTED_KEY.finditer(ddl):
+        name = next(g for g in m.groups()[1:] if g)
+        t = cat.table(name.split(".")[-1])
+        cols = [c.strip().strip('"`[]') for c in m.group(1).split(",")]
+        if t is None or t.primary_key or not all(t.column(c) is not None for c in cols):
+            continue
+        t.primary_key = [t.column(c).name for c in cols]  # type: ignore[union-attr]
+        for c in cols:
+            t.column(c).nullable = False  # type: ignore[union-attr]
 
 
 @functools.cache
