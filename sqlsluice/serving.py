@@ -40,11 +40,14 @@ _NEGATIVE_MAX = 10000
 class ProductPipeline:
     """Builds per-session pipelines over stages shared by one server."""
 
-    def __init__(self, config: Config, backend_url: str, backend: Backend | None = None) -> None:
+    def __init__(self, config: Config, backend_url: str, backend: Backend | None = None, *,
+                 namespace: str = "") -> None:
         from sqlsluice.text2sql.proxy_stage import ask_stage
 
         self.config = config
         self.backend_url = backend_url
+        # a server fronting several databases: each keeps its stored rewrites apart
+        self.namespace = namespace
         self.ask_stage = ask_stage
         self._no_rewrite: dict[str, float] = {}
         # the rewriter needs a backend of its own for EXPLAIN, verification runs and timing;
@@ -67,7 +70,13 @@ class ProductPipeline:
         try:
             if self.backend is None:
                 self.backend = connect(self.backend_url)
-            self.rewrite_stage, self.online = make_rewrite_stage(self.backend, self.config)
+            store = None
+            if self.namespace:
+                from sqlsluice.rewriters.online import RewriteStore
+                from sqlsluice.state import NamespacedState, default_store
+
+                store = RewriteStore(NamespacedState(default_store(), self.namespace))
+            self.rewrite_stage, self.online = make_rewrite_stage(self.backend, self.config, store)
             self.unavailable_reason = ""
         except SluiceError as e:
             self._next_try = time.monotonic() + 30.0

@@ -71,6 +71,31 @@ class StateStore:
                 self._sq.close()
 
 
+class NamespacedState(StateStore):
+    """One database's view of a store: its stored rewrites (``sluice_rewrite*`` tables) are
+    its own, under a table-name suffix; everything else is shared.  Shares the base's connection.
+
+    >>> v = NamespacedState(StateStore("sqlite:///:memory:"), "db1")
+    >>> v.ensure("CREATE TABLE IF NOT EXISTS sluice_rewrites (k TEXT)")
+    >>> v.execute("SELECT name FROM sqlite_master")
+    [('sluice_rewrites_db1',)]
+    """
+
+    _OWN = re.compile(r"\b(sluice_rewrites|sluice_rewrite_proofs)\b")
+
+    def __init__(self, base: StateStore, namespace: str) -> None:  # no connection of its own
+        self.base = base
+        self.url, self.kind = base.url, base.kind
+        self.suffix = "_" + re.sub(r"\W", "_", namespace)
+        self._known = set()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.base.execute(self._OWN.sub(lambda m: m.group(1) + self.suffix, sql), params)
+
+    def close(self) -> None:
+        pass  # the base store is shared
+
+
 _default: StateStore | None = None
 
 

@@ -95,6 +95,24 @@ def check_databases(config: Config) -> None:
             raise ConfigError('databases."*" must be a postgresql:// URL (the client\'s database name goes in it)')
 
 
+def rewrite_namespace(url: str) -> str:
+    """A short name for the database a backend URL reaches (host, port and database for
+    PostgreSQL, the file for DuckDB; not the user): its stored rewrites' namespace.
+
+    >>> rewrite_namespace("postgresql://a@h:5432/db") == rewrite_namespace("postgresql://b:pw@h:5432/db")
+    True
+    """
+    import hashlib
+
+    kind, target = parse_url(url)
+    if kind == "postgres":
+        from psycopg.conninfo import conninfo_to_dict
+
+        d = conninfo_to_dict(target)
+        target = f"{d.get('host', '')}:{d.get('port', '5432')}/{d.get('dbname', d.get('user', ''))}"
+    return hashlib.sha256(f"{kind}:{target}".encode()).hexdigest()[:12]
+
+
 def _is_local(peer: Any) -> bool:
     if not peer:
         return True  # unix socket
@@ -454,7 +472,11 @@ def serve(config: Config, *, backend_url: str | None = None, listen: str | None 
                 with lock:
                     p = products.get(url)
                     if p is None:
-                        p = products[url] = ProductPipeline(config, url, backend)
+                        # the server's one backend keeps the store as it was; every other
+                        # database its own namespace
+                        home = url == srv.backend_url and not config.databases
+                        p = products[url] = ProductPipeline(config, url, backend,
+                                                            namespace="" if home else rewrite_namespace(url))
                     return p  # type: ignore[no-any-return]
 
             if not config.databases:

@@ -14,6 +14,7 @@ import asyncio
 import json
 import shutil
 import socket
+import sqlite3
 import struct
 import subprocess
 import threading
@@ -28,6 +29,7 @@ import pytest
 from sqlsluice.bench.proxy import ServeProcess
 from sqlsluice.databases.pgcluster import PgCluster
 from sqlsluice.middleware import codec
+from sqlsluice.middleware.server import rewrite_namespace
 
 from .conftest import start
 
@@ -371,11 +373,27 @@ def test_pg_route_databases_map(tmp_path: Path, pg_cluster: PgCluster, two_dbs: 
 def test_pg_route_star(tmp_path: Path, pg_cluster: PgCluster, two_dbs: tuple[str, str]) -> None:
     cfg = tmp_path / "sluice.toml"
     cfg.write_text(f'[databases]\n"*" = "postgresql://postgres@127.0.0.1:{pg_cluster.port}/postgres"\n')
-    with ServeProcess(f"postgresql://postgres@127.0.0.1:{pg_cluster.port}/postgres", config=cfg) as p:
+    state = tmp_path / "state.sqlite"
+    with ServeProcess(f"postgresql://postgres@127.0.0.1:{pg_cluster.port}/postgres", config=cfg,
+                      state=f"sqlite:///{state}") as p:
         for name, tag in zip(two_dbs, ("north", "south"), strict=True):
             with psycopg.connect(p.dsn(database=name), autocommit=True) as c:
                 assert c.execute("SELECT current_database(), name FROM region").fetchall() == [(name, tag)]
+                c.execute("SELECT name FROM region WHERE name <> 'zz'")  # a rewrite search in the background
         assert _startup_error(p.port, "nosuchdb").sqlstate == "3D000"
+        # each database keeps its stored rewrites (here: "none found" markers) in its own tables
+        tables = {name: "sluice_rewrites_" + rewrite_namespace(f"postgresql://postgres@127.0.0.1:{pg_cluster.port}/"
+                                                               f"{name}") for name in two_dbs}
+        counts: dict[str, int] = {}
+        for _ in range(600):
+            with sqlite3.connect(state) as db:
+                have = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                counts = {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                          for t in tables.values() if t in have}
+            if len(counts) == 2 and all(counts.values()):
+                break
+            time.sleep(0.1)
+        assert sorted(counts) == sorted(tables.values()) and all(n >= 1 for n in counts.values()), counts
 
 
 # --- DuckDB: a vanished client's statement is interrupted ---------------------------------
