@@ -46,9 +46,9 @@ def _run_server(config_path: str | None, backend: str | None, listen: str | None
     from sqlsluice.middleware.server import SluiceServer, serve
 
     cfg = load_config(config_path, listen=listen, backend=backend)
-    register_config_secrets(cfg, backend)
+    register_config_secrets(cfg, backend, *(d if isinstance(d, str) else d.backend for d in cfg.databases.values()))
     configure_logging(log_level or cfg.log.level, log_format or cfg.log.format)
-    if cfg.server.backend == DEFAULT_BACKEND and not DEMO_DB.exists():
+    if not cfg.databases and cfg.server.backend == DEFAULT_BACKEND and not DEMO_DB.exists():
         raise ConfigError(f"the demo database {DEMO_DB} does not exist yet: run `sluice demo` to build it, "
                           "or pass --backend duckdb:///PATH")
 

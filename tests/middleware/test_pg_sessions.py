@@ -370,6 +370,24 @@ def test_pg_route_databases_map(tmp_path: Path, pg_cluster: PgCluster, two_dbs: 
         assert p.alive()
 
 
+def test_pg_route_databases_only_config(tmp_path: Path, pg_cluster: PgCluster, two_dbs: tuple[str, str]) -> None:
+    """A sluice.toml with only [databases] (no server.backend, no demo database) serves; the
+    password in an entry's URL never reaches the log."""
+    north, _ = two_dbs
+    cfg = tmp_path / "sluice.toml"
+    cfg.write_text(f'[databases]\nsales = "postgresql://postgres:s3kr1t-pw@127.0.0.1:{pg_cluster.port}/{north}"\n')
+    p = ServeProcess("duckdb:///unused.duckdb", config=cfg)
+    i = p.argv.index("--backend")
+    del p.argv[i:i + 2]
+    p.argv += ["--log-level", "debug"]
+    p.env["SLUICE_HOME"] = str(tmp_path / "home")  # no demo database there
+    with p:
+        with psycopg.connect(p.dsn(database="sales"), autocommit=True) as c:
+            assert c.execute("SELECT current_database(), name FROM region").fetchall() == [(north, "north")]
+        assert _startup_error(p.port, "other").sqlstate == "3D000"
+        assert "sales" in p.log() and "s3kr1t-pw" not in p.log()
+
+
 def test_pg_route_star(tmp_path: Path, pg_cluster: PgCluster, two_dbs: tuple[str, str]) -> None:
     cfg = tmp_path / "sluice.toml"
     cfg.write_text(f'[databases]\n"*" = "postgresql://postgres@127.0.0.1:{pg_cluster.port}/postgres"\n')
