@@ -28,6 +28,13 @@ Example ``sluice.toml``::
     level = "info"              # debug | info | warning | error (--log-level)
     format = "text"             # text | json: one JSON object per line (--log-format)
 
+    [databases]                 # optional: client database name -> backend (as PgBouncer)
+    shop = "duckdb:///shop.duckdb"
+    sales = "postgresql://app@db:5432/sales"
+    "*" = "postgresql://app@db:5432/postgres"   # any other name: that database on this server
+    # without [databases], server.backend serves every name; over PostgreSQL the client's
+    # database name replaces the URL's (an unknown one gets PostgreSQL's FATAL 3D000)
+
 The file is validated as a whole: every mistake is reported, one line each
 (``sluice.toml: server.listen: port 99999 is out of range 1-65535``), and ``sluice``
 exits with code 2.

@@ -414,6 +414,15 @@ def test_pg_route_star(tmp_path: Path, pg_cluster: PgCluster, two_dbs: tuple[str
         assert sorted(counts) == sorted(tables.values()) and all(n >= 1 for n in counts.values()), counts
 
 
+def test_route_star_must_be_postgres(tmp_path: Path) -> None:
+    from sqlsluice.config import Config
+    from sqlsluice.errors import ConfigError
+    from sqlsluice.middleware.server import SluiceServer
+
+    with pytest.raises(ConfigError, match=r'databases\."\*" must be a postgresql:// URL'):
+        SluiceServer(Config(databases={"*": f"duckdb:///{tmp_path / 'x.duckdb'}"}))
+
+
 # --- DuckDB: a vanished client's statement is interrupted ---------------------------------
 def test_duckdb_disconnect_interrupts_statement(tmp_path: Path) -> None:
     th, running = start(tmp_path)
