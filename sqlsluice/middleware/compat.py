@@ -412,8 +412,8 @@ class Compat:
         if pinned:
             return [pinned.get(c.name, o) for c, o in zip(columns, oids, strict=True)]
         if len(sql) <= 65536:
-            for pos, oid in pgsemantics.result_oid_overrides(sql, [c.type for c in columns],
-                                                             self._column_type).items():
+            for pos, oid in pgsemantics.result_oid_overrides(sql, [c.type for c in columns], self._column_type,
+                                                             [c.name for c in columns]).items():
                 oids[pos] = oid
         return oids
 

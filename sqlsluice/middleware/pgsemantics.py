@@ -241,6 +241,14 @@ def column_names(sql: str) -> tuple[str, ...] | None:
     return tuple(STAR if k == "star" else (n or "") for k, n in shape)
 
 
+def _folded(sql: str, name: str) -> str:
+    """A ``*`` column's name as PostgreSQL reports it: DuckDB keeps the case of an unquoted
+    alias in a subquery (``AS B1_CNT``), PostgreSQL folds it to lower case."""
+    if name == name.lower() or f'"{name}"' in sql or not re.search(rf"(?<![\w\"]){re.escape(name)}(?![\w\"])", sql):
+        return name  # quoted, or not written in this statement (a table's own column name)
+    return name.lower()
+
+
 def rename(sql: str, names: Sequence[str]) -> list[str] | None:
     """PostgreSQL's names for a result whose DuckDB column names are ``names`` (None: keep)."""
     w1, _ = command_words(sql)
@@ -261,7 +269,7 @@ def rename(sql: str, names: Sequence[str]) -> list[str] | None:
     pos = 0
     for kind, name in shape:
         if kind == "star":
-            out.extend(names[pos:pos + extra])
+            out.extend(_folded(sql, n) for n in names[pos:pos + extra])
             pos += extra
         else:
             out.append(name if kind != "unknown" and name else names[pos])
@@ -270,51 +278,178 @@ def rename(sql: str, names: Sequence[str]) -> list[str] | None:
 
 
 # --- result types ------------------------------------------------------------------------------
-_INTS = ("TINYINT", "SMALLINT", "INTEGER", "INT", "INT2", "INT4", "USMALLINT", "UTINYINT")
-_INTEGRAL = (*_INTS, "BIGINT", "INT8", "HUGEINT", "UINTEGER", "UBIGINT")
 _NAME_FUNCS = frozenset({"current_user", "session_user", "user", "current_role", "current_schema",
                          "current_catalog"})
 # functions whose PostgreSQL result type differs from DuckDB's (applied to integral DuckDB results)
 _FUNC_OIDS = {"length": types.INT4, "char_length": types.INT4, "character_length": types.INT4,
               "octet_length": types.INT4, "bit_length": types.INT4, "strpos": types.INT4,
               "position": types.INT4, "ascii": types.INT4, "array_length": types.INT4,
-              "extract": types.NUMERIC, "date_part": types.FLOAT8}
+              "extract": types.NUMERIC, "date_part": types.FLOAT8, "grouping": types.INT4}
 _DUCK_INTS = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
                         "UINTEGER", "UBIGINT"})
 
 
-def _static_type(node: Any, column_type: Callable[[str | None, str], str | None],
-                 tables: dict[str, str]) -> str | None:
-    """A DuckDB type name for an arithmetic expression from literals, casts and columns."""
+_CATEGORY_OID = {"INTEGER": types.INT4, "BIGINT": types.INT8, "DECIMAL": types.NUMERIC, "DOUBLE": types.FLOAT8}
+_NUMERIC_OIDS = frozenset({types.INT2, types.INT4, types.INT8, types.NUMERIC, types.FLOAT4, types.FLOAT8})
+
+
+def _category(duck_type: str) -> str:
+    """A type name reduced to PostgreSQL's numeric ladder: INTEGER (int2/int4), BIGINT, DECIMAL
+    (numeric; DuckDB's HUGEINT too), DOUBLE; other types keep their name."""
+    t = duck_type.strip().upper()
+    if t in ("TINYINT", "SMALLINT", "INTEGER", "INT", "INT2", "INT4", "UTINYINT", "USMALLINT", "SERIAL"):
+        return "INTEGER"
+    if t in ("BIGINT", "INT8", "UINTEGER", "BIGSERIAL"):
+        return "BIGINT"
+    if t.startswith(("DECIMAL", "NUMERIC")) or t in ("HUGEINT", "UBIGINT", "UHUGEINT"):
+        return "DECIMAL"
+    if t in ("DOUBLE", "DOUBLE PRECISION", "FLOAT", "FLOAT8", "REAL", "FLOAT4"):
+        return "DOUBLE"
+    return t
+
+
+_LADDER = ("INTEGER", "BIGINT", "DECIMAL", "DOUBLE")
+
+
+def _unify(kinds: Sequence[str | None]) -> str | None:
+    """PostgreSQL's result type of arithmetic over these operand types (None: unknown)."""
+    if not kinds or any(k not in _LADDER for k in kinds):
+        return None
+    return max(kinds, key=_LADDER.index)  # type: ignore[arg-type]
+
+
+class _Columns:
+    """Column types for :func:`_static_type`: base tables through ``column_type`` (DuckDB's
+    catalog), CTEs and derived tables through the static type of their projections."""
+
+    def __init__(self, tree: Any, column_type: Callable[[str | None, str], str | None]) -> None:
+        from sqlglot import exp
+
+        self.column_type = column_type
+        self.derived: dict[str, Any] = {}
+        for cte in tree.find_all(exp.CTE):
+            self.derived.setdefault(cte.alias_or_name.lower(), cte.this)
+        for sq in tree.find_all(exp.Subquery):
+            if sq.alias:
+                self.derived.setdefault(sq.alias.lower(), sq.this)
+        self.depth = 0
+
+    def _sources(self, select: Any) -> list[tuple[str, Any]]:
+        """("table", name) / ("query", tree) for the FROM and JOIN items of one SELECT."""
+        from sqlglot import exp
+
+        out: list[tuple[str, Any]] = []
+        if not isinstance(select, exp.Select):
+            return out
+        items = [select.args.get("from_") or select.args.get("from")] + list(select.args.get("joins") or [])
+        for item in items:
+            src = item.this if item is not None else None
+            if isinstance(src, exp.Table):
+                q = self.derived.get(src.name.lower()) if not src.args.get("db") else None
+                out.append(("query", q) if q is not None else ("table", src.name))
+            elif isinstance(src, exp.Subquery):
+                out.append(("query", src.this))
+        return out
+
+    def of_query(self, query: Any, name: str) -> str | None:
+        """The type of output column ``name`` of a query (its first branch for set operations)."""
+        from sqlglot import exp
+
+        if self.depth > 8:
+            return None
+        while isinstance(query, exp.SetOperation):
+            query = query.left
+        if not isinstance(query, exp.Select):
+            return None
+        self.depth += 1
+        try:
+            star = False
+            for e in query.selects:
+                if isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star)):
+                    star = True
+                elif e.alias_or_name.lower() == name.lower():
+                    return _static_type(e, self)
+            return self.in_sources(query, name) if star else None
+        finally:
+            self.depth -= 1
+
+    def in_sources(self, select: Any, name: str) -> str | None:
+        for kind, src in self._sources(select):
+            t = self.of_query(src, name) if kind == "query" else self._base(src, name)
+            if t:
+                return t
+        return None
+
+    def _base(self, table: str | None, name: str) -> str | None:
+        t = self.column_type(table, name)
+        return _category(t) if t else None
+
+    def column(self, node: Any) -> str | None:
+        from sqlglot import exp
+
+        qualifier = node.table.lower()
+        select = node.find_ancestor(exp.Select)
+        if qualifier:
+            if qualifier in self.derived:
+                return self.of_query(self.derived[qualifier], node.name)
+            tables = {t.alias_or_name.lower(): t.name for t in (select.find_all(exp.Table) if select else [])}
+            return self._base(tables.get(qualifier, node.table), node.name)
+        return self.in_sources(select, node.name) if select is not None else self._base(None, node.name)
+
+
+def _static_type(node: Any, cols: _Columns) -> str | None:
+    """PostgreSQL's type of an expression, as a :func:`_category`, from literals, casts,
+    column types, arithmetic and aggregates (None where it cannot tell)."""
     from sqlglot import exp
 
-    if isinstance(node, exp.Paren | exp.Neg):
-        return _static_type(node.this, column_type, tables)
+    def st(n: Any) -> str | None:
+        return _static_type(n, cols)
+
+    if isinstance(node, exp.Paren | exp.Neg | exp.Abs | exp.Window | exp.Filter | exp.Alias):
+        return st(node.this)
     if isinstance(node, exp.Literal):
         if node.is_string:
             return None
-        return "INTEGER" if node.this.lstrip("-").isdigit() else "DECIMAL"
+        text = node.this.lstrip("-")
+        return ("INTEGER" if int(text) < 2**31 else "BIGINT" if int(text) < 2**63 else "DECIMAL") \
+            if text.isdigit() else "DECIMAL"
     if isinstance(node, exp.Cast):
-        return str(node.to.sql(dialect="duckdb")).upper()
+        return _category(str(node.to.sql(dialect="duckdb")))
     if isinstance(node, exp.Column) and not isinstance(node.this, exp.Star):
-        tab = tables.get(node.table.lower(), node.table) if node.table else \
-            (next(iter(tables.values())) if len(set(tables.values())) == 1 else None)
-        t = column_type(tab, node.name)
-        return t.upper() if t else None
+        return cols.column(node)
+    if isinstance(node, exp.Grouping):
+        return "INTEGER"
+    if isinstance(node, exp.Subquery):  # a scalar subquery: its single column's type
+        return st(node.this.selects[0]) if isinstance(node.this, exp.Query) and node.this.selects else None
+    if isinstance(node, exp.Stddev | exp.StddevSamp | exp.StddevPop | exp.Variance | exp.VariancePop):
+        return {"INTEGER": "DECIMAL", "BIGINT": "DECIMAL", "DECIMAL": "DECIMAL", "DOUBLE": "DOUBLE"}.get(
+            st(node.this) or "")
     if isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.Div | exp.Mod):
-        sides = [_static_type(node.this, column_type, tables), _static_type(node.expression, column_type, tables)]
-        if None in sides:
-            return None
-        if any(t.startswith(("DOUBLE", "FLOAT", "REAL")) for t in sides if t):
-            return "DOUBLE"
-        if any(t.startswith(("DECIMAL", "NUMERIC")) for t in sides if t):
-            return "DECIMAL"
-        return "BIGINT" if all(t in _INTEGRAL for t in sides if t) else None
+        return _unify([st(node.this), st(node.expression)])
+    if isinstance(node, exp.Count):
+        return "BIGINT"
+    if isinstance(node, exp.Sum):
+        return {"INTEGER": "BIGINT", "BIGINT": "DECIMAL", "DECIMAL": "DECIMAL", "DOUBLE": "DOUBLE"}.get(
+            st(node.this) or "")
+    if isinstance(node, exp.Avg):
+        return {"INTEGER": "DECIMAL", "BIGINT": "DECIMAL", "DECIMAL": "DECIMAL", "DOUBLE": "DOUBLE"}.get(
+            st(node.this) or "")
+    if isinstance(node, exp.Min | exp.Max):
+        return st(node.this)
+    if isinstance(node, exp.Case):
+        branches = [i.args.get("true") for i in node.args.get("ifs") or []]
+        if node.args.get("default") is not None:
+            branches.append(node.args["default"])
+        return _unify([st(b) for b in branches if not isinstance(b, exp.Null)])
+    if isinstance(node, exp.Coalesce):
+        return _unify([st(a) for a in [node.this, *node.expressions] if not isinstance(a, exp.Null)])
+    if isinstance(node, exp.Round | exp.Ceil | exp.Floor):
+        arg = st(node.this)
+        return arg if arg in ("DECIMAL", "DOUBLE") else None
     return None
 
 
-def _override(node: Any, duck: str, sql: str, column_type: Callable[[str | None, str], str | None],
-              tables: dict[str, str]) -> int | None:
+def _override(node: Any, duck: str, sql: str, cols: _Columns) -> int | None:
     from sqlglot import exp
 
     while isinstance(node, exp.Alias | exp.Paren):
@@ -322,31 +457,26 @@ def _override(node: Any, duck: str, sql: str, column_type: Callable[[str | None,
     duck = duck.upper()
     if isinstance(node, exp.Null):
         return types.TEXT
-    if isinstance(node, exp.Sum | exp.Avg):
-        arg = _static_type(node.this, column_type, tables)
-        if arg is None:
-            return None
-        if isinstance(node, exp.Sum):
-            return types.INT8 if arg in _INTS else None
-        return types.NUMERIC if arg in _INTEGRAL or arg.startswith(("DECIMAL", "NUMERIC")) else None
     if isinstance(node, exp.Cast):
         to = str(node.to.sql(dialect="postgres")).upper()
         return types.VARCHAR if to.startswith(("VARCHAR", "CHARACTER VARYING")) and "[" not in to \
             and duck == "VARCHAR" else None
-    if isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.Div | exp.Mod):
-        if duck == "DOUBLE" and _static_type(node, column_type, tables) == "DECIMAL":
-            return types.NUMERIC  # numeric / int: DuckDB divides in DOUBLE, PostgreSQL in numeric
-        return None
     name, _ = _figure(node, sql)
     if name in _NAME_FUNCS and not isinstance(node, exp.Column):
         return types.NAME
     if name in _FUNC_OIDS and isinstance(node, exp.Func) and duck in _DUCK_INTS:
         return _FUNC_OIDS[name]
-    return None
+    if types.oid_for(duck) not in _NUMERIC_OIDS:
+        return None  # only numbers differ between the engines (a base column keeps its type)
+    oid = _CATEGORY_OID.get(_static_type(node, cols) or "")
+    if oid is None or oid == types.oid_for(duck):
+        return None
+    return oid
 
 
 def result_oid_overrides(sql: str, duck_types: Sequence[str],
-                         column_type: Callable[[str | None, str], str | None]) -> dict[int, int]:
+                         column_type: Callable[[str | None, str], str | None],
+                         names: Sequence[str] = ()) -> dict[int, int]:
     """{result position: OID} where PostgreSQL's type differs from the DuckDB type's mapping:
     ``sum(int)`` int8, ``avg(int)`` and ``numeric / int`` numeric, ``length()`` int4,
     ``current_user`` name, ``NULL`` text, ``::varchar`` varchar."""
@@ -364,14 +494,24 @@ def result_oid_overrides(sql: str, duck_types: Sequence[str],
     extra = len(duck_types) - (len(selects) - len(stars))
     if len(stars) > 1 or extra < 0 or (not stars and extra != 0):
         return {}
-    tables = {t.alias_or_name.lower(): t.name for t in tree.find_all(exp.Table)}
+    cols = _Columns(tree, column_type)
     out: dict[int, int] = {}
     pos = 0
+    first = tree
+    while isinstance(first, exp.SetOperation):
+        first = first.left
     for i, e in enumerate(selects):
         if i in stars:
+            if len(names) == len(duck_types):  # a * over a derived table: type its columns by name
+                for j in range(pos, pos + extra):
+                    duck = duck_types[j].upper()
+                    if types.oid_for(duck) in _NUMERIC_OIDS:
+                        oid = _CATEGORY_OID.get(cols.in_sources(first, names[j]) or "")
+                        if oid is not None and oid != types.oid_for(duck):
+                            out[j] = oid
             pos += extra
             continue
-        oid = _override(e, duck_types[pos], sql, column_type, tables)
+        oid = _override(e, duck_types[pos], sql, cols)
         if oid is not None:
             out[pos] = oid
         pos += 1
