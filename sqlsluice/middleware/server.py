@@ -131,6 +131,13 @@ class SluiceServer:
         self.backend_url = backend_url or self.config.server.backend
         self.kind, _ = parse_url(self.backend_url)
         check_databases(self.config)
+        # what route_database makes of the backend URL's own database (the same database)
+        self._home_url = self.backend_url
+        if self.kind == "postgres" and not self.config.databases:
+            from sqlsluice.middleware.upstream_auth import UpstreamTarget
+
+            with contextlib.suppress(SluiceError):
+                self._home_url = database_url(self.backend_url, UpstreamTarget.from_url(self.backend_url).database)
         self.backend = backend
         self.pipeline_factory = pipeline_factory or default_pipeline
         # the pipeline factory of a backend URL other than ``backend_url`` (``serve`` sets it;
@@ -194,8 +201,12 @@ class SluiceServer:
             b = self._backends[url] = connect(url)
         return b
 
+    def is_home(self, url: str) -> bool:
+        """True when ``url`` (routed) is the server's one backend (no ``[databases]``)."""
+        return not self.config.databases and url in (self.backend_url, self._home_url)
+
     async def _factory_for(self, url: str, backend: Backend | None) -> Callable[[], Pipeline]:
-        if self.pipeline_for is None or (url == self.backend_url and not self.config.databases):
+        if self.pipeline_for is None or self.is_home(url):
             return self.pipeline_factory
         f = self._factories.get(url)
         if f is None:
@@ -474,9 +485,8 @@ def serve(config: Config, *, backend_url: str | None = None, listen: str | None 
                     if p is None:
                         # the server's one backend keeps the store as it was; every other
                         # database its own namespace
-                        home = url == srv.backend_url and not config.databases
-                        p = products[url] = ProductPipeline(config, url, backend,
-                                                            namespace="" if home else rewrite_namespace(url))
+                        p = products[url] = ProductPipeline(
+                            config, url, backend, namespace="" if srv.is_home(url) else rewrite_namespace(url))
                     return p  # type: ignore[no-any-return]
 
             if not config.databases:
