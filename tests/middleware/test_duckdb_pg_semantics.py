@@ -332,3 +332,46 @@ def test_asyncpg_parameter_types_match_real_postgresql(server, pg_cluster, pg_db
     ours = asyncio.run(_prepared_shapes(server.host, server.port, "sluice", "tpcds"))
     assert [x for x in ours if x not in pg] == []
     assert ours == pg
+
+
+# --- the 99 TPC-DS queries on the same data (SF 0.01) in PostgreSQL and over DuckDB ----------
+# The one difference left by design: DuckDB has a single string type (VARCHAR), sent as text
+# (25); the PostgreSQL copy declares varchar (1043).  Queries whose numeric typing through
+# PostgreSQL's rules is not reproduced yet are listed here, and must stay the only ones.
+TPCDS_TYPE_GAPS = {31, 39}  # 31: ratios of CTE columns across self-joins; 39: stddev/avg ratios in CTEs
+
+
+def test_tpcds_queries_match_real_postgresql(tpcds_tiny, pg_db, tmp_path):
+    from psycopg.conninfo import make_conninfo
+
+    from sqlsluice.bench.tpcds_data import tpcds_queries
+    from sqlsluice.config import Config
+    from sqlsluice.middleware.server import ServerThread, SluiceServer
+    from sqlsluice.rewriters.tpcds_load import copy_duckdb_to_postgres
+
+    copy_duckdb_to_postgres(tpcds_tiny, pg_db)
+    served = tmp_path / "tpcds.duckdb"
+    shutil.copy(tpcds_tiny, served)  # the session-wide file stays untouched
+
+    def run(dsn: str) -> dict[int, tuple[Any, ...]]:
+        out = {}
+        with psycopg.connect(dsn, autocommit=True) as c:
+            for n, q in tpcds_queries().items():
+                cur = c.execute(q)
+                rows = cur.fetchall()
+                assert cur.description is not None
+                out[n] = ([d.name for d in cur.description],
+                          [25 if d.type_code == 1043 else d.type_code for d in cur.description],
+                          len(rows), cur.statusmessage)
+        return out
+
+    pg = run(pg_db)
+    th = ServerThread(SluiceServer(Config(), backend_url=f"duckdb:///{served}")).start()
+    try:
+        ours = run(make_conninfo(host="127.0.0.1", port=th.port, user="sluice", dbname="tpcds"))
+    finally:
+        th.stop()
+    assert len(pg) == 99
+    assert {n: (ours[n][0], pg[n][0]) for n in pg if ours[n][0] != pg[n][0]} == {}  # column names
+    assert {n: (ours[n][2:], pg[n][2:]) for n in pg if ours[n][2:] != pg[n][2:]} == {}  # row counts, tags
+    assert {n for n in pg if ours[n][1] != pg[n][1]} == TPCDS_TYPE_GAPS  # type OIDs
