@@ -68,6 +68,8 @@ CASES = [
          "WITH c AS (SELECT u.a AS a FROM u), u AS (SELECT 100 AS a) SELECT c.a FROM c", False),
     Case("merge_plain_derived_table_still_merged", "subquery_merge",
          "SELECT d.a FROM (SELECT t.a AS a, t.b AS b FROM t WHERE t.b > 0) AS d WHERE d.a > 1", True),
+    Case("merge_under_order_by_output_name_still_merged", "subquery_merge",
+         "SELECT d.b AS a FROM (SELECT t.a AS aa, t.b AS b FROM t) AS d ORDER BY a", True, ordered=True),
     # filter_into_derived
     Case("filter_having_into_select_without_group_by", "filter_into_derived",
          "SELECT d.m FROM (SELECT (SELECT MAX(u.b) FROM u) AS m FROM e) AS d WHERE d.m > 0", False),
@@ -130,6 +132,8 @@ CASES = [
          "WITH kt AS (SELECT u.a AS id FROM u) SELECT t.a FROM t LEFT JOIN kt ON kt.id = t.a", False),
     Case("left_join_keyed_base_table_still_removed", "left_join_remove_under_keys",
          "SELECT t.a FROM t LEFT JOIN kt ON kt.id = t.a", True),
+    Case("left_join_under_order_by_output_name_still_removed", "left_join_remove_under_keys",
+         "SELECT t.a AS x FROM t LEFT JOIN kt ON kt.id = t.a ORDER BY x", True, ordered=True),
     Case("in_to_join_forward_reference_means_base_table", "in_to_join_under_keys",
          "WITH c AS (SELECT t.a AS a FROM t WHERE t.a IN (SELECT u.a FROM u)), "
          "u AS (SELECT DISTINCT t.a AS a FROM t) SELECT c.a FROM c", False),

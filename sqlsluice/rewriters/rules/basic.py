@@ -491,10 +491,16 @@ def _merge_hazard(expr: exp.Expr) -> bool:
         if isinstance(g, exp.Group) and (any(g.args.get(k) for k in ("rollup", "cube", "grouping_sets"))
                                          or g.find(exp.Rollup, exp.Cube, exp.GroupingSets)):
             return True
+        owner = g.parent
+        aliases = {p.alias.lower() for p in owner.expressions if isinstance(p, exp.Alias)} \
+            if isinstance(owner, exp.Select) else set()
         for e in g.expressions:
             e = e.this if isinstance(e, exp.Ordered) else e
+            if isinstance(g, exp.Order) and (isinstance(e, exp.Literal) or (
+                    isinstance(e, exp.Column) and not e.table and e.name.lower() in aliases)):
+                continue  # ORDER BY a position or an output name: the merge keeps the select list
             if isinstance(e, exp.Literal) or any(not c.table for c in e.find_all(exp.Column)):
-                return True  # a position or a name that may bind to a select alias
+                return True  # a GROUP BY name may bind to an input column or to a select alias
     for n in expr.find_all(exp.Subquery, exp.CTE):
         body = n.this
         if isinstance(body, exp.Select) and any(isinstance(p, exp.Star) or (
@@ -798,7 +804,11 @@ def left_join_remove_under_keys(expr: exp.Expr, *, schema: Catalog | None = None
                    for p in sel.expressions):
                 continue
             used_elsewhere = False
+            outputs = {p.alias.lower() for p in sel.expressions if isinstance(p, exp.Alias)}
             for c in sel.find_all(exp.Column):
+                if not c.table and isinstance(c.parent, exp.Ordered) and c.parent.parent is sel.args.get("order") \
+                        and c.name.lower() in outputs:
+                    continue  # ORDER BY an output name
                 if (not c.table or c.table.lower() == name) and not is_inside(c, j):
                     # an unqualified column could be one of ``t``'s
                     used_elsewhere = True
