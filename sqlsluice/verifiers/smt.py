@@ -121,6 +121,7 @@ class Unit:
     type_key: str  # "table:<name>" or "derived:<n>"
     columns: list[tuple[str, str, bool]]  # name, kind, nullable
     derived: Any = None  # the Query of a derived table
+    source: Any = None  # a derived table's body as SQL (outer CTEs inlined), where known
 
 
 @dataclass
@@ -264,6 +265,12 @@ class Builder:
             gexprs = [o.copy() for o in outputs]
         having = s.args.get("having")
         kinds = [_kind_of_type(o.type) for o in outputs]
+        if ctes:  # a subquery that reads a CTE of the outer query reads its definition
+            conds = [inline_ctes(c, ctes) for c in conds]
+            outputs = [inline_ctes(o, ctes) for o in outputs]
+            ljs = [(u, inline_ctes(on, ctes)) for u, on in ljs]
+            if having is not None:
+                having = exp.Having(this=inline_ctes(having.this, ctes))
         return Block(units, ljs, conds, gexprs, having.this if having is not None else None, outputs, kinds)
 
     def _semijoin(self, c: exp.Expression, ctes: dict[str, exp.Expression]) -> tuple[Unit, list[exp.Expression]] | None:
@@ -378,7 +385,24 @@ class Builder:
             raise Outside("derived table columns")
         self.n_derived += 1
         return Unit(alias, f"derived:{id(q)}", [(n.lower(), k, True) for n, k in zip(names, q.out_kinds, strict=True)],
-                    derived=q)
+                    derived=q, source=inline_ctes(body, ctes))
+
+
+def inline_ctes(e: exp.Expression, ctes: dict[str, exp.Expression], depth: int = 0) -> exp.Expression:
+    """``e`` with every table reference to one of ``ctes`` (that ``e`` does not define itself)
+    replaced by the CTE's body as a derived table of the same alias (non-recursive CTEs only:
+    the caller refuses RECURSIVE)."""
+    if not ctes or depth > 20 or not any(isinstance(t, exp.Table) and t.name in ctes for t in e.find_all(exp.Table)):
+        return e
+    own = {c.alias_or_name for c in e.find_all(exp.CTE)}
+
+    def sub(n: exp.Expression) -> exp.Expression:
+        if isinstance(n, exp.Table) and n.name in ctes and n.name not in own and not n.args.get("db"):
+            body = inline_ctes(ctes[n.name].copy(), {k: v for k, v in ctes.items() if k != n.name}, depth + 1)
+            return exp.Subquery(this=body, alias=exp.TableAlias(this=exp.to_identifier(n.alias_or_name, quoted=True)))
+        return n
+
+    return e.copy().transform(sub, copy=False)
 
 
 def _referenced(s: exp.Select, alias: str, own: exp.Expression) -> bool:
@@ -451,6 +475,7 @@ def _literal_kind(e: exp.Expression) -> str:
 class Encoder:
     def __init__(self, binary_strings: bool = False) -> None:
         self.binary_strings = binary_strings
+        self.catalog: Catalog | None = None  # for canonical subquery names (set by the Prover)
         self.funcs: dict[tuple[Any, ...], z3.FuncDeclRef] = {}
         self.counter = itertools.count()
 
@@ -468,6 +493,8 @@ class Encoder:
 
 
 Env = dict[str, dict[str, Val]]  # alias -> column -> value
+# canonical names of subqueries: (catalog id, subquery text) -> name (see Scope._canonical_key)
+_CANON_KEYS: dict[tuple[int, str], str | None] = {}
 
 
 class Scope:
@@ -620,6 +647,7 @@ class Scope:
         for n in c.find_all(exp.TableAlias):
             if n.name and n.name not in names:
                 names[n.name] = f"_s{len(names)}"
+        canon = self._canonical_key(c, len(outer))
         c = smt_extend.rename_aliases(c, names)
         vals = []
         for tname, cname in outer:
@@ -627,7 +655,32 @@ class Scope:
             if cols is None or cname not in cols:
                 raise Outside(f"unresolved outer reference {tname}.{cname}")
             vals.append(cols[cname])
-        return c.sql("duckdb"), vals
+        return (canon if canon is not None else c.sql("duckdb")), vals
+
+    def _canonical_key(self, c: exp.Expression, n_outer: int) -> str | None:
+        """The subquery in the canonical tier's normal form (outer values as placeholders), so
+        that one subquery written two ways (a CTE inlined, columns pruned, predicates pushed)
+        is one function; None when it cannot be normalised (the plain text is used)."""
+        cat = getattr(self.enc, "catalog", None)
+        if cat is None:
+            return None
+        from sqlsluice.verifiers.canonical import canonical_sql
+
+        ck = (id(cat), c.sql("duckdb"))
+        if ck in _CANON_KEYS:
+            return _CANON_KEYS[ck]
+        q = c.copy()
+        for col in list(q.find_all(exp.Column)):
+            if col.table == "__outer":
+                col.replace(exp.Placeholder(this=col.name))
+        try:
+            out: str | None = "canon:" + canonical_sql(q, cat, "duckdb")
+        except CanonicalError:
+            out = None
+        if len(_CANON_KEYS) > 4096:
+            _CANON_KEYS.clear()
+        _CANON_KEYS[ck] = out
+        return out
 
     def subquery_val(self, e: exp.Subquery) -> Val:
         key, vals = self.subquery_key(e.this)
@@ -845,6 +898,7 @@ class Prover:
     def __init__(self, deadline: float, tables: frozenset[str], check_timeout_ms: int = 2000,
                  max_bijections: int = 64, binary_strings: bool = False, catalog: Catalog | None = None) -> None:
         self.enc = Encoder(binary_strings)
+        self.enc.catalog = catalog
         self.catalog = catalog
         self.tables = tables
         self.deadline = deadline

@@ -61,7 +61,7 @@ def recorrelate(q: Any) -> Any:
         g = u.derived
         if not isinstance(g, Block) or not g.group or g.having is not None or g.ljs:
             continue
-        if any(gu.derived is not None or not gu.type_key.startswith("table:") for gu in g.units):
+        if any(not gu.type_key.startswith("table:") and gu.source is None for gu in g.units):
             continue
         if {gu.alias for gu in g.units} & outer_aliases:
             continue  # the subquery's own aliases would shadow outer ones
@@ -75,7 +75,7 @@ def recorrelate(q: Any) -> Any:
         for n, o in zip(names, g.outputs, strict=True):
             if o.sql() in group_sql:
                 keys[n] = o
-            elif isinstance(o, _NULL_ON_EMPTY) and not o.find(exp.Select):
+            elif _null_on_empty(o):
                 aggs[n] = o
             else:
                 ok = False
@@ -112,11 +112,9 @@ def recorrelate(q: Any) -> Any:
             where = exp.and_(*[c.copy() for c in g.conds], *corr)
             sel = exp.Select(expressions=[agg.copy()])
             first, *rest = g.units
-            sel = sel.from_(exp.Table(this=exp.to_identifier(first.type_key.split(":", 1)[1], quoted=True),
-                                      alias=exp.TableAlias(this=exp.to_identifier(first.alias, quoted=True))))
+            sel = sel.from_(_source(first))
             for gu in rest:
-                sel = sel.join(exp.Table(this=exp.to_identifier(gu.type_key.split(":", 1)[1], quoted=True),
-                                         alias=exp.TableAlias(this=exp.to_identifier(gu.alias, quoted=True))))
+                sel = sel.join(_source(gu))
             sel = sel.where(where)
             repl[n] = exp.Subquery(this=sel)
         a = u.alias
@@ -134,6 +132,35 @@ def recorrelate(q: Any) -> Any:
             continue  # a column of d that is neither a key nor an aggregate
         return recorrelate(out)
     return q
+
+
+def _source(u: Any) -> exp.Expression:
+    """A unit as a FROM item: its base table, or its derived table's body, under its alias."""
+    alias = exp.TableAlias(this=exp.to_identifier(u.alias, quoted=True))
+    if u.type_key.startswith("table:"):
+        return exp.Table(this=exp.to_identifier(u.type_key.split(":", 1)[1], quoted=True), alias=alias)
+    return exp.Subquery(this=u.source.copy(), alias=alias)
+
+
+def _null_on_empty(o: exp.Expression) -> bool:
+    """NULL over no rows: AVG/SUM/MIN/MAX, or NULL-propagating arithmetic over them (and literals)."""
+    from sqlsluice.verifiers.smt import _STRICT
+
+    if o.find(exp.Select) is not None or not isinstance(o, (*_NULL_ON_EMPTY, *_STRICT)):
+        return False
+    if isinstance(o, _NULL_ON_EMPTY):
+        return True
+    found = False
+    stack = [o]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, _NULL_ON_EMPTY):
+            found = True
+            continue  # what an aggregate reads is its own business
+        if isinstance(n, exp.AggFunc) or not isinstance(n, _STRICT) or isinstance(n, exp.Column):
+            return False  # another aggregate (COUNT) or a column outside any aggregate
+        stack.extend(n.iter_expressions())
+    return found
 
 
 def canonical_subquery(sub: exp.Expression) -> exp.Expression:

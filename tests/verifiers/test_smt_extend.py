@@ -39,8 +39,8 @@ EQUIVALENT = [
      "SELECT * FROM (VALUES (0, NULL)) AS t(a, b)"),
     ("constant", "SELECT * FROM (SELECT * FROM emp AS e WHERE FALSE) AS t INNER JOIN dept AS d ON t.deptno = d.deptno",
      "SELECT * FROM (SELECT * FROM emp AS e WHERE FALSE) AS t LEFT JOIN dept AS d ON t.deptno = d.deptno"),
-    ("constant", "SELECT e.ename FROM emp AS e ORDER BY e.deptno LIMIT 0",
-     "SELECT d.name FROM dept AS d WHERE FALSE"),
+    ("constant", "SELECT e.ename FROM emp AS e ORDER BY e.ename LIMIT 0",
+     "SELECT d.name FROM dept AS d WHERE FALSE ORDER BY d.name"),
     # FULL JOIN with null-rejecting WHERE conjuncts -> RIGHT / LEFT / INNER
     ("smt", "SELECT 1 FROM dept AS d FULL JOIN emp AS e ON d.deptno = e.deptno WHERE e.sal > 100",
      "SELECT 1 FROM dept AS d0 RIGHT JOIN (SELECT * FROM emp AS e0 WHERE e0.sal > 100) AS t1 ON d0.deptno = t1.deptno"),
@@ -86,10 +86,13 @@ EQUIVALENT = [
      "SELECT * FROM emp AS x WHERE x.deptno = 10 INTERSECT SELECT * FROM emp AS y WHERE y.deptno = 20 "
      "INTERSECT SELECT * FROM emp AS z WHERE z.deptno = 30"),
     # a projection over ORDER BY .. OFFSET, keys unique (primary key), monotone CAST of the key
+    # (the outer query sorts too: ORDER BY is compared as an order whenever either query has one)
     ("smt", "SELECT d.deptno, CAST(d.deptno AS DOUBLE) FROM dept AS d ORDER BY CAST(d.deptno AS DOUBLE) OFFSET 1",
-     "SELECT t3.deptno, CAST(t3.deptno AS DOUBLE) FROM (SELECT * FROM dept AS d0 ORDER BY d0.deptno OFFSET 1) AS t3"),
-    ("smt", "SELECT e.ename, e.sal FROM emp AS e WHERE e.sal > 10 ORDER BY e.empno DESC LIMIT 3",
-     "SELECT t.ename, t.sal FROM (SELECT * FROM emp AS x WHERE 10 < x.sal ORDER BY x.empno DESC LIMIT 3) AS t"),
+     "SELECT t3.deptno, CAST(t3.deptno AS DOUBLE) FROM (SELECT * FROM dept AS d0 ORDER BY d0.deptno OFFSET 1) AS t3 "
+     "ORDER BY 2"),
+    ("smt", "SELECT e.empno, e.sal FROM emp AS e WHERE e.sal > 10 ORDER BY e.empno DESC LIMIT 3",
+     "SELECT t.empno, t.sal FROM (SELECT * FROM emp AS x WHERE 10 < x.sal ORDER BY x.empno DESC LIMIT 3) AS t "
+     "ORDER BY t.empno DESC"),
 ]
 
 NOT_EQUIVALENT = [
@@ -164,11 +167,47 @@ def test_extension_proves(emp_dept: Catalog, method: str, q1: str, q2: str) -> N
     assert (v.verdict, v.method) == ("EQUIVALENT", method), v.reason
 
 
+# the same rows, but only one query promises an order (or they sort differently): never proved
+ORDER_NOT_PROVED = [
+    ("SELECT d.deptno, CAST(d.deptno AS DOUBLE) FROM dept AS d ORDER BY CAST(d.deptno AS DOUBLE) OFFSET 1",
+     "SELECT t3.deptno, CAST(t3.deptno AS DOUBLE) FROM (SELECT * FROM dept AS d0 ORDER BY d0.deptno OFFSET 1) AS t3"),
+    ("SELECT e.ename, e.sal FROM emp AS e WHERE e.sal > 10 ORDER BY e.empno DESC LIMIT 3",
+     "SELECT t.ename, t.sal FROM (SELECT * FROM emp AS x WHERE 10 < x.sal ORDER BY x.empno DESC LIMIT 3) AS t"),
+    ("SELECT e.ename FROM emp AS e ORDER BY e.sal", "SELECT e.ename FROM emp AS e ORDER BY e.sal DESC"),
+    ("SELECT e.ename, e.sal FROM emp AS e ORDER BY 2", "SELECT e.ename, e.sal FROM emp AS e ORDER BY 2 DESC"),
+    ("SELECT e.ename FROM emp AS e ORDER BY e.sal", "SELECT e.ename FROM emp AS e"),
+]
+
+
+@pytest.mark.parametrize(("q1", "q2"), ORDER_NOT_PROVED)
+def test_orders_are_compared_not_bags(emp_dept: Catalog, q1: str, q2: str) -> None:
+    v = verify(q1, q2, emp_dept, time_budget_s=2.0)
+    assert v.verdict != "EQUIVALENT", v.reason
+
+
 @pytest.mark.parametrize(("q1", "q2"), NOT_EQUIVALENT)
 def test_extension_refutes(emp_dept: Catalog, q1: str, q2: str) -> None:
     v = verify(q1, q2, emp_dept, time_budget_s=6.0)
     assert v.verdict == "NOT_EQUIVALENT", v.reason
     assert v.counterexample is not None
+
+
+# the same rows, but only one query promises an order (or they sort differently): never proved
+ORDER_NOT_PROVED = [
+    ("SELECT d.deptno, CAST(d.deptno AS DOUBLE) FROM dept AS d ORDER BY CAST(d.deptno AS DOUBLE) OFFSET 1",
+     "SELECT t3.deptno, CAST(t3.deptno AS DOUBLE) FROM (SELECT * FROM dept AS d0 ORDER BY d0.deptno OFFSET 1) AS t3"),
+    ("SELECT e.ename, e.sal FROM emp AS e WHERE e.sal > 10 ORDER BY e.empno DESC LIMIT 3",
+     "SELECT t.ename, t.sal FROM (SELECT * FROM emp AS x WHERE 10 < x.sal ORDER BY x.empno DESC LIMIT 3) AS t"),
+    ("SELECT e.ename FROM emp AS e ORDER BY e.sal", "SELECT e.ename FROM emp AS e ORDER BY e.sal DESC"),
+    ("SELECT e.ename, e.sal FROM emp AS e ORDER BY 2", "SELECT e.ename, e.sal FROM emp AS e ORDER BY 2 DESC"),
+    ("SELECT e.ename FROM emp AS e ORDER BY e.sal", "SELECT e.ename FROM emp AS e"),
+]
+
+
+@pytest.mark.parametrize(("q1", "q2"), ORDER_NOT_PROVED)
+def test_orders_are_compared_not_bags(emp_dept: Catalog, q1: str, q2: str) -> None:
+    v = verify(q1, q2, emp_dept, time_budget_s=2.0)
+    assert v.verdict != "EQUIVALENT", v.reason
 
 
 @pytest.mark.parametrize(("q1", "q2"), NOT_EQUIVALENT)
