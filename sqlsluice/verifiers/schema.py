@@ -1,7 +1,8 @@
 """Resolve the ``schema`` argument of :func:`verify` into a :class:`Catalog`.
 
 Accepted: a :class:`~sqlsluice.databases.Catalog`; ``{table: {column: type}}``; a DDL string;
-a path to a DDL file; a live database URL (``duckdb:///...``, ``postgresql://...``).
+a path to a DDL file; a live database URL (``duckdb:///...``, ``postgresql://...``); a SQLite
+database file or ``sqlite:///path`` (its ``CREATE TABLE`` statements, read-only).
 
 Annotated DDL (the BIRD schemas of the shared data) names a table's key in a comment just
 above its CREATE TABLE (``-- 954 rows, primary key: (raceId)``); a table whose DDL declares
@@ -34,9 +35,11 @@ def load_schema(schema: Any, dialect: str = "duckdb") -> Catalog:
         return Catalog(tables=[Table(name=t, columns=[Column(name=c, type=ty) for c, ty in cols.items()])
                                for t, cols in schema.items()], dialect=dialect)
     if isinstance(schema, Path):
-        return _from_ddl(schema.read_text(), dialect)
+        return _from_file(schema, dialect)
     if isinstance(schema, str):
         text = schema.strip()
+        if text.startswith("sqlite:///"):
+            return _from_sqlite_file(Path(text[len("sqlite:///"):]), dialect)
         if text.startswith(_URL_PREFIXES):
             from sqlsluice.databases import connect
 
@@ -46,9 +49,36 @@ def load_schema(schema: Any, dialect: str = "duckdb") -> Catalog:
             finally:
                 backend.close()
         if "\n" not in text and not text.upper().startswith(("CREATE", "ALTER")) and len(text) < 4096:
-            return _from_ddl(Path(text).read_text(), dialect)
+            return _from_file(Path(text), dialect)
         return _from_ddl(text, dialect)
     raise ConfigError(f"schema must be a Catalog, a DDL string, a DDL file or a database URL, not {type(schema).__name__}")
+
+
+def _from_file(path: Path, dialect: str) -> Catalog:
+    with path.open("rb") as f:
+        if f.read(16) == b"SQLite format 3\x00":
+            return _from_sqlite_file(path, dialect)
+    return _from_ddl(path.read_text(), dialect)
+
+
+def _from_sqlite_file(path: Path, dialect: str) -> Catalog:
+    """The tables of a SQLite database file, from the DDL SQLite keeps (opened read-only)."""
+    import sqlite3
+
+    if not path.is_file():
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = con.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND sql IS NOT NULL "
+                               "AND name NOT LIKE 'sqlite_%'").fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error as e:
+        raise ConfigError(f"cannot read the schema of SQLite database {path}: {e}") from e
+    cat = _from_ddl(";\n".join(r[0] for r in rows), "sqlite")
+    cat.dialect = dialect
+    return cat
 
 
 def _from_ddl(ddl: str, dialect: str) -> Catalog:
