@@ -334,11 +334,11 @@ class _Columns:
                 self.derived.setdefault(sq.alias.lower(), sq.this)
         self.depth = 0
 
-    def _sources(self, select: Any) -> list[tuple[str, Any]]:
-        """("table", name) / ("query", tree) for the FROM and JOIN items of one SELECT."""
+    def _sources(self, select: Any) -> list[tuple[str, str, Any]]:
+        """(alias, "table", name) / (alias, "query", tree) for the FROM and JOIN items of one SELECT."""
         from sqlglot import exp
 
-        out: list[tuple[str, Any]] = []
+        out: list[tuple[str, str, Any]] = []
         if not isinstance(select, exp.Select):
             return out
         items = [select.args.get("from_") or select.args.get("from")] + list(select.args.get("joins") or [])
@@ -346,9 +346,10 @@ class _Columns:
             src = item.this if item is not None else None
             if isinstance(src, exp.Table):
                 q = self.derived.get(src.name.lower()) if not src.args.get("db") else None
-                out.append(("query", q) if q is not None else ("table", src.name))
+                alias = src.alias_or_name.lower()
+                out.append((alias, "query", q) if q is not None else (alias, "table", src.name))
             elif isinstance(src, exp.Subquery):
-                out.append(("query", src.this))
+                out.append((src.alias.lower(), "query", src.this))
         return out
 
     def of_query(self, query: Any, name: str) -> str | None:
@@ -374,7 +375,7 @@ class _Columns:
             self.depth -= 1
 
     def in_sources(self, select: Any, name: str) -> str | None:
-        for kind, src in self._sources(select):
+        for _, kind, src in self._sources(select):
             t = self.of_query(src, name) if kind == "query" else self._base(src, name)
             if t:
                 return t
@@ -390,6 +391,9 @@ class _Columns:
         qualifier = node.table.lower()
         select = node.find_ancestor(exp.Select)
         if qualifier:
+            for alias, kind, src in self._sources(select):
+                if alias == qualifier:
+                    return self.of_query(src, node.name) if kind == "query" else self._base(src, node.name)
             if qualifier in self.derived:
                 return self.of_query(self.derived[qualifier], node.name)
             tables = {t.alias_or_name.lower(): t.name for t in (select.find_all(exp.Table) if select else [])}
