@@ -171,6 +171,9 @@ def test_integer_division_is_sqlites() -> None:
 def test_like_is_ascii_case_insensitive_on_sqlite() -> None:
     assert _v(UNK["q1"], UNK["q2"]) in ("EQUIVALENT", "UNKNOWN")
     assert _v(UNK["q1"], UNK["q2"], "duckdb") == "NOT_EQUIVALENT"  # DuckDB's LIKE is case-sensitive
+    assert _v("SELECT 'a' LIKE 'A'", "SELECT 1") != "NOT_EQUIVALENT"
+    assert _v("SELECT 'a' LIKE 'A'", "SELECT 0") == "NOT_EQUIVALENT"
+    assert _v("SELECT 'a' LIKE 'A'", "SELECT 1", "duckdb") == "NOT_EQUIVALENT"
 
 
 def test_double_quoted_string_that_names_no_column() -> None:
