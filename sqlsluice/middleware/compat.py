@@ -130,6 +130,8 @@ class Compat:
         self._timeout_s: float | None = None  # None: unparsable, the server's applies
         self._meta: Any = None  # a second DuckDB connection for catalog look-ups
         self._col_types: dict[tuple[str | None, str], str | None] = {}
+        # result column OIDs where PostgreSQL's type differs, per (sql, DuckDB types, names)
+        self._oid_overrides: dict[tuple[str, tuple[str, ...], tuple[str, ...]], dict[int, int]] = {}
 
     # --- setup (worker thread) ---------------------------------------------------------
     def setup(self) -> None:
@@ -280,8 +282,9 @@ class Compat:
             self.notices.append(("WARNING", "25P01", "there is no transaction in progress"))
             return MaterializedResult(status="COMMIT" if w1 in ("COMMIT", "END") else "ROLLBACK")
         run_sql = sql
-        if w1 in ("CREATE", "ALTER", "DROP") and self._col_types:
+        if w1 in ("CREATE", "ALTER", "DROP") and (self._col_types or self._oid_overrides):
             self._col_types.clear()
+            self._oid_overrides.clear()
         if w1 == "CREATE" and "SERIAL" in sql.upper():
             run_sql = self._serial(sql)
         if len(sql) <= 65536 and _PG_MARKERS.search(sql):
@@ -412,8 +415,14 @@ class Compat:
         if pinned:
             return [pinned.get(c.name, o) for c, o in zip(columns, oids, strict=True)]
         if len(sql) <= 65536:
-            for pos, oid in pgsemantics.result_oid_overrides(sql, [c.type for c in columns], self._column_type,
-                                                             [c.name for c in columns]).items():
+            key = (sql, tuple(c.type for c in columns), tuple(c.name for c in columns))
+            overrides = self._oid_overrides.get(key)
+            if overrides is None:
+                if len(self._oid_overrides) >= 2048:
+                    self._oid_overrides.clear()
+                overrides = pgsemantics.result_oid_overrides(sql, key[1], self._column_type, key[2])
+                self._oid_overrides[key] = overrides
+            for pos, oid in overrides.items():
                 oids[pos] = oid
         return oids
 
