@@ -317,6 +317,48 @@ def test_pg_session_node_postgres_end(node_pg: Path, proxy: ServeProcess, upstre
     assert out["pid"] == out["processID"]
 
 
+JDBC_SOURCE = """
+import java.sql.*;
+public class Sessions {
+  public static void main(String[] a) throws Exception {
+    try (Connection c = DriverManager.getConnection(a[0], "postgres", "")) {
+      int pid = ((org.postgresql.PGConnection) c).getBackendPID();
+      ResultSet r = c.createStatement().executeQuery("SELECT pg_backend_pid()");
+      r.next();
+      System.out.println("pid " + (pid == r.getInt(1) ? "matches" : pid + " != " + r.getInt(1)));
+      Statement s = c.createStatement();
+      new Thread(() -> { try { Thread.sleep(1000); s.cancel(); } catch (Exception e) { e.printStackTrace(); } }).start();
+      try { s.executeQuery("SELECT pg_sleep(10)"); System.out.println("cancel: none"); }
+      catch (SQLException e) { System.out.println("cancel: " + e.getSQLState()); }
+      try { c.createStatement().execute("SELECT pg_terminate_backend(pg_backend_pid())"); System.out.println("none"); }
+      catch (SQLException e) { System.out.println("terminate: " + e.getSQLState() + " " + e.getMessage()); }
+      System.out.println("closed " + c.isClosed());
+    }
+  }
+}
+"""
+
+
+def test_pg_session_pgjdbc_as_direct(tmp_path: Path, proxy: ServeProcess, upstream: str) -> None:
+    """pgjdbc: backend pid, Statement.cancel() and a terminated session, word for word as direct."""
+    jars = sorted(Path.home().glob(".m2/repository/org/postgresql/postgresql/*/postgresql-*.jar"))
+    if shutil.which("java") is None or not jars:
+        pytest.skip("pgjdbc test: java or the pgjdbc jar (~/.m2/repository/org/postgresql) not installed")
+    src = tmp_path / "Sessions.java"
+    src.write_text(JDBC_SOURCE)
+    db = upstream.rsplit("/", 1)[1]
+    port = int(upstream.split(":")[2].split("/")[0])
+    outs = []
+    for p in (port, proxy.port):
+        r = subprocess.run(["java", "-cp", str(jars[-1]), str(src), f"jdbc:postgresql://127.0.0.1:{p}/{db}"],
+                           capture_output=True, text=True, timeout=120, check=False)
+        assert r.returncode == 0, r.stdout + r.stderr
+        outs.append(r.stdout)
+    assert outs[0].splitlines()[:3] == ["pid matches", "cancel: 57014",
+                                        "terminate: 57P01 FATAL: terminating connection due to administrator command"]
+    assert outs[1] == outs[0]
+
+
 # --- database routing ------------------------------------------------------------------
 def test_pg_route_unknown_database_is_postgres_3d000(proxy: ServeProcess) -> None:
     with pytest.raises(psycopg.OperationalError) as ei:
