@@ -377,12 +377,10 @@ _NO_FOLD_BELOW = (exp.Query, exp.Subquery, exp.Order, exp.Ordered, exp.Group, ex
 
 def _fold(e: exp.Expr, dialect: str | None) -> exp.Expr:
     """Fold ``e`` bottom-up in place; returns the (possibly new) node for ``e``."""
-    for key, val in list(e.args.items()):
-        kids = val if isinstance(val, list) else [val]
-        for k in kids:
+    for val in list(e.args.values()):
+        for k in val if isinstance(val, list) else [val]:
             if isinstance(k, exp.Expr) and not isinstance(k, _NO_FOLD_BELOW):
                 _fold(k, dialect)
-        del key
     new = _fold_node(e, dialect)
     if new is None:
         return e
