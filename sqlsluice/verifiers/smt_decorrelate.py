@@ -46,7 +46,7 @@ _NULL_ON_EMPTY = (exp.Avg, exp.Sum, exp.Min, exp.Max)
 def recorrelate(q: Any) -> Any:
     """``q`` (an SMT :class:`~sqlsluice.verifiers.smt.Block`) with each decorrelated scalar
     aggregate it joins put back as a correlated scalar subquery (see the module docstring)."""
-    from sqlsluice.verifiers.smt import Block, _null_strict, _substitute
+    from sqlsluice.verifiers.smt import Block, _substitute
 
     if not isinstance(q, Block):
         return q
@@ -100,8 +100,7 @@ def recorrelate(q: Any) -> Any:
                     break
         if set(equated) != set(keys):
             continue
-        strict = [c for ci, c in enumerate(q.conds) if ci not in used and _null_strict(c)
-                  and any(col.table == u.alias and col.name.lower() in aggs for col in c.find_all(exp.Column))]
+        strict = [c for ci, c in enumerate(q.conds) if ci not in used and _strict_in(c, u.alias, set(aggs))]
         if not strict:
             continue
         repl: dict[str, exp.Expression] = {}
@@ -132,6 +131,28 @@ def recorrelate(q: Any) -> Any:
             continue  # a column of d that is neither a key nor an aggregate
         return recorrelate(out)
     return q
+
+
+def _strict_in(c: exp.Expression, alias: str, names: set[str]) -> bool:
+    """``c`` is NULL (so not TRUE) whenever column ``alias.n`` (some n of ``names``) is NULL: the
+    path from ``c`` down to that column is made only of NULL-propagating operators (the other
+    operands may be anything, a subquery included)."""
+    from sqlsluice.verifiers.smt import _STRICT
+
+    for col in c.find_all(exp.Column):
+        if col.table != alias or col.name.lower() not in names:
+            continue
+        node: exp.Expression | None = col
+        ok = True
+        while node is not None and node is not c:
+            parent = node.parent
+            if parent is None or not isinstance(parent, _STRICT) or isinstance(parent, exp.Column):
+                ok = False
+                break
+            node = parent
+        if ok and node is c:
+            return True
+    return False
 
 
 def _source(u: Any) -> exp.Expression:
