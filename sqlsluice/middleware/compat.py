@@ -130,8 +130,16 @@ class Compat:
         self._timeout_s: float | None = None  # None: unparsable, the server's applies
         self._meta: Any = None  # a second DuckDB connection for catalog look-ups
         self._col_types: dict[tuple[str | None, str], str | None] = {}
+        self._client_sql: dict[str, str] = {}  # statement run -> the client's text (see written_as)
         # result column OIDs where PostgreSQL's type differs, per (sql, DuckDB types, names)
         self._oid_overrides: dict[tuple[str, tuple[str, ...], tuple[str, ...]], dict[int, int]] = {}
+
+    def written_as(self, sql: str, client_sql: str) -> None:
+        """Remember that ``sql`` (a rewrite, a normalised form) stands for the client's
+        ``client_sql``: PostgreSQL names and types the result from what the client wrote."""
+        if len(self._client_sql) >= 1024:
+            self._client_sql.clear()
+        self._client_sql[sql] = client_sql
 
     # --- setup (worker thread) ---------------------------------------------------------
     def setup(self) -> None:
@@ -323,7 +331,7 @@ class Compat:
             return MaterializedResult(columns=[ColumnInfo("QUERY PLAN", "VARCHAR")], rows=[(x,) for x in lines],
                                       status="EXPLAIN", rowcount=len(lines))
         if result.columns:
-            names = pgsemantics.rename(sql, [c.name for c in result.columns])
+            names = pgsemantics.rename(self._client_sql.get(sql, sql), [c.name for c in result.columns])
             if names is not None:
                 result.columns = [ColumnInfo(n, c.type) for n, c in zip(names, result.columns, strict=True)]
         return result
@@ -391,7 +399,7 @@ class Compat:
                     try:
                         r = self.execute(probe, args or None)
                         cols = [ColumnInfo(str(row[0]), str(row[1])) for row in r.fetchall()]
-                        names = pgsemantics.rename(sql, [c.name for c in cols])
+                        names = pgsemantics.rename(self._client_sql.get(sql, sql), [c.name for c in cols])
                         if names is not None:
                             cols = [ColumnInfo(n, c.type) for n, c in zip(names, cols, strict=True)]
                         return ptypes, cols
@@ -414,6 +422,7 @@ class Compat:
         pinned = COLUMN_OIDS.get(sql)
         if pinned:
             return [pinned.get(c.name, o) for c, o in zip(columns, oids, strict=True)]
+        sql = self._client_sql.get(sql, sql)
         if len(sql) <= 65536:
             key = (sql, tuple(c.type for c in columns), tuple(c.name for c in columns))
             overrides = self._oid_overrides.get(key)

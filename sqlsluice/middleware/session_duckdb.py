@@ -380,6 +380,8 @@ class DuckDBHandler:
         if isinstance(local, Reply):
             self.send(reply_messages(local))
             return
+        if local != sql:
+            self.compat.written_as(local, sql)
         spec = parse_copy(local) if local[:8].lstrip()[:4].upper() == "COPY" else None
         if spec is not None:
             self.send(codec.command_complete(await self.run_copy(spec)))
@@ -686,6 +688,8 @@ class DuckDBHandler:
             if isinstance(local, Reply):
                 st = Statement(sql, oids, reply=local)
             else:
+                if local != sql:
+                    self.compat.written_as(local, sql)
                 spec = parse_copy(local) if local[:8].lstrip()[:4].upper() == "COPY" else None
                 forced = compat.PARAM_OIDS.get(local)
                 if forced is not None:

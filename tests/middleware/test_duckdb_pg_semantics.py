@@ -373,3 +373,27 @@ def test_tpcds_queries_match_real_postgresql(tpcds_tiny, pg_db, tmp_path):
     assert {n: (ours[n][0], pg[n][0]) for n in pg if ours[n][0] != pg[n][0]} == {}  # column names
     assert {n: (ours[n][2:], pg[n][2:]) for n in pg if ours[n][2:] != pg[n][2:]} == {}  # row counts, tags
     assert {n: (ours[n][1], pg[n][1]) for n in pg if ours[n][1] != pg[n][1]} == {}  # type OIDs
+
+
+def test_a_rewrite_is_named_and_typed_from_the_clients_text():
+    """The rewriter re-aliases a rewrite to DuckDB's own output names ("count_star()"); the
+    client still sees the names and types PostgreSQL gives the statement it wrote."""
+    from sqlsluice.databases.duckdb_backend import DuckDBBackend
+    from sqlsluice.middleware import compat, types
+
+    backend = DuckDBBackend(":memory:")
+    try:
+        c = compat.Compat(backend.session(), {"user": "sluice"})
+        c.setup()
+        c.execute("CREATE TABLE sem_rw (x integer)")
+        c.execute("INSERT INTO sem_rw VALUES (1), (2)")
+        client = "SELECT count(*), sum(x) FROM sem_rw WHERE 1 = 1"
+        rewrite = 'SELECT count(*) AS "count_star()", sum(x) AS "sum(x)" FROM sem_rw'
+        c.written_as(rewrite, client)
+        r = c.execute(rewrite)
+        assert [col.name for col in r.columns] == ["count", "sum"] and r.fetchall() == [(2, 3)]
+        assert c.column_oids(rewrite, r.columns) == [types.INT8, types.INT8]
+        _, described = c.describe(rewrite, [])
+        assert [col.name for col in described] == ["count", "sum"]
+    finally:
+        backend.close()
