@@ -173,3 +173,17 @@ def test_cli_rejects_unknown_backend_and_rule(tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["bench", "rules-fuzz", "--queries", "1", "--rules", "no_such_rule",
                                  "--backends", "duckdb"])
     assert r.exit_code == 2 and "unknown rule" in r.output
+
+
+def test_catches_the_count_bug_when_a_guard_is_lifted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without its NULL-on-empty guard, scalar_subquery_to_join decorrelates COUNT: the classic count
+    bug (an outer row without a group sees NULL instead of 0).  The fuzzer must see it."""
+    import sqlsluice.rewriters.rules.subqueries as subqueries
+    from sqlsluice.rewriters.rules import BY_NAME
+
+    monkeypatch.setattr(subqueries, "_null_on_empty", lambda e: True)
+    rep = fuzz(queries=300, seed=4, engines=("duckdb",), rules=[BY_NAME["scalar_subquery_to_join"]],
+               include_prepare=False, max_reproducers=1)
+    assert rep["rules"]["scalar_subquery_to_join"]["mismatches"]["duckdb"] > 0
+    r = rep["reproducers"][0]
+    assert "COUNT" in r["original_sql"].upper() and "GROUP BY" in r["rewritten_sql"].upper()
