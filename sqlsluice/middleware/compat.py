@@ -130,6 +130,7 @@ class Compat:
         self._timeout_s: float | None = None  # None: unparsable, the server's applies
         self._meta: Any = None  # a second DuckDB connection for catalog look-ups
         self._col_types: dict[tuple[str | None, str], str | None] = {}
+        self.unguarded = 0  # statements run without the division guard (sqlglot's text did not bind)
         self._client_sql: dict[str, str] = {}  # statement run -> the client's text (see written_as)
         # result column OIDs where PostgreSQL's type differs, per (sql, DuckDB types, names)
         self._oid_overrides: dict[tuple[str, tuple[str, ...], tuple[str, ...]], dict[int, int]] = {}
@@ -305,9 +306,14 @@ class Compat:
                 except SluiceError as e:
                     if not e.sqlstate.startswith("42"):
                         raise
-                    # sqlglot's DuckDB text does not bind: run the client's text as it is
-                    log.debug("division guard not usable (%s): %s", e.message.splitlines()[0], guarded[:200])
+                    # sqlglot's DuckDB text does not bind: run the client's text as it is, and
+                    # say so when that works (a zero divisor then answers NULL, not 22012)
                     s._failed = False
+                    result = self._pg_result(sql, self._run(run_sql, params))
+                    self.unguarded += 1
+                    log.warning("division by zero not guarded (%s) for: %s", e.message.splitlines()[0],
+                                " ".join(sql.split())[:200])
+                    return result
         return self._pg_result(sql, self._run(run_sql, params))
 
     def _pg_result(self, sql: str, result: Result) -> Result:
