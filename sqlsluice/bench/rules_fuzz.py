@@ -41,6 +41,7 @@ PREPARE = "prepare"  # pseudo-rule: the raw query against its prepared form
 # counted as a mismatch: qualify names unnamed columns (``_col_0``) and the rewriter puts the
 # original's names back (``rewriters.api.match_columns``); for a rule it is a mismatch.
 RENAMED = "column names"
+CHAIN = "chain"  # pseudo-rule: every rule in a seeded random order, each to a fixed point
 
 # ---------------------------------------------------------------------------------------------
 # schema and data
@@ -950,6 +951,29 @@ class Finding:
     query: GenQuery
     instance: str
     reason: str
+    rule_obj: Rule | None = None
+
+
+class _Chain:
+    """A rule function that applies ``order`` (each rule to a fixed point), as a search might."""
+
+    def __init__(self, order: list[Rule]) -> None:
+        self.order = order
+        self.applied: list[str] = []
+        self.raised = 0
+
+    def __call__(self, expr: exp.Expr, *, schema: Catalog | None = None, dialect: str | None = None) -> exp.Expr:
+        def run(r: Rule, t: exp.Expr) -> exp.Expr:
+            if r.needs and t.find(*r.needs) is None:
+                return t
+            try:
+                return r.fn(t, schema=schema, dialect=dialect)
+            except Exception:  # counted here, not in RULE_ERRORS: the rule's own row counts it once
+                self.raised += 1
+                return t
+
+        tree, self.applied, _ = fixed_point(expr, self.order, run)
+        return tree
 
 
 class Fuzzer:
@@ -1013,6 +1037,8 @@ class Fuzzer:
             if once is tree:
                 return base, {}
             out = {"once": once.sql(dialect=d)}
+            if rule.name == CHAIN:  # already to a fixed point, rule by rule
+                return base, {k: v for k, v in out.items() if v != base}
             done = [False]
 
             def step(r: Rule, t: exp.Expr) -> exp.Expr:
@@ -1052,18 +1078,16 @@ class Fuzzer:
         return bool(cands), found
 
 
-def _rule_by_name(rules: Sequence[Rule], name: str) -> Rule | None:
-    return None if name == PREPARE else next(r for r in rules if r.name == name)
-
-
 def fuzz(*, queries: int, seed: int, engines: Sequence[str] = ENGINES, rules: Sequence[Rule] | None = None,
-         include_prepare: bool = True, minimise: bool = True, max_reproducers: int = 3,
+         include_prepare: bool = True, include_chain: bool = True, minimise: bool = True, max_reproducers: int = 3,
          log: Callable[[str], None] | None = None, progress: Callable[[int, int], None] | None = None
          ) -> dict[str, Any]:
     """Generate ``queries`` queries, check every rule on every engine; the report as a dict."""
     say = log or (lambda m: None)
     rules = list(RULES if rules is None else rules)
-    names = ([PREPARE] if include_prepare else []) + [r.name for r in rules]
+    chain = include_chain and len(rules) > 1
+    names = ([PREPARE] if include_prepare else []) + [r.name for r in rules] + ([CHAIN] if chain else [])
+    by_name: dict[str, Rule | None] = {PREPARE: None, **{r.name: r for r in rules}}
     stats = {n: RuleStats() for n in names}
     errors_before = Counter(RULE_ERRORS)
     gen = generate(queries, seed)
@@ -1073,9 +1097,16 @@ def fuzz(*, queries: int, seed: int, engines: Sequence[str] = ENGINES, rules: Se
     fz = Fuzzer(engines, seed, log=say)
     try:
         schemas = list(fz.instances)
+        chain_raised = 0
         for qi, q in enumerate(gen):
+            if chain:
+                order = list(rules)
+                random.Random(f"{seed}:{qi}").shuffle(order)
+                fn = _Chain(order)
+                by_name[CHAIN] = Rule(CHAIN, None, "every rule in a seeded random order, each to a fixed point",
+                                      fn, ("fuzz",))
             for name in names:
-                rule = _rule_by_name(rules, name)
+                rule = by_name[name]
                 st = stats[name]
                 fired_any = False
                 for eng in engines:
@@ -1096,14 +1127,18 @@ def fuzz(*, queries: int, seed: int, engines: Sequence[str] = ENGINES, rules: Se
                                              "the original's rows are unspecified in SQL"})
                             continue
                         st.mismatches[eng] += 1
-                        findings.append(Finding(name, eng, mode, q, inst, why))
+                        findings.append(Finding(name, eng, mode, q, inst, why, rule))
                 if fired_any:
                     st.fired += 1
+            if chain:
+                chain_raised += fn.raised
             if progress is not None:
                 progress(qi + 1, len(gen))
         for name in names:
-            if name != PREPARE:
+            if name not in (PREPARE, CHAIN):
                 stats[name].raised = RULE_ERRORS[name] - errors_before[name]
+        if chain:
+            stats[CHAIN].raised = chain_raised
         reproducers = []
         seen: Counter[tuple[str, str]] = Counter()
         for f in findings:
@@ -1111,7 +1146,7 @@ def fuzz(*, queries: int, seed: int, engines: Sequence[str] = ENGINES, rules: Se
                 continue
             seen[(f.rule, f.engine)] += 1
             say(f"minimising {f.rule} on {f.engine}: {f.reason}")
-            reproducers.append(reproduce(fz, _rule_by_name(rules, f.rule), f, minimise=minimise,
+            reproducers.append(reproduce(fz, f.rule_obj, f, minimise=minimise,
                                          minimised=seen[(f.rule, f.engine)] == 1))
     finally:
         fz.close()
@@ -1254,7 +1289,10 @@ def reproduce(fz: Fuzzer, rule: Rule | None, f: Finding, *, minimise: bool = Tru
     cand = cands.get(f.mode) or cands.get("once") or ""
     a, b = fz.run(eng, scratch, base), fz.run(eng, scratch, cand) if cand else Result(error="rule no longer fires")
     reason = compare(a, b, f.query.ordered) if a.error is None else f"input failed: {a.error}"
-    return {"rule": f.rule, "engine": eng, "dialect": d, "mode": f.mode, "shape": f.query.shape,
+    chain: dict[str, Any] = {}
+    if rule is not None and isinstance(rule.fn, _Chain):
+        chain = {"chain_order": [r.name for r in rule.fn.order], "chain_applied": list(rule.fn.applied)}
+    return {**chain,"rule": f.rule, "engine": eng, "dialect": d, "mode": f.mode, "shape": f.query.shape,
             "reason": reason or f.reason, "ordered": f.query.ordered, "minimised": minimise and minimised,
             "query_steps": steps, "schema_ddl": fz.ddl(eng), "data_inserts": inserts(data),
             "generated_sql": f.query.sql, "original_sql": sql, "rule_input_sql": base, "rewritten_sql": cand,
@@ -1282,7 +1320,7 @@ def print_report(rep: dict[str, Any]) -> None:
     for name, s in rep["rules"].items():
         t.add_row(name, str(s["fired"]), *(str(s["mismatches"][e]) for e in engines), str(s["order_dependent"]),
                   str(s["renamed_only"]), str(s["raised"]))
-    con = Console(width=max(Console().width, 110))
+    con = Console(width=max(Console().width, 150))
     con.print(t)
     tot = rep["totals"]
     con.print(f"mismatches: {tot['mismatches']} ({', '.join(tot['mismatching_rules']) or 'none'}); "

@@ -17,6 +17,7 @@ from sqlglot import exp
 from typer.testing import CliRunner
 
 from sqlsluice.bench.rules_fuzz import (
+    CHAIN,
     PREPARE,
     Result,
     catalog,
@@ -54,7 +55,8 @@ def test_json_shape_and_exit_code(bounded_run: tuple[int, dict[str, Any], str]) 
     code, rep, output = bounded_run
     assert set(rep) >= {"settings", "schema_ddl", "shapes", "rules", "totals", "reproducers", "warnings"}
     assert rep["settings"]["queries"] == QUERIES and rep["settings"]["engines"] == ["duckdb", "postgresql"]
-    assert set(rep["rules"]) == {PREPARE} | {r.name for r in RULES}
+    assert set(rep["rules"]) == {PREPARE, CHAIN} | {r.name for r in RULES}
+    assert rep["rules"][CHAIN]["fired"] >= rep["rules"]["constant_fold"]["fired"]
     for s in rep["rules"].values():
         assert set(s) == {"fired", "fired_by_engine", "mismatches", "order_dependent", "renamed_only", "raised"}
         assert set(s["mismatches"]) == {"duckdb", "postgresql"}
