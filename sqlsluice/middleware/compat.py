@@ -418,7 +418,23 @@ class Compat:
             cols = list(r.columns)
             r.close()
             return ptypes, cols
-        return ptypes, []  # DML ... RETURNING: described at Execute time
+        if w1 in ("INSERT", "UPDATE", "DELETE"):
+            # DML ... RETURNING: describe SELECT <returning list> FROM <target> (runs nothing)
+            probe_sql = pgsemantics.returning_select(self._client_sql.get(sql, sql))
+            if probe_sql is not None:
+                was_failed = self.session._failed
+                try:
+                    r = self.execute("DESCRIBE " + probe_sql)
+                    cols = [ColumnInfo(str(row[0]), str(row[1])) for row in r.fetchall()]
+                    names = pgsemantics.rename(self._client_sql.get(sql, sql), [c.name for c in cols])
+                    if names is not None:
+                        cols = [ColumnInfo(n, c.type) for n, c in zip(names, cols, strict=True)]
+                    return ptypes, cols
+                except SluiceError:
+                    pass
+                finally:
+                    self.session._failed = was_failed
+        return ptypes, []  # not described: the portal's Describe (at Execute) sends the columns
 
     def column_oids(self, sql: str, columns: Sequence[ColumnInfo]) -> list[int]:
         """Result column OIDs: from the DuckDB types, with PostgreSQL's where they differ

@@ -277,6 +277,27 @@ def rename(sql: str, names: Sequence[str]) -> list[str] | None:
     return out
 
 
+def returning_select(sql: str) -> str | None:
+    """``SELECT <RETURNING list> FROM <target>`` for a DML statement with RETURNING (to
+    describe its result without running it), else None.
+
+    >>> returning_select("UPDATE t AS x SET a = 1 RETURNING x.a, upper(b) AS u")
+    'SELECT x.a, UPPER(b) AS u FROM t AS x'
+    """
+    from sqlglot import exp
+
+    if len(sql) > _MAX_SQL:
+        return None
+    tree = _parsed(sql)
+    if not isinstance(tree, exp.Insert | exp.Update | exp.Delete) or tree.args.get("returning") is None:
+        return None
+    target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+    if not isinstance(target, exp.Table):
+        return None
+    query = exp.select(*[e.copy() for e in tree.args["returning"].expressions]).from_(target.copy())
+    return str(query.sql(dialect="duckdb"))
+
+
 # --- result types ------------------------------------------------------------------------------
 _NAME_FUNCS = frozenset({"current_user", "session_user", "user", "current_role", "current_schema",
                          "current_catalog"})

@@ -241,6 +241,25 @@ def test_asyncpg_typed_parameters_names_and_status(server):
     assert tuple(row) == (2, 3, 3)
 
 
+def test_asyncpg_dml_returning(server):
+    async def go() -> list[Any]:
+        c = await asyncpg.connect(host=server.host, port=server.port, user="sluice", database="tpcds")
+        try:
+            await c.execute("CREATE TABLE sem_apr (id integer, name text)")
+            return [await c.fetch("INSERT INTO sem_apr VALUES ($1, $2), ($3, $4) RETURNING id, upper(name)",
+                                  1, "a", 2, "b"),
+                    await c.fetch("UPDATE sem_apr SET name = $1 WHERE id = $2 RETURNING *", "c", 2),
+                    await c.fetch("DELETE FROM sem_apr RETURNING id AS gone")]
+        finally:
+            await c.execute("DROP TABLE IF EXISTS sem_apr")
+            await c.close()
+
+    inserted, updated, deleted = asyncio.run(go())
+    assert [dict(r) for r in inserted] == [{"id": 1, "upper": "A"}, {"id": 2, "upper": "B"}]
+    assert [tuple(r) for r in updated] == [(2, "c")]
+    assert sorted(r["gone"] for r in deleted) == [1, 2]
+
+
 def test_psql_prints_postgresql_command_tags(server):
     psql = shutil.which("psql")
     if psql is None:
@@ -308,6 +327,8 @@ PARAM_QUERIES = [
     "UPDATE sem_pp SET name = $1 WHERE id = $2", "DELETE FROM sem_pp WHERE ts < $1",
     "SELECT * FROM sem_pp LIMIT $1 OFFSET $2", "SELECT $1 + 1", "SELECT $1 = 1.5", "SELECT $1",
     "SELECT 1 WHERE $1 = 'a'",
+    "INSERT INTO sem_pp (id, name) VALUES ($1, $2) RETURNING id, upper(name), price * 2",
+    "UPDATE sem_pp SET ok = $1 WHERE id = $2 RETURNING *", "DELETE FROM sem_pp WHERE born < $1 RETURNING id AS gone",
 ]
 
 
