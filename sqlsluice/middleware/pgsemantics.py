@@ -1,8 +1,9 @@
 """PostgreSQL's meaning for what clients send, over DuckDB: column names, command tags,
 division, result types.
 
-All functions here are pure and work on the client's SQL text (read as PostgreSQL with
-sqlglot, cached per string); :mod:`sqlsluice.middleware.compat` applies them.
+The functions here work on the client's SQL text (read as PostgreSQL with sqlglot, parsed
+once per string and cached) and, for result types, on column types looked up through a
+callback; :mod:`sqlsluice.middleware.compat` applies them.
 
 - :func:`column_names`: PostgreSQL's ``FigureColname`` (parse_target.c) for the outermost
   SELECT list: ``count(*)`` -> ``count``, ``1 + 1`` -> ``?column?``, ``'1'::int`` -> ``int4``.
@@ -11,8 +12,10 @@ sqlglot, cached per string); :mod:`sqlsluice.middleware.compat` applies them.
 - :func:`guard_division`: every ``a / b`` and ``a % b`` raises 22012 when ``b`` is zero
   (DuckDB answers NULL or Infinity); integer division itself truncates through DuckDB's
   ``integer_division`` setting, set per session.
-- :func:`result_oid_overrides`: ``sum(int)`` is int8 and ``avg(int)`` numeric in PostgreSQL
-  (DuckDB: HUGEINT and DOUBLE); ``current_user`` is ``name``.
+- :func:`result_oid_overrides`: PostgreSQL's numeric typing where DuckDB's differs
+  (``sum(int)`` int8 and ``avg(int)`` numeric, DuckDB: HUGEINT and DOUBLE; ``numeric / int``
+  numeric, DuckDB: DOUBLE), through CTEs and derived tables; ``current_user`` is ``name``.
+- :func:`returning_select`: the query that describes a DML statement's RETURNING rows.
 
 >>> column_names("SELECT count(*), x AS y, 1 + 1, '1'::int, t.a, version() FROM t")
 ('count', 'y', '?column?', 'int4', 'a', 'version')
