@@ -494,7 +494,7 @@ class Encoder:
 
 Env = dict[str, dict[str, Val]]  # alias -> column -> value
 # canonical names of subqueries: (catalog id, subquery text) -> name (see Scope._canonical_key)
-_CANON_KEYS: dict[tuple[int, str], str | None] = {}
+_CANON_KEYS: dict[tuple[int, str], tuple[str, list[int]] | None] = {}
 
 
 class Scope:
@@ -647,7 +647,7 @@ class Scope:
         for n in c.find_all(exp.TableAlias):
             if n.name and n.name not in names:
                 names[n.name] = f"_s{len(names)}"
-        canon = self._canonical_key(c, len(outer))
+        canon = self._canonical_key(c)
         c = smt_extend.rename_aliases(c, names)
         vals = []
         for tname, cname in outer:
@@ -655,12 +655,20 @@ class Scope:
             if cols is None or cname not in cols:
                 raise Outside(f"unresolved outer reference {tname}.{cname}")
             vals.append(cols[cname])
-        return (canon if canon is not None else c.sql("duckdb")), vals
+        if canon is None:
+            return c.sql("duckdb"), vals
+        text, order = canon
+        return text, [vals[old] for old in order]
 
-    def _canonical_key(self, c: exp.Expression, n_outer: int) -> str | None:
-        """The subquery in the canonical tier's normal form (outer values as placeholders), so
-        that one subquery written two ways (a CTE inlined, columns pruned, predicates pushed)
-        is one function; None when it cannot be normalised (the plain text is used)."""
+    def _canonical_key(self, c: exp.Expression) -> tuple[str, list[int]] | None:
+        """The subquery in the canonical tier's normal form, so that one subquery written two
+        ways (a CTE inlined, columns pruned, predicates pushed, outer references met in another
+        order) is one function: ``(text, order)`` where outer value ``i`` of the text is outer
+        reference ``order[i]`` of ``c``.  The outer values are placeholders; every numbering of
+        them is tried (up to 4) and the smallest text, renumbered by first use, wins.  None
+        when it cannot be normalised (the plain text is used)."""
+        import re
+
         cat = getattr(self.enc, "catalog", None)
         if cat is None:
             return None
@@ -669,18 +677,40 @@ class Scope:
         ck = (id(cat), c.sql("duckdb"))
         if ck in _CANON_KEYS:
             return _CANON_KEYS[ck]
-        q = c.copy()
-        for col in list(q.find_all(exp.Column)):
-            if col.table == "__outer":
-                col.replace(exp.Placeholder(this=col.name))
-        try:
-            out: str | None = "canon:" + canonical_sql(q, cat, "duckdb")
-        except CanonicalError:
-            out = None
+        n = len({col.name for col in c.find_all(exp.Column) if col.table == "__outer"})
+        best: tuple[str, list[int]] | None = None
+        for perm in itertools.permutations(range(n)) if n <= 4 else [tuple(range(n))]:
+            q = c.copy()
+            for col in list(q.find_all(exp.Column)):
+                if col.table == "__outer":
+                    col.replace(exp.Placeholder(this=f"p{perm[int(col.name[1:])]}"))
+            try:
+                text = canonical_sql(q, cat, "duckdb")
+            except CanonicalError:
+                best = None
+                break
+            first: list[int] = []  # placeholder numbers in order of first use
+            for m in re.finditer(r"\$p(\d+)\b", text):
+                i = int(m.group(1))
+                if i not in first:
+                    first.append(i)
+            if sorted(first) != list(range(n)):
+                best = None
+                break
+            new_of = {p: k for k, p in enumerate(first)}
+
+            def renumber(m: re.Match[str], new_of: dict[int, int] = new_of) -> str:
+                return f"$q{new_of[int(m.group(1))]}"
+
+            text = "canon:" + re.sub(r"\$p(\d+)\b", renumber, text)
+            inv = {p: i for i, p in enumerate(perm)}  # placeholder number -> outer reference
+            order = [inv[p] for p in first]
+            if best is None or text < best[0]:
+                best = (text, order)
         if len(_CANON_KEYS) > 4096:
             _CANON_KEYS.clear()
-        _CANON_KEYS[ck] = out
-        return out
+        _CANON_KEYS[ck] = best
+        return best
 
     def subquery_val(self, e: exp.Subquery) -> Val:
         key, vals = self.subquery_key(e.this)

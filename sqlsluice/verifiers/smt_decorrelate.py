@@ -36,23 +36,24 @@ correlated values (the same subquery, up to alias names, conjunct order and the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
+
+if TYPE_CHECKING:
+    from sqlsluice.verifiers.smt import Block
 
 _NULL_ON_EMPTY = (exp.Avg, exp.Sum, exp.Min, exp.Max)
 
 
-def recorrelate(q: Any) -> Any:
+def recorrelate(q: Block) -> Block:
     """``q`` (an SMT :class:`~sqlsluice.verifiers.smt.Block`) with each decorrelated scalar
     aggregate it joins put back as a correlated scalar subquery (see the module docstring)."""
     from sqlsluice.verifiers.smt import Block, _substitute
 
-    if not isinstance(q, Block):
-        return q
-    flat: list[exp.Expression] = []
-    for c in q.conds:  # a JOIN's ON condition arrives as one conjunct
-        c = c.unnest() if isinstance(c, exp.Paren) else c
+    flat: list[Any] = []
+    for cond in q.conds:  # a JOIN's ON condition arrives as one conjunct
+        c: Any = cond.unnest() if isinstance(cond, exp.Paren) else cond
         flat.extend(x.unnest() if isinstance(x, exp.Paren) else x for x in (c.flatten() if isinstance(c, exp.And) else [c]))
     if len(flat) != len(q.conds):
         q = Block(q.units, q.ljs, flat, q.group, q.having, q.outputs, q.out_kinds)
@@ -194,7 +195,7 @@ def canonical_subquery(sub: exp.Expression) -> exp.Expression:
     where = c.args.get("where")
     if where is not None:
         parts = list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
-        canon: list[exp.Expression] = []
+        canon: list[Any] = []
         for p in parts:
             p = p.unnest() if isinstance(p, exp.Paren) else p
             if isinstance(p, exp.EQ) and p.this.sql() > p.expression.sql():
