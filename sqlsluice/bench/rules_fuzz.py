@@ -159,7 +159,7 @@ class Generator:
             (self.basic, 3), (self.joins, 3), (self.group, 3), (self.empty_agg, 1), (self.distinct_on, 1),
             (self.setop, 3.5), (self.union_prune, 2.5), (self.scalar_sub, 3), (self.exists, 2), (self.in_sub, 3),
             (self.or_in, 2), (self.semi, 2.5), (self.filtered_scalars, 1.5), (self.filtered_derived, 2.5),
-            (self.cte, 3.5), (self.left_key, 2), (self.distinct_keys, 2.5), (self.derived, 4), (self.const, 2.5), (self.hazards, 3),
+            (self.cte, 3.5), (self.left_key, 2), (self.distinct_keys, 2.5), (self.derived, 4), (self.const, 2.5), (self.hazards, 3), (self.misc, 2),
         ]
 
     # small pieces ----------------------------------------------------------------------------
@@ -733,6 +733,42 @@ class Generator:
         sql, shape = self.pick(cases)
         return GenQuery(sql, "hazard_" + shape, cols=None)
 
+    def misc(self) -> GenQuery:
+        """USING / NATURAL joins, quoted names, ordinals, windows, column lists, ANY / ALL, unqualified names."""
+        k = self.k()
+        j = self.pick(("JOIN", "LEFT JOIN", "RIGHT JOIN", "FULL JOIN"))
+        cases = [
+            f"SELECT * FROM t1 {j} t2 USING (k) WHERE t1.a > {k}",
+            f"SELECT k, t1.a AS a FROM t1 {j} t2 USING (k)",
+            "SELECT * FROM t1 NATURAL JOIN t2",
+            "SELECT * FROM t1 AS x JOIN t1 AS y USING (k, a)",
+            f"SELECT k AS k FROM t2 {j} t1 USING (k, a) WHERE k > {k}",
+            'SELECT d."A" + d.a AS x FROM (SELECT t1.a AS "A", t1.b AS a FROM t1) AS d',
+            'SELECT t1.a AS "A", t1.k AS "Kk" FROM t1',
+            f'SELECT d."Kk" AS k FROM (SELECT t1.k AS "Kk", t1.a AS kk FROM t1) AS d WHERE d.kk > {k}',
+            "SELECT t3.a, COUNT(*) FROM t3 GROUP BY 1",
+            "SELECT t3.a AS g, SUM(t3.b) AS s FROM t3 GROUP BY g",
+            "SELECT d.k AS k, d.rn AS rn FROM (SELECT t1.k AS k, ROW_NUMBER() OVER (PARTITION BY t1.a "
+            "ORDER BY t1.k) AS rn FROM t1) AS d WHERE d.rn = 1",
+            f"SELECT d.k AS k, d.s AS s FROM (SELECT t1.k AS k, SUM(t1.b) OVER (PARTITION BY t1.a) AS s FROM t1) "
+            f"AS d WHERE d.k > {k}",
+            f"SELECT d.x AS x FROM (SELECT t1.k, t1.a FROM t1) AS d(x, y) WHERE d.y > {k}",
+            f"SELECT d.x AS x FROM (SELECT t1.k AS k, t1.a AS a FROM t1 UNION ALL SELECT t2.k, t2.a FROM t2) "
+            f"AS d(x, y) WHERE d.y = {k}",
+            "SELECT t1.k AS k FROM t1 WHERE t1.a > ALL (SELECT t3.a FROM t3)",
+            "SELECT t1.k AS k FROM t1 WHERE t1.a = ANY (SELECT t3.b FROM t3)",
+            "SELECT t1.k AS k FROM t1 WHERE t1.a <> ALL (SELECT t3.b FROM t3 WHERE t3.b IS NOT NULL)",
+            f"SELECT t1.k AS k FROM t1 ORDER BY t1.k LIMIT 2 OFFSET {k % 3}",
+            "SELECT k, a FROM t1 WHERE a IN (SELECT a FROM t3)",
+            "SELECT k FROM t1 WHERE EXISTS (SELECT 1 FROM t3 WHERE t3.a = a)",
+            "SELECT k FROM t1 WHERE b = (SELECT MAX(b) FROM t3 WHERE t3.a = t1.a)",
+            "SELECT k FROM t1 WHERE b < (SELECT AVG(t3.b) FROM t3 WHERE a = t1.a)",
+            "SELECT s, COUNT(*) AS n FROM t2 GROUP BY s HAVING COUNT(*) > 1",
+        ]
+        sql = self.pick(cases)
+        ordered = "LIMIT" in sql
+        return GenQuery(sql, "misc", ordered=ordered)
+
     def wrap(self, q: GenQuery) -> GenQuery:
         if not q.cols or len(set(q.cols)) != len(q.cols) or q.ordered:
             return q
@@ -839,9 +875,14 @@ class PgEngine:
 
         from sqlsluice.databases.pgcluster import PgCluster
 
-        self.cluster = PgCluster().start()
-        self.dsn = self.cluster.create_database("fuzz")
-        self.admin = psycopg.connect(self.dsn, autocommit=True)
+        self.cluster = PgCluster()
+        try:
+            self.cluster.start()
+            self.dsn = self.cluster.create_database("fuzz")
+            self.admin = psycopg.connect(self.dsn, autocommit=True)
+        except BaseException:  # also an interrupt while starting: leave no server behind
+            self.cluster.stop()
+            raise
         self.timeout_ms = int(timeout_s * 1000)
         self.readers: dict[str, Any] = {}
 
@@ -1350,8 +1391,17 @@ def run_command(*, queries: int, seed: int, json_out: Path | None, backends: str
             raise InvalidParameterValue(f"unknown rule(s): {', '.join(unknown)}")
         chosen = [BY_NAME[r] for r in wanted if r != PREPARE]
         include_prepare = PREPARE in wanted
-    rep = fuzz(queries=queries, seed=seed, engines=engines, rules=chosen, include_prepare=include_prepare,
-               log=lambda m: typer.echo(m, err=True), progress=progress)
+    import signal
+
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # unwinds through fuzz's finally: the PostgreSQL cluster is stopped
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        rep = fuzz(queries=queries, seed=seed, engines=engines, rules=chosen, include_prepare=include_prepare,
+                   log=lambda m: typer.echo(m, err=True), progress=progress)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print_report(rep)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
