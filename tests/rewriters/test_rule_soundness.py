@@ -163,6 +163,9 @@ CASES = [
          "SELECT t.a FROM t WHERE t.a > 2147483647 + 1", False),
     Case("fold_integer_division_in_duckdb_is_double", "constant_fold",
          "SELECT t.a FROM t WHERE 7 / 2 = 3", False),
+    Case("fold_inside_an_aggregate_filter_keeps_its_where", "constant_fold",  # rules-fuzz seed 1 (new folder)
+         "SELECT d.c, d.m FROM (SELECT COUNT(*) FILTER (WHERE 2 + 3 > 4) AS c, MAX(t.a) FILTER (WHERE 1 = 2) AS m "
+         "FROM t) AS d", True),
     Case("fold_integers_and_tautology_still_folded", "constant_fold",
          "SELECT t.a FROM t WHERE 1 = 1 AND t.a > 1 + 1", True),
 ]

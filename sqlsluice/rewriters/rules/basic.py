@@ -444,8 +444,8 @@ def constant_fold(expr: exp.Expr, *, schema: Catalog | None = None,
         _fold(region, dialect)
     for w in list(root.find_all(exp.Where)):
         c = _const(w.this)
-        if c is not None and c == ("bool", True):
-            w.pop()
+        if c is not None and c == ("bool", True) and isinstance(w.parent, exp.Select) and w.arg_key == "where":
+            w.pop()  # a SELECT's WHERE TRUE only (an aggregate's FILTER (WHERE TRUE) keeps its WHERE)
     return root if root.sql() != expr.sql() else expr
 
 
