@@ -168,7 +168,8 @@ def _null_on_empty(o: exp.Expression) -> bool:
     """NULL over no rows: AVG/SUM/MIN/MAX, or NULL-propagating arithmetic over them (and literals)."""
     from sqlsluice.verifiers.smt import _STRICT
 
-    if o.find(exp.Select) is not None or not isinstance(o, (*_NULL_ON_EMPTY, *_STRICT)):
+    strict = (*_STRICT, exp.Div, exp.IntDiv)  # NULL in, NULL out (both queries divide alike)
+    if o.find(exp.Select) is not None or not isinstance(o, (*_NULL_ON_EMPTY, *strict)):
         return False
     if isinstance(o, _NULL_ON_EMPTY):
         return True
@@ -179,7 +180,7 @@ def _null_on_empty(o: exp.Expression) -> bool:
         if isinstance(n, _NULL_ON_EMPTY):
             found = True
             continue  # what an aggregate reads is its own business
-        if isinstance(n, exp.AggFunc) or not isinstance(n, _STRICT) or isinstance(n, exp.Column):
+        if isinstance(n, exp.AggFunc) or not isinstance(n, strict) or isinstance(n, exp.Column):
             return False  # another aggregate (COUNT) or a column outside any aggregate
         stack.extend(n.iter_expressions())
     return found
