@@ -13,8 +13,8 @@ import duckdb
 import pytest
 
 from sqlsluice.config import Config, RewriteConfig
-from sqlsluice.databases.pgcluster import PgCluster
 from sqlsluice.databases import Backend, connect
+from sqlsluice.databases.pgcluster import PgCluster
 from sqlsluice.llm import LLM
 from sqlsluice.llm.scripted_server import ScriptedLLMServer
 from sqlsluice.rewriters.api import admit, catalog_for, rewrite
