@@ -726,6 +726,9 @@ class Generator:
             # several scalar aggregates, one with DISTINCT, under DISTINCT / LIMIT
             (f"SELECT DISTINCT (SELECT COUNT(DISTINCT t3.a) FROM t3 WHERE t3.b > {k}) AS v0, (SELECT COUNT(*) "
              f"FROM t3 WHERE t3.b <= {k}) AS v1 FROM t1", "filtered_distinct"),
+            # FILTER clauses whose condition folds to a constant
+            (f"SELECT COUNT(*) FILTER (WHERE {self.pick(('1 = 1', '2 + 3 > 4', 't3.a > 1 OR 1 = 1', '1 = 0'))}) AS c, "
+             f"SUM(t3.b) FILTER (WHERE t3.a > {k}) AS s FROM t3", "filter_constant"),
             # derived aggregate tables with DISTINCT aggregates and string aggregates
             (f"SELECT * FROM (SELECT COUNT(DISTINCT t3.b) AS a0 FROM t3 WHERE t3.a > {k}) AS s0, "
              f"(SELECT MAX(t3.s) AS a1 FROM t3 WHERE t3.a <= {k}) AS s1", "filtered_derived_distinct"),
@@ -790,6 +793,31 @@ class Generator:
             q = self.wrap(q)
         self.n += 1
         return q
+
+
+# One query per rule that meets its preconditions: every run starts with these, so that each rule
+# is exercised even in a short run (the random queries then vary the shapes around them).
+CORPUS: tuple[str, ...] = (
+    "SELECT o.k AS k FROM t1 AS o WHERE o.a > (SELECT AVG(i.a) FROM t2 AS i WHERE i.t1k = o.k)",
+    "SELECT o.k AS k FROM t1 AS o WHERE EXISTS (SELECT * FROM t2 AS i WHERE i.t1k = o.k AND i.a > 1) OR o.a = 2",
+    "SELECT o.k AS k FROM t1 AS o WHERE o.a = 1 AND (o.k IN (SELECT i.t1k FROM t2 AS i) OR o.k IN (SELECT j.a FROM t3 AS j))",
+    "SELECT o.a AS a FROM t1 AS o, (SELECT DISTINCT i.a AS a FROM t3 AS i) AS s WHERE o.a = s.a",
+    "SELECT (SELECT COUNT(*) FROM t3 WHERE t3.a < 2) AS c, (SELECT AVG(t3.b) FROM t3 WHERE t3.a >= 2) AS m FROM t1 WHERE t1.k = 1",
+    "SELECT * FROM (SELECT COUNT(*) AS a FROM t3 WHERE t3.a = 1 AND t3.b < 3) AS s1, (SELECT AVG(t3.b) AS b FROM t3 WHERE t3.a = 1 AND t3.b >= 3) AS s2",
+    "WITH c AS (SELECT t3.a AS a FROM t3) SELECT c.a AS a FROM c, c AS d WHERE c.a = d.a",
+    "SELECT d.k AS k FROM (SELECT t1.k AS k, 's' AS ty FROM t1 UNION ALL SELECT t2.k AS k, 'w' AS ty FROM t2) AS d WHERE d.ty = 's'",
+    "SELECT t1.a AS a FROM t1 WHERE t1.b > 1 UNION ALL SELECT t2.a AS a FROM t2 WHERE 'w' = 's'",
+    "SELECT t1.a AS a FROM t1 WHERE 1 = 1 AND t1.a > 2 + 3",
+    "WITH c AS (SELECT t3.a AS a, SUM(t3.b) AS s FROM t3 GROUP BY t3.a) SELECT c.a AS a, c.s AS s FROM c",
+    "SELECT d.a AS a FROM (SELECT t1.a AS a FROM t1 AS t1 WHERE t1.b = 1) AS d",
+    "SELECT DISTINCT t1.k AS k, t1.a AS a FROM t1",
+    "SELECT q.a AS a FROM t2 AS q LEFT JOIN t1 AS p ON p.k = q.t1k",
+    "SELECT t3.a AS a FROM t3 WHERE t3.a IN (SELECT t1.k FROM t1 WHERE t1.b > 0)",
+    "SELECT t1.k AS k FROM t1 WHERE t1.a IN (SELECT t3.a FROM t3 ORDER BY t3.a)",
+    "SELECT d.a AS a FROM (SELECT t3.a AS a FROM t3 ORDER BY t3.a) AS d ORDER BY d.a",
+    "WITH c AS (SELECT 1 AS a), d AS (SELECT t1.k AS k FROM t1) SELECT d.k AS k FROM d",
+    "SELECT t1.a AS a FROM t1 UNION SELECT t3.a AS a FROM t3",
+)
 
 
 def generate(n: int, seed: int) -> list[GenQuery]:
@@ -1131,7 +1159,8 @@ def fuzz(*, queries: int, seed: int, engines: Sequence[str] = ENGINES, rules: Se
     by_name: dict[str, Rule | None] = {PREPARE: None, **{r.name: r for r in rules}}
     stats = {n: RuleStats() for n in names}
     errors_before = Counter(RULE_ERRORS)
-    gen = generate(queries, seed)
+    head = [GenQuery(sql, "corpus") for sql in CORPUS[:queries // 4]]
+    gen = head + generate(queries - len(head), seed)
     findings: list[Finding] = []
     warnings: list[dict[str, Any]] = []
     t0 = time.monotonic()
