@@ -302,25 +302,24 @@ class Compat:
             guarded = pgsemantics.guard_division(run_sql)
             if guarded is not run_sql:
                 try:
-                    return self._pg_result(sql, s.execute(guarded, params))
+                    return self._pg_result(sql, w1, s.execute(guarded, params))
                 except SluiceError as e:
                     if not e.sqlstate.startswith("42"):
                         raise
                     # sqlglot's DuckDB text does not bind: run the client's text as it is, and
                     # say so when that works (a zero divisor then answers NULL, not 22012)
                     s._failed = False
-                    result = self._pg_result(sql, self._run(run_sql, params))
+                    result = self._pg_result(sql, w1, self._run(run_sql, params))
                     self.unguarded += 1
                     log.warning("division by zero not guarded (%s) for: %s", e.message.splitlines()[0],
                                 " ".join(sql.split())[:200])
                     return result
-        return self._pg_result(sql, self._run(run_sql, params))
+        return self._pg_result(sql, w1, self._run(run_sql, params))
 
-    def _pg_result(self, sql: str, result: Result) -> Result:
+    def _pg_result(self, sql: str, w1: str, result: Result) -> Result:
         """PostgreSQL's shape for a result: no rows and its own tag for commands (DuckDB
         answers DDL and transaction control with a "Count"/"Success" column), PostgreSQL's
         column names for queries."""
-        w1, _ = command_words(sql)
         if w1 in pgsemantics.COMMAND_WORDS:
             n = 0
             if result.columns and w1 == "CREATE":
@@ -445,7 +444,7 @@ class Compat:
         if pinned:
             return [pinned.get(c.name, o) for c, o in zip(columns, oids, strict=True)]
         sql = self._client_sql.get(sql, sql)
-        if len(sql) <= 65536:
+        if len(sql) <= 65536 and pgsemantics.may_retype(sql):
             key = (sql, tuple(c.type for c in columns), tuple(c.name for c in columns))
             overrides = self._oid_overrides.get(key)
             if overrides is None:

@@ -502,6 +502,11 @@ def _override(node: Any, duck: str, sql: str, cols: _Columns) -> int | None:
     return oid
 
 
+def may_retype(sql: str) -> bool:
+    """False when no result column of ``sql`` can differ in type from DuckDB's (no parse)."""
+    return _MAY_RETYPE.search(sql) is not None
+
+
 def result_oid_overrides(sql: str, duck_types: Sequence[str],
                          column_type: Callable[[str | None, str], str | None],
                          names: Sequence[str] = ()) -> dict[int, int]:
@@ -554,20 +559,14 @@ _DIV_WORDS = frozenset({"SELECT", "WITH", "VALUES", "TABLE", "FROM", "INSERT", "
 
 @lru_cache(maxsize=4096)
 def _guard(sql: str) -> str | None:
-    import sqlglot
     from sqlglot import exp
     from sqlglot.errors import SqlglotError
 
-    try:
-        trees = sqlglot.parse(sql, read="postgres")
-    except (SqlglotError, ValueError, RecursionError):
+    shared = _parsed(sql)  # the parse that names the columns (shared: modify a copy only)
+    if shared is None or shared.find(exp.Div, exp.Mod) is None:
         return None
-    if len(trees) != 1 or trees[0] is None:
-        return None
-    tree = trees[0]
-    nodes = [n for n in tree.find_all(exp.Div, exp.Mod)]
-    if not nodes:
-        return None
+    tree = shared.copy()
+    nodes = list(tree.find_all(exp.Div, exp.Mod))
     for node in nodes:
         b = node.expression
         if isinstance(b, exp.Literal) and not b.is_string:
