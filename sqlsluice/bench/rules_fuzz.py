@@ -1236,6 +1236,8 @@ def fuzz(*, queries: int, seed: int, engines: Sequence[str] = ENGINES, rules: Se
                    "order_dependent": sum(s.fragile for s in stats.values()),
                    "seconds": round(time.monotonic() - t0, 1)},
         "reproducers": reproducers,
+        "findings": [{"rule": f.rule, "engine": f.engine, "mode": f.mode, "instance": f.instance,
+                      "reason": f.reason, "sql": f.query.sql} for f in findings[:500]],
         "warnings": warnings[:20],
     }
 

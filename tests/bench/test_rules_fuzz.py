@@ -53,7 +53,7 @@ def test_every_rule_fires_on_both_engines(bounded_run: tuple[int, dict[str, Any]
 
 def test_json_shape_and_exit_code(bounded_run: tuple[int, dict[str, Any], str]) -> None:
     code, rep, output = bounded_run
-    assert set(rep) >= {"settings", "schema_ddl", "shapes", "rules", "totals", "reproducers", "warnings"}
+    assert set(rep) >= {"settings", "schema_ddl", "shapes", "rules", "totals", "reproducers", "findings", "warnings"}
     assert rep["settings"]["queries"] == QUERIES and rep["settings"]["engines"] == ["duckdb", "postgresql"]
     assert set(rep["rules"]) == {PREPARE, CHAIN} | {r.name for r in RULES}
     assert rep["rules"][CHAIN]["fired"] >= rep["rules"]["constant_fold"]["fired"]
