@@ -266,9 +266,26 @@ def realias(sql: str, names: list[str], dialect: str) -> str | None:
     if not isinstance(head, exp.Select) or any(p.is_star for p in head.expressions) or \
             len(head.expressions) != len(names):
         return None
+    renamed: dict[str, tuple[exp.Expr, str]] = {}  # old output name -> (its expression, new name)
     for p, name in zip(list(head.expressions), names, strict=True):
         inner = p.this if isinstance(p, exp.Alias) else p
+        if p.alias_or_name and p.alias_or_name != name:
+            renamed[p.alias_or_name] = (inner, name)
         p.replace(exp.alias_(inner.copy(), exp.to_identifier(name, quoted=True)))
+    # what referred to an old output name (ORDER BY _col_0) now refers to the same column:
+    # in a SELECT by its expression, above a set operation by its new name
+    clauses: list[tuple[exp.Expr, str, bool]] = [(head, k, True) for k in ("order", "group", "having")]
+    if tree is not head:
+        clauses.append((tree, "order", False))
+    for owner, clause, by_expr in clauses:
+        node = owner.args.get(clause)
+        if node is None:
+            continue
+        for col in list(node.find_all(exp.Column)):
+            if col.table or col.name not in renamed or col.find_ancestor(exp.Subquery) is not None:
+                continue
+            expr, new = renamed[col.name]
+            col.replace(expr.copy() if by_expr else exp.column(exp.to_identifier(new, quoted=True)))
     return tree.sql(dialect=dialect)
 
 
@@ -369,7 +386,7 @@ def rewrite(backend: Backend, sql: str, *, config: Config | None = None, rewrite
     # cheapest estimate first; the "all rules" state may be estimated dearer but is still timed
     cands.sort(key=lambda x: (x[1] if x[1] is not None else float("inf")))
     admitted: list[tuple[Candidate, float | None, Certificate]] = []
-    refuted = 0
+    refuted = other_columns = 0
     for c, cost in cands:
         out.candidates_tried += 1
         cert = certify(sql, c, catalog, dialect, verify_budget_s)
@@ -381,6 +398,7 @@ def rewrite(backend: Backend, sql: str, *, config: Config | None = None, rewrite
         # a rewrite never renames a column: the original's names (and exactly its types)
         named = match_columns(backend, sql, c.sql)
         if named is None:
+            other_columns += 1
             continue
         if named != c.sql:
             cert.steps.append({"rule": "output names", "checked": "re-aliased to the original's column names"})
@@ -390,8 +408,8 @@ def rewrite(backend: Backend, sql: str, *, config: Config | None = None, rewrite
             break
     if not admitted:
         out.reason = "no candidate" if not cands else (
-            f"no candidate proved ({refuted} refuted)" if cfg.rewrite.policy == "proved"
-            else "no candidate passed verification")
+            f"no candidate proved ({refuted} refuted, {other_columns} with other output columns)"
+            if cfg.rewrite.policy == "proved" else "no candidate passed verification")
         return out
     if not timing:
         c, cost, cert = admitted[0]

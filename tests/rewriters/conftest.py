@@ -17,6 +17,7 @@ from sqlsluice.middleware.server import ServerThread, SluiceServer
 from sqlsluice.rewriters.online import OnlineRewriter, RewriteStore
 from sqlsluice.rewriters.proxy_stage import make_rewrite_stage
 from sqlsluice.rewriters.tpcds_load import copy_duckdb_to_postgres, with_tpcds_keys
+from sqlsluice.serving import ProductPipeline
 from sqlsluice.state import StateStore
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "rules"
@@ -123,3 +124,24 @@ def tpcds_proxy(pg_db: str, tpcds_tiny: Path,
     copy_duckdb_to_postgres(tpcds_tiny, pg_db)
     with rewriting_proxy() as served:
         yield served
+
+
+def product_server(cfg: Config, backend_url: str) -> tuple[SluiceServer, ProductPipeline]:
+    """``sluice serve``'s server with its product pipeline (settings, ASK, online rewriting) over
+    one backend, as ``run_server`` builds it: ``(server, pipeline)`` (``pipeline.online`` is the
+    rewriter).  The caller gives it a fresh state store (see :func:`fresh_state`)."""
+    server = SluiceServer(cfg, backend_url=backend_url)
+    server.open_backend()
+    product = ProductPipeline(cfg, backend_url, server.backend)
+    server.pipeline_factory = product
+    return server, product
+
+
+@pytest.fixture()
+def fresh_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A state store of this test's own (rewrites stored by other tests or runs stay out)."""
+    import sqlsluice.state as state
+
+    monkeypatch.setenv("SLUICE_STATE", f"sqlite:///{tmp_path / 'state.sqlite'}")
+    monkeypatch.setattr(state, "_default", None)
+    yield

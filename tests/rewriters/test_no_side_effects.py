@@ -16,9 +16,11 @@ import pytest
 from sqlsluice.config import Config, RewriteConfig
 from sqlsluice.databases import connect
 from sqlsluice.errors import BackendError
-from sqlsluice.middleware.server import ServerThread, SluiceServer
+from sqlsluice.middleware.server import ServerThread
 from sqlsluice.rewriters.api import rewrite
 from sqlsluice.rewriters.safety import side_effect_reason
+
+from .conftest import product_server
 
 CALLS = 6
 
@@ -75,7 +77,7 @@ def test_pg_readonly_runs_cannot_write(pg_db: str) -> None:
 
 def _serve_and_run(url: str, statements: list[str], *, dbname: str) -> list[list[tuple[object, ...]]]:
     cfg = Config(rewrite=RewriteConfig(min_speedup=1.0, policy="tested"))  # the most permissive policy
-    server = SluiceServer(cfg, backend_url=url)
+    server, product = product_server(cfg, url)
     out = []
     with ServerThread(server) as st, psycopg.connect(host="127.0.0.1", port=st.port, user="postgres",
                                                      dbname=dbname, autocommit=True) as c:
@@ -84,15 +86,14 @@ def _serve_and_run(url: str, statements: list[str], *, dbname: str) -> list[list
             for _ in range(CALLS):
                 rows = c.execute(sql).fetchall()
             out.append(rows)
-        online = getattr(server, "online", None) or getattr(getattr(server, "pipeline_factory", None), "online", None)
-        if online is not None:
-            assert online.wait_idle(60)
+        assert product.online is not None and product.online.wait_idle(60)
         last = c.execute("SHOW sluice.last").fetchall()
         assert last
     return out
 
 
-def test_pg_statements_with_side_effects_run_exactly_as_often_as_the_client_ran_them(pg_db: str) -> None:
+def test_pg_statements_with_side_effects_run_exactly_as_often_as_the_client_ran_them(pg_db: str,
+                                                                                     fresh_state: None) -> None:
     with psycopg.connect(pg_db, autocommit=True) as c:
         c.execute(PG_SETUP)
         n_seq = c.execute(f"SELECT count(*) FROM ({PG_STATEMENTS[0].replace(', nextval(' + chr(39) + 'sq' + chr(39) + ')', '')}) q").fetchone()
@@ -105,7 +106,8 @@ def test_pg_statements_with_side_effects_run_exactly_as_often_as_the_client_ran_
     assert calls == CALLS * n_log[0]
 
 
-def test_duckdb_statements_with_sequences_run_exactly_as_often_as_the_client_ran_them(tmp_path: Path) -> None:
+def test_duckdb_statements_with_sequences_run_exactly_as_often_as_the_client_ran_them(tmp_path: Path,
+                                                                                         fresh_state: None) -> None:
     import duckdb
 
     db = tmp_path / "side.duckdb"
