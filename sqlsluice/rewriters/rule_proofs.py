@@ -90,7 +90,7 @@ def prove_rules(names: list[str] | None = None, *, budget_s: float = 3.0) -> lis
         res = TemplateResult(name, t["sql"])
         t0 = time.monotonic()
         tree = prepare(t["sql"], cat, dialect)
-        new, applied, _ = fixed_point(tree, [rule], lambda r, x: run_rule(r, x, cat, dialect))
+        new, applied, _ = fixed_point(tree, [rule], lambda r, x, cat=cat, dialect=dialect: run_rule(r, x, cat, dialect))
         res.fired = bool(applied)
         res.rewritten = new.sql(dialect=dialect)
         if res.fired:

@@ -15,7 +15,9 @@ from sqlsluice.config import shared_data_dir
 @app.command("verify")
 @handle_errors
 def verify_cmd(
-    schema: str = typer.Option(..., "--schema", help="DDL file, DDL text, or database URL (duckdb:///x.db)."),
+    target: str = typer.Argument(None, metavar="[rules]",
+                                 help="'rules': prove every rewrite rule of the catalog on its templates."),
+    schema: str = typer.Option(None, "--schema", help="DDL file, DDL text, or database URL (duckdb:///x.db)."),
     q1: str = typer.Option(None, "--q1", help="First query."),
     q2: str = typer.Option(None, "--q2", help="Second query."),
     pairs: Path = typer.Option(None, "--pairs", help='JSONL file, one {"id", "q1", "q2"} per line.'),
@@ -35,10 +37,21 @@ def verify_cmd(
     an unreadable --pairs file or schema).  A --pairs line that is not a JSON object with q1 and
     q2 is an ERROR for that line, not trouble.
 
+    ``sluice verify rules [--json]``: apply every rule of the rewrite catalog to its templates
+    and prove input and output equivalent; exit 1 when a template is refuted or does not fire.
+
     Example: sluice verify --schema schema.sql --q1 "SELECT a FROM t WHERE a > 1" --q2 "SELECT a FROM t WHERE 1 < a"
     """
     from sqlsluice.verifiers import load_schema
     from sqlsluice.verifiers.batch import error_verdict, exit_code, verify_pair
+
+    if target is not None:
+        if target != "rules":
+            fail(f"unknown verify target {target!r} (the only one is 'rules')")
+        _verify_rules(as_json, max(budget, 3.0))
+        return
+    if schema is None:
+        fail("give --schema (DDL file, DDL text or database URL)")
 
     if semantics not in ("bag", "set"):
         fail(f"--semantics must be bag or set, not {semantics!r}")
@@ -133,3 +146,30 @@ def bench_verify_cmd(
         out.write_text(json.dumps(result, indent=2, default=str))
     if records:
         records.write_text("".join(json.dumps(r, default=str) + "\n" for r in recs))
+
+
+def _verify_rules(as_json: bool, budget: float) -> None:
+    """``sluice verify rules``: every rule proved on its templates (see rewriters/rule_proofs.py)."""
+    from sqlsluice.rewriters.rule_proofs import prove_rules
+
+    results = prove_rules(budget_s=budget)
+    if as_json:
+        typer.echo(json.dumps([r.to_json() for r in results], indent=1, default=str))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title="rewrite rules proved on their templates")
+        for col in ("rule", "templates", "status", "methods"):
+            t.add_column(col)
+        for r in results:
+            t.add_row(r.rule, str(len(r.templates)), r.status,
+                      ", ".join(sorted({x.method or x.verdict for x in r.templates})))
+        Console().print(t)
+        proved = sum(r.status == "PROVED" for r in results)
+        typer.echo(f"{proved} of {len(results)} rules proved on every template; the others are served only "
+                   "where each application is proved on the query at hand.")
+    bad = [r.rule for r in results if r.status in ("REFUTED", "DOES NOT FIRE", "NO TEMPLATE")]
+    if bad:
+        typer.echo(f"error: rules refuted or not exercised by their templates: {', '.join(bad)}", err=True)
+        raise typer.Exit(1)
