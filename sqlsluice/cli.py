@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "sqlsluice.routers.commands",       # route train, bench route
     "sqlsluice.bench.commands",         # bench bird, bench spider, data spider, bench report
     "sqlsluice.bench.proxy",            # bench proxy
+    "sqlsluice.bench.pool_proofs",      # bench rewrite-pool
     "sqlsluice.llm.commands",           # llm check, llm usage, llm prompts
 )
 

@@ -175,6 +175,11 @@ def prepare(sql: str | exp.Expr, schema: Catalog | None = None, dialect: str | N
             raise SyntaxErrorSQL(f"cannot parse SQL: {str(e).splitlines()[0]}") from e
     from sqlglot.optimizer.qualify import qualify
 
+    if any(j.args.get("using") or j.args.get("method") for j in tree.find_all(exp.Join)):
+        # qualify turns USING / NATURAL joins into ON, which changes what ``*`` expands to
+        # (the merged column appears once, then twice): leave such queries unqualified, so
+        # that the rules, which need qualified columns, do not fire
+        return tree
     try:
         mapping: dict[str, object] | None = dict(schema.mapping()) if schema else None
         return _drop_positions(qualify(tree.copy(), schema=mapping, dialect=dialect,
