@@ -34,6 +34,7 @@ class QueryResult:
     reason: str
     search_seconds: float = 0.0
     error: str = ""
+    proof: str = ""  # the served rewrite's certificate: PROVED (by ...) | TESTED | ""
 
 
 @dataclass
@@ -56,6 +57,8 @@ class BenchReport:
             "productive": len(prod),
             "productive_queries": [q.query for q in prod],
             "geomean_speedup_productive": round(gm, 3) if gm else None,
+            "served_proved": sum(1 for q in served if q.proof.startswith("PROVED")),
+            "productive_proved": sum(1 for q in prod if q.proof.startswith("PROVED")),
             "slower_served": sum(1 for q in served if q.speedup is not None and q.speedup < 1.0),
             "wrong_results": sum(1 for q in self.queries if q.results == "differ"),
             "original_timeouts": sum(1 for q in self.queries if q.time_original is None and not q.error),
@@ -133,8 +136,11 @@ def run_bench(name: str, backend: Backend, queries: dict[str, str], *, timeout_s
         speed = None
         if served and t_rw:
             speed = (t_orig if t_orig is not None else timeout_s) / t_rw
+        proof = ""
+        if served and rw.proof:
+            proof = str(rw.proof.get("status", "")) + (f" by {rw.proof['by']}" if rw.proof.get("by") else "")
         qr = QueryResult(qid, t_orig, t_rw if served else None, speed, rw.rules, rw.verdict, served, results,
-                         rw.reason, search_seconds=rw.search_seconds)
+                         rw.reason, search_seconds=rw.search_seconds, proof=proof)
         rep.queries.append(qr)
         if on_query:
             on_query(qr)

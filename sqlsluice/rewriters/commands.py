@@ -71,8 +71,8 @@ def _print_totals(rep: object) -> None:
     assert isinstance(rep, BenchReport)
     t = rep.totals()
     typer.echo("")
-    typer.echo(f"queries {t['queries']}, rewrites served {t['rewrites_served']}, productive (>=1.5x) "
-               f"{t['productive']}, geomean speedup over them {t['geomean_speedup_productive']}, "
+    typer.echo(f"queries {t['queries']}, rewrites served {t['rewrites_served']} ({t['served_proved']} proved), "
+               f"productive (>=1.5x) {t['productive']} ({t['productive_proved']} proved), geomean speedup over them {t['geomean_speedup_productive']}, "
                f"slower served {t['slower_served']}, wrong results {t['wrong_results']}, original timeouts "
                f"{t['original_timeouts']} -> {t['timeouts_after']} after, errors {t['errors']}, "
                f"mean search {t['mean_search_seconds']} s, total {rep.seconds:.0f} s")
