@@ -121,7 +121,7 @@ _O_REPEATS = typer.Option(100, "--ves-repeats", help="Timed runs per correct que
 
 def _score_command(benchmark: str, default_metrics: str) -> Callable[..., None]:
     def score(
-        data: Path = _O_DATA,
+        data: Path | None = typer.Option(None, "--data", help=DATA_HELP + " Not needed with --semantic."),
         predictions: Path = typer.Option(..., "--predictions", "-p",
                                          help="BIRD's JSON {\"<idx>\": \"<sql>\\t----- bird -----\\t<db>\"} or JSONL."),
         questions: Path | None = _O_QUESTIONS,
@@ -135,10 +135,29 @@ def _score_command(benchmark: str, default_metrics: str) -> Callable[..., None]:
         ves_repeats: int = _O_REPEATS,
         keep_distinct: bool = typer.Option(False, "--keep-distinct",
                                            help="Spider only: compare with DISTINCT kept (official default drops it)."),
+        semantic: bool = typer.Option(False, "--semantic", help="No databases: verify each prediction against its "
+                                      "gold SQL (SQLite semantics); proved / refuted / undecided and EX bounds."),
+        schemas: Path | None = typer.Option(None, "--schemas", help="--semantic: folder of <db>.sql DDL files or "
+                                            "a tables.json (default: from --data)."),
+        budget: float = typer.Option(1.0, "--budget", help="--semantic: verifier seconds per pair."),
+        limit: int | None = typer.Option(None, "--limit", help="Only the first N questions."),
     ) -> None:
+        from sqlsluice.errors import InvalidParameterValue
+
+        if semantic:
+            from sqlsluice.bench.semantic import format_table, run_semantic
+
+            summary = run_semantic(benchmark=benchmark, data=data, predictions=predictions, questions_file=questions,
+                                   schemas=schemas, budget_s=budget, limit=limit, progress=_progress)
+            typer.echo(format_table(summary))
+            _write_outputs(summary, json_out, None)
+            return
+        if data is None:
+            raise InvalidParameterValue("--data DIR is needed (or --semantic, which needs no databases)")
         summary = _do_score(benchmark=benchmark, data=data, predictions=predictions, questions_file=questions,
                             dialect=dialect, db_url=db_url, metrics=metrics, timeout=timeout,
-                            ves_repeats=ves_repeats, concurrency=concurrency, keep_distinct=keep_distinct)
+                            ves_repeats=ves_repeats, concurrency=concurrency, keep_distinct=keep_distinct,
+                            limit=limit)
         _write_outputs(summary, json_out, html_out)
 
     return score

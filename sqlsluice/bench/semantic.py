@@ -1,0 +1,277 @@
+"""Semantic scoring: each prediction against its gold SQL with the equivalence verifier, no database.
+
+``sluice bench bird score --semantic`` (and ``bench spider score --semantic``) decides every
+(prediction, gold) pair with :func:`~sqlsluice.verifiers.batch.verify_pair` in SQLite's
+semantics over the schema alone (DDL files, a ``tables.json``, or the SQLite files' own DDL):
+
+- **proved** (``EQUIVALENT``): the prediction returns the gold rows on every database, hence on
+  the benchmark's; ``proved / total`` is a lower bound on EX.
+- **refuted** (``NOT_EQUIVALENT``): a generated database (the counterexample, kept in the JSON)
+  on which they differ.  It shows the prediction is wrong *as a query*; it may still match on
+  the benchmark's own rows (a join key that happens to agree there), so ``(total - refuted) /
+  total`` bounds semantic correctness, and bounds EX only as far as the data exercises the
+  difference.
+- **undecided**: ``UNKNOWN`` (no proof, no counterexample within the budget) or ``ERROR``
+  (SQLite rejects a query, an unknown table, a missing prediction).
+
+BIRD's EX compares result *sets*; the pairs are verified under set semantics for BIRD and bag
+semantics for Spider.
+
+    >>> from sqlsluice.bench.semantic import bounds
+    >>> bounds(proved=3, refuted=4, total=10)
+    (30.0, 60.0)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlsluice.bench.evaluate import Prediction, Question
+from sqlsluice.databases import Catalog, Column, ForeignKey, Table
+from sqlsluice.errors import ConfigError, SluiceError
+from sqlsluice.verifiers.compare import Semantics
+
+KINDS = ("proved", "refuted", "undecided")
+VERDICT_KIND = {"EQUIVALENT": "proved", "NOT_EQUIVALENT": "refuted", "UNKNOWN": "undecided", "ERROR": "undecided"}
+
+
+@dataclass
+class SemanticResult:
+    """One question's verdict: the prediction against the gold SQL."""
+
+    idx: int
+    db_id: str
+    difficulty: str
+    verdict: str  # EQUIVALENT | NOT_EQUIVALENT | UNKNOWN | ERROR
+    method: str = "none"
+    reason: str = ""
+    error: str = ""
+    seconds: float = 0.0
+    counterexample: dict[str, Any] | None = None
+    missing: bool = False
+
+    @property
+    def kind(self) -> str:
+        return VERDICT_KIND.get(self.verdict, "undecided")
+
+
+def bounds(*, proved: int, refuted: int, total: int) -> tuple[float, float]:
+    """``(lower, upper)`` in percent: proved / total and (total - refuted) / total."""
+    if total <= 0:
+        return 0.0, 0.0
+    return round(100.0 * proved / total, 2), round(100.0 * (total - refuted) / total, 2)
+
+
+# -- schemas -----------------------------------------------------------------------------------
+
+def catalog_from_tables_json(entry: dict[str, Any]) -> Catalog:
+    """One database of a Spider/BIRD ``tables.json`` as a SQLite catalog (types, PKs, FKs).
+
+    >>> c = catalog_from_tables_json({"db_id": "d", "table_names_original": ["t"],
+    ...     "column_names_original": [[-1, "*"], [0, "id"], [0, "x"]], "column_types": ["text", "number", "text"],
+    ...     "primary_keys": [1], "foreign_keys": []})
+    >>> [(col.name, col.type) for col in c.tables[0].columns], c.tables[0].primary_key
+    ([('id', 'INTEGER'), ('x', 'TEXT')], ['id'])
+    """
+    types = {"number": "INTEGER", "text": "TEXT", "time": "TEXT", "boolean": "INTEGER", "others": "TEXT"}
+    names = entry["table_names_original"]
+    cols = entry["column_names_original"]
+    ctypes = entry.get("column_types", [])
+    tables = [Table(name=n) for n in names]
+    for i, (ti, cname) in enumerate(cols):
+        if ti < 0:
+            continue
+        ty = types.get(str(ctypes[i]).lower(), "TEXT") if i < len(ctypes) else "TEXT"
+        tables[ti].columns.append(Column(name=cname, type=ty))
+    for pk in entry.get("primary_keys", []):
+        group = pk if isinstance(pk, list) else [pk]
+        ti = cols[group[0]][0]
+        tables[ti].primary_key = [cols[c][1] for c in group]
+        for c in group:
+            col = tables[ti].column(cols[c][1])
+            if col is not None:
+                col.nullable = False
+    for a, b in entry.get("foreign_keys", []):
+        ta, tb = cols[a][0], cols[b][0]
+        tables[ta].foreign_keys.append(ForeignKey(columns=[cols[a][1]], ref_table=names[tb], ref_columns=[cols[b][1]]))
+    return Catalog(tables=tables, dialect="sqlite")
+
+
+class SchemaSource:
+    """Catalogs by ``db_id`` from, in this order: a folder of ``<db>.sql`` DDL files (BIRD's
+    ``schemas/``), a ``tables.json``, or the BIRD layout's ``dev_databases/<db>/<db>.sqlite``."""
+
+    def __init__(self, schemas: Path | None = None, data: Path | None = None) -> None:
+        self.dirs: list[Path] = []
+        self.tables_json: dict[str, dict[str, Any]] = {}
+        self.data = data
+        self._cache: dict[str, Catalog | SluiceError] = {}
+        for p in (schemas, data):
+            if p is None:
+                continue
+            if p.is_file():
+                self._read_tables_json(p)
+                continue
+            if p.is_dir():
+                self.dirs.append(p)
+                for name in ("dev_tables.json", "tables.json"):
+                    if (p / name).is_file():
+                        self._read_tables_json(p / name)
+        if schemas is not None and not schemas.exists():
+            raise ConfigError(f"--schemas {schemas}: no such file or folder")
+
+    def _read_tables_json(self, path: Path) -> None:
+        for entry in json.loads(path.read_text(encoding="utf-8")):
+            self.tables_json.setdefault(entry["db_id"], entry)
+
+    def catalog(self, db_id: str) -> Catalog:
+        """The catalog of ``db_id``; raises :class:`SluiceError` when no source has it."""
+        if db_id not in self._cache:
+            try:
+                self._cache[db_id] = self._load(db_id)
+            except SluiceError as e:
+                self._cache[db_id] = e
+        got = self._cache[db_id]
+        if isinstance(got, SluiceError):
+            raise got
+        return got
+
+    def _load(self, db_id: str) -> Catalog:
+        from sqlsluice.verifiers import load_schema
+
+        for d in self.dirs:
+            for cand in (d / f"{db_id}.sql", d / "schemas" / f"{db_id}.sql", d / db_id / "schema.sql"):
+                if cand.is_file():
+                    return load_schema(cand, "sqlite")
+        if db_id in self.tables_json:
+            return catalog_from_tables_json(self.tables_json[db_id])
+        for d in self.dirs:
+            for cand in (d / "dev_databases" / db_id / f"{db_id}.sqlite", d / db_id / f"{db_id}.sqlite"):
+                if cand.is_file():
+                    return load_schema(cand, "sqlite")
+        raise ConfigError(f"no schema for database {db_id!r}: give --schemas with {db_id}.sql, a tables.json, "
+                          "or --data in BIRD's layout")
+
+
+# -- scoring -----------------------------------------------------------------------------------
+
+def verify_one(pred_sql: str, gold_sql: str, catalog: Catalog, *, budget_s: float, semantics: Semantics,
+               seed: int = 0) -> tuple[str, str, str, str, float, dict[str, Any] | None]:
+    """``(verdict, method, reason, error, seconds, counterexample)`` for one pair; never raises."""
+    from sqlsluice.verifiers.batch import verify_pair
+
+    v = verify_pair(pred_sql, gold_sql, catalog, "sqlite", semantics=semantics, time_budget_s=budget_s, seed=seed)
+    cex = v.counterexample.model_dump(mode="json") if v.counterexample is not None else None
+    return v.verdict, v.method, v.reason[:500], v.error[:500], round(v.seconds, 4), cex
+
+
+def semantic_score(questions: Sequence[Question], predictions: dict[int, Prediction], schemas: SchemaSource, *,
+                   budget_s: float = 1.0, semantics: Semantics = "set",
+                   progress: Callable[[int, int], None] | None = None) -> list[SemanticResult]:
+    """Verify every question's prediction against its gold SQL (in question order)."""
+    out: list[SemanticResult] = []
+    for n, q in enumerate(questions):
+        p = predictions.get(q.idx)
+        r = SemanticResult(idx=q.idx, db_id=q.db_id, difficulty=q.hardness or q.difficulty, verdict="ERROR")
+        if p is None or not p.sql.strip():
+            r.error, r.missing = "no prediction", True
+        else:
+            try:
+                cat = schemas.catalog(q.db_id)
+            except SluiceError as e:
+                r.error = e.message
+            else:
+                r.verdict, r.method, r.reason, r.error, r.seconds, r.counterexample = verify_one(
+                    p.sql, q.sql, cat, budget_s=budget_s, semantics=semantics)
+        out.append(r)
+        if progress is not None:
+            progress(n + 1, len(questions))
+    return out
+
+
+def summarize(results: Sequence[SemanticResult], levels: Sequence[str]) -> dict[str, Any]:
+    """Counts per kind and verdict, overall and per difficulty level, with the EX bounds."""
+
+    def block(rs: Sequence[SemanticResult]) -> dict[str, Any]:
+        counts = {k: sum(1 for r in rs if r.kind == k) for k in KINDS}
+        verdicts = {v: sum(1 for r in rs if r.verdict == v) for v in VERDICT_KIND}
+        lo, hi = bounds(proved=counts["proved"], refuted=counts["refuted"], total=len(rs))
+        return {"total": len(rs), **counts, "verdicts": verdicts, "ex_lower_bound": lo, "upper_bound": hi}
+
+    seen = [lv for lv in levels if any(r.difficulty == lv for r in results)]
+    seen += sorted({r.difficulty for r in results} - set(seen))
+    return {"all": block(results), "by_level": {lv: block([r for r in results if r.difficulty == lv]) for lv in seen}}
+
+
+def report(results: Sequence[SemanticResult], levels: Sequence[str], *, benchmark: str, budget_s: float,
+           semantics: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON ``--semantic`` writes: the summary, the ERROR messages and every question."""
+    s = summarize(results, levels)
+    errors: dict[str, int] = {}
+    for r in results:
+        if r.verdict == "ERROR":
+            key = r.error.split(" in query ")[0][:160]
+            errors[key] = errors.get(key, 0) + 1
+    return {
+        "benchmark": benchmark, "mode": "semantic", "dialect": "sqlite", "semantics": semantics,
+        "budget_s": budget_s, **s,
+        "note": "ex_lower_bound = proved/total (proved pairs return the gold rows on every database); "
+                "upper_bound = (total - refuted)/total bounds semantic correctness: a refuted prediction "
+                "differs on a generated database and may still match on the benchmark's own rows",
+        "errors": dict(sorted(errors.items(), key=lambda kv: -kv[1])),
+        "seconds_verifying": round(sum(r.seconds for r in results), 2),
+        **(extra or {}),
+        "per_question": [asdict(r) for r in results],
+    }
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """A Markdown table: one row per level, then all."""
+    lines = ["| level | total | proved | refuted | undecided (unknown / error) | EX >= | upper |",
+             "|---|---|---|---|---|---|---|"]
+    rows = [*summary["by_level"].items(), ("all", summary["all"])]
+    for name, b in rows:
+        v = b["verdicts"]
+        lines.append(f"| {name} | {b['total']} | {b['proved']} | {b['refuted']} | {b['undecided']} "
+                     f"({v['UNKNOWN']} / {v['ERROR']}) | {b['ex_lower_bound']:.1f}% | {b['upper_bound']:.1f}% |")
+    return "\n".join(lines)
+
+
+def run_semantic(*, benchmark: str, data: Path | None, predictions: Path, questions_file: Path | None,
+                 schemas: Path | None, budget_s: float = 1.0, limit: int | None = None,
+                 progress: Callable[[str], Iterator[Callable[[int, int], None]]] | None = None) -> dict[str, Any]:
+    """Load questions, predictions and schemas, verify every pair, and return :func:`report`'s JSON."""
+    from sqlsluice.bench import evaluate as ev
+    from sqlsluice.bench.metrics import LEVELS, SPIDER_LEVELS
+    from sqlsluice.errors import InvalidParameterValue
+
+    if budget_s <= 0:
+        raise InvalidParameterValue("--budget must be positive")
+    if questions_file is None and data is None:
+        raise InvalidParameterValue("--semantic needs the questions: --questions FILE or --data DIR")
+    qpath = questions_file or ev.find_questions_file(data, "sqlite", predictions)  # type: ignore[arg-type]
+    questions = ev.load_questions(qpath)
+    if limit:
+        questions = questions[:limit]
+    preds = ev.load_predictions(predictions, questions)
+    if schemas is None and data is None:
+        raise InvalidParameterValue("--semantic needs the schemas: --schemas DIR (<db>.sql files) or tables.json, "
+                                    "or --data DIR")
+    source = SchemaSource(schemas, data)
+    semantics: Semantics = "bag" if benchmark == "spider" else "set"
+    if progress is None:
+        results = semantic_score(questions, preds, source, budget_s=budget_s, semantics=semantics)
+    else:
+        for update in progress(f"verifying {len(questions)} predictions"):
+            results = semantic_score(questions, preds, source, budget_s=budget_s, semantics=semantics,
+                                     progress=update)
+    levels = SPIDER_LEVELS if benchmark == "spider" and all(q.hardness for q in questions) else LEVELS
+    return report(results, levels, benchmark=benchmark, budget_s=budget_s, semantics=semantics,
+                  extra={"predictions": str(predictions), "questions": str(qpath),
+                         "schemas": str(schemas or data), "name": f"{benchmark} {Path(predictions).stem} semantic",
+                         "missing_predictions": sum(1 for r in results if r.missing),
+                         "db_id_mismatches": len(ev.db_id_mismatches(questions, preds))})
