@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlsluice.errors import BackendError, SyntaxErrorSQL
+from sqlsluice.errors import BackendError, SluiceError, SyntaxErrorSQL
 
 _COPY = re.compile(
     r"^\s*COPY\s+(?P<src>\((?P<query>.*)\)|(?:\"[^\"]+\"|[\w$]+)(?:\.(?:\"[^\"]+\"|[\w$]+))?)\s*"
@@ -121,17 +121,107 @@ def _text_field(raw: str) -> str:
     return "".join(out)
 
 
-def text_row_to_csv(line: bytes, delimiter: str = "\t", null: str = "\\N") -> str:
-    """One line of PostgreSQL text-format COPY data as a CSV line DuckDB reads (NULL -> ``\\N``)."""
+def text_row_to_csv(line: bytes, delimiter: str = "\t", null: str = "\\N", *, out_delimiter: str = ",",
+                    quote: str = '"', out_null: str = "\\N") -> str:
+    """One line of PostgreSQL text-format COPY data as a CSV line DuckDB reads: every value
+    quoted with ``quote``, NULL written unquoted as ``out_null``."""
     fields = line.decode().split(delimiter)
     out = []
     for f in fields:
         if f == null:
-            out.append("\\N")
+            out.append(out_null)
         else:
             v = _text_field(f)
-            out.append('"' + v.replace('"', '""') + '"')
-    return ",".join(out) + "\n"
+            out.append(quote + v.replace(quote, quote + quote) + quote)
+    return out_delimiter.join(out) + "\n"
+
+
+class TextCopyWriter:
+    """PostgreSQL text-format COPY data -> a file DuckDB's ``COPY ... FROM`` loads in bulk.
+
+    The file keeps the client's delimiter and NULL string, with a control character as the
+    CSV quote (``options()`` names them).  A block of whole lines with no backslash escape
+    (other than whole-field NULLs), no carriage return and no quote character is already in
+    that format and is written as it came; the other blocks are rewritten line by line with
+    every value quoted.  Both read back as PostgreSQL reads the text format: an empty field
+    is an empty string, ``\\N`` (the NULL string) is NULL.
+
+    >>> import io
+    >>> w = TextCopyWriter(io.BytesIO(), CopySpec("t", False, [], "in"))
+    >>> w.feed(b"1\\tx\\t\\\\N\\n"); w.feed(b"2\\ta\\\\tb\\t"); w.finish()
+    >>> w.out.getvalue()
+    b'1\\tx\\t\\\\N\\n\\x012\\x01\\t\\x01a\\tb\\x01\\t\\x01\\x01\\n'
+    """
+
+    def __init__(self, out: Any, spec: CopySpec) -> None:
+        self.out = out
+        self.delimiter = spec.delimiter
+        self.null = spec.null
+        self.quote = "\x02" if spec.delimiter == "\x01" else "\x01"
+        self._q = self.quote.encode()
+        self._pending = b""
+        self._d = spec.delimiter.encode()
+        self._null_bs = spec.null.count("\\")
+        # a NULL string holding the delimiter or a line break never passes as plain
+        self._null_ok = spec.delimiter not in spec.null and "\n" not in spec.null and "\r" not in spec.null
+        self._dnd = self._d + spec.null.encode() + self._d
+        self.fast_blocks = 0
+        self.slow_blocks = 0
+
+    def options(self) -> str:
+        """DuckDB ``COPY ... FROM`` options for the file written."""
+        def q(v: str) -> str:
+            return "'" + v.replace("'", "''") + "'"
+        return (f"FORMAT csv, auto_detect false, HEADER false, DELIMITER {q(self.delimiter)}, NULL {q(self.null)}, "
+                f"QUOTE {q(self.quote)}, ESCAPE {q(self.quote)}, allow_quoted_nulls false")
+
+    def feed(self, data: bytes) -> None:
+        buf = self._pending + data if self._pending else data
+        cut = buf.rfind(b"\n")
+        if cut < 0:
+            self._pending = buf
+            return
+        self._pending = buf[cut + 1:]
+        self._block(buf[:cut + 1])
+
+    def finish(self) -> None:
+        if self._pending:
+            self._block(self._pending + b"\n")
+            self._pending = b""
+
+    def _plain(self, block: bytes) -> bool:
+        if b"\r" in block or self._q in block:
+            return False
+        n = block.count(b"\\")
+        if n == 0:
+            return True
+        if not self._null_bs or not self._null_ok:
+            return False
+        # whole-field NULL strings: with line ends as delimiters and every delimiter doubled,
+        # each one stands between two delimiters of its own
+        d = self._d
+        whole = (b"\n" + block).replace(b"\n", d).replace(d, d + d).count(self._dnd)
+        return n == self._null_bs * whole
+
+    def _block(self, block: bytes) -> None:
+        try:
+            block.decode()
+        except UnicodeDecodeError as e:
+            raise BackendError('invalid byte sequence for encoding "UTF8"', sqlstate="22021") from e
+        if self._plain(block):
+            self.fast_blocks += 1
+            self.out.write(block)
+            return
+        self.slow_blocks += 1
+        lines = []
+        for line in block.split(b"\n")[:-1]:
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if line == b"\\.":
+                continue  # the end-of-data marker
+            lines.append(text_row_to_csv(line, self.delimiter, self.null, out_delimiter=self.delimiter,
+                                         quote=self.quote, out_null=self.null))
+        self.out.write("".join(lines).encode())
 
 
 _ESC = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -253,3 +343,44 @@ class BinaryCopyReader:
 def csv_line(cells: Sequence[str | None]) -> str:
     """A CSV line DuckDB reads with ``NULL '\\N'`` and quoted values."""
     return ",".join("\\N" if c is None else '"' + c.replace('"', '""') + '"' for c in cells) + "\n"
+
+
+_CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
+_CSV_ORIGINAL = re.compile(r"Original Line: ([^\n]*)")
+_CSV_COUNT = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
+_CSV_CONVERT = re.compile(r"Error when converting column \"([^\"]*)\"\. Could not convert string \"([^\n]*)\" to '(\w+)'")
+_PG_TYPE = {"INTEGER": "integer", "BIGINT": "bigint", "SMALLINT": "smallint", "DOUBLE": "double precision",
+            "FLOAT": "real", "BOOLEAN": "boolean", "DATE": "date", "TIMESTAMP": "timestamp", "UUID": "uuid",
+            "TIME": "time", "INTERVAL": "interval"}
+
+
+def load_error(e: SluiceError, spec: CopySpec, names: Sequence[str]) -> SluiceError:
+    """PostgreSQL's error for DuckDB's CSV reader errors during COPY FROM (22P04 for a wrong
+    number of columns, 22P02 for a value that does not convert), with ``COPY t, line n`` as
+    the detail; other errors unchanged.
+
+    >>> err = BackendError('CSV Error on Line: 2\\nOriginal Line: 2\\tx\\n'
+    ...                    'Expected Number of Columns: 3 Found: 2', sqlstate="22P02")
+    >>> e = load_error(err, CopySpec("t", False, [], "in"), ["a", "b", "c"])
+    >>> (e.sqlstate, e.message, e.detail)
+    ('22P04', 'missing data for column "c"', 'COPY t, line 2: "2\\tx"')
+    """
+    msg = e.message
+    line = _CSV_LINE.search(msg)
+    if line is None:
+        return e
+    orig = _CSV_ORIGINAL.search(msg)
+    where = f"COPY {spec.source}, line {line.group(1)}" + (f': "{orig.group(1)}"' if orig else "")
+    count = _CSV_COUNT.search(msg)
+    if count:
+        want, found = int(count.group(1)), int(count.group(2))
+        text = (f'missing data for column "{names[found]}"' if found < want and found < len(names)
+                else "extra data after last expected column")
+        return BackendError(text, sqlstate="22P04", detail=where)
+    conv = _CSV_CONVERT.search(msg)
+    if conv:
+        typ = _PG_TYPE.get(conv.group(3).upper(), conv.group(3).lower())
+        return BackendError(f'invalid input syntax for type {typ}: "{conv.group(2)}"', sqlstate="22P02",
+                            detail=f"COPY {spec.source}, line {line.group(1)}, column {conv.group(1)}")
+    return BackendError(msg.split("\n")[0], sqlstate=e.sqlstate if e.sqlstate.startswith("22") else "22P04",
+                        detail=where)

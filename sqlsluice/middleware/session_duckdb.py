@@ -29,13 +29,14 @@ from sqlsluice.middleware.copy import (
     BINARY_TRAILER,
     BinaryCopyReader,
     CopySpec,
+    TextCopyWriter,
     binary_header,
     binary_row,
     csv_header,
     csv_line,
+    load_error,
     parse_copy,
     row_encoder,
-    text_row_to_csv,
 )
 from sqlsluice.middleware.framing import MessageBuffer
 from sqlsluice.middleware.pipeline import Forward, Reply
@@ -525,24 +526,21 @@ class DuckDBHandler:
         fd, path = tempfile.mkstemp(prefix="sluice-copy-", suffix=".csv")
         failed: str | None = None
         try:
-            with os.fdopen(fd, "wb") as out:
-                pending = b""
+            with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+                # text format: blocks without escapes go to the file as they came (bulk load)
+                text = TextCopyWriter(out, spec) if spec.format == "text" else None
                 while True:
                     code, payload = await self.pull()
                     if code == codec.COPY_DATA:
-                        if reader is not None:
+                        if text is not None:
+                            text.feed(payload)
+                        elif reader is not None:
                             self._write_binary_rows(out, reader.feed(payload), oids, texts)
-                            continue
-                        if spec.format == "csv":
+                        else:
                             out.write(payload)
-                            continue
-                        lines = (pending + payload).split(b"\n")
-                        pending = lines.pop()
-                        for line in lines:
-                            self._write_text_line(out, line, spec)
                     elif code == codec.COPY_DONE:
-                        if pending:
-                            self._write_text_line(out, pending, spec)
+                        if text is not None:
+                            text.finish()
                         break
                     elif code == codec.COPY_FAIL:
                         failed = codec.parse_copy_fail(payload)
@@ -556,24 +554,14 @@ class DuckDBHandler:
             self.state.copy_done()
             if failed is not None:
                 raise BackendError(f"COPY from stdin failed: {failed}", sqlstate="57014")
-            n = await self.call(self._copy_from_file, spec, path)
+            n = await self.call(self._copy_from_file, spec, path, text.options() if text is not None else None,
+                                [c.name for c in target])
         finally:
             if self.state.phase.value == "copy_in":
                 self.state.copy_done()
             with contextlib.suppress(OSError):
                 os.unlink(path)
         return f"COPY {n}"
-
-    @staticmethod
-    def _write_text_line(out: Any, line: bytes, spec: CopySpec) -> None:
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        if line == b"\\.":
-            return
-        try:
-            out.write(text_row_to_csv(line, spec.delimiter, spec.null).encode())
-        except UnicodeDecodeError as e:
-            raise BackendError('invalid byte sequence for encoding "UTF8"', sqlstate="22021") from e
 
     def _target_columns(self, spec: CopySpec) -> list[ColumnInfo]:
         cols = ", ".join(spec.columns) if spec.columns else "*"
@@ -594,18 +582,27 @@ class DuckDBHandler:
                     raise BackendError(f"invalid binary COPY data: {e.message}", sqlstate="22P03") from e
             out.write(csv_line(cells).encode())
 
-    def _copy_from_file(self, spec: CopySpec, path: str) -> int:
+    def _copy_from_file(self, spec: CopySpec, path: str, options: str | None, names: list[str]) -> int:
+        """DuckDB's bulk ``COPY <table> FROM '<file>'``; ``options`` describe the file's format
+        (text: :meth:`TextCopyWriter.options`), else CSV as the client sent it, else the
+        quoted CSV the binary rows were converted to."""
         def q(v: str) -> str:
             return "'" + v.replace("'", "''") + "'"
 
         cols = f" ({', '.join(spec.columns)})" if spec.columns else ""
-        if spec.format == "csv":  # binary and text arrive here converted to quoted CSV
-            opts = (f"FORMAT csv, HEADER {str(spec.header).lower()}, DELIMITER {q(spec.delimiter)}, "
-                    f"NULL {q(spec.null)}, QUOTE {q(spec.quote)}, ESCAPE {q(spec.quote)}, allow_quoted_nulls false")
+        if options is not None:
+            opts = options
+        elif spec.format == "csv":  # binary arrives here converted to quoted CSV
+            opts = (f"FORMAT csv, auto_detect false, HEADER {str(spec.header).lower()}, "
+                    f"DELIMITER {q(spec.delimiter)}, NULL {q(spec.null)}, QUOTE {q(spec.quote)}, "
+                    f"ESCAPE {q(spec.quote)}, allow_quoted_nulls false")
         else:
-            opts = "FORMAT csv, HEADER false, DELIMITER ',', NULL '\\N', QUOTE '\"', ESCAPE '\"', " \
-                   "allow_quoted_nulls false"
-        r = self.compat.execute(f"COPY {spec.source}{cols} FROM {q(path)} ({opts})")
+            opts = "FORMAT csv, auto_detect false, HEADER false, DELIMITER ',', NULL '\\N', QUOTE '\"', " \
+                   "ESCAPE '\"', allow_quoted_nulls false"
+        try:
+            r = self.compat.execute(f"COPY {spec.source}{cols} FROM {q(path)} ({opts})")
+        except SluiceError as e:
+            raise load_error(e, spec, names) from None
         return max(r.rowcount, 0)
 
     async def stream(self, result: Result, encoders: list[Callable[[Any], bytes]],

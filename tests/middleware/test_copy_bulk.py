@@ -1,0 +1,107 @@
+"""COPY FROM STDIN over DuckDB loads in bulk (DuckDB's own COPY of the data as sent) and
+reads the data as PostgreSQL does: the same bytes into a real PostgreSQL and into sqlsluice
+give the same table; bad data gives PostgreSQL's SQLSTATEs."""
+
+from __future__ import annotations
+
+import io
+
+import psycopg
+import pytest
+
+from sqlsluice.middleware.copy import CopySpec, TextCopyWriter
+
+DDL = "CREATE TABLE bulk (id INTEGER, s VARCHAR, n NUMERIC(10,2), d DATE, big BIGINT)"
+
+
+def text_data(rows: int) -> bytes:
+    """Plain lines, with every 500th line carrying escapes, quotes, '#' and control characters."""
+    out = []
+    for i in range(rows):
+        if i % 500 == 7:
+            s = "tab\\there\\nnew \\\\back \"q\" \x01 #x"
+        elif i % 500 == 9:
+            s = "#starts like a comment"
+        else:
+            s = "\\N" if i % 13 == 0 else ("" if i % 17 == 0 else f"name {i}")
+        n = "\\N" if i % 11 == 0 else f"{i % 1000}.{i % 100:02d}"
+        out.append(f"{i}\t{s}\t{n}\t2021-{1 + i % 12:02d}-{1 + i % 28:02d}\t{i * 1000003}\n")
+    return "".join(out).encode()
+
+
+def load(conn: psycopg.Connection, data: bytes, opts: str = "") -> int:
+    conn.execute("DROP TABLE IF EXISTS bulk")
+    conn.execute(DDL)
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY bulk FROM STDIN {opts}") as cp:
+            for i in range(0, len(data), 8192):  # lines split across CopyData messages
+                cp.write(data[i:i + 8192])
+        return cur.rowcount
+
+
+def table(conn: psycopg.Connection) -> list[tuple]:
+    return conn.execute("SELECT id, s, n, d, big FROM bulk ORDER BY id").fetchall()
+
+
+@pytest.fixture()
+def both(server, pg_db):
+    with psycopg.connect(server.dsn(), autocommit=True) as duck, psycopg.connect(pg_db, autocommit=True) as pg:
+        yield duck, pg
+
+
+@pytest.mark.parametrize("opts, transform", [
+    ("", lambda b: b),
+    ("(DELIMITER '|', NULL 'NULL')", lambda b: b.replace(b"\t", b"|").replace(b"\\N", b"NULL")),
+    ("(NULL '')", lambda b: b.replace(b"\\N", b"")),
+    ("", lambda b: b.replace(b"\n", b"\r\n")),
+])
+def test_text_copy_same_table_as_postgresql(both, opts, transform):
+    duck, pg = both
+    data = transform(text_data(3000))
+    assert load(duck, data, opts) == load(pg, data, opts) == 3000
+    got, want = table(duck), table(pg)
+    assert got == want
+    assert sum(1 for r in got if r[1] is None) > 100 and any(r[1] == "" for r in got) != (opts == "(NULL '')")
+
+
+def test_csv_copy_same_table_as_postgresql(both):
+    duck, pg = both
+    data = (b"id,s,n,d,big\n1,\"a,b\",1.5,2020-01-01,7\n2,,,,\n3,\"\",-2.25,1999-12-31,9\n"
+            b"#4,x,1,2020-01-01,1\n")
+    opts = "(FORMAT csv, HEADER true)"
+    with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+        load(pg, data, opts)  # '#4' is not an integer: no line is a comment
+    with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+        load(duck, data, opts)
+    data = data.replace(b"#4", b"4")
+    assert load(duck, data, opts) == load(pg, data, opts) == 4
+    assert table(duck) == table(pg)
+
+
+@pytest.mark.parametrize("data, sqlstate, message", [
+    (b"1\tx\t1.5\t2020-01-01\t1\n2\tx\n", "22P04", 'missing data for column "n"'),
+    (b"1\tx\t1.5\t2020-01-01\t1\textra\n", "22P04", "extra data after last expected column"),
+    (b"1\tx\t1.5\t2020-01-01\t1\nzz\tx\t1.5\t2020-01-01\t1\n", "22P02", 'invalid input syntax for type integer: "zz"'),
+    (b"1\t\xff\xfe\t1.5\t2020-01-01\t1\n", "22021", 'invalid byte sequence for encoding "UTF8"'),
+])
+def test_bad_text_data_is_postgresql_error(server, pg_db, data, sqlstate, message):
+    for dsn in (server.dsn(), pg_db):
+        with psycopg.connect(dsn, autocommit=True) as c:
+            with pytest.raises(psycopg.Error) as e:
+                load(c, data)
+            assert e.value.sqlstate == sqlstate
+            assert str(e.value).startswith(message), (dsn, str(e.value))
+            assert c.execute("SELECT count(*) FROM bulk").fetchone() == (0,)  # nothing loaded, session usable
+
+
+def test_text_writer_passes_plain_blocks_through():
+    data = text_data(2000)
+    plain = b"\n".join(data.split(b"\n")[10:400]) + b"\n"  # lines 10..399: no escapes
+    assert b"\\t" not in plain
+    w = TextCopyWriter(io.BytesIO(), CopySpec("t", False, [], "in"))
+    w.feed(plain)
+    w.feed(b"5\ta\\tb\t\\N\t2020-01-01\t1\n")
+    w.finish()
+    assert w.fast_blocks == 1 and w.slow_blocks == 1
+    assert w.out.getvalue().startswith(plain)
+    assert w.out.getvalue().endswith(b"\x015\x01\t\x01a\tb\x01\t\\N\t\x012020-01-01\x01\t\x011\x01\n")
