@@ -11,6 +11,7 @@ COMMAND_MODULES = (
     "sqlsluice.middleware.commands",    # serve, demo, query
     "sqlsluice.verifiers.commands",     # verify, bench verify
     "sqlsluice.rewriters.commands",     # rewrite, bench tpcds, bench dsb
+    "sqlsluice.rewriters.review_commands",  # rewrites list|show|approve|reject|forget
     "sqlsluice.text2sql.commands",      # ask
     "sqlsluice.routers.commands",       # route train, bench route
     "sqlsluice.bench.commands",         # bench bird, bench spider, data spider, bench report

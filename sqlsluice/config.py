@@ -149,6 +149,7 @@ class Strict(BaseModel):
 class User(Strict):
     name: str
     password: str
+    admin: bool = False  # may use the admin console (SHOW sluice.stats, clients, databases, rewrites)
 
 
 class ServerConfig(Strict):
@@ -185,7 +186,8 @@ class LLMConfig(Strict):
 
 class RewriteConfig(Strict):
     enabled: bool = True
-    mode: Literal["on", "off", "shadow"] = "on"
+    # review: found rewrites wait for `sluice rewrites approve` before they are served
+    mode: Literal["on", "off", "shadow", "review"] = "on"
     rewriter: Literal["rules", "llm-r2", "lithe", "all"] = "rules"
     policy: Literal["proved", "tested"] = "proved"
     min_speedup: float = Field(default=1.2, ge=1.0)

@@ -22,22 +22,32 @@ PostgreSQL passthrough call the same pipeline.
 'SET'
 >>> asyncio.run(p.handle(ctx, "SHOW sluice.rewrite", extended=False)).rows
 [('off',)]
+
+The admin console, in the PgBouncer style, answers admin users only (``[[users]] admin =
+true``; with no users and trust authentication, a client connecting from the loopback
+address): ``SHOW sluice.stats`` (one row per counter), ``SHOW sluice.clients`` (connected
+sessions), ``SHOW sluice.databases`` (backends, passwords masked), and whatever the engines
+register in :data:`ADMIN_VIEWS` (the rewriter adds ``SHOW sluice.rewrites``).  Anyone else
+gets 42501.  The wire layer knows no engine: engines register views and counters here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import itertools
 import logging
 import re
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlsluice.config import Config, router_error
 from sqlsluice.databases.base import ColumnInfo
-from sqlsluice.errors import InvalidParameterValue
-from sqlsluice.logs import statement
+from sqlsluice.errors import InsufficientPrivilege, InvalidParameterValue, SluiceError
+from sqlsluice.logs import mask, statement
 
 log = logging.getLogger("sqlsluice.pipeline")
 
@@ -56,12 +66,43 @@ class SessionContext:
     extra: dict[str, Any] = field(default_factory=dict)  # free space for stages (caches, counters)
     # while a Parse is handled (extended=True): the parameter type OIDs the client sent (0 = unspecified)
     parse_param_oids: tuple[int, ...] = ()
+    # the client's address as the server saw it ("": a Unix socket; None: not a wire session)
+    client_addr: str | None = None
+    # the admin console's view of the session: a number, when it connected, its latest statement
+    session_id: int = 0
+    connected_at: float = 0.0
+    activity: tuple[str, float] | None = None  # (most recent statement, when it arrived)
+    task: Any = field(default=None, repr=False, compare=False)  # the asyncio task serving it
 
     def __post_init__(self) -> None:
-        defaults = {"sluice.rewrite": self.config.rewrite.mode if self.config.rewrite.enabled else "off",
+        mode = self.config.rewrite.mode
+        # review mode serves approved rewrites only; the session setting is plain "on"
+        defaults = {"sluice.rewrite": ("on" if mode == "review" else mode) if self.config.rewrite.enabled else "off",
                     "sluice.router": self.config.ask.router}
         for k, v in defaults.items():
             self.settings.setdefault(k, v)
+        if not self.session_id:  # once (RESET calls this again)
+            self.session_id = next(_SESSION_IDS)
+            self.connected_at = time.time()
+            try:
+                self.task = asyncio.current_task()
+            except RuntimeError:  # not on an event loop (tests, the SDK)
+                self.task = None
+            _SESSIONS[self.session_id] = self
+
+    @property
+    def connected(self) -> bool:
+        return self.task is None or not self.task.done()
+
+
+_SESSION_IDS = itertools.count(1)
+# every live session of this process (SHOW sluice.clients); an entry goes with its context
+_SESSIONS: weakref.WeakValueDictionary[int, SessionContext] = weakref.WeakValueDictionary()
+
+
+def sessions() -> list[SessionContext]:
+    """The sessions connected now (a read-only snapshot, oldest first)."""
+    return sorted((c for c in list(_SESSIONS.values()) if c.connected), key=lambda c: c.session_id)
 
 
 @dataclass(frozen=True)
@@ -170,10 +211,107 @@ async def settings_stage(ctx: SessionContext, sql: str, extended: bool) -> Decis
             cols = [ColumnInfo("name", "VARCHAR"), ColumnInfo("setting", "VARCHAR")]
             rows = sorted(ctx.settings.items())
             return Reply(cols, rows, "SHOW")
+        view = ADMIN_VIEWS.get(name)
+        if view is not None:
+            if not is_admin(ctx):
+                raise InsufficientPrivilege(f"permission denied: SHOW {name} is for admin users",
+                                            hint="mark the user admin = true in its [[users]] entry")
+            cols, rows = await asyncio.to_thread(view, ctx)
+            return Reply(cols, rows, "SHOW")
         if name not in ctx.settings:
             raise InvalidParameterValue(f'unrecognized configuration parameter "{name}"', sqlstate="42704")
         return Reply([ColumnInfo(name, "VARCHAR")], [(ctx.settings[name],)], "SHOW")
     return None
+
+
+# -- the admin console -------------------------------------------------------------------
+AdminView = Callable[[SessionContext], tuple[list[ColumnInfo], list[tuple[Any, ...]]]]
+# counters of this process's statement pipelines (SHOW sluice.stats)
+COUNTERS: dict[str, int] = {"statements": 0, "replies": 0, "forwarded": 0, "forwarded_rewritten": 0,
+                            "errors": 0}
+# more counters, from the engines: each returns ``(name, value)`` rows for a session's view
+STATS_SOURCES: list[Callable[[SessionContext], list[tuple[str, Any]]]] = []
+# backend URL -> size of the connection pool the engines keep on it (None: none known)
+POOL_SIZES: list[Callable[[str], int | None]] = []
+
+
+def is_admin(ctx: SessionContext) -> bool:
+    """An admin: a ``[[users]]`` entry with ``admin = true``; with no users and trust
+    authentication, a client on the loopback address (or a Unix socket)."""
+    cfg = ctx.config
+    u = cfg.user(ctx.user)
+    if u is not None:
+        return bool(u.admin)
+    if cfg.users or (cfg.server.auth or "trust") != "trust" or ctx.client_addr is None:
+        return False
+    if ctx.client_addr == "":
+        return True
+    try:
+        return ipaddress.ip_address(ctx.client_addr.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _stats_view(ctx: SessionContext) -> tuple[list[ColumnInfo], list[tuple[Any, ...]]]:
+    rows: list[tuple[Any, ...]] = [("clients", len(sessions()))]
+    rows += list(COUNTERS.items())
+    for source in list(STATS_SOURCES):
+        rows += source(ctx)
+    return [ColumnInfo("counter", "VARCHAR"), ColumnInfo("value", "BIGINT")], rows
+
+
+def _clients_view(ctx: SessionContext) -> tuple[list[ColumnInfo], list[tuple[Any, ...]]]:
+    now = time.time()
+    rows: list[tuple[Any, ...]] = []
+    for c in sessions():
+        sql, at = c.activity if c.activity is not None else ("", None)
+        # the pipeline sees a statement arrive, not finish: "active" is the session asking
+        # now; any other is "connected" with its latest statement (pg_stat_activity's query)
+        state = "active" if c is ctx else "connected"
+        rows.append((c.session_id, c.user, c.database, c.client_addr or "local", state, " ".join(sql.split())[:1000],
+                     None if at is None else round(now - at, 3), round(now - c.connected_at, 3)))
+    cols = [ColumnInfo("session", "BIGINT"), ColumnInfo("user", "VARCHAR"), ColumnInfo("database", "VARCHAR"),
+            ColumnInfo("client_addr", "VARCHAR"), ColumnInfo("state", "VARCHAR"), ColumnInfo("statement", "VARCHAR"),
+            ColumnInfo("statement_age_s", "DOUBLE"), ColumnInfo("connected_s", "DOUBLE")]
+    return cols, rows
+
+
+def _session_url(c: SessionContext) -> str:
+    url = c.extra.get("backend_url") or getattr(c.backend, "url", None) or c.config.server.backend
+    return str(url)
+
+
+def _databases_view(ctx: SessionContext) -> tuple[list[ColumnInfo], list[tuple[Any, ...]]]:
+    from sqlsluice.databases import parse_url
+
+    live = sessions()
+    entries: list[tuple[str, str]] = []
+    if ctx.config.databases:
+        for name, entry in ctx.config.databases.items():
+            entries.append((name, entry if isinstance(entry, str) else entry.backend))
+    else:
+        urls = dict.fromkeys([_session_url(ctx)] + [_session_url(c) for c in live])
+        entries += [("*" if parse_url(u)[0] == "postgres" else "(server.backend)", u) for u in urls]
+    rows: list[tuple[Any, ...]] = []
+    for name, url in entries:
+        try:
+            kind = parse_url(url)[0]
+        except SluiceError:
+            kind = "?"
+        pool = next((n for f in list(POOL_SIZES) if (n := f(url)) is not None), None)
+        clients = sum(1 for c in live if (c.database == name if ctx.config.databases else _session_url(c) == url))
+        rows.append((name, mask(url), kind, pool, clients))
+    cols = [ColumnInfo("name", "VARCHAR"), ColumnInfo("backend", "VARCHAR"), ColumnInfo("kind", "VARCHAR"),
+            ColumnInfo("pool_size", "BIGINT"), ColumnInfo("clients", "BIGINT")]
+    return cols, rows
+
+
+# SHOW name -> view (admins only); engines add theirs
+ADMIN_VIEWS: dict[str, AdminView] = {
+    "sluice.stats": _stats_view,
+    "sluice.clients": _clients_view,
+    "sluice.databases": _databases_view,
+}
 
 
 class Pipeline:
@@ -191,15 +329,27 @@ class Pipeline:
     async def handle(self, ctx: SessionContext, sql: str, *, extended: bool) -> Decision:
         t0 = time.perf_counter()
         decision: Decision | None = None
+        ctx.activity = (sql, time.time())
+        COUNTERS["statements"] += 1
         # library warnings raised while this statement is handled name it (sqlsluice.logs);
         # tasks and to_thread calls started here inherit it
         with statement(sql):
-            for stage in self.stages:
-                decision = await stage(ctx, sql, extended)
-                if decision is not None:
-                    break
+            try:
+                for stage in self.stages:
+                    decision = await stage(ctx, sql, extended)
+                    if decision is not None:
+                        break
+            except SluiceError:
+                COUNTERS["errors"] += 1
+                raise
         if decision is None:
             decision = Forward(sql)
+        if isinstance(decision, Reply):
+            COUNTERS["replies"] += 1
+        else:
+            COUNTERS["forwarded"] += 1
+            if decision.sql != sql:
+                COUNTERS["forwarded_rewritten"] += 1
         # record what happened (not for SHOW sluice.last itself, which would erase it)
         if not (isinstance(decision, Reply) and decision.status == "SHOW" and "sluice.last" in sql.lower()):
             last: dict[str, Any] = {"sql": sql, "extended": extended,

@@ -318,7 +318,8 @@ class SluiceServer:
             return (await self._factory_for(url, backend))()
 
         ctx = SessionContext(user=params["user"], database=database, config=self.config,
-                             dialect="postgres" if kind == "postgres" else "duckdb", backend=backend)
+                             dialect="postgres" if kind == "postgres" else "duckdb", backend=backend,
+                             client_addr=str(peer[0]) if isinstance(peer, tuple) else "")
         conn = ClientConnection(reader=reader, writer=writer, params=params, server=self,
                                 pipeline=Pipeline() if kind == "postgres" else await pipeline_source(), ctx=ctx,
                                 config=self.config, backend_url=url, backend=backend, password=password,

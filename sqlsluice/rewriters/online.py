@@ -11,16 +11,27 @@ branch on ``'w' = 's'``) cannot be carried over to literals where it would be wr
 the replay does not reproduce the stored sequence the original is served.  Stored
 rewrites are dropped when the statistics version changes or when one is observed slower
 than the original.
+
+Review mode (``[rewrite] mode = "review"``, as SQL plan baselines): a rewrite the search
+stores is ``pending`` and is not served until approved (``sluice rewrites approve FP`` or
+:meth:`RewriteStore.set_status`); ``rejected`` is never served and is kept, so the shape is
+not searched again until statistics change; forgetting deletes it (searched again on next
+sight).  The decision lives in ``sluice_rewrite_status``; a stored rewrite without a row
+there (stored outside review mode) is served.  Any decision is dropped with the rewrite
+when statistics change, so a rewrite found again waits for a new review.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import queue
+import sqlite3
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,6 +78,17 @@ _PROOF_DDL = """CREATE TABLE IF NOT EXISTS sluice_rewrite_proofs (
     fingerprint TEXT PRIMARY KEY,
     proof TEXT
 )"""
+
+
+# the review decision of each stored rewrite (review mode); no row: served
+_STATUS_DDL = """CREATE TABLE IF NOT EXISTS {table} (
+    fingerprint TEXT PRIMARY KEY,
+    status TEXT,
+    decided_by TEXT,
+    decided_at DOUBLE PRECISION
+)"""
+PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
+STATUSES = (PENDING, APPROVED, REJECTED)
 
 
 def fingerprint(sql: str, dialect: str) -> tuple[str, list[str]]:
@@ -187,6 +209,53 @@ class RewriteStore:
         self.state = state
         state.ensure(_DDL)
         state.ensure(_PROOF_DDL)
+        # a namespaced view (one database of several) keeps its decisions apart too
+        self._status = "sluice_rewrite_status" + str(getattr(state, "suffix", ""))
+        state.ensure(_STATUS_DDL.format(table=self._status))
+
+    def status(self, key: str) -> tuple[str, str, float] | None:
+        """The review decision ``(status, decided_by, decided_at)`` of a stored rewrite, or None
+        (none recorded: served)."""
+        rows = self.state.execute(f"SELECT status, decided_by, decided_at FROM {self._status} WHERE fingerprint = ?",
+                                  [key])
+        return (str(rows[0][0]), str(rows[0][1] or ""), float(rows[0][2] or 0.0)) if rows else None
+
+    def set_status(self, key: str, status: str, by: str) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown review status {status!r}")
+        self.state.execute(f"DELETE FROM {self._status} WHERE fingerprint = ?", [key])
+        self.state.execute(f"INSERT INTO {self._status} (fingerprint, status, decided_by, decided_at) "
+                           "VALUES (?, ?, ?, ?)", [key, status, by, time.time()])
+
+    def clear_status(self, key: str) -> None:
+        self.state.execute(f"DELETE FROM {self._status} WHERE fingerprint = ?", [key])
+
+    def review_status(self, e: Entry) -> str:
+        """What serving does with a stored entry: ``pending`` | ``approved`` | ``rejected`` |
+        ``served`` (stored outside review mode) | ``none`` (no rewrite: searched, none found)."""
+        if not e.has_rewrite:
+            return "none"
+        st = self.status(e.fingerprint)
+        return st[0] if st is not None else "served"
+
+    def blocked(self, key: str) -> str | None:
+        """Why the stored rewrite of ``key`` may not be served (pending review, rejected), or None."""
+        st = self.status(key)
+        if st is None or st[0] == APPROVED:
+            return None
+        if st[0] == PENDING:
+            return f"pending review (sluice rewrites approve {key})"
+        return f"rejected by {st[1] or '?'}"
+
+    def resolve(self, prefix: str) -> list[str]:
+        """The stored fingerprints starting with ``prefix`` (a unique prefix names one)."""
+        rows = self.state.execute("SELECT fingerprint FROM sluice_rewrites WHERE fingerprint = ?", [prefix])
+        if rows:
+            return [prefix]
+        esc = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self.state.execute("SELECT fingerprint FROM sluice_rewrites WHERE fingerprint LIKE ? ESCAPE '\\' "
+                                  "ORDER BY fingerprint", [esc + "%"])
+        return [str(r[0]) for r in rows]
 
     def put_proof(self, key: str, proof: dict[str, Any]) -> None:
         self.state.execute("DELETE FROM sluice_rewrite_proofs WHERE fingerprint = ?", [key])
@@ -215,11 +284,13 @@ class RewriteStore:
              e.time_original, e.stats_version, e.created])
 
     def drop(self, key: str) -> None:
+        """Delete the entry, its proof and its review decision (the shape is searched again)."""
         self.state.execute("DELETE FROM sluice_rewrites WHERE fingerprint = ?", [key])
         self.state.execute("DELETE FROM sluice_rewrite_proofs WHERE fingerprint = ?", [key])
+        self.clear_status(key)
 
     def all(self) -> list[Entry]:
-        keys = [r[0] for r in self.state.execute("SELECT fingerprint FROM sluice_rewrites")]
+        keys = [r[0] for r in self.state.execute("SELECT fingerprint FROM sluice_rewrites ORDER BY created")]
         return [e for k in keys if (e := self.get(k)) is not None]
 
 
@@ -247,6 +318,9 @@ class _Stats:
     bound_instances: int = 0  # literal instances built from a first Bind and queued
     observed: int = 0  # served executions fed back (rewrites and originals)
     rechecks: int = 0  # served rewrites re-timed against the original after looking slower
+    proved: int = 0  # stored rewrites whose certificate is a proof (PROVED)
+    pending: int = 0  # stored for review (review mode), not served until approved
+    held: int = 0  # lookups that found a stored rewrite pending review or rejected
     reasons: dict[str, int] = field(default_factory=dict)
 
 
@@ -287,6 +361,9 @@ def _put_bounded(memo: OrderedDict[Any, Any], k: Any, v: Any, cap: int = _MAX_ME
 
 def _ewma(old: float | None, x: float) -> float:
     return x if old is None else old + EWMA_ALPHA * (x - old)
+
+
+_LIVE: weakref.WeakSet[OnlineRewriter] = weakref.WeakSet()  # every open rewriter of this process
 
 
 @dataclass(frozen=True)
@@ -334,6 +411,12 @@ class OnlineRewriter:
         self._served: OrderedDict[str, Served] = OrderedDict()
         self._dropped: OrderedDict[str, str] = OrderedDict()  # shape -> why its rewrite was dropped
         self.min_observations = MIN_OBSERVATIONS  # served executions before the feedback acts
+        _LIVE.add(self)  # what the admin console lists (SHOW sluice.stats, sluice.rewrites)
+
+    @property
+    def review(self) -> bool:
+        """Review mode: rewrites found are stored pending and served only once approved."""
+        return self.config.rewrite.mode == "review"
 
     # -- statistics version, cached ------------------------------------------------------
     def stats_version(self) -> str:
@@ -410,6 +493,11 @@ class OnlineRewriter:
             self._drop(key, "statistics or schema changed")  # search again on next sight
             miss["rewrite"] = "dropped: statistics or schema changed"
             return None, miss
+        held = self.store.blocked(key)
+        if held is not None:
+            self.stats.held += 1
+            miss["rewrite"] = held
+            return None, miss
         out = self._replay(sql, e.rules)
         if out is None:
             self.stats.replay_failed += 1
@@ -428,6 +516,9 @@ class OnlineRewriter:
             return None
         if e.stats_version != self.stats_version():
             self._drop(e.fingerprint, "statistics or schema changed")
+            return None
+        if self.store.blocked(e.fingerprint) is not None:
+            self.stats.held += 1
             return None
         self.stats.hits += 1
         return e.rewritten_template, {"rewritten": True, "fingerprint": key, "rules": e.rules,
@@ -559,7 +650,7 @@ class OnlineRewriter:
             self.store.put(Entry(instance_key(key, lits), sql, rw.sql, rw.rules, rw.verdict, rw.speedup,
                                  rw.time_original, ver, time.time()))
             self.store.put_proof(instance_key(key, lits), rw.proof)
-            self.stats.stored += 1
+            self._stored(instance_key(key, lits), rw)
             ok = False  # the shape itself has no replayable rewrite
         elif ok and self._replay(sql, rw.rules) is None:
             ok = False  # the rule path must replay on the same text
@@ -568,12 +659,26 @@ class OnlineRewriter:
                              rw.time_original, ver, time.time()))
         if ok:
             self.store.put_proof(key, rw.proof)
-            self.stats.stored += 1
+            self._stored(key, rw)
+        else:
+            self.store.clear_status(key)
         with self._lock:
             self._generation += 1
             self._dropped.pop(key, None)
             self._served.pop(key, None)
         return rw
+
+    def _stored(self, key: str, rw: Rewrite) -> None:
+        """Count a stored rewrite; in review mode it waits for approval."""
+        self.stats.stored += 1
+        if (rw.proof or {}).get("status") == "PROVED":
+            self.stats.proved += 1
+        if self.review:
+            self.store.set_status(key, PENDING, "search")
+            self.stats.pending += 1
+            log.info("rewrite %s stored pending review (rules %s)", key, ",".join(rw.rules))
+        else:
+            self.store.clear_status(key)
 
     def observe(self, key: str, seconds_served: float) -> bool:
         """Report how long a served rewrite of shape ``key`` took (Python API of the feedback
@@ -729,6 +834,7 @@ class OnlineRewriter:
             return
         self.store.put(Entry(key, e.original_template, "", [], "NONE", None, e.time_original,
                              e.stats_version, time.time()))
+        self.store.clear_status(key)
         self._note_dropped(key, why)
         log.warning("rewrite %s %s: dropped", key, why)
 
@@ -792,6 +898,10 @@ class OnlineRewriter:
         if not e.has_rewrite:
             why = self.dropped_reason(key)
             return miss(key, f"dropped: {why}" if why else "no stored rewrite")
+        held = self.store.blocked(key)
+        if held is not None:
+            self.stats.held += 1
+            return miss(key, held)
         out = self._replay(sql, e.rules, rename=False)
         if out is None:
             self.stats.replay_failed += 1
@@ -915,3 +1025,72 @@ class OnlineRewriter:
         if self._thread is not None and self._thread.is_alive():
             self._q.put(("stop", None))
             self._thread.join(timeout=5)
+
+
+# -- the admin console (SHOW sluice.stats, SHOW sluice.rewrites) ----------------------------
+def _rewriters_for(ctx: Any) -> list[OnlineRewriter]:
+    """The open rewriters serving the session's database (all open ones when none matches)."""
+    live = [r for r in list(_LIVE) if not r._closed]
+    url = (getattr(ctx, "extra", {}) or {}).get("backend_url") or getattr(getattr(ctx, "backend", None), "url", None)
+    mine = [r for r in live if r.backend is getattr(ctx, "backend", None) or (url and r.backend.url == url)]
+    return mine or live
+
+
+_STAT_NAMES = (("rewrites_submitted", "submitted"), ("rewrites_searched", "searched"),
+               ("rewrites_stored", "stored"), ("rewrites_proved", "proved"), ("rewrites_pending", "pending"),
+               ("rewrites_served", "hits"), ("rewrites_served_prepared", "prepared_hits"),
+               ("rewrites_held_for_review", "held"), ("rewrites_dropped", "dropped"),
+               ("rewrites_replay_failed", "replay_failed"), ("rewrites_rechecked", "rechecks"),
+               ("rewriter_errors", "errors"))
+
+
+def _stats_rows(ctx: Any) -> list[tuple[str, Any]]:
+    rws = _rewriters_for(ctx)
+    rows: list[tuple[str, Any]] = [(name, sum(int(getattr(r.stats, attr)) for r in rws)) for name, attr in _STAT_NAMES]
+    with contextlib.suppress(SluiceError, sqlite3.Error):
+        stores = {id(r.store): r.store for r in rws}
+        counts: dict[str, int] = {}
+        for store in stores.values():
+            for e in store.all():
+                st = store.review_status(e)
+                counts[st] = counts.get(st, 0) + 1
+        rows += [(f"stored_{st}", counts.get(st, 0)) for st in ("served", "pending", "approved", "rejected", "none")]
+    return rows
+
+
+def _fmt_time(t: float | None) -> str:
+    return "" if not t else time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))
+
+
+def _rewrites_view(ctx: Any) -> tuple[list[Any], list[tuple[Any, ...]]]:
+    from sqlsluice.databases.base import ColumnInfo
+
+    rows: list[tuple[Any, ...]] = []
+    seen: set[int] = set()
+    for r in _rewriters_for(ctx):
+        if id(r.store) in seen:
+            continue
+        seen.add(id(r.store))
+        for e in r.store.all():
+            proof = r.store.proof(e.fingerprint) or {}
+            rows.append((e.fingerprint, r.store.review_status(e), ",".join(e.rules), str(proof.get("status", "")),
+                         e.speedup, e.time_original, _fmt_time(e.created)))
+    cols = [ColumnInfo("fingerprint", "VARCHAR"), ColumnInfo("status", "VARCHAR"), ColumnInfo("rules", "VARCHAR"),
+            ColumnInfo("proof", "VARCHAR"), ColumnInfo("speedup", "DOUBLE"), ColumnInfo("time_original", "DOUBLE"),
+            ColumnInfo("created", "VARCHAR")]
+    return cols, rows
+
+
+def _pool_size(url: str) -> int | None:
+    for r in list(_LIVE):
+        if not r._closed and r.backend.url == url:
+            n = getattr(r.backend, "_pool_size", None)
+            return int(n) if n is not None else None
+    return None
+
+
+def admin_views() -> tuple[dict[str, Callable[[Any], Any]], Callable[[Any], list[tuple[str, Any]]],
+                           Callable[[str], int | None]]:
+    """What the rewriter adds to the admin console, for the composition root to register in
+    the pipeline's registries: ``(views by SHOW name, a stats source, a pool-size source)``."""
+    return {"sluice.rewrites": _rewrites_view}, _stats_rows, _pool_size

@@ -52,10 +52,24 @@ def _track_transaction(ctx: SessionContext, sql: str) -> bool:
     return bool(st["open"] and st["wrote"])
 
 
+def _register_admin_views() -> None:
+    """``SHOW sluice.rewrites`` and the rewriter's counters in ``SHOW sluice.stats`` (admins)."""
+    from sqlsluice.middleware import pipeline
+    from sqlsluice.rewriters.online import admin_views
+
+    views, stats, pools = admin_views()
+    pipeline.ADMIN_VIEWS.update(views)
+    if stats not in pipeline.STATS_SOURCES:
+        pipeline.STATS_SOURCES.append(stats)
+    if pools not in pipeline.POOL_SIZES:
+        pipeline.POOL_SIZES.append(pools)
+
+
 def make_rewrite_stage(backend: Backend, config: Config | None = None, store: RewriteStore | None = None,
                        online: OnlineRewriter | None = None) -> tuple[Stage, OnlineRewriter]:
     """A pipeline stage over one shared :class:`OnlineRewriter` (create once per server)."""
     rewriter = online or OnlineRewriter(backend, config, store)
+    _register_admin_views()
 
     async def rewrite_stage(ctx: SessionContext, sql: str, extended: bool) -> Decision | None:
         wrote = _track_transaction(ctx, sql)
