@@ -24,6 +24,9 @@ Example ``sluice.toml``::
     text2sql = "gpt-4o-mini"
     rewrite = "gpt-4o"
 
+    [http]
+    listen = "127.0.0.1:6544"   # /metrics (Prometheus) and /healthz; off when unset (--http-listen)
+
     [log]
     level = "info"              # debug | info | warning | error (--log-level)
     format = "text"             # text | json: one JSON object per line (--log-format)
@@ -87,7 +90,7 @@ def listen_error(listen: str) -> str | None:
 
 
 PIPELINES = ("cache", "basic", "decompose", "ensemble")
-ROUTER_SPECS = ("tables", "cascade", "cascade:<min_confidence>", "always:<cache|basic|decompose|ensemble>",
+ROUTER_SPECS = ("tables", "cascade", "cascade:<min_confidence>", "agree[:<model>,<model>][@<pipeline>]", "always:<cache|basic|decompose|ensemble>",
                 "budget:<fraction>[@<saved router>]", "<saved router name or .joblib path>")
 
 
@@ -109,6 +112,14 @@ def router_error(spec: str) -> str | None:
         return None
     if s.startswith("always:"):
         return None if s.split(":", 1)[1] in PIPELINES else bad
+    if s == "agree" or s.startswith(("agree:", "agree@")):
+        from sqlsluice.routers.agree import parse_agree
+
+        try:
+            parse_agree(s)
+        except SluiceError as e:
+            return e.message
+        return None
     if s.startswith("cascade:"):
         try:
             c = float(s.split(":", 1)[1])
@@ -159,6 +170,9 @@ class ServerConfig(Strict):
     tls_cert: str | None = None
     tls_key: str | None = None
     statement_timeout_s: float = Field(default=300.0, gt=0)
+    # SIGTERM/SIGINT: how long statements in flight may finish before their clients get
+    # FATAL 57P01 and their upstream work is cancelled
+    shutdown_timeout_s: float = Field(default=30.0, ge=0)
     # where shared state lives (rewrite cache, query log, ledger); a DuckDB file or a
     # postgresql:// URL (schema ``sluice``) shared by several proxies
     state: str | None = None
@@ -205,6 +219,19 @@ class LogConfig(Strict):
     format: Literal["text", "json"] = "text"
 
 
+class HttpConfig(Strict):
+    """``[http]``: the metrics and health endpoints (``/metrics``, ``/healthz``); off when unset."""
+
+    listen: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str | None) -> str | None:
+        if v is not None and (err := listen_error(v)):
+            raise ValueError(err)
+        return v
+
+
 class DatabaseConfig(Strict):
     """One ``[databases]`` entry: where a client database name is served (PgBouncer-style).
 
@@ -222,6 +249,7 @@ class Config(Strict):
     rewrite: RewriteConfig = Field(default_factory=RewriteConfig)
     ask: AskConfig = Field(default_factory=AskConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
     # client database name -> backend; empty: every name goes to ``server.backend``
     databases: dict[str, DatabaseConfig | str] = Field(default_factory=dict)
     source: str | None = None
@@ -234,7 +262,7 @@ class Config(Strict):
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *, listen: str | None = None,
-                backend: str | None = None) -> Config:
+                backend: str | None = None, http_listen: str | None = None) -> Config:
     """Load the config file; a missing default file means defaults, a bad file is an error.
 
     ``$SLUICE_BACKEND`` and ``$SLUICE_LISTEN`` override the file's server settings,
@@ -251,7 +279,8 @@ def load_config(path: str | os.PathLike[str] | None = None, *, listen: str | Non
     except ValidationError as e:
         errors += [f"{where}: {_loc(err['loc'])}: {_msg(err)}" for err in e.errors()]
     errors += [f"{where}: {m}" for m in semantic_errors(data or {})]
-    overrides = [("$SLUICE_LISTEN", os.environ.get("SLUICE_LISTEN")), ("--listen", listen)]
+    overrides = [("$SLUICE_LISTEN", os.environ.get("SLUICE_LISTEN")), ("--listen", listen),
+                 ("--http-listen", http_listen)]
     for name, value in overrides:
         if value and (err := listen_error(value)):
             errors.append(f"{name}: {err}")
@@ -277,6 +306,8 @@ def load_config(path: str | os.PathLike[str] | None = None, *, listen: str | Non
         cfg.server.backend = backend
     if listen:
         cfg.server.listen = listen
+    if http_listen:
+        cfg.http.listen = http_listen
     return cfg
 
 

@@ -13,6 +13,9 @@ spec                router
 ``budget:<x>``      a saved learned router (``budget:0.45@<name>``, default name ``learned``) with
                     ``lam`` re-chosen on its training labels so that the mean token cost stays within
                     ``x`` times always-ensemble
+``agree``           two cheap candidates (two samples, or ``agree:<model>,<model>``) that the verifier
+                    proves equivalent (or that return the same rows and are not refuted) stand;
+                    otherwise escalate to decompose (``@<pipeline>``) (:mod:`sqlsluice.routers.agree`)
 ``cascade``         run basic (two samples, logprobs); escalate to decompose, then ensemble when the
                     answer fails a check: error, empty or all-NULL result, the two samples disagree,
                     token confidence below ``min_confidence`` (executed by :mod:`sqlsluice.text2sql.api`)
@@ -257,6 +260,10 @@ def load_router(spec: str | Router | None, *, store: StateStore | None = None) -
         if not isinstance(base, LearnedRouter):
             raise InvalidParameterValue(f"{s!r}: {name!r} is not a learned router")
         return base.with_budget(b)
+    if s == "agree" or s.startswith(("agree:", "agree@")):
+        from sqlsluice.routers.agree import parse_agree
+
+        return parse_agree(s)
     if s.startswith("cascade"):
         parts = s.split(":", 1)
         return CascadeRouter(min_confidence=float(parts[1])) if len(parts) == 2 else CascadeRouter()

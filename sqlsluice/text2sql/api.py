@@ -153,6 +153,7 @@ def generate(backend: Backend, question: str, *, evidence: str | None = None, ro
              descriptions: Descriptions | str | os.PathLike[str] | None = None, llm: LLM | None = None,
              store: StateStore | None = None) -> Generation:
     """SQL for ``question`` from the routed (or named) pipeline; the answer is not executed."""
+    from sqlsluice.routers.agree import AgreeRouter
     from sqlsluice.routers.base import CascadeRouter, load_router
     from sqlsluice.text2sql.querylog import store_for
 
@@ -181,6 +182,9 @@ def generate(backend: Backend, question: str, *, evidence: str | None = None, ro
     ws.llm = _llm(cfg, llm, store)
     if isinstance(r, CascadeRouter):
         return _cascade(ws, r, t0)
+    if isinstance(r, AgreeRouter):
+        out, route = r.run(ws)
+        return _generation(out, route, t0)
     d = r.decide(route_input(ws))
     out = run_pipeline(d.pipeline, ws)
     g = _generation(out, f"{r.name}:{d.reason}->{d.pipeline}", t0)
