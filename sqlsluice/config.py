@@ -90,7 +90,8 @@ def listen_error(listen: str) -> str | None:
 
 
 PIPELINES = ("cache", "basic", "decompose", "ensemble")
-ROUTER_SPECS = ("tables", "cascade", "cascade:<min_confidence>", "agree[:<model>,<model>][@<pipeline>]", "always:<cache|basic|decompose|ensemble>",
+ROUTER_SPECS = ("tables", "cascade", "cascade:<min_confidence>", "agree[:<model>,<model>][@<pipeline>]",
+                "always:<cache|basic|decompose|ensemble>",
                 "budget:<fraction>[@<saved router>]", "<saved router name or .joblib path>")
 
 
