@@ -73,6 +73,9 @@ class SessionContext:
     connected_at: float = 0.0
     activity: tuple[str, float] | None = None  # (most recent statement, when it arrived)
     task: Any = field(default=None, repr=False, compare=False)  # the asyncio task serving it
+    # set by a server that watches the connection's messages: True while a statement is in
+    # flight (SHOW sluice.clients then says active or idle, else only connected)
+    busy: Callable[[], bool] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         mode = self.config.rewrite.mode
@@ -265,9 +268,10 @@ def _clients_view(ctx: SessionContext) -> tuple[list[ColumnInfo], list[tuple[Any
     rows: list[tuple[Any, ...]] = []
     for c in sessions():
         sql, at = c.activity if c.activity is not None else ("", None)
-        # the pipeline sees a statement arrive, not finish: "active" is the session asking
-        # now; any other is "connected" with its latest statement (pg_stat_activity's query)
-        state = "active" if c is ctx else "connected"
+        # the pipeline sees a statement arrive, not finish: without the server's ``busy`` probe
+        # a session other than the one asking is "connected" with its latest statement
+        # (pg_stat_activity's query column)
+        state = "active" if c is ctx else "connected" if c.busy is None else "active" if c.busy() else "idle"
         rows.append((c.session_id, c.user, c.database, c.client_addr or "local", state, " ".join(sql.split())[:1000],
                      None if at is None else round(now - at, 3), round(now - c.connected_at, 3)))
     cols = [ColumnInfo("session", "BIGINT"), ColumnInfo("user", "VARCHAR"), ColumnInfo("database", "VARCHAR"),

@@ -123,3 +123,18 @@ def test_database_namespace(tmp_path: Path) -> None:
     code, out, _ = _run("approve", FP1, "--state", url, "--database", db)
     assert code == 0 and "approved" in out
     assert f"{FP1}  approved" in _run("list", "--state", url, "--database", db)[1]
+
+
+def test_on_a_postgresql_state_store(pg_db: str) -> None:
+    """Shared state in PostgreSQL (schema ``sluice``): the same commands, the same answers."""
+    _fill(RewriteStore(StateStore(pg_db)))
+    code, out, _ = _run("list", "--state", pg_db)
+    assert code == 0 and out.splitlines()[1].split()[:2] == [FP1, "pending"], out
+    assert _run("approve", "a1", "--state", pg_db, "--by", "dba")[0] == 0
+    assert "status:        approved (by dba)" in _run("show", FP1, "--state", pg_db)[1]
+    assert _run("forget", FP1, "--state", pg_db)[0] == 0
+    assert _run("show", FP1, "--state", pg_db)[0] == 2
+    import psycopg
+
+    with psycopg.connect(pg_db) as c:
+        assert c.execute("SELECT count(*) FROM sluice.sluice_rewrite_status").fetchone() == (0,)
