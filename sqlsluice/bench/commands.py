@@ -252,6 +252,45 @@ def bird_check(
         json_out.write_text(json.dumps(rows, indent=1), encoding="utf-8")
 
 
+@bench_app.command("agree")
+@handle_errors
+def agree_cmd(
+    predictions: Path = typer.Option(..., "--predictions", help="Folder of prediction files, one per model "
+                                                                "(<prefix>_<model>_sqlite.json, BIRD's format)."),
+    schemas: Path = typer.Option(..., "--schemas", help="Folder of <db>.sql DDL files, or a tables.json."),
+    questions: Path | None = typer.Option(None, "--questions", help="Questions with gold SQL (default: "
+                                          "../shared/data/bird/mini_dev/mini_dev_sqlite.json)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write every number and each question's verdicts."),
+    limit: int | None = typer.Option(None, "--limit", help="Only the first N questions."),
+    budget: float = typer.Option(1.0, "--budget", help="Verifier seconds per pair."),
+    models: str | None = typer.Option(None, "--models", help="Comma list of models (default: every file)."),
+    price: list[str] = typer.Option([], "--price", help="NAME=IN:OUT, USD per 1M tokens (repeat); overrides "
+                                                        "the built-in list prices."),
+) -> None:
+    """Evaluate the agreement router offline: pairwise verdict matrix, coverage, simulated cascade and cost.
+
+    Example: sluice bench agree --predictions ../shared/data/bird/predictions --schemas ../shared/data/bird/schemas
+    --limit 100 --budget 0.5 --json agree.json
+    """
+    from sqlsluice.bench import agree as ag
+    from sqlsluice.bench import evaluate as ev
+    from sqlsluice.bench.semantic import SchemaSource
+    from sqlsluice.bench.spider import shared_data_dir
+    from sqlsluice.errors import InvalidParameterValue
+
+    if budget <= 0:
+        raise InvalidParameterValue("--budget must be positive")
+    qs = ev.load_questions(questions or shared_data_dir() / "bird" / "mini_dev" / "mini_dev_sqlite.json")
+    qs = qs[:limit] if limit else qs
+    only = [m.strip() for m in models.split(",") if m.strip()] if models else None
+    ms = ag.load_models(predictions, qs, only=only)
+    for update in _progress(f"verifying {len(qs)} questions x {len(ms.names) + 1} answers"):
+        rep = ag.evaluate(qs, ms, SchemaSource(schemas), budget_s=budget, prices=ag.parse_prices(price),
+                          progress=update)
+    typer.echo(ag.format_report(rep))
+    _write_outputs(rep, json_out, None)
+
+
 @bench_app.command("report")
 @handle_errors
 def report_cmd(
