@@ -162,6 +162,10 @@ class User(Strict):
     name: str
     password: str
     admin: bool = False  # may use the admin console (SHOW sluice.stats, clients, databases, rewrites)
+    # the upstream PostgreSQL role this user runs as (default: the user's own name), and its
+    # password there (default: the user's password here)
+    upstream_role: str | None = None
+    upstream_password: str | None = None
 
 
 class ServerConfig(Strict):
@@ -174,6 +178,11 @@ class ServerConfig(Strict):
     # SIGTERM/SIGINT: how long statements in flight may finish before their clients get
     # FATAL 57P01 and their upstream work is cancelled
     shutdown_timeout_s: float = Field(default=30.0, ge=0)
+    # over PostgreSQL, who a client's session runs as upstream: "client" (its own user name, or
+    # its [[users]] entry's upstream_role: PostgreSQL's own grants apply) or "backend" (the
+    # backend URL's role for everyone, the first round's behaviour). The rewriter's own
+    # connections always use the backend URL's role (read-only grants are enough).
+    upstream_identity: Literal["client", "backend"] = "client"
     # where shared state lives (rewrite cache, query log, ledger); a DuckDB file or a
     # postgresql:// URL (schema ``sluice``) shared by several proxies
     state: str | None = None

@@ -216,7 +216,8 @@ def test_serve_with_a_password_in_the_url_never_logs_it(pg_db, tmp_path, fmt):
     assert BACKEND_PW in url
     dbname = url.rsplit("/", 1)[1]
     cfg = tmp_path / "sluice.toml"
-    cfg.write_text(f'[server]\nauth = "scram-sha-256"\n[[users]]\nname = "app"\npassword = "{USER_PW}"\n')
+    cfg.write_text(f'[server]\nauth = "scram-sha-256"\n[[users]]\nname = "app"\npassword = "{USER_PW}"\n'
+                   'upstream_role = "sluice_app"\n')
     env = {**os.environ, "OPENAI_API_KEY": API_KEY}
     proc = subprocess.Popen([*SLUICE, "serve", "--config", str(cfg), "--backend", url, "--listen", "127.0.0.1:0",
                              "--log-level", "debug", "--log-format", fmt],

@@ -994,10 +994,32 @@ class _Resume:
                 return stop.value
 
 
+def client_identity(target: UpstreamTarget, conn: Any) -> UpstreamTarget:
+    """Who the client's session runs as upstream: its own user name (or its ``[[users]]``
+    entry's ``upstream_role``), with that entry's password, so that PostgreSQL's own grants
+    apply; the backend URL's role only with ``server.upstream_identity = "backend"``.  The
+    backend URL's password is reused only for the backend URL's own role."""
+    import dataclasses
+
+    cfg = conn.config
+    if cfg.server.upstream_identity == "backend" or not conn.user:
+        return target
+    entry = cfg.user(conn.user)
+    role = (entry.upstream_role if entry is not None and entry.upstream_role else None) or conn.user
+    password: str | None
+    if entry is not None:
+        password = entry.upstream_password if entry.upstream_password is not None else entry.password
+    else:
+        password = conn.password  # what the client itself gave (cleartext auth), else none
+    if password is None and role == target.user:
+        password = target.password
+    return dataclasses.replace(target, user=role, password=password)
+
+
 async def serve_upstream(conn: Any) -> None:
     """Serve one authenticated client over its own upstream PostgreSQL session (see module docs)."""
     try:
-        target = UpstreamTarget.from_url(conn.backend_url)
+        target = client_identity(UpstreamTarget.from_url(conn.backend_url), conn)
         up = await open_upstream(target, conn.params)
     except SluiceError as e:
         if isinstance(e, UpstreamRefused):  # e.g. 3D000 for a database that does not exist

@@ -8,6 +8,7 @@ password in the backend URL.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -44,13 +45,20 @@ def _url(pg: PgCluster, role: str, password: str) -> str:
     return f"postgresql://{role}:{quote(password, safe='')}@127.0.0.1:{pg.port}/locked"
 
 
+def _backend_identity(tmp_path: Path) -> Path:
+    """Everyone runs upstream as the backend URL's role (``upstream_identity = "backend"``)."""
+    cfg = tmp_path / "sluice.toml"
+    cfg.write_text('[server]\nupstream_identity = "backend"\n')
+    return cfg
+
+
 @pytest.mark.parametrize("role", sorted(ROLES))
-def test_pg_upstream_password_auth(locked_cluster: PgCluster, role: str) -> None:
+def test_pg_upstream_password_auth(locked_cluster: PgCluster, role: str, tmp_path: Path) -> None:
     method, pw = ROLES[role]
     # the upstream really demands the password
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(f"postgresql://{role}:wrong@127.0.0.1:{locked_cluster.port}/locked").close()
-    with ServeProcess(_url(locked_cluster, role, pw)) as proxy:
+    with ServeProcess(_url(locked_cluster, role, pw), config=_backend_identity(tmp_path)) as proxy:
         with psycopg.connect(proxy.dsn(user="app", database="locked")) as c:
             assert c.execute("SELECT current_user, current_database()").fetchone() == (role, "locked")
             c.execute("CREATE TEMP TABLE t (x int)")
@@ -58,13 +66,14 @@ def test_pg_upstream_password_auth(locked_cluster: PgCluster, role: str) -> None
             assert c.execute("SELECT x FROM t").fetchone() == (7,)
 
 
-def test_pg_upstream_wrong_password_is_reported(locked_cluster: PgCluster) -> None:
-    with ServeProcess(_url(locked_cluster, "pw_scram", "not-it")) as proxy:
+def test_pg_upstream_wrong_password_is_reported(locked_cluster: PgCluster, tmp_path: Path) -> None:
+    with ServeProcess(_url(locked_cluster, "pw_scram", "not-it"), config=_backend_identity(tmp_path)) as proxy:
         with pytest.raises(psycopg.OperationalError, match="password authentication failed") as ei:
             psycopg.connect(proxy.dsn(database="locked")).close()
         assert "upstream" in str(ei.value)
         assert proxy.alive()
-    with ServeProcess(f"postgresql://pw_md5@127.0.0.1:{locked_cluster.port}/locked") as proxy:
+    with ServeProcess(f"postgresql://pw_md5@127.0.0.1:{locked_cluster.port}/locked",
+                      config=_backend_identity(tmp_path)) as proxy:
         with pytest.raises(psycopg.OperationalError, match="has none"):
             psycopg.connect(proxy.dsn(database="locked")).close()
 
