@@ -109,3 +109,19 @@ def test_score_without_data_or_semantic_is_an_error(tmp_path: Path) -> None:
     _, qpath, ppath = _write(tmp_path)
     r = CliRunner().invoke(app, ["bench", "bird", "score", "-p", str(ppath), "--questions", str(qpath)])
     assert r.exit_code != 0 and "--semantic" in r.output
+
+
+def test_semantic_reads_schemas_from_birds_layout(tmp_path: Path) -> None:
+    """``--data DIR`` alone: dev.json and the SQLite files' own DDL (the rows are never read)."""
+    _, qpath, ppath = _write(tmp_path)
+    data = tmp_path / "bird"
+    (data / "dev_databases" / "tiny").mkdir(parents=True)
+    con = sqlite3.connect(data / "dev_databases" / "tiny" / "tiny.sqlite")
+    con.executescript(DDL)
+    con.close()
+    (data / "dev.json").write_text(qpath.read_text())
+    out = tmp_path / "layout.json"
+    r = CliRunner().invoke(app, ["bench", "bird", "score", "--semantic", "--data", str(data), "-p", str(ppath),
+                                 "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    assert [q["verdict"] for q in json.loads(out.read_text())["per_question"]] == [c[3] for c in CASES]
