@@ -69,7 +69,7 @@ _SHOW_ALIASES = {"transaction isolation level": "transaction_isolation", "time z
                  "session authorization": "session_authorization"}
 
 # statements that mention any of these go through translate()
-_PG_MARKERS = re.compile(r"pg_catalog\.|\b(?:current_user|session_user|current_role)\b|\bpg_(?:roles|user|database|inherits|authid|constraint|auth_members|index)\b|::\s*(?:pg_catalog\.)?reg\w+|\bpg_\w+\s*\(|\boid\b|information_schema"
+_PG_MARKERS = re.compile(r"pg_catalog\.|\b(?:current_user|session_user|current_role)\b|\bpg_(?:roles|user|database|settings|namespace|inherits|authid|constraint|auth_members|index)\b|::\s*(?:pg_catalog\.)?reg\w+|\bpg_\w+\s*\(|\boid\b|information_schema"
                          r"|::\s*(?:pg_catalog\.)?(?:name|oid|text\[\])|\bany\s*\(|json_build_object|\bcollate\b|OPERATOR\(",
                          re.I)
 _CREATE_TABLE = re.compile(r"^\s*CREATE\s+(?:TEMP\w*\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?((?:\"[^\"]+\"|\w+)"
@@ -164,6 +164,7 @@ class Compat:
             "CREATE OR REPLACE TEMP MACRO pg_get_statisticsobjdef_columns(oid) AS NULL",
             "CREATE OR REPLACE TEMP MACRO pg_relation_is_publishable(oid) AS false",
             "CREATE OR REPLACE TEMP MACRO pg_get_partkeydef(oid) AS NULL",
+            "CREATE OR REPLACE TEMP MACRO pg_partition_ancestors(rel) AS TRY_CAST(rel AS BIGINT)",
             "CREATE OR REPLACE TEMP MACRO pg_get_indexdef(oid) AS "
             "(SELECT sql FROM duckdb_indexes() WHERE index_oid = oid), "
             "(oid, col, pretty) AS (SELECT sql FROM duckdb_indexes() WHERE index_oid = oid)",
@@ -528,7 +529,22 @@ COLUMN_OIDS: dict[str, dict[str, int]] = {ASYNCPG_INTROSPECT: _OID_COLS, ASYNCPG
 
 # --- pg_catalog shim: CTEs adding what DuckDB's emulation lacks ---------------------------
 SHIM_VIEWS: dict[str, str] = {
-    "pg_class": "SELECT *, false AS relforcerowsecurity FROM pg_catalog.pg_class",
+    # reloptions: DuckDB's column is typed NULL, and psql's \\d+ unnests it
+    "pg_class": "SELECT * REPLACE (NULL::VARCHAR[] AS reloptions), false AS relforcerowsecurity "
+                "FROM pg_catalog.pg_class",
+    # PostgreSQL always lists pg_catalog (oid 11): psql's tab completion excludes its tables
+    # with relnamespace <> (SELECT oid ... WHERE nspname = 'pg_catalog'), NULL without the row
+    "pg_namespace": "SELECT oid, nspname, nspowner, nspacl FROM pg_catalog.pg_namespace UNION ALL "
+                    "SELECT 11::BIGINT, 'pg_catalog', 10, NULL WHERE NOT EXISTS "
+                    "(SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'pg_catalog')",
+    # PostgreSQL's columns (psql's SET completion filters on context)
+    "pg_settings": "SELECT name, setting, NULL::VARCHAR AS unit, 'Sluice' AS category, '' AS short_desc, "
+                   "NULL::VARCHAR AS extra_desc, 'user' AS context, 'string' AS vartype, 'default' AS source, "
+                   "NULL::VARCHAR AS min_val, NULL::VARCHAR AS max_val, NULL::VARCHAR[] AS enumvals, "
+                   "setting AS boot_val, setting AS reset_val, NULL::VARCHAR AS sourcefile, NULL::INTEGER AS "
+                   "sourceline, false AS pending_restart FROM (VALUES "
+                   + ", ".join(f"({_sql_str(k)}, {_sql_str(v)})" for k, v in sorted(GUCS.items()))
+                   + ") AS g(name, setting)",
     "pg_database": "SELECT oid, datname, datallowconn, datistemplate, 10::BIGINT AS datdba, 6 AS encoding, "
                    "'C' AS datcollate, 'C' AS datctype, 'c' AS datlocprovider, NULL AS daticulocale, "
                    "NULL AS daticurules, -1 AS datconnlimit, 0::BIGINT AS dattablespace, NULL::VARCHAR[] AS datacl "
@@ -597,7 +613,13 @@ _SHIM_REF = re.compile(r"\b(?:pg_catalog\.)?(" + "|".join(sorted(SHIM_VIEWS, key
 
 
 # --- translation of PostgreSQL catalog idioms ------------------------------------------------
-_RULES: list[tuple[re.Pattern[str], str]] = [
+def _regex_match(m: re.Match[str]) -> str:
+    """``a ~ 'p'`` matches anywhere in PostgreSQL; DuckDB's ``~`` must match the whole string."""
+    flags = ", 'i'" if m.group(3) else ""
+    return f"{'NOT ' if m.group(2) else ''}regexp_matches({m.group(1)}, {m.group(4)}{flags})"
+
+
+_RULES: list[tuple[re.Pattern[str], Any]] = [
     # 'name'::regclass -> the table's oid
     (re.compile(r"'((?:[^']|'')*)'\s*::\s*(?:pg_catalog\.)?regclass", re.I),
      r"(SELECT oid FROM pg_catalog.pg_class WHERE relname = "
@@ -627,8 +649,12 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bpg_catalog\.(?=\w+\s*\()", re.I), ""),
     (re.compile(r"(?<![\w.])format_type\s*\(", re.I), "sluice_format_type("),
     (re.compile(r"\bOPERATOR\s*\(\s*pg_catalog\.([^)]+)\)", re.I), r"\1"),
+    # PostgreSQL's LIKE escapes with a backslash by default, DuckDB's only with ESCAPE
+    (re.compile(r"(\bLIKE\s+(?:(?:pg_catalog\.)?lower\(\s*)?E?'(?:[^'\\]|'')*\\(?:[^']|'')*'\)?)(?!\s*ESCAPE\b)",
+                re.I), r"\1 ESCAPE '\\'"),
     (re.compile(r"\s+COLLATE\s+(?:pg_catalog\.)?\"?default\"?", re.I), ""),
     (re.compile(r"\bCOLLATE\s+(?:pg_catalog\.)?\"?C\"?", re.I), ""),
+    (re.compile(r"(?<![\w.\"])((?:\w+\.)?\w+)\s*(!?)~(\*?)(?!~)\s*('(?:[^']|'')*')"), _regex_match),
 ]
 
 
