@@ -7,7 +7,7 @@ SLUICE := $(VENV)/bin/sluice
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test install lint typecheck pytest system-deps system-deps-postgres system-deps-chromium clean bench-proxy bench-verify bench-tpcds
+.PHONY: demo test install lint typecheck pytest system-deps system-deps-postgres system-deps-chromium system-deps-tmux clean bench-proxy bench-verify bench-tpcds
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ install: $(STAMP)
 # the PostgreSQL server binaries (tests start throwaway clusters) and Chromium (only
 # tests/bench/test_report.py needs it: it renders the HTML report headless).
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
-system-deps: system-deps-postgres system-deps-chromium
+system-deps: system-deps-postgres system-deps-chromium system-deps-tmux
 
 system-deps-postgres:
 	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && ! command -v postgres >/dev/null 2>&1; then \
@@ -35,6 +35,12 @@ system-deps-chromium:
 	@if ! command -v chromium >/dev/null 2>&1 && ! [ -x /usr/bin/chromium ]; then \
 		echo "installing chromium for tests/bench/test_report.py (--no-install-recommends)"; \
 		(apt-get update -q && $(APT_INSTALL) chromium) || echo "chromium not installed"; \
+	fi
+
+system-deps-tmux:
+	@if ! command -v tmux >/dev/null 2>&1; then \
+		echo "installing tmux for tests/middleware/test_psql_terminal.py (--no-install-recommends)"; \
+		apt-get update -q && $(APT_INSTALL) tmux; \
 	fi
 
 demo: $(STAMP)
