@@ -165,9 +165,32 @@ class Compat:
             "CREATE OR REPLACE TEMP MACRO pg_relation_is_publishable(oid) AS false",
             "CREATE OR REPLACE TEMP MACRO pg_get_partkeydef(oid) AS NULL",
             "CREATE OR REPLACE TEMP MACRO pg_partition_ancestors(rel) AS TRY_CAST(rel AS BIGINT)",
-            "CREATE OR REPLACE TEMP MACRO pg_get_indexdef(oid) AS "
-            "(SELECT sql FROM duckdb_indexes() WHERE index_oid = oid), "
-            "(oid, col, pretty) AS (SELECT sql FROM duckdb_indexes() WHERE index_oid = oid)",
+            # PostgreSQL's text: psql prints what follows " USING "; col > 0: that column only
+            "CREATE OR REPLACE TEMP MACRO sluice_indexdef(idx, col) AS COALESCE("
+            "(SELECT CASE WHEN col > 0 THEN trim(split_part(trim(expressions, '[]'), ',', col)) ELSE 'CREATE ' || "
+            "CASE WHEN is_unique THEN 'UNIQUE ' ELSE '' END || 'INDEX ' || index_name || ' ON ' || schema_name || "
+            "'.' || table_name || ' USING btree (' || trim(expressions, '[]') || ')' END "
+            "FROM duckdb_indexes() WHERE index_oid = idx), "
+            "(SELECT CASE WHEN col > 0 THEN d.constraint_column_names[col] ELSE 'CREATE UNIQUE INDEX ' || "
+            "CASE d.constraint_type WHEN 'PRIMARY KEY' THEN d.table_name || '_pkey' ELSE d.table_name || '_' || "
+            "array_to_string(d.constraint_column_names, '_') || '_key' END || ' ON ' || d.schema_name || '.' || "
+            "d.table_name || ' USING btree (' || array_to_string(d.constraint_column_names, ', ') || ')' END "
+            "FROM duckdb_constraints() d WHERE d.table_oid = idx // 1000000 AND d.constraint_index = idx % 1000000 "
+            "AND d.constraint_type IN ('PRIMARY KEY', 'UNIQUE')))",
+            "CREATE OR REPLACE TEMP MACRO pg_get_indexdef(idx) AS sluice_indexdef(idx, 0), "
+            "(idx, col, pretty) AS sluice_indexdef(idx, col)",
+            "CREATE OR REPLACE TEMP MACRO sluice_condef(con) AS (SELECT CASE d.constraint_type "
+            "WHEN 'PRIMARY KEY' THEN 'PRIMARY KEY (' || array_to_string(d.constraint_column_names, ', ') || ')' "
+            "WHEN 'UNIQUE' THEN 'UNIQUE (' || array_to_string(d.constraint_column_names, ', ') || ')' "
+            "WHEN 'CHECK' THEN 'CHECK ' || CASE WHEN d.expression LIKE '(%' THEN d.expression "
+            "ELSE '(' || d.expression || ')' END ELSE d.constraint_text END "
+            "FROM duckdb_constraints() d WHERE d.table_oid = con // 1000000 AND d.constraint_index = con % 1000000)",
+            "CREATE OR REPLACE TEMP MACRO pg_get_constraintdef(con) AS sluice_condef(con), "
+            "(con, pretty) AS sluice_condef(con)",
+            # the query only, as PostgreSQL prints it (DuckDB keeps the CREATE VIEW statement)
+            "CREATE OR REPLACE TEMP MACRO pg_get_viewdef(v) AS (SELECT ' ' || regexp_replace(sql, "
+            "'^\\s*CREATE\\s+(OR\\s+REPLACE\\s+)?(TEMP(ORARY)?\\s+)?VIEW\\s+.*?\\s+AS\\s+', '', 'is') "
+            "FROM duckdb_views() WHERE view_oid = v)",
             "CREATE OR REPLACE TEMP MACRO pg_total_relation_size(oid) AS 0::BIGINT",
             "CREATE OR REPLACE TEMP MACRO pg_relation_size(oid) AS 0::BIGINT",
             "CREATE OR REPLACE TEMP MACRO pg_table_size(oid) AS 0::BIGINT",
@@ -528,10 +551,29 @@ _OID_COLS = {"oid": types.OID, "basetype": types.OID, "elemtype": types.OID, "ra
 COLUMN_OIDS: dict[str, dict[str, int]] = {ASYNCPG_INTROSPECT: _OID_COLS, ASYNCPG_TYPE_BY_NAME: _OID_COLS}
 
 # --- pg_catalog shim: CTEs adding what DuckDB's emulation lacks ---------------------------
+# constraints with the names PostgreSQL gives them (<table>_pkey, <table>_<columns>_key|_fkey|_check)
+_CON_FROM = ("pg_catalog.pg_constraint k LEFT JOIN pg_catalog.pg_class c ON c.oid = k.conrelid "
+             "LEFT JOIN duckdb_constraints() d ON d.table_oid = k.conrelid AND d.constraint_index = k.oid % 1000000")
+_CON_NAME = ("CASE k.contype WHEN 'p' THEN c.relname || '_pkey' ELSE c.relname || '_' || "
+             "array_to_string(d.constraint_column_names, '_') || CASE k.contype WHEN 'u' THEN '_key' "
+             "WHEN 'f' THEN '_fkey' ELSE '_check' END END")
 SHIM_VIEWS: dict[str, str] = {
     # reloptions: DuckDB's column is typed NULL, and psql's \\d+ unnests it
-    "pg_class": "SELECT * REPLACE (NULL::VARCHAR[] AS reloptions), false AS relforcerowsecurity "
-                "FROM pg_catalog.pg_class",
+    # access methods as PostgreSQL names them (heap, btree), replica identity "default", and a
+    # row (an index) for each primary key and unique constraint, as PostgreSQL has
+    "pg_class": "SELECT * REPLACE (NULL::VARCHAR[] AS reloptions, 'd' AS relreplident, "
+                # PostgreSQL implements foreign keys with triggers (psql lists them only then)
+                "relhastriggers OR oid IN (SELECT conrelid FROM pg_catalog.pg_constraint WHERE contype = 'f') "
+                "OR relname IN (SELECT referenced_table FROM duckdb_constraints() WHERE constraint_type = "
+                "'FOREIGN KEY') AS relhastriggers, "
+                "(CASE relkind WHEN 'r' THEN 2 WHEN 'i' THEN 403 ELSE 0 END)::BIGINT AS relam), "
+                "false AS relforcerowsecurity FROM pg_catalog.pg_class UNION ALL BY NAME "
+                "SELECT k.oid, " + _CON_NAME + " AS relname, c.relnamespace, 'i' AS relkind, 403::BIGINT AS relam, "
+                "'p' AS relpersistence, 'd' AS relreplident, false AS relforcerowsecurity, false AS relhasindex, "
+                "false AS relispartition, false AS relhasrules, false AS relhastriggers, false AS relrowsecurity, "
+                "0::BIGINT AS relchecks, len(k.conkey)::BIGINT AS relnatts, 0 AS reltablespace, 0 AS reloftype, "
+                "0 AS relowner, NULL::VARCHAR[] AS reloptions "
+                "FROM " + _CON_FROM + " WHERE k.contype IN ('p', 'u')",
     # PostgreSQL always lists pg_catalog (oid 11): psql's tab completion excludes its tables
     # with relnamespace <> (SELECT oid ... WHERE nspname = 'pg_catalog'), NULL without the row
     "pg_namespace": "SELECT oid, nspname, nspowner, nspacl FROM pg_catalog.pg_namespace UNION ALL "
@@ -595,17 +637,22 @@ SHIM_VIEWS: dict[str, str] = {
     "pg_auth_members": "SELECT 0::BIGINT AS oid, 0::BIGINT AS roleid, 0::BIGINT AS member, 0::BIGINT AS grantor, "
                        "false AS admin_option, true AS inherit_option, true AS set_option WHERE false",
     # DuckDB numbers conkey from 0 (PostgreSQL: attnum, from 1), names constraints by their
-    # definition and lists NOT NULL as contype 'x' (PostgreSQL: exclusion constraints)
-    "pg_constraint": "SELECT k.* REPLACE ("
-                     "CASE k.contype WHEN 'p' THEN c.relname || '_pkey' "
-                     "WHEN 'u' THEN c.relname || '_' || k.oid::VARCHAR || '_key' "
-                     "WHEN 'f' THEN c.relname || '_' || k.oid::VARCHAR || '_fkey' "
-                     "ELSE c.relname || '_' || k.oid::VARCHAR || '_check' END AS conname, "
+    # definition, lists NOT NULL as contype 'x' (PostgreSQL: exclusion constraints) and
+    # leaves confrelid 0 (psql's "Referenced by:" looks it up)
+    "pg_constraint": "SELECT k.* REPLACE (" + _CON_NAME + " AS conname, "
                      "list_transform(k.conkey, x -> x + 1) AS conkey, "
                      "CASE WHEN k.contype IN ('p', 'u') THEN k.oid ELSE k.conindid END AS conindid, "
+                     "COALESCE((SELECT r.oid FROM pg_catalog.pg_class r WHERE r.relname = d.referenced_table "
+                     "AND r.relnamespace = c.relnamespace LIMIT 1), k.confrelid) AS confrelid, "
                      "list_transform(k.confkey, x -> x + 1) AS confkey) "
-                     "FROM pg_catalog.pg_constraint k LEFT JOIN pg_catalog.pg_class c ON c.oid = k.conrelid "
-                     "WHERE k.contype <> 'x'",
+                     "FROM " + _CON_FROM + " WHERE k.contype <> 'x'",
+    # PostgreSQL's storage kinds (psql's \\d+ "Storage"), no statistics target, no compression
+    "pg_attribute": "SELECT * REPLACE (CASE WHEN pg_catalog.format_type(atttypid, atttypmod) LIKE 'numeric%' "
+                    "THEN 'm' WHEN pg_catalog.format_type(atttypid, atttypmod) IN ('varchar', 'bytea', 'json', "
+                    "'list', 'struct', 'map', 'union') THEN 'x' ELSE 'p' END AS attstorage, -1 AS attstattarget, "
+                    "'' AS attcompression) FROM pg_catalog.pg_attribute",
+    "pg_am": "SELECT 2::BIGINT AS oid, 'heap' AS amname, 3::BIGINT AS amhandler, 't' AS amtype "
+             "UNION ALL SELECT 403, 'btree', 330, 'i'",
     "pg_range": "SELECT 0::BIGINT AS rngtypid, 0::BIGINT AS rngsubtype WHERE false",
 }
 _SHIM_REF = re.compile(r"\b(?:pg_catalog\.)?(" + "|".join(sorted(SHIM_VIEWS, key=len, reverse=True))
@@ -620,6 +667,8 @@ def _regex_match(m: re.Match[str]) -> str:
 
 
 _RULES: list[tuple[re.Pattern[str], Any]] = [
+    # '16390'::regclass (psql passes oids so) -> the number
+    (re.compile(r"'(\d+)'\s*::\s*(?:pg_catalog\.)?regclass", re.I), r"\1::BIGINT"),
     # 'name'::regclass -> the table's oid
     (re.compile(r"'((?:[^']|'')*)'\s*::\s*(?:pg_catalog\.)?regclass", re.I),
      r"(SELECT oid FROM pg_catalog.pg_class WHERE relname = "
@@ -632,6 +681,9 @@ _RULES: list[tuple[re.Pattern[str], Any]] = [
      r"(SELECT oid FROM pg_catalog.pg_type WHERE typname = '\1' LIMIT 1)"),
     (re.compile(r"'((?:[^']|'')*)'\s*::\s*(?:pg_catalog\.)?regnamespace", re.I),
      r"(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = '\1' LIMIT 1)"),
+    # c.oid::pg_catalog.regclass AS x in a select list (psql's "Referenced by:") -> the table's name
+    (re.compile(r"(?<![\w.])([a-z_]\w*(?:\.[a-z_]\w*)?)::pg_catalog\.regclass\s+AS\s+", re.I),
+     r"(SELECT relname FROM pg_catalog.pg_class WHERE oid = \1) AS "),
     # x::regclass / ::regtype / ::regproc / ::oid in output position -> keep the number
     (re.compile(r"::\s*(?:pg_catalog\.)?(?:regclass|regtype|regproc|regprocedure|regnamespace|regrole|oid)\b",
                 re.I), "::BIGINT"),

@@ -40,6 +40,7 @@ def tpcds_server(tpcds_tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> 
                     "k_store_sk BIGINT DEFAULT 7, k_amount DECIMAL(7,2))")
         con.execute("CREATE INDEX psql_keys_store_idx ON psql_keys (k_store_sk)")
         con.execute("CREATE VIEW psql_store_view AS SELECT s_store_sk, s_store_name FROM store")
+        con.execute("CREATE TABLE psql_refs (r_key INTEGER REFERENCES psql_keys (k_id), r_n INTEGER CHECK (r_n > 0))")
         ncols = dict(con.execute("SELECT table_name, count(*) FROM duckdb_columns() WHERE schema_name = 'main' "
                                  "GROUP BY 1").fetchall())
     th = ServerThread(SluiceServer(Config(), backend_url=f"duckdb:///{db}")).start()
@@ -162,16 +163,19 @@ def test_backslash_d_plus_on_every_tpcds_table(tpcds_server: tuple[int, dict[str
     for table, block in zip(TPCDS_TABLES, blocks, strict=True):
         lines = block.splitlines()
         header = next(i for i, line in enumerate(lines) if line.lstrip().startswith("Column"))
-        assert "| Storage |" in lines[header] and "Description" in lines[header]  # the \d+ layout
-        rows = [line for line in lines[header + 2:] if "|" in line]
+        names = [h.strip() for h in lines[header].split("|")]
+        assert names == ["Column", "Type", "Collation", "Nullable", "Default", "Storage", "Compression",
+                         "Stats target", "Description"]  # psql 15's \d+ layout for a table
+        rows = [[v.strip() for v in line.split("|")] for line in lines[header + 2:] if "|" in line]
         assert len(rows) == ncols[table], (table, rows)
-        assert "Access method:" in block or rows  # footer or columns: the table was described
+        assert all(r[5] in ("plain", "main", "extended") and r[7] == "" for r in rows), rows
+        assert "Access method: heap" in block
 
 
 def test_backslash_commands(tpcds_server: tuple[int, dict[str, int]]) -> None:
     port, _ = tpcds_server
     out = run_psql(port, "\\d", "\\dt", "\\di", "\\dv", "\\df", "\\dn", "\\du", "\\l", "\\d+ psql_keys",
-                   "\\d+ psql_store_view", "\\x", "SELECT 1 AS one")
+                   "\\d psql_refs", "\\d+ psql_store_view", "\\x", "SELECT 1 AS one")
     assert out.returncode == 0 and "ERROR" not in out.stderr, out.stderr
     text = out.stdout
     assert text.count("List of relations") == 4  # \d, \dt, \di, \dv
@@ -179,5 +183,17 @@ def test_backslash_commands(tpcds_server: tuple[int, dict[str, int]]) -> None:
     assert "List of functions" in text and "List of schemas" in text and "List of roles" in text
     assert "List of databases" in text and "Superuser" in text
     assert 'Table "main.psql_keys"' in text and "k_code" in text and "not null" in text
-    assert 'View "main.psql_store_view"' in text and "View definition:" in text
+    for line in ('    "psql_keys_pkey" PRIMARY KEY, btree (k_id)',  # as PostgreSQL 15 prints them
+                 '    "psql_keys_k_code_key" UNIQUE CONSTRAINT, btree (k_code)',
+                 '    "psql_keys_store_idx" btree (k_store_sk)',
+                 "Referenced by:",
+                 '    TABLE "psql_refs" CONSTRAINT "psql_refs_r_key_fkey" FOREIGN KEY (r_key) REFERENCES psql_keys(k_id)',
+                 "Access method: heap"):
+        assert line in text.splitlines(), line
+    assert "psql_keys_pkey" in text.split("List of relations")[3]  # \di lists constraint indexes
+    refs = text.split('Table "main.psql_refs"')[1]
+    assert 'Check constraints:\n    "psql_refs_r_n_check" CHECK (r_n > 0)\nForeign-key constraints:\n' \
+           '    "psql_refs_r_key_fkey" FOREIGN KEY (r_key) REFERENCES psql_keys(k_id)' in refs
+    assert 'View "main.psql_store_view"' in text
+    assert "View definition:\n SELECT s_store_sk, s_store_name FROM store;" in text
     assert "Expanded display is on." in text and "-[ RECORD 1 ]" in text
