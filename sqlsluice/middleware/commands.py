@@ -12,6 +12,8 @@ import typer
 from sqlsluice.cliapp import app, handle_errors
 
 LOG_LEVEL_HELP = "debug | info | warning | error (default: log.level in the config, else info)"
+HTTP_LISTEN_HELP = ("HOST:PORT for /metrics (Prometheus) and /healthz, e.g. 127.0.0.1:6544 "
+                    "(default: http.listen in the config, else off)")
 LOG_FORMAT_HELP = "text | json: one JSON object per line (default: log.format in the config, else text)"
 
 
@@ -39,15 +41,21 @@ def connect_hint(backend_url: str, host: str, port: int, user: str | None = None
 
 
 def _run_server(config_path: str | None, backend: str | None, listen: str | None, *,
-                plain: bool = False, log_level: str | None = None, log_format: str | None = None) -> None:
-    from sqlsluice.config import DEFAULT_BACKEND, DEMO_DB, load_config
+                plain: bool = False, log_level: str | None = None, log_format: str | None = None,
+                http_listen: str | None = None) -> None:
+    from sqlsluice.config import DEFAULT_BACKEND, DEMO_DB, Config, load_config
     from sqlsluice.errors import ConfigError
     from sqlsluice.logs import configure_logging, mask, register_config_secrets
     from sqlsluice.middleware.server import SluiceServer, serve
 
-    cfg = load_config(config_path, listen=listen, backend=backend)
-    register_config_secrets(cfg, backend, *(d if isinstance(d, str) else d.backend for d in cfg.databases.values()))
-    configure_logging(log_level or cfg.log.level, log_format or cfg.log.format)
+    def load() -> Config:
+        """The config as the command line says (SIGHUP runs it again; flags still win)."""
+        c = load_config(config_path, listen=listen, backend=backend, http_listen=http_listen)
+        register_config_secrets(c, backend, *(d if isinstance(d, str) else d.backend for d in c.databases.values()))
+        configure_logging(log_level or c.log.level, log_format or c.log.format)
+        return c
+
+    cfg = load()
     if not cfg.databases and cfg.server.backend == DEFAULT_BACKEND and not DEMO_DB.exists():
         raise ConfigError(f"the demo database {DEMO_DB} does not exist yet: run `sluice demo` to build it, "
                           "or pass --backend duckdb:///PATH")
@@ -60,11 +68,15 @@ def _run_server(config_path: str | None, backend: str | None, listen: str | None
         typer.echo(f"sqlsluice listening on {srv.host}:{srv.port} (backend {mask(srv.backend_url)})")
         user = cfg.users[0].name if cfg.users else None
         typer.echo(f"connect with: {connect_hint(srv.backend_url, srv.host, srv.port, user)}")
+        if srv.http_address is not None:
+            h, p = srv.http_address
+            typer.echo(f"metrics: http://{h}:{p}/metrics (health: /healthz)")
 
     try:
-        serve(cfg, backend_url=backend, listen=listen, on_ready=ready, product=not plain)
+        serve(cfg, backend_url=backend, listen=listen, on_ready=ready, product=not plain, reload=load)
     except KeyboardInterrupt:
-        typer.echo("stopped")
+        pass
+    typer.echo("stopped")
 
 
 class LogLevel(StrEnum):
@@ -94,13 +106,18 @@ def serve_cmd(
                                                        help=LOG_LEVEL_HELP)] = None,
     log_format: Annotated[LogFormat | None, typer.Option("--log-format", case_sensitive=False,
                                                          help=LOG_FORMAT_HELP)] = None,
+    http_listen: Annotated[str | None, typer.Option("--http-listen", help=HTTP_LISTEN_HELP)] = None,
 ) -> None:
     """Serve a database over the PostgreSQL wire protocol.
+
+    SIGTERM/SIGINT: statements in flight finish (up to server.shutdown_timeout_s), then
+    clients get FATAL 57P01 and the server exits 0.  SIGHUP: reload sluice.toml.
 
     Example:  sluice serve --backend duckdb:///.sluice/tpcds_sf0_1.duckdb --listen 127.0.0.1:6543
     then:     psql -h 127.0.0.1 -p 6543 -U sluice tpcds_sf0_1
     """
-    _run_server(config, backend, listen, plain=plain, log_level=_lower(log_level), log_format=_lower(log_format))
+    _run_server(config, backend, listen, plain=plain, log_level=_lower(log_level), log_format=_lower(log_format),
+                http_listen=http_listen)
 
 
 @app.command("demo")
@@ -113,6 +130,7 @@ def demo_cmd(
                                                        help=LOG_LEVEL_HELP)] = None,
     log_format: Annotated[LogFormat | None, typer.Option("--log-format", case_sensitive=False,
                                                          help=LOG_FORMAT_HELP)] = None,
+    http_listen: Annotated[str | None, typer.Option("--http-listen", help=HTTP_LISTEN_HELP)] = None,
 ) -> None:
     """Build the TPC-DS demo database once (DuckDB file under .sluice/) and serve it.
 
@@ -122,10 +140,11 @@ def demo_cmd(
     from sqlsluice.bench.tpcds_data import generate_tpcds_duckdb
     from sqlsluice.config import DEMO_DB, STATE_DIR, load_config
 
-    load_config(config, listen=listen)  # every config mistake before the (long) build
+    load_config(config, listen=listen, http_listen=http_listen)  # every config mistake before the (long) build
     path = DEMO_DB if sf == 0.1 else STATE_DIR / f"tpcds_sf{str(sf).replace('.', '_')}.duckdb"
     generate_tpcds_duckdb(path, sf=sf, progress=True)
-    _run_server(config, f"duckdb:///{path}", listen, log_level=_lower(log_level), log_format=_lower(log_format))
+    _run_server(config, f"duckdb:///{path}", listen, log_level=_lower(log_level), log_format=_lower(log_format),
+                http_listen=http_listen)
 
 
 def _lower(v: Enum | None) -> str | None:

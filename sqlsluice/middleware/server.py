@@ -10,12 +10,22 @@ in :mod:`sqlsluice.middleware.connection`).  Each backend URL gets its own pipel
 
 Run it with :func:`serve` (blocking) or start it on a running loop with
 :meth:`SluiceServer.start`; :class:`ServerThread` runs one in a background thread (tests).
+
+Lifecycle (:func:`serve`): SIGTERM or SIGINT stops accepting, lets the statements in flight
+finish for up to ``server.shutdown_timeout_s``, then sends FATAL 57P01 to the clients left,
+cancels their upstream work (a CancelRequest upstream, a DuckDB interrupt) and returns (exit
+0); a second signal skips the wait.  SIGHUP reloads the config (:meth:`SluiceServer.reload`):
+new sessions use it, open sessions keep running; an invalid file is logged and the old
+settings stay.  With ``tap`` on, the server sees each connection's messages
+(:mod:`sqlsluice.middleware.tap`), so that it knows which sessions are between statements,
+and feeds ``/metrics`` (:mod:`sqlsluice.metrics`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import ipaddress
 import logging
@@ -34,11 +44,13 @@ from sqlsluice.middleware.auth import ScramExchange, check_md5
 from sqlsluice.middleware.connection import Canceller, ClientConnection
 from sqlsluice.middleware.framing import read_message, read_startup
 from sqlsluice.middleware.pipeline import Pipeline, SessionContext, default_pipeline
+from sqlsluice.middleware.tap import ConnTap
 
 log = logging.getLogger("sqlsluice.server")
 
 SERVER_VERSION = "15.0 (sqlsluice)"
 STARTUP_TIMEOUT_S = 30.0
+SHUTDOWN_MESSAGE = "terminating connection due to administrator command"
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -162,6 +174,17 @@ class SluiceServer:
             self._ssl = ctx
         self.host = ""
         self.port = 0
+        # lifecycle and metrics (see the module docs); ``serve`` turns the tap on
+        self.tap = False
+        self.metrics: Any = None  # sqlsluice.metrics.ServerMetrics when /metrics is served
+        # id(conn) -> (conn, its tap): the sessions open now
+        self.sessions: dict[int, tuple[ClientConnection, ConnTap | None]] = {}
+        self.shutting_down = False
+        self._stopped = asyncio.Event()
+        self._deadline = 0.0
+        # the product pipelines (their rewriters feed /metrics); ``serve`` sets it
+        self.products: Callable[[], list[Any]] = list
+        self.http_address: tuple[str, int] | None = None  # where /metrics is served, once it is
 
     # --- cancel registry -------------------------------------------------------------
     def register_cancel(self, canceller: Canceller, pid: int | None = None) -> tuple[int, int]:
@@ -237,7 +260,123 @@ class SluiceServer:
         async with self._server:
             await self._server.serve_forever()
 
+    async def wait_stopped(self) -> None:
+        """Until :meth:`shutdown` has finished."""
+        await self._stopped.wait()
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """Stop accepting; end each session once it is between statements (FATAL 57P01), for
+        up to ``timeout`` seconds (``server.shutdown_timeout_s``); then end the rest: FATAL
+        57P01, their upstream statements cancelled; then :meth:`stop`."""
+        if self.shutting_down:
+            return
+        self.shutting_down = True
+        if timeout is None:
+            timeout = self.config.server.shutdown_timeout_s
+        if self._server is not None:
+            self._server.close()  # no new connections
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.time() + timeout
+        ended: set[int] = set()
+        if self.sessions:
+            log.info("shutting down: %d session(s) open, waiting up to %g s for statements in flight",
+                     len(self.sessions), timeout)
+        while True:
+            for key, (conn, tap) in list(self.sessions.items()):
+                if key in ended or tap is None:
+                    continue
+                if tap.idle:
+                    ended.add(key)
+                    self._terminate(conn, tap)
+                elif tap.on_idle is None:
+                    # ended the moment its statement's ReadyForQuery is written: the client
+                    # cannot slip another statement in
+                    tap.on_idle = functools.partial(self._end_idle, ended, key, conn, tap)
+            if not any(c not in ended for c in self.sessions) or loop.time() >= self._deadline:
+                break
+            await asyncio.sleep(0.02)
+        left = [ct for k, ct in self.sessions.items() if k not in ended]
+        if left:
+            log.warning("shutdown: ending %d session(s) with statements still in flight", len(left))
+        for conn, tap in left:
+            self._terminate(conn, tap, cancel=True)
+        end = loop.time() + 5.0
+        while self.sessions and loop.time() < end:
+            await asyncio.sleep(0.02)
+        await self.stop()
+        self._stopped.set()
+
+    def _end_idle(self, ended: set[int], key: int, conn: ClientConnection, tap: ConnTap) -> None:
+        if key not in ended:
+            ended.add(key)
+            self._terminate(conn, tap)
+
+    def hurry(self) -> None:
+        """A second SIGTERM/SIGINT: stop waiting for statements in flight."""
+        self._deadline = 0.0
+
+    def _terminate(self, conn: ClientConnection, tap: ConnTap | None, *, cancel: bool = False) -> None:
+        """FATAL 57P01 to the client (unless a message to it is half sent), close it, and with
+        ``cancel`` stop what its session still runs on the backend."""
+        writer = conn.writer
+        with contextlib.suppress(Exception):
+            if tap is None or tap.at_boundary():
+                writer.write(codec.error_response("57P01", SHUTDOWN_MESSAGE, severity="FATAL"))
+            if tap is not None:
+                tap.on_idle = None
+                tap.closed = True  # whatever the session still sends or reads is dropped
+            writer.close()
+        if cancel:
+            for key in list(conn.keys):
+                canceller = self._cancel.get(key)
+                if canceller is None:
+                    continue
+                try:
+                    r = canceller.cancel()
+                    if inspect.isawaitable(r):
+                        asyncio.ensure_future(r)
+                except Exception:
+                    log.exception("cancelling a session's statement at shutdown failed")
+
+    def reload(self, config: Config) -> None:
+        """Use ``config`` from now on: new sessions authenticate, route and get their settings
+        defaults with it; open sessions keep theirs.  The shared rewriters take its
+        ``[rewrite]`` settings at once.  ``server.listen``, ``server.backend``, TLS and
+        ``http.listen`` need a restart."""
+        check_databases(config)
+        old = self.config
+        for what, a, b in (("server.listen", old.server.listen, config.server.listen),
+                           ("server.backend", old.server.backend, config.server.backend),
+                           ("server.tls_cert", old.server.tls_cert, config.server.tls_cert),
+                           ("http.listen", old.http.listen, config.http.listen)):
+            if a != b:
+                log.warning("config reload: %s changed; it takes effect after a restart", what)
+        self.config = config
+        for p in self.products():
+            with contextlib.suppress(AttributeError):
+                p.config = config
+                if getattr(p, "online", None) is not None:
+                    p.online.config = config
+
+    async def check_backend(self) -> None:
+        """``SELECT 1`` on the server's backend (raises when it does not answer)."""
+        if self.kind == "postgres":
+            import psycopg
+
+            target = parse_url(self.backend_url)[1]
+            conn = await psycopg.AsyncConnection.connect(target, connect_timeout=2, autocommit=True)
+            try:
+                await conn.execute("SELECT 1")
+            finally:
+                await conn.close()
+            return
+        backend = self.backend or self._backend_for(self.backend_url)
+        if backend is None:
+            raise SluiceError("no backend is open")
+        await asyncio.to_thread(backend.execute, "SELECT 1")
+
     async def stop(self) -> None:
+        self.shutting_down = True
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
@@ -305,6 +444,8 @@ class SluiceServer:
                 return
             break
         params = dict(pkt.params)
+        if self.shutting_down:
+            raise SluiceError("the database system is shutting down", sqlstate="57P03")
         password = await self._authenticate(reader, writer, params, peer)
         writer.write(codec.authentication_ok())
         database = params.get("database") or params["user"]
@@ -320,10 +461,18 @@ class SluiceServer:
         ctx = SessionContext(user=params["user"], database=database, config=self.config,
                              dialect="postgres" if kind == "postgres" else "duckdb", backend=backend,
                              client_addr=str(peer[0]) if isinstance(peer, tuple) else "")
+        tap: ConnTap | None = None
+        if self.tap:
+            tap = ConnTap(reader, writer, _SessionSink(self.metrics, ctx) if self.metrics is not None else None)
+            reader, writer = tap.reader, tap.writer  # type: ignore[assignment]  # stream proxies
         conn = ClientConnection(reader=reader, writer=writer, params=params, server=self,
                                 pipeline=Pipeline() if kind == "postgres" else await pipeline_source(), ctx=ctx,
                                 config=self.config, backend_url=url, backend=backend, password=password,
                                 peer=str(peer), pipeline_source=pipeline_source if kind == "postgres" else None)
+        self.sessions[id(conn)] = (conn, tap)
+        if self.metrics is not None:
+            self.metrics.connections.inc()
+            self.metrics.connections_total.inc()
         try:
             if kind == "postgres":
                 from sqlsluice.middleware import upstream
@@ -335,6 +484,9 @@ class SluiceServer:
                 await serve_duckdb(conn)
         finally:
             conn.unregister_all()
+            self.sessions.pop(id(conn), None)
+            if self.metrics is not None:
+                self.metrics.connections.dec()
 
     async def _authenticate(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                             params: dict[str, str], peer: Any) -> str | None:
@@ -390,6 +542,29 @@ class SluiceServer:
             raise failed
         writer.write(codec.authentication_sasl_final(server_final))
         return u.password
+
+
+class _SessionSink:
+    """One session's statements and errors into the server's metrics; ASK answers counted by
+    route and pipeline (what the ASK stage left in ``ctx.extra["ask_last"]``)."""
+
+    __slots__ = ("metrics", "ctx", "_ask")
+
+    def __init__(self, metrics: Any, ctx: SessionContext) -> None:
+        self.metrics = metrics
+        self.ctx = ctx
+        self._ask: Any = None
+
+    def statement(self, seconds: float | None) -> None:
+        self.metrics.statement(seconds)
+        ask = self.ctx.extra.get("ask_last")
+        if ask is not None and ask is not self._ask:
+            self._ask = ask
+            if "route" in ask:
+                self.metrics.ask(ask)
+
+    def error(self, sqlstate: str) -> None:
+        self.metrics.error(sqlstate)
 
 
 def startup_parameters(params: dict[str, str], *, is_superuser: bool = True) -> list[tuple[str, str]]:
@@ -459,13 +634,19 @@ class ServerThread:
 
 
 def serve(config: Config, *, backend_url: str | None = None, listen: str | None = None,
-          on_ready: Callable[[SluiceServer], None] | None = None, product: bool = True) -> None:
-    """Run a server until interrupted (the ``sluice serve`` command).
+          on_ready: Callable[[SluiceServer], None] | None = None, product: bool = True,
+          reload: Callable[[], Config] | None = None) -> None:
+    """Run a server until SIGTERM or SIGINT (the ``sluice serve`` command); returns after a
+    graceful shutdown (see the module docs).
 
     With ``product`` (the default) every session runs the product pipeline of
     :mod:`sqlsluice.serving` (sluice settings, ASK, online rewriting); without it only the
-    sluice settings stage (a plain proxy).
+    sluice settings stage (a plain proxy).  ``reload`` reads the config again on SIGHUP
+    (raising :class:`~sqlsluice.errors.ConfigError` when it is invalid: logged, one line per
+    mistake, and the old config kept).  With ``config.http.listen`` set, ``/metrics`` and
+    ``/healthz`` are served there (:mod:`sqlsluice.metrics`).
     """
+    import signal
     import sys
 
     host, port = parse_listen(listen or config.server.listen)
@@ -475,8 +656,10 @@ def serve(config: Config, *, backend_url: str | None = None, listen: str | None 
 
     async def main() -> None:
         srv = SluiceServer(config, backend_url=backend_url)
+        srv.tap = True
         products: dict[str, Any] = {}  # backend URL -> its ProductPipeline
         lock = threading.Lock()
+        srv.products = lambda: list(products.values())
         if product:
             from sqlsluice.serving import ProductPipeline
 
@@ -487,19 +670,78 @@ def serve(config: Config, *, backend_url: str | None = None, listen: str | None 
                         # the server's one backend keeps the store as it was; every other
                         # database its own namespace
                         p = products[url] = ProductPipeline(
-                            config, url, backend, namespace="" if srv.is_home(url) else rewrite_namespace(url))
+                            srv.config, url, backend, namespace="" if srv.is_home(url) else rewrite_namespace(url))
                     return p  # type: ignore[no-any-return]
 
             if not config.databases:
                 srv.open_backend()
                 srv.pipeline_factory = product_for(srv.backend_url, srv.backend)
             srv.pipeline_for = product_for
+        http = None
+        if config.http.listen:
+            from sqlsluice.metrics import HttpServer, ServerMetrics
+
+            srv.metrics = ServerMetrics(srv)
+            http = HttpServer(srv, config.http.listen)
+        loop = asyncio.get_running_loop()
+        tasks: set[asyncio.Task[Any]] = set()
+
+        def on_stop(name: str) -> None:
+            if srv.shutting_down:
+                log.info("%s again: not waiting for statements in flight", name)
+                srv.hurry()
+                return
+            log.info("%s: shutting down (statements in flight get up to %g s)", name,
+                     srv.config.server.shutdown_timeout_s)
+            t = asyncio.ensure_future(srv.shutdown())
+            tasks.add(t)
+
+        async def do_reload() -> None:
+            if reload is None:
+                return
+            try:
+                cfg = await asyncio.to_thread(reload)
+                srv.reload(cfg)
+            except SluiceError as e:
+                errors = getattr(e, "errors", None) or str(e.message).splitlines()
+                for line in errors:
+                    log.error("config reload failed, old settings kept: %s", line)
+                if srv.metrics is not None:
+                    srv.metrics.reloads.labels("failed").inc()
+                return
+            except Exception:
+                log.exception("config reload failed, old settings kept")
+                if srv.metrics is not None:
+                    srv.metrics.reloads.labels("failed").inc()
+                return
+            log.info("config reloaded from %s", srv.config.source or "(defaults)")
+            if srv.metrics is not None:
+                srv.metrics.reloads.labels("ok").inc()
+
+        def on_hup() -> None:
+            t = asyncio.ensure_future(do_reload())
+            tasks.add(t)
+            t.add_done_callback(tasks.discard)
+
         try:
             await srv.start(host, port)
+            if http is not None:
+                await http.start()
+                srv.http_address = (http.host, http.port)
+                log.info("metrics on http://%s:%s/metrics, health on /healthz", http.host, http.port)
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread, or Windows
+                loop.add_signal_handler(signal.SIGTERM, on_stop, "SIGTERM")
+                loop.add_signal_handler(signal.SIGINT, on_stop, "SIGINT")
+                loop.add_signal_handler(signal.SIGHUP, on_hup)
             if on_ready is not None:
                 on_ready(srv)
-            await srv.serve_forever()
+            await srv.wait_stopped()
+            log.info("stopped")
         finally:
+            if not srv._stopped.is_set():
+                await srv.stop()
+            if http is not None:
+                await http.stop()
             for p in products.values():
                 p.close()
 
