@@ -192,6 +192,9 @@ class Compat:
             "'^\\s*CREATE\\s+(OR\\s+REPLACE\\s+)?(TEMP(ORARY)?\\s+)?VIEW\\s+.*?\\s+AS\\s+', '', 'is') "
             "FROM duckdb_views() WHERE view_oid = v)",
             "CREATE OR REPLACE TEMP MACRO pg_total_relation_size(oid) AS 0::BIGINT",
+            "CREATE OR REPLACE TEMP MACRO pg_database_size(db) AS 0::BIGINT",
+            "CREATE OR REPLACE TEMP MACRO pg_get_function_sqlbody(oid) AS NULL::VARCHAR",
+            "CREATE OR REPLACE TEMP MACRO pg_tablespace_location(oid) AS ''",
             "CREATE OR REPLACE TEMP MACRO pg_relation_size(oid) AS 0::BIGINT",
             "CREATE OR REPLACE TEMP MACRO pg_table_size(oid) AS 0::BIGINT",
             "CREATE OR REPLACE TEMP MACRO pg_size_pretty(n) AS format_bytes(n::BIGINT)",
@@ -654,6 +657,17 @@ SHIM_VIEWS: dict[str, str] = {
     "pg_am": "SELECT 2::BIGINT AS oid, 'heap' AS amname, 3::BIGINT AS amhandler, 't' AS amtype "
              "UNION ALL SELECT 403, 'btree', 330, 'i'",
     "pg_range": "SELECT 0::BIGINT AS rngtypid, 0::BIGINT AS rngsubtype WHERE false",
+    # psql's \\df+, \\do, \\dc: languages as PostgreSQL lists them, no operators or conversions
+    "pg_language": "SELECT * FROM (VALUES (12::BIGINT, 'internal', 10::BIGINT, false, false, 0::BIGINT, "
+                   "0::BIGINT, 0::BIGINT, NULL::VARCHAR[]), (13, 'c', 10, false, false, 0, 0, 0, NULL), "
+                   "(14, 'sql', 10, false, true, 0, 0, 0, NULL)) AS l(oid, lanname, lanowner, lanispl, lanpltrusted, "
+                   "lanplcallfoid, laninline, lanvalidator, lanacl)",
+    "pg_operator": "SELECT 0::BIGINT AS oid, '' AS oprname, 0::BIGINT AS oprnamespace, 10::BIGINT AS oprowner, "
+                   "'b' AS oprkind, 0::BIGINT AS oprleft, 0::BIGINT AS oprright, 0::BIGINT AS oprresult, "
+                   "0::BIGINT AS oprcode WHERE false",
+    "pg_conversion": "SELECT 0::BIGINT AS oid, '' AS conname, 0::BIGINT AS connamespace, 10::BIGINT AS conowner, "
+                     "0 AS conforencoding, 0 AS contoencoding, 0::BIGINT AS conproc, false AS condefault "
+                     "WHERE false",
 }
 _SHIM_REF = re.compile(r"\b(?:pg_catalog\.)?(" + "|".join(sorted(SHIM_VIEWS, key=len, reverse=True))
                        + r")\b(?!\s*\()", re.I)

@@ -175,10 +175,11 @@ def test_backslash_d_plus_on_every_tpcds_table(tpcds_server: tuple[int, dict[str
 def test_backslash_commands(tpcds_server: tuple[int, dict[str, int]]) -> None:
     port, _ = tpcds_server
     out = run_psql(port, "\\d", "\\dt", "\\di", "\\dv", "\\df", "\\dn", "\\du", "\\l", "\\d+ psql_keys",
-                   "\\d psql_refs", "\\d+ psql_store_view", "\\x", "SELECT 1 AS one")
+                   "\\d psql_refs", "\\d+ psql_store_view", "\\dt+", "\\di+", "\\l+", "\\df+", "\\db", "\\dc", "\\do",
+                   "\\x", "SELECT 1 AS one")
     assert out.returncode == 0 and "ERROR" not in out.stderr, out.stderr
     text = out.stdout
-    assert text.count("List of relations") == 4  # \d, \dt, \di, \dv
+    assert text.count("List of relations") == 6  # \d, \dt, \di, \dv, \dt+, \di+
     assert "psql_keys_store_idx" in text and "psql_store_view" in text
     assert "List of functions" in text and "List of schemas" in text and "List of roles" in text
     assert "List of databases" in text and "Superuser" in text
