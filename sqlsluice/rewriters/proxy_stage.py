@@ -148,7 +148,9 @@ def make_rewrite_stage(backend: Backend, config: Config | None = None, store: Re
             # still watched: a drop switches the statement back to the original
             return Forward(p.sql, info, param_oids=p.param_oids, observe=obs,
                            on_bind=_instance_hook(key, sql, oids), current=current)
-        pending = key is not None and str(info.get("rewrite", "")).startswith(("unknown shape", "queued"))
+        # (or a stored rewrite waits for review: approved, it is switched to at the next Bind)
+        pending = key is not None and str(info.get("rewrite", "")).startswith(("unknown shape", "queued",
+                                                                               "pending review"))
         first_bind = _instance_hook(key, sql, oids) if pending and key is not None else None
         # a search pending: keep asking at each Bind, so that a named statement switches to
         # the rewrite once it is stored (final answers stop the watching: the hot path)

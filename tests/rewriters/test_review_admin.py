@@ -10,6 +10,7 @@ refuses everyone else with 42501.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -38,23 +39,26 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
                           env=os.environ.copy(), timeout=120)
 
 
-def _run(c: psycopg.Connection[Any], sql: str) -> tuple[list[tuple[Any, ...]], dict[str, str]]:
-    """Run ``sql`` (simple protocol); its rows and what ``SHOW sluice.last`` says about it."""
-    rows = psycopg.ClientCursor(c).execute(sql).fetchall()  # type: ignore[arg-type]
+def _run(c: psycopg.Connection[Any], sql: str, prepare: bool = False) -> tuple[list[tuple[Any, ...]], dict[str, str]]:
+    """Run ``sql`` (simple protocol, or Parse/Bind/Execute with ``prepare``); its rows and what
+    ``SHOW sluice.last`` says about it."""
+    cur = c.execute(sql, prepare=True) if prepare else psycopg.ClientCursor(c).execute(sql)  # type: ignore[call-overload]
+    rows = cur.fetchall()
     last = dict(psycopg.ClientCursor(c).execute("SHOW sluice.last").fetchall())
     return rows, last
 
 
-def _until(c: psycopg.Connection[Any], pred: Callable[[dict[str, str]], bool]) -> tuple[list[Any], dict[str, str]]:
+def _until(c: psycopg.Connection[Any], pred: Callable[[dict[str, str]], bool],
+           prepare: bool = False) -> tuple[list[Any], dict[str, str]]:
     """Run QUERY until ``pred(last)`` holds: the server's cached decisions (a negative cache of
     2 s, memoised hits of 5 s) pick up a decision made by another process only when they
     expire.  Fails with the last record after 30 runs."""
-    rows, last = _run(c, QUERY)
+    rows, last = _run(c, QUERY, prepare)
     for _ in range(30):
         if pred(last):
             return rows, last
         time.sleep(0.5)
-        rows, last = _run(c, QUERY)
+        rows, last = _run(c, QUERY, prepare)
     raise AssertionError(f"never reached: {last}")
 
 
@@ -88,7 +92,9 @@ def test_review_mode_serves_only_approved_rewrites(pg_db: str, fresh_state: None
         # pending: the original is served, and the session is told why
         rows, last = _until(c, lambda la: la.get("rewrite", "").startswith("pending review"))
         assert rows == expected and last["rewritten"] == "False"
-        assert online.stats.hits == 0 and online.stats.pending == 1
+        rows, last = _until(c, lambda la: la.get("rewrite", "").startswith("pending review"), prepare=True)
+        assert rows == expected and last["extended"] == "True" and last["rewritten"] == "False"
+        assert online.stats.hits == 0 and online.stats.prepared_hits == 0 and online.stats.pending == 1
 
         # the CLI on the same state file: list, show, approve
         out = _cli("list", "--state", state)
@@ -103,6 +109,9 @@ def test_review_mode_serves_only_approved_rewrites(pg_db: str, fresh_state: None
         rows, last = _until(c, lambda la: la.get("rewritten") == "True")
         assert rows == expected and last["proof"].startswith("PROVED"), last
         assert last["forwarded_sql"] != QUERY
+        # the statement prepared while the rewrite was pending switches to it at its next Bind
+        rows, last = _until(c, lambda la: la.get("rewritten") == "True" and la["extended"] == "True", prepare=True)
+        assert rows == expected and "prepared_variant" in last, last
         cols, rewrites = _show(c, "sluice.rewrites")
         assert cols == ["fingerprint", "status", "rules", "proof", "speedup", "time_original", "created"]
         assert [r[:2] for r in rewrites if r[0] == fp] == [(fp, "approved")] and rewrites[0][3] == "PROVED"
@@ -111,6 +120,8 @@ def test_review_mode_serves_only_approved_rewrites(pg_db: str, fresh_state: None
         searched = online.stats.searched
         assert _cli("reject", fp, "--state", state, "--by", "dba").returncode == 0
         rows, last = _until(c, lambda la: la.get("rewritten") == "False")
+        assert rows == expected and last["rewrite"] == "rejected by dba", last
+        rows, last = _until(c, lambda la: la.get("rewritten") == "False" and la["extended"] == "True", prepare=True)
         assert rows == expected and last["rewrite"] == "rejected by dba", last
         assert online.wait_idle(60) and online.stats.searched == searched
         assert [r[1] for r in _show(c, "sluice.rewrites")[1] if r[0] == fp] == ["rejected"]
@@ -180,6 +191,27 @@ def test_admin_console_for_admins_only(duck_url: str, fresh_state: None) -> None
         with connect("boss") as boss:
             users = [r[1] for r in _show(boss, "sluice.clients")[1]]
             assert users.count("app") == 0 and users.count("boss") == 1, users
+
+        async def with_asyncpg() -> None:  # the extended protocol with a Describe first
+            import asyncpg
+
+            a = await asyncpg.connect(host="127.0.0.1", port=st.port, user="boss", password="pw-boss",
+                                      database="admin")
+            try:
+                rows = await a.fetch("SHOW sluice.stats")
+                assert {r["counter"] for r in rows} >= {"statements", "rewrites_served"}
+                assert all(isinstance(r["value"], int) for r in rows)
+            finally:
+                await a.close()
+            b = await asyncpg.connect(host="127.0.0.1", port=st.port, user="app", password="pw-app",
+                                      database="admin")
+            try:
+                with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError):
+                    await b.fetch("SHOW sluice.clients")
+            finally:
+                await b.close()
+
+        asyncio.run(with_asyncpg())
     product.close()
 
 
