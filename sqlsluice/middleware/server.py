@@ -464,6 +464,7 @@ class SluiceServer:
         tap: ConnTap | None = None
         if self.tap:
             tap = ConnTap(reader, writer, _SessionSink(self.metrics, ctx) if self.metrics is not None else None)
+            tap.aligned = kind != "postgres"  # the DuckDB handler writes whole messages
             reader, writer = tap.reader, tap.writer  # type: ignore[assignment]  # stream proxies
         conn = ClientConnection(reader=reader, writer=writer, params=params, server=self,
                                 pipeline=Pipeline() if kind == "postgres" else await pipeline_source(), ctx=ctx,

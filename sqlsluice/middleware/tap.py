@@ -15,7 +15,7 @@ chunks), except ErrorResponse bodies, which are read for their SQLSTATE.  In pro
 mode the passthrough takes the client transport over with ``transport.set_protocol``; the
 transport proxy puts a thin protocol in front of the one it installs.
 
->>> t = ConnTap(None, None)
+>>> t = ConnTap(None, None)  # no sink: lifecycle only
 >>> t.idle  # nothing answered yet (the session's first ReadyForQuery is still to come)
 False
 >>> from sqlsluice.middleware import codec
@@ -25,17 +25,37 @@ True
 False
 >>> t.wrote(codec.error_response("42P01", "no such table") + codec.ready_for_query(b"I")); t.idle
 True
+
+With a sink (``/metrics``) every message header is read, ErrorResponse bodies whole, also
+when split across writes:
+
+>>> class Sink:
+...     def statement(self, seconds): print("statement")
+...     def error(self, sqlstate): print("error", sqlstate)
+>>> t = ConnTap(None, None, Sink())
+>>> t.wrote(codec.ready_for_query(b"I"))
+>>> t.arrived(codec.message(codec.QUERY, b"SELECT x\\x00"))
+>>> out = codec.error_response("42P01", "no such table") + codec.ready_for_query(b"I")
+>>> t.wrote(out[:7]); t.idle
+False
+>>> t.wrote(out[7:])
+error 42P01
+statement
+>>> t.idle
+True
 """
 
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
 _Q, _S, _F, _Z, _E = ord("Q"), ord("S"), ord("F"), ord("Z"), ord("E")
+_RFQ = b"Z\x00\x00\x00\x05"  # a ReadyForQuery's header
 
 
 class StatementSink(Protocol):
@@ -44,14 +64,18 @@ class StatementSink(Protocol):
     def error(self, sqlstate: str) -> None: ...
 
 
+_len = struct.Struct("!I").unpack_from
+
+
 class _Walk:
     """Message-boundary walk over one direction's bytes (I/O-free)."""
 
-    __slots__ = ("_skip", "_held", "_body", "_want")
+    __slots__ = ("_skip", "_held", "_body", "_want", "_types")
 
-    def __init__(self, want: int = -1) -> None:
+    def __init__(self, types: bytes, want: int = -1) -> None:
+        self._types = types  # the message types reported; the rest are only skipped
         self._skip = 0  # bytes of a message body still to come
-        self._held = b""  # an incomplete header (or an incomplete wanted body)
+        self._held = b""  # an incomplete header
         self._want = want  # the type whose body is wanted whole (ErrorResponse), else -1
         self._body: bytearray | None = None  # a wanted body still being collected
 
@@ -59,7 +83,7 @@ class _Walk:
         return self._skip == 0 and not self._held and self._body is None
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[tuple[int, bytes]]:
-        """The (type, body) of every message completed in ``data``; bodies only for ``want``."""
+        """The (type, body) of every reported message completed in ``data``; bodies only for ``want``."""
         out: list[tuple[int, bytes]] = []
         n = len(data)
         if self._body is not None:
@@ -75,26 +99,28 @@ class _Walk:
         elif self._skip >= n and not self._held:
             self._skip -= n
             return out
-        buf = bytes(self._held) + bytes(data) if self._held else data
+        buf = self._held + bytes(data) if self._held else data
         self._held = b""
         n = len(buf)
         pos = self._skip
         want = self._want
+        types = self._types
         while pos + 5 <= n:
             t = buf[pos]
-            ln = int.from_bytes(buf[pos + 1:pos + 5], "big")
-            if ln < 4:  # not the protocol: stop looking, forward as is
+            ln = _len(buf, pos + 1)[0]
+            if ln < 4:  # not the protocol: stop looking
                 self._skip = 1 << 62
                 return out
             end = pos + 1 + ln
-            if t == want:
-                if end > n:
-                    self._body = bytearray(buf[pos + 5:n])
-                    self._skip = end - n
-                    return out
-                out.append((t, bytes(buf[pos + 5:end])))
-            else:
-                out.append((t, b""))
+            if t in types:
+                if t == want:
+                    if end > n:
+                        self._body = bytearray(buf[pos + 5:n])
+                        self._skip = end - n
+                        return out
+                    out.append((t, bytes(buf[pos + 5:end])))
+                else:
+                    out.append((t, b""))
             pos = end
         if pos > n:
             self._skip = pos - n
@@ -125,11 +151,16 @@ class ConnTap:
         self.sink = sink
         self.reader = _Reader(reader, self) if reader is not None else None
         self.writer = _Writer(writer, self) if writer is not None else None
-        self._in = _Walk()
-        self._out = _Walk(_E)
+        self._in = _Walk(b"QSF")
+        self._out = _Walk(b"ZE", _E)
         self._asked: deque[float] = deque()  # arrival time of each Query/Sync/FunctionCall not yet answered
         self._ready = 0  # ReadyForQuery messages sent
         self._since: float | None = None  # client bytes arrived and no message of them complete yet
+        # without a sink the bytes to the client are not walked: ReadyForQuery messages are
+        # counted with bytes.count (a DataRow holding those 5 bytes would count too: an early
+        # 57P01 at shutdown is the worst it can do) and the last 6 bytes kept
+        self._tail = b""
+        self.aligned = False  # the session writes whole messages only (the DuckDB handler)
         # the server ended the session (shutdown): later client bytes are not handled, and
         # nothing more is written
         self.closed = False
@@ -140,12 +171,16 @@ class ConnTap:
     def idle(self) -> bool:
         """True between statements: the session has said ReadyForQuery, every client
         message that asks for one has had it, and no message is half sent either way."""
-        return (self._ready > 0 and not self._asked and self._since is None and self._out.at_boundary()
+        return (self._ready > 0 and not self._asked and self._since is None and self.at_boundary()
                 and self._in.at_boundary())
 
     def at_boundary(self) -> bool:
-        """True when everything written to the client so far ends on a message boundary."""
-        return self._out.at_boundary()
+        """True when everything written to the client so far ends on a message boundary
+        (without a sink: when it ends with a ReadyForQuery, or the session writes whole
+        messages only, ``aligned``)."""
+        if self.sink is not None:
+            return self._out.at_boundary()
+        return self.aligned or (self._tail[:5] == _RFQ and self._tail[5:] in (b"I", b"T", b"E"))
 
     def arrived(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
@@ -158,6 +193,9 @@ class ConnTap:
 
     def wrote(self, data: bytes | bytearray | memoryview) -> None:
         sink = self.sink
+        if sink is None:  # lifecycle only: ReadyForQuery found at C speed, no walk
+            self._wrote_light(data)
+            return
         for t, body in self._out.feed(data):
             if t == _Z:
                 self._ready += 1
@@ -168,6 +206,17 @@ class ConnTap:
                     sink.statement(None if t0 is None else time.perf_counter() - t0)
             elif t == _E and sink is not None:
                 sink.error(sqlstate_of(body))
+
+
+    def _wrote_light(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return
+        k = bytes(data).count(_RFQ) if isinstance(data, memoryview) else data.count(_RFQ)
+        for _ in range(k):
+            self._ready += 1
+            if self._ready > 1 and self._asked:
+                self._asked.popleft()
+        self._tail = (self._tail + bytes(data[-6:]))[-6:]
 
 
 class _Reader:
