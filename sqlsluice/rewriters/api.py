@@ -350,7 +350,7 @@ def match_columns(backend: Backend, original: str, candidate: str) -> str | None
 
 def rewrite(backend: Backend, sql: str, *, config: Config | None = None, rewriter: str = "rules",
             timing: bool = True, timeout_s: float = 60.0, token_budget: int | None = None,
-            max_timed: int = 3, verify_budget_s: float = 6.0, llm: Any = None,
+            max_timed: int = 3, verify_budget_s: float = 10.0, llm: Any = None,
             original_time: tuple[float | None, list[tuple[Any, ...]] | None] | None = None) -> Rewrite:
     """Find a faster equivalent form of ``sql`` on ``backend``; see the module docstring."""
     cfg = config or Config()
