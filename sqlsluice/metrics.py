@@ -15,7 +15,8 @@ What is exported (all names start with ``sluice_``):
   ``rewrites_dropped_total`` (from the online rewriter's counters, summed over backends),
   ``rewrites_proved`` (stored rewrites whose verdict is EQUIVALENT), ``rewrite_time_saved_seconds``
   (served rewrites: executions x (original's time - served mean), from the served-time feedback);
-* ``ask_questions_total{route,pipeline}`` and ``ask_tokens_total{route,pipeline}``;
+* ``ask_questions_total{route,pipeline}`` and ``ask_tokens_total{route,pipeline}`` (route: the
+  router, as ``SET sluice.router`` names it);
 * ``llm_tokens_total{model,direction}``, ``llm_cost_usd_total{model}``: the LLM usage
   ledger of the state store (every LLM call of this and other proxies sharing it);
 * ``config_reloads_total{result}``: SIGHUP reloads (``ok`` | ``failed``).
@@ -80,8 +81,12 @@ class ServerMetrics:
     def error(self, sqlstate: str) -> None:
         self.errors.labels(sqlstate or "unknown").inc()
 
-    def ask(self, info: dict[str, Any]) -> None:
-        route, pipeline = str(info.get("route") or ""), str(info.get("pipeline") or "")
+    def ask(self, info: dict[str, Any], router: str = "") -> None:
+        """One ASK answered: ``route`` is the router that chose (the session's
+        ``sluice.router``; the route's reason, e.g. how many tables were linked, is left out to
+        keep the label set small), ``pipeline`` the pipeline it chose."""
+        route = router or str(info.get("route") or "").split(":", 1)[0]
+        pipeline = str(info.get("pipeline") or "")
         self.asks.labels(route, pipeline).inc()
         with contextlib.suppress(TypeError, ValueError):
             self.ask_tokens.labels(route, pipeline).inc(int(info.get("tokens") or 0))

@@ -562,7 +562,7 @@ class _SessionSink:
         if ask is not None and ask is not self._ask:
             self._ask = ask
             if "route" in ask:
-                self.metrics.ask(ask)
+                self.metrics.ask(ask, self.ctx.settings.get("sluice.router") or self.ctx.config.ask.router)
 
     def error(self, sqlstate: str) -> None:
         self.metrics.error(sqlstate)

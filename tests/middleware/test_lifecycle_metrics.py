@@ -355,3 +355,41 @@ def test_healthz_goes_unhealthy_when_postgres_stops(sluice):
         assert s.wait() == 0
     finally:
         pg.stop()
+
+
+def test_metrics_count_ask_by_route_and_pipeline_and_llm_tokens(tmp_path, sluice):
+    import duckdb
+
+    from sqlsluice.llm.scripted_server import ScriptedLLMServer
+
+    db = tmp_path / "shop.duckdb"
+    with duckdb.connect(str(db)) as d:
+        d.execute("CREATE TABLE customers (id INTEGER, name VARCHAR, city VARCHAR)")
+        d.execute("INSERT INTO customers VALUES (1, 'Ann', 'Oslo'), (2, 'Bo', 'Rome'), (3, 'Cy', 'Oslo')")
+    llm = ScriptedLLMServer(responder=lambda body: "SELECT count(*) AS n FROM customers WHERE city = 'Oslo'").start()
+    try:
+        s = sluice(f"duckdb:///{db}", f"""
+[server]
+state = "{tmp_path / 'state.sqlite'}"
+[llm]
+base_url = "{llm.base_url}"
+max_retries = 0
+[llm.models]
+default = "scripted-model"
+""")
+        with s.connect(dbname="shop") as c:
+            assert c.execute("ASK 'How many customers live in Oslo?'").fetchall() == [(2,)]
+            c.execute("SET sluice.router = 'always:basic'")
+            assert c.execute("ASK 'How many customers are in Oslo?'").fetchall() == [(2,)]
+            assert c.execute("SELECT 1").fetchone() == (1,)  # not an ASK: counted once only
+        m = s.metrics()
+        asks = {k[1]: v for k, v in m.items() if k[0] == "sluice_ask_questions_total"}
+        assert sum(asks.values()) == 2, asks
+        assert asks == {(("pipeline", "basic"), ("route", "tables")): 1, (("pipeline", "basic"), ("route", "always:basic")): 1}
+        tokens = {k[1]: v for k, v in m.items() if k[0] == "sluice_llm_tokens_total"}
+        assert tokens.get((("direction", "input"), ("model", "scripted-model")), 0) > 0, tokens
+        assert len(llm.requests) >= 1
+        s.signal(signal.SIGTERM)
+        assert s.wait() == 0
+    finally:
+        llm.stop()
