@@ -22,7 +22,7 @@ What is exported (all names start with ``sluice_``):
 * ``config_reloads_total{result}``: SIGHUP reloads (``ok`` | ``failed``).
 
 ``/healthz`` answers 200 ``{"status": "ok"}`` when the backend answers ``SELECT 1`` within
-2 s, else 503 with the reason.
+2 s, else 503 with the reason (also while the server shuts down).
 """
 
 from __future__ import annotations
@@ -182,6 +182,8 @@ def make_app(server: SluiceServer) -> Any:
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(request: Request) -> Response:
+        if server.shutting_down:  # load balancers stop sending while statements drain
+            return JSONResponse({"status": "shutting down"}, status_code=503)
         t0 = time.perf_counter()
         try:
             await asyncio.wait_for(server.check_backend(), HEALTH_TIMEOUT_S)

@@ -191,6 +191,7 @@ def test_sigterm_lets_the_running_statement_finish_then_57p01(pg_db, pg_cluster,
     wait_until(lambda: any(r[1] == "active" and "pg_sleep" in r[2] for r in ours(pg_cluster.url, db)),
                "pg_sleep running upstream")
     s.signal(signal.SIGTERM)
+    wait_until(lambda: s.get("/healthz") == (503, '{"status":"shutting down"}'), "unhealthy while draining")
     t.join(60)
     assert out and out[0] == ("", 42), out  # it completed
     assert_ended_by_shutdown(busy)
@@ -275,7 +276,9 @@ def test_sighup_reloads_users_and_settings_without_dropping_sessions(sluice):
     s = sluice("duckdb:///:memory:", CONFIG_V1)
     old = s.connect(user="app", password="old-secret")
     assert old.execute("SHOW sluice.rewrite").fetchone() == ("on",)
-    s.config.write_text(CONFIG_V1.replace("old-secret", "new-secret").replace('mode = "on"', 'mode = "off"'))
+    assert " DEBUG " not in s.log()
+    s.config.write_text(CONFIG_V1.replace("old-secret", "new-secret").replace('mode = "on"', 'mode = "off"')
+                        + '\n[log]\nlevel = "debug"\n')
     s.signal(signal.SIGHUP)
     s.wait_log("config reloaded")
     # the open session keeps running, with the settings it started with
@@ -285,6 +288,9 @@ def test_sighup_reloads_users_and_settings_without_dropping_sessions(sluice):
         s.connect(user="app", password="old-secret")
     new = s.connect(user="app", password="new-secret")
     assert new.execute("SHOW sluice.rewrite").fetchone() == ("off",)
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        new.execute("SELECT * FROM no_such_table")
+    s.wait_log(" DEBUG ")  # the new log level
 
     # a broken file: every mistake logged, the old (reloaded) settings kept
     s.config.write_text(CONFIG_V1.replace("row_limit = 100", "row_limit = -1\nbogus = 1"))
@@ -393,3 +399,31 @@ default = "scripted-model"
         assert s.wait() == 0
     finally:
         llm.stop()
+
+
+def test_metrics_count_rewrites_searched_stored_served(pg_db, tpcds_tiny, sluice):
+    try:
+        from sqlsluice.bench.tpcds_load import copy_duckdb_to_postgres
+    except ImportError:
+        from sqlsluice.rewriters.tpcds_load import copy_duckdb_to_postgres
+    from sqlsluice.bench.tpcds_data import tpcds_queries
+
+    copy_duckdb_to_postgres(tpcds_tiny, pg_db)
+    # sf=0.01 is tiny: no 1.2x margin asked
+    s = sluice(pg_db, "[rewrite]\nmin_speedup = 1.0\n")
+    q1 = tpcds_queries()[1]
+    with s.connect(user="postgres", dbname=dbname_of(pg_db)) as c:
+        first = c.execute(q1).fetchall()
+        wait_until(lambda: s.metrics()[("sluice_rewrites_stored_total", ())] >= 1, "the rewrite searched and stored",
+                   limit=240)
+        second = c.execute(q1).fetchall()
+        last = dict(c.execute("SHOW sluice.last").fetchall())
+    assert second == first
+    m = s.metrics()
+    assert m[("sluice_rewrites_searched_total", ())] >= 1
+    assert last["rewritten"] == "True", last
+    assert m[("sluice_rewrites_served_total", ())] >= 1
+    assert m[("sluice_rewrites_proved", ())] == (1 if last["verdict"] == "EQUIVALENT" else 0)
+    assert m[("sluice_rewrites_dropped_total", ())] == 0
+    s.signal(signal.SIGTERM)
+    assert s.wait() == 0
