@@ -427,3 +427,15 @@ def test_metrics_count_rewrites_searched_stored_served(pg_db, tpcds_tiny, sluice
     assert m[("sluice_rewrites_dropped_total", ())] == 0
     s.signal(signal.SIGTERM)
     assert s.wait() == 0
+
+
+def test_http_listen_mistakes_are_one_line_and_exit_2(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "sqlsluice", "serve", "--backend", "duckdb:///:memory:",
+                        "--http-listen", "127.0.0.1:99999"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 2 and "--http-listen: port 99999 is out of range" in r.stderr, r.stderr
+    cfg = tmp_path / "sluice.toml"
+    cfg.write_text('[http]\nlisten = "nonsense"\n[server]\nshutdown_timeout_s = -1\n')
+    r = subprocess.run([sys.executable, "-m", "sqlsluice", "serve", "--backend", "duckdb:///:memory:",
+                        "--config", str(cfg)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 2
+    assert "http.listen" in r.stderr and "server.shutdown_timeout_s" in r.stderr, r.stderr
