@@ -439,3 +439,32 @@ def test_http_listen_mistakes_are_one_line_and_exit_2(tmp_path):
                         "--config", str(cfg)], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode == 2
     assert "http.listen" in r.stderr and "server.shutdown_timeout_s" in r.stderr, r.stderr
+
+
+def test_asyncpg_through_the_metrics_tap_over_postgres(pg_db, sluice):
+    import asyncio
+
+    import asyncpg
+
+    s = sluice(pg_db)
+
+    async def work() -> None:
+        c = await asyncpg.connect(host="127.0.0.1", port=s.port, user="postgres", database=dbname_of(pg_db))
+        try:
+            assert await c.fetchval("SELECT $1::int + 1", 41) == 42
+            rows = await c.fetch("SELECT x, md5(x::text) FROM generate_series(1, 50000) AS t(x)")
+            assert len(rows) == 50000 and rows[-1][0] == 50000
+            with pytest.raises(asyncpg.exceptions.DivisionByZeroError):
+                await c.fetchval("SELECT 1 / $1::int", 0)
+            async with c.transaction():
+                assert await c.fetchval("SELECT 7") == 7
+        finally:
+            await c.close()
+
+    before = s.metrics()
+    asyncio.run(work())
+    after = s.metrics()
+    assert after[("sluice_errors_total", (("sqlstate", "22012"),))] == 1
+    assert after[("sluice_statements_total", ())] - before.get(("sluice_statements_total", ()), 0) >= 5
+    s.signal(signal.SIGTERM)
+    assert s.wait() == 0
