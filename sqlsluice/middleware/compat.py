@@ -387,8 +387,11 @@ class Compat:
                     s._failed = False
             if _EMPTY_CATALOG.search(run_sql):
                 # psql asks about publications, policies, triggers, extended statistics:
-                # DuckDB has none of these, and the answer is "no rows"
-                return MaterializedResult(columns=[ColumnInfo("none", "VARCHAR")], status="SELECT 0")
+                # DuckDB has none of these, and the answer is "no rows" (with the query's columns)
+                names = pgsemantics.column_names(run_sql)
+                cols = [ColumnInfo(n or "?column?", "VARCHAR") for n in names] \
+                    if names and pgsemantics.STAR not in names else [ColumnInfo("none", "VARCHAR")]
+                return MaterializedResult(columns=cols, status="SELECT 0")
             s._failed = was_failed
             raise first from None
 
@@ -721,6 +724,9 @@ _RULES: list[tuple[re.Pattern[str], Any]] = [
     (re.compile(r"\s+COLLATE\s+(?:pg_catalog\.)?\"?default\"?", re.I), ""),
     (re.compile(r"\bCOLLATE\s+(?:pg_catalog\.)?\"?C\"?", re.I), ""),
     (re.compile(r"(?<![\w.\"])((?:\w+\.)?\w+)\s*(!?)~(\*?)(?!~)\s*('(?:[^']|'')*')"), _regex_match),
+    # FROM generate_series(...) s, ... prattrs[s]: PostgreSQL's s is the value, DuckDB's a row
+    (re.compile(r"(\bgenerate_series\s*\((?:[^()]|\([^()]*\))*\))\s+(?:AS\s+)?([a-z_]\w*)(?=\s*,)", re.I),
+     r"\1 AS \2(\2)"),
 ]
 
 

@@ -163,7 +163,17 @@ def _figure(node: Any, sql: str) -> tuple[str | None, int]:
         return name, strength
     if isinstance(node, exp.Collate | exp.Window | exp.Filter | exp.WithinGroup | exp.Bracket):
         return _figure(node.this, sql)
+    if isinstance(node, exp.Trim):
+        # PostgreSQL rewrites TRIM(...) to btrim / ltrim / rtrim and names the column so
+        pos = str(node.args.get("position") or "").upper()
+        return {"TRAILING": "rtrim", "LEADING": "ltrim"}.get(pos, "btrim"), _STRENGTH_NAMED
     if isinstance(node, exp.Case):
+        # named by its ELSE branch when that has a real name (CASE ... ELSE c.reloftype END)
+        default = node.args.get("default")
+        if default is not None:
+            name, strength = _figure(default, sql)
+            if strength > 1:
+                return name, strength
         return "case", 1
     if isinstance(node, exp.Subquery):
         inner = node.this
