@@ -471,3 +471,22 @@ def test_asyncpg_through_the_metrics_tap_over_postgres(pg_db, sluice):
     assert after[("sluice_statements_total", ())] - before.get(("sluice_statements_total", ()), 0) >= 5
     s.signal(signal.SIGTERM)
     assert s.wait() == 0
+
+
+def test_psql_sigterm_between_two_statements(pg_db, pg_cluster, sluice):
+    db = dbname_of(pg_db)
+    s = sluice(pg_db, "[server]\nshutdown_timeout_s = 60\n")
+    env = dict(os.environ, PGCONNECT_TIMEOUT="10")
+    psql = subprocess.Popen(["psql", "-X", "-h", "127.0.0.1", "-p", str(s.port), "-U", "postgres", "-d", db,
+                             "-c", "SELECT pg_sleep(2), 42 AS answer", "-c", "SELECT 'second' AS s"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    wait_until(lambda: any(r[1] == "active" and "pg_sleep" in r[2] for r in ours(pg_cluster.url, db)),
+               "pg_sleep running upstream")
+    s.signal(signal.SIGTERM)
+    out, err = psql.communicate(timeout=60)
+    assert "42" in out and "(1 row)" in out, out  # the first statement completed
+    assert "second" not in out  # the second one was not run
+    assert psql.returncode == 2 and ("terminating connection due to administrator command" in err
+                                     or "server closed the connection" in err), err
+    assert s.wait() == 0
+    wait_until(lambda: not ours(pg_cluster.url, db), "no upstream session of ours left")
