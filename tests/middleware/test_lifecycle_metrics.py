@@ -490,3 +490,18 @@ def test_psql_sigterm_between_two_statements(pg_db, pg_cluster, sluice):
                                      or "server closed the connection" in err), err
     assert s.wait() == 0
     wait_until(lambda: not ours(pg_cluster.url, db), "no upstream session of ours left")
+
+
+def test_a_second_sigterm_stops_waiting_for_statements_in_flight(sluice):
+    s = sluice("duckdb:///:memory:", "[server]\nshutdown_timeout_s = 600\n")
+    c = s.connect()
+    t, out = run_in_thread(lambda: c.execute(SLOW_DUCKDB.replace("N", "400000")).fetchone())
+    time.sleep(0.3)
+    s.signal(signal.SIGTERM)
+    s.wait_log("shutting down: 1 session(s) open")
+    assert t.is_alive()  # still waiting for the statement (600 s allowed)
+    s.signal(signal.SIGTERM)
+    t.join(60)
+    assert not t.is_alive() and isinstance(out[0], psycopg.OperationalError) and is_shutdown(out[0]), out
+    assert s.wait() == 0
+    assert "SIGTERM again: not waiting for statements in flight" in s.log()
