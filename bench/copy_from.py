@@ -62,7 +62,7 @@ def serve(backend: str) -> tuple[subprocess.Popen[bytes], int]:
 
 def copy_in(port: int, dbname: str, path: Path, fmt: str) -> tuple[float, int]:
     opts = "(FORMAT csv, HEADER true)" if fmt == "csv" else ""
-    with psycopg.connect(host="127.0.0.1", port=port, user="sluice", dbname=dbname, autocommit=True) as c:
+    with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname=dbname, autocommit=True) as c:
         c.execute("DROP TABLE IF EXISTS copy_bench")
         c.execute(DDL)
         t0 = time.perf_counter()
