@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from sqlglot import exp
+
 from sqlsluice.errors import SluiceError
-from sqlsluice.rewriters.rules import BY_NAME, RULES, fixed_point, prepare, run_rule
+from sqlsluice.rewriters.rules import BY_NAME, RULES, Rule, fixed_point, prepare, run_rule
 
 
 @dataclass
@@ -90,7 +92,10 @@ def prove_rules(names: list[str] | None = None, *, budget_s: float = 3.0) -> lis
         res = TemplateResult(name, t["sql"])
         t0 = time.monotonic()
         tree = prepare(t["sql"], cat, dialect)
-        new, applied, _ = fixed_point(tree, [rule], lambda r, x, cat=cat, dialect=dialect: run_rule(r, x, cat, dialect))
+        def run(r: Rule, x: exp.Expr, cat: Any = cat, dialect: str = dialect) -> exp.Expr:
+            return run_rule(r, x, cat, dialect)
+
+        new, applied, _ = fixed_point(tree, [rule], run)
         res.fired = bool(applied)
         res.rewritten = new.sql(dialect=dialect)
         if res.fired:
