@@ -39,6 +39,7 @@ class CopySpec:
     delimiter: str = "\t"
     null: str = "\\N"
     quote: str = '"'
+    escape: str = ""  # CSV: the ESCAPE character ("" = the quote, PostgreSQL's default)
 
     def select_sql(self) -> str:
         if self.is_query:
@@ -99,7 +100,7 @@ def parse_copy(sql: str) -> CopySpec | None:
         source=query if query is not None else m.group("src"), is_query=query is not None, columns=cols,
         direction="in" if m.group("dir").upper() == "FROM" else "out", format=fmt, header=header,
         delimiter=opts.get("delimiter", "," if csv else "\t"), null=opts.get("null", "" if csv else "\\N"),
-        quote=opts.get("quote", '"'))
+        quote=opts.get("quote", '"'), escape=opts.get("escape", ""))
 
 
 _UNESCAPE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
@@ -160,6 +161,7 @@ class TextCopyWriter:
         self.quote = "\x02" if spec.delimiter == "\x01" else "\x01"
         self._q = self.quote.encode()
         self._pending = b""
+        self._skip_header = spec.header  # PostgreSQL 15: HEADER in text format skips the first line
         self._d = spec.delimiter.encode()
         self._null_bs = spec.null.count("\\")
         # a NULL string holding the delimiter or a line break never passes as plain
@@ -204,6 +206,11 @@ class TextCopyWriter:
         return n == self._null_bs * whole
 
     def _block(self, block: bytes) -> None:
+        if self._skip_header:
+            self._skip_header = False
+            block = block[block.index(b"\n") + 1:]
+            if not block:
+                return
         try:
             block.decode()
         except UnicodeDecodeError as e:

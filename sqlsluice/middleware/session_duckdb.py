@@ -595,7 +595,7 @@ class DuckDBHandler:
         elif spec.format == "csv":  # binary arrives here converted to quoted CSV
             opts = (f"FORMAT csv, auto_detect false, HEADER {str(spec.header).lower()}, "
                     f"DELIMITER {q(spec.delimiter)}, NULL {q(spec.null)}, QUOTE {q(spec.quote)}, "
-                    f"ESCAPE {q(spec.quote)}, allow_quoted_nulls false")
+                    f"ESCAPE {q(spec.escape or spec.quote)}, allow_quoted_nulls false")
         else:
             opts = "FORMAT csv, auto_detect false, HEADER false, DELIMITER ',', NULL '\\N', QUOTE '\"', " \
                    "ESCAPE '\"', allow_quoted_nulls false"

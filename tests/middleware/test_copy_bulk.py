@@ -105,3 +105,23 @@ def test_text_writer_passes_plain_blocks_through():
     assert w.fast_blocks == 1 and w.slow_blocks == 1
     assert w.out.getvalue().startswith(plain)
     assert w.out.getvalue().endswith(b"\x015\x01\t\x01a\tb\x01\t\\N\t\x012020-01-01\x01\t\x011\x01\n")
+
+
+def test_header_in_text_format_and_csv_escape_as_postgresql(both):
+    duck, pg = both
+    text = b"id\ts\tn\td\tbig\n1\tx\t1.5\t2020-01-01\t7\n2\t\\N\t\\N\t\\N\t\\N\n"
+    assert load(duck, text, "(HEADER true)") == load(pg, text, "(HEADER true)") == 2
+    assert table(duck) == table(pg)
+    csv = b'1,"a\\"b",1.5,2020-01-01,7\n2,"c\\\\",,,\n'
+    opts = "(FORMAT csv, ESCAPE '\\')"
+    assert load(duck, csv, opts) == load(pg, csv, opts) == 2
+    assert table(duck) == table(pg) and table(pg)[0][1] == 'a"b'
+
+
+def test_copy_module_doctests():
+    import doctest
+
+    from sqlsluice.middleware import copy
+
+    result = doctest.testmod(copy)
+    assert result.attempted >= 10 and result.failed == 0
