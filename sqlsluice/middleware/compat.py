@@ -325,7 +325,10 @@ class Compat:
             run_sql = self._serial(sql)
         if len(sql) <= 65536 and _PG_MARKERS.search(sql):
             run_sql = translate(sql)
-        elif "/" in sql or "%" in sql:
+        elif "/" in sql or "%" in sql or "\\" in sql:
+            if "\\" in sql and len(sql) <= 65536:
+                # LIKE 'a\_%': PostgreSQL's default escape character is the backslash
+                run_sql = _LIKE_BACKSLASH.sub(_LIKE_ESCAPE, run_sql)
             guarded = pgsemantics.guard_division(run_sql)
             if guarded is not run_sql:
                 try:
@@ -677,6 +680,12 @@ _SHIM_REF = re.compile(r"\b(?:pg_catalog\.)?(" + "|".join(sorted(SHIM_VIEWS, key
 
 
 # --- translation of PostgreSQL catalog idioms ------------------------------------------------
+# a LIKE / ILIKE pattern literal holding a backslash, without ESCAPE
+_LIKE_BACKSLASH = re.compile(r"(\bI?LIKE\s+(?:(?:pg_catalog\.)?lower\(\s*)?E?'(?:[^'\\]|'')*\\(?:[^']|'')*'\)?)"
+                             r"(?!\s*ESCAPE\b)", re.I)
+_LIKE_ESCAPE = r"\1 ESCAPE '\\'"
+
+
 def _regex_match(m: re.Match[str]) -> str:
     """``a ~ 'p'`` matches anywhere in PostgreSQL; DuckDB's ``~`` must match the whole string."""
     flags = ", 'i'" if m.group(3) else ""
@@ -719,8 +728,7 @@ _RULES: list[tuple[re.Pattern[str], Any]] = [
     (re.compile(r"(?<![\w.])format_type\s*\(", re.I), "sluice_format_type("),
     (re.compile(r"\bOPERATOR\s*\(\s*pg_catalog\.([^)]+)\)", re.I), r"\1"),
     # PostgreSQL's LIKE escapes with a backslash by default, DuckDB's only with ESCAPE
-    (re.compile(r"(\bLIKE\s+(?:(?:pg_catalog\.)?lower\(\s*)?E?'(?:[^'\\]|'')*\\(?:[^']|'')*'\)?)(?!\s*ESCAPE\b)",
-                re.I), r"\1 ESCAPE '\\'"),
+    (_LIKE_BACKSLASH, _LIKE_ESCAPE),
     (re.compile(r"\s+COLLATE\s+(?:pg_catalog\.)?\"?default\"?", re.I), ""),
     (re.compile(r"\bCOLLATE\s+(?:pg_catalog\.)?\"?C\"?", re.I), ""),
     (re.compile(r"(?<![\w.\"])((?:\w+\.)?\w+)\s*(!?)~(\*?)(?!~)\s*('(?:[^']|'')*')"), _regex_match),
