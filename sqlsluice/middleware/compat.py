@@ -636,7 +636,10 @@ SHIM_VIEWS: dict[str, str] = {
                   "0::BIGINT AS opcmethod WHERE false",
     # DuckDB lists no index rows for primary keys and unique constraints; PostgreSQL has one
     # per constraint (SQLAlchemy joins pg_constraint.conindid = pg_index.indexrelid)
-    "pg_index": "SELECT *, false AS indnullsnotdistinct FROM pg_catalog.pg_index UNION ALL BY NAME "
+    "pg_index": "SELECT i.* REPLACE (COALESCE(x.n, i.indnatts) AS indnatts, COALESCE(x.n, i.indnkeyatts) "
+                "AS indnkeyatts), false AS indnullsnotdistinct FROM pg_catalog.pg_index i LEFT JOIN "
+                "(SELECT index_oid, len(string_split(trim(expressions, '[]'), ', '))::SMALLINT AS n "
+                "FROM duckdb_indexes()) x ON x.index_oid = i.indexrelid UNION ALL BY NAME "
                 "SELECT k.oid AS indexrelid, k.conrelid AS indrelid, len(k.conkey)::SMALLINT AS indnatts, "
                 "len(k.conkey)::SMALLINT AS indnkeyatts, true AS indisunique, k.contype = 'p' AS indisprimary, "
                 "false AS indisexclusion, true AS indimmediate, false AS indisclustered, true AS indisvalid, "
@@ -659,7 +662,20 @@ SHIM_VIEWS: dict[str, str] = {
     "pg_attribute": "SELECT * REPLACE (CASE WHEN pg_catalog.format_type(atttypid, atttypmod) LIKE 'numeric%' "
                     "THEN 'm' WHEN pg_catalog.format_type(atttypid, atttypmod) IN ('varchar', 'bytea', 'json', "
                     "'list', 'struct', 'map', 'union') THEN 'x' ELSE 'p' END AS attstorage, -1 AS attstattarget, "
-                    "'' AS attcompression) FROM pg_catalog.pg_attribute",
+                    "'' AS attcompression) FROM pg_catalog.pg_attribute "
+                    # an index's columns (PostgreSQL lists them under the index's oid: psql's \\d <index>)
+                    "UNION ALL BY NAME SELECT k.oid AS attrelid, a.attname, a.atttypid, a.atttypmod, "
+                    "list_position(k.conkey, a.attnum - 1)::INTEGER AS attnum, false AS attisdropped, "
+                    "a.attnotnull, 'p' AS attstorage, -1 AS attstattarget, '' AS attcompression, false AS atthasdef "
+                    "FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid "
+                    "AND list_contains(k.conkey, a.attnum - 1) WHERE k.contype IN ('p', 'u') "
+                    "UNION ALL BY NAME SELECT x.index_oid AS attrelid, a.attname, a.atttypid, a.atttypmod, "
+                    "x.pos::INTEGER AS attnum, false AS attisdropped, a.attnotnull, 'p' AS attstorage, "
+                    "-1 AS attstattarget, '' AS attcompression, false AS atthasdef "
+                    "FROM (SELECT index_oid, table_oid, unnest(string_split(trim(expressions, '[]'), ', ')) AS col, "
+                    "generate_subscripts(string_split(trim(expressions, '[]'), ', '), 1) AS pos "
+                    "FROM duckdb_indexes()) x JOIN pg_catalog.pg_attribute a ON a.attrelid = x.table_oid "
+                    "AND a.attname = x.col",
     "pg_am": "SELECT 2::BIGINT AS oid, 'heap' AS amname, 3::BIGINT AS amhandler, 't' AS amtype "
              "UNION ALL SELECT 403, 'btree', 330, 'i'",
     "pg_range": "SELECT 0::BIGINT AS rngtypid, 0::BIGINT AS rngsubtype WHERE false",
@@ -731,7 +747,7 @@ _RULES: list[tuple[re.Pattern[str], Any]] = [
     (_LIKE_BACKSLASH, _LIKE_ESCAPE),
     (re.compile(r"\s+COLLATE\s+(?:pg_catalog\.)?\"?default\"?", re.I), ""),
     (re.compile(r"\bCOLLATE\s+(?:pg_catalog\.)?\"?C\"?", re.I), ""),
-    (re.compile(r"(?<![\w.\"])((?:\w+\.)?\w+)\s*(!?)~(\*?)(?!~)\s*('(?:[^']|'')*')"), _regex_match),
+    (re.compile(r"(?<![\w.\":])((?:\w+\.)?\w+)\s*(!?)~(\*?)(?!~)\s*('(?:[^']|'')*')"), _regex_match),
     # FROM generate_series(...) s, ... prattrs[s]: PostgreSQL's s is the value, DuckDB's a row
     (re.compile(r"(\bgenerate_series\s*\((?:[^()]|\([^()]*\))*\))\s+(?:AS\s+)?([a-z_]\w*)(?=\s*,)", re.I),
      r"\1 AS \2(\2)"),

@@ -175,7 +175,7 @@ def test_backslash_d_plus_on_every_tpcds_table(tpcds_server: tuple[int, dict[str
 def test_backslash_commands(tpcds_server: tuple[int, dict[str, int]]) -> None:
     port, _ = tpcds_server
     out = run_psql(port, "\\d", "\\dt", "\\di", "\\dv", "\\df", "\\dn", "\\du", "\\l", "\\d+ psql_keys",
-                   "\\d psql_refs", "\\d+ psql_store_view", "\\dt+", "\\di+", "\\l+", "\\df+", "\\db", "\\dc", "\\do",
+                   "\\d psql_refs", "\\d psql_keys_pkey", "\\d psql_keys_store_idx", "\\d+ psql_store_view", "\\dt+", "\\di+", "\\l+", "\\df+", "\\db", "\\dc", "\\do",
                    "\\x", "SELECT 1 AS one")
     assert out.returncode == 0 and "ERROR" not in out.stderr, out.stderr
     text = out.stdout
@@ -191,6 +191,11 @@ def test_backslash_commands(tpcds_server: tuple[int, dict[str, int]]) -> None:
                  '    TABLE "psql_refs" CONSTRAINT "psql_refs_r_key_fkey" FOREIGN KEY (r_key) REFERENCES psql_keys(k_id)',
                  "Access method: heap"):
         assert line in text.splitlines(), line
+    pkey = text.split('Index "main.psql_keys_pkey"')[1].splitlines()
+    assert [c.strip() for c in pkey[3].split("|")] == ["k_id", "integer", "yes", "k_id"]
+    assert pkey[4] == 'primary key, btree, for table "main.psql_keys"'
+    idx = text.split('Index "main.psql_keys_store_idx"')[1].splitlines()
+    assert [c.strip() for c in idx[3].split("|")] == ["k_store_sk", "bigint", "yes", "k_store_sk"]
     assert "psql_keys_pkey" in text.split("List of relations")[3]  # \di lists constraint indexes
     refs = text.split('Table "main.psql_refs"')[1]
     assert 'Check constraints:\n    "psql_refs_r_n_check" CHECK (r_n > 0)\nForeign-key constraints:\n' \
