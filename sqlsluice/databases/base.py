@@ -132,6 +132,11 @@ class Backend(abc.ABC):
         READ ONLY transaction that is rolled back, with a statement timeout, so that nothing
         it runs can change the database."""
 
+    def readonly_snapshot(self, sqls: Sequence[str], *, timeout: float) -> list[list[tuple[Any, ...]]]:
+        """Run several queries on one snapshot of the database (read only, rolled back), so that
+        their results can be compared even while other sessions write."""
+        return [self.execute_readonly(q, timeout=timeout).rows for q in sqls]
+
     @abc.abstractmethod
     def function_volatility(self, names: Sequence[str]) -> dict[str, str]:
         """``name -> 'i' | 's' | 'v'`` (immutable, stable, volatile) for the functions of these

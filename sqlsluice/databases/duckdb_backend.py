@@ -253,6 +253,21 @@ class DuckDBBackend(Backend):
                 except BackendError:
                     pass
 
+    def readonly_snapshot(self, sqls: Sequence[str], *, timeout: float) -> list[list[tuple[Any, ...]]]:
+        with self.session() as s:
+            s.execute("BEGIN TRANSACTION READ ONLY")  # one transaction: one snapshot
+            try:
+                out = []
+                for q in sqls:
+                    r = s.execute(q, timeout=timeout)
+                    out.append(r.fetchall() if r.columns else [])
+                return out
+            finally:
+                try:
+                    s.execute("ROLLBACK")
+                except BackendError:
+                    pass
+
     def function_volatility(self, names: Sequence[str]) -> dict[str, str]:
         wanted = sorted({n.lower() for n in names})
         if not wanted:

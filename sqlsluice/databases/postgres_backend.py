@@ -204,6 +204,26 @@ class PostgresBackend(Backend):
                     pass
                 cur.close()
 
+    def readonly_snapshot(self, sqls: Sequence[str], *, timeout: float) -> list[list[tuple[Any, ...]]]:
+        with self.pool.connection() as conn:
+            cur = psycopg.RawCursor(conn)
+            try:
+                cur.execute("BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                cur.execute(f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}")
+                out = []
+                for q in sqls:
+                    cur.execute(q.encode())  # type: ignore[arg-type]
+                    out.append(cur.fetchall() if cur.description else [])
+                return out
+            except psycopg.Error as e:
+                raise _map_error(e) from e
+            finally:
+                try:
+                    conn.execute("ROLLBACK")
+                except psycopg.Error:
+                    pass
+                cur.close()
+
     def function_volatility(self, names: Sequence[str]) -> dict[str, str]:
         wanted = sorted({n.lower() for n in names})
         if not wanted:
