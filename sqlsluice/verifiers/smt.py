@@ -476,6 +476,7 @@ class Encoder:
     def __init__(self, binary_strings: bool = False) -> None:
         self.binary_strings = binary_strings
         self.catalog: Catalog | None = None  # for canonical subquery names (set by the Prover)
+        self.deadline: float | None = None  # the proof's deadline (set by the Prover)
         self.funcs: dict[tuple[Any, ...], z3.FuncDeclRef] = {}
         self.counter = itertools.count()
 
@@ -679,7 +680,10 @@ class Scope:
             return _CANON_KEYS[ck]
         n = len({col.name for col in c.find_all(exp.Column) if col.table == "__outer"})
         best: tuple[str, list[int]] | None = None
+        deadline = getattr(self.enc, "deadline", None)
         for perm in itertools.permutations(range(n)) if n <= 4 else [tuple(range(n))]:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError  # the prover reports "timed out"
             q = c.copy()
             for col in list(q.find_all(exp.Column)):
                 if col.table == "__outer":
@@ -929,6 +933,7 @@ class Prover:
                  max_bijections: int = 64, binary_strings: bool = False, catalog: Catalog | None = None) -> None:
         self.enc = Encoder(binary_strings)
         self.enc.catalog = catalog
+        self.enc.deadline = deadline
         self.catalog = catalog
         self.tables = tables
         self.deadline = deadline
