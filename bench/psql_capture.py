@@ -35,7 +35,7 @@ SCHEMA = (
     "INSERT INTO store VALUES (1, 'AAAA', 'one'), (2, 'BBBB', 'two')",
     "INSERT INTO store_sales VALUES (1, 1, 1, 10.50), (2, 1, 2, 3.25)",
 )
-TABLES = ("store", "store_sales", "store_returns", "v_store")
+TABLES = ("store", "store_sales", "store_returns", "v_store", "store_pkey", "ss_store_idx")
 # (label, keys): a key list is typed, "Tab" pressed; a command is typed and run
 STEPS: tuple[tuple[str, list[str]], ...] = (
     ("tab: SELECT * FROM sto", ["SELECT * FROM sto", "Tab", "Tab", "Tab", "C-c"]),
@@ -44,7 +44,8 @@ STEPS: tuple[tuple[str, list[str]], ...] = (
     ("tab: \\d sto", ["\\d sto", "Tab", "Tab", "C-c"]),
     *((c, [c + "\n"]) for c in ("\\d", "\\dt", "\\di", "\\dv", "\\df", "\\dn", "\\du", "\\l", "\\d+ store",
                                 "\\d+ store_sales", "\\d+ store_returns", "\\d+ v_store", "\\dt+", "\\di+",
-                                "\\l+", "\\df+", "\\db", "\\dc", "\\do", "\\x")),
+                                "\\l+", "\\df+", "\\db", "\\dc", "\\do", "\\d store_pkey", "\\d ss_store_idx",
+                                "\\x")),
 )
 OUT = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "psql" / "catalog_queries.sql"
 
