@@ -125,3 +125,17 @@ def test_copy_module_doctests():
 
     result = doctest.testmod(copy)
     assert result.attempted >= 10 and result.failed == 0
+
+
+def test_text_copy_with_column_list_as_postgresql(both):
+    for c in both:
+        c.execute("DROP TABLE IF EXISTS bulk_cols")
+        c.execute("CREATE TABLE bulk_cols (id INTEGER, s VARCHAR DEFAULT 'dflt', n INTEGER)")
+        with c.cursor() as cur:
+            with cur.copy("COPY bulk_cols (n, id) FROM STDIN") as cp:
+                cp.write(b"10\t1\n\\N\t2\n30\t3\n")
+            assert cur.rowcount == 3
+    duck, pg = both
+    q = "SELECT id, s, n FROM bulk_cols ORDER BY id"
+    assert duck.execute(q).fetchall() == pg.execute(q).fetchall() == [(1, "dflt", 10), (2, "dflt", None),
+                                                                       (3, "dflt", 30)]
