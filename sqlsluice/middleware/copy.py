@@ -314,21 +314,25 @@ class BinaryCopyReader:
                 return rows
             pos = 19 + ext
             self.header_done = True
-        n = len(buf)
-        while not self.finished and pos + 2 <= n:
-            (count,) = _H.unpack_from(buf, pos)
+        data = bytes(buf)  # one copy; fields are slices of it
+        n = len(data)
+        unpack_h, unpack_i, ncols = _H.unpack_from, _I.unpack_from, self.ncols
+        while pos + 2 <= n:
+            (count,) = unpack_h(data, pos)
             if count == -1:
                 self.finished = True
                 pos += 2
                 break
-            if count != self.ncols:
-                raise BackendError(f"row field count is {count}, expected {self.ncols}", sqlstate="22P04")
+            if count != ncols:
+                raise BackendError(f"row field count is {count}, expected {ncols}", sqlstate="22P04")
             p = pos + 2
             fields: list[bytes | None] = []
+            complete = True
             for _ in range(count):
                 if p + 4 > n:
+                    complete = False
                     break
-                (ln,) = _I.unpack_from(buf, p)
+                (ln,) = unpack_i(data, p)
                 p += 4
                 if ln == -1:
                     fields.append(None)
@@ -336,15 +340,92 @@ class BinaryCopyReader:
                 if ln < 0:
                     raise BackendError("invalid field size in COPY data", sqlstate="22P04")
                 if p + ln > n:
+                    complete = False
                     break
-                fields.append(bytes(buf[p:p + ln]))
+                fields.append(data[p:p + ln])
                 p += ln
-            if len(fields) < count:
+            if not complete:
                 break  # incomplete row: wait for more data
             rows.append(fields)
             pos = p
         del buf[:pos]
         return rows
+
+
+def _numeric_text(raw: bytes) -> str | None:
+    """PostgreSQL's binary numeric as its text, None for NaN and infinities."""
+    ndigits, weight, sign, dscale = _NUMERIC_HEAD.unpack_from(raw)
+    if sign not in (0, 0x4000):
+        return None
+    digits = "".join(f"{d:04d}" for d in struct.unpack_from(f"!{ndigits}H", raw, 8))
+    whole = (weight + 1) * 4
+    if whole > 0:
+        digits = digits.ljust(whole, "0")
+        int_part, frac = digits[:whole].lstrip("0") or "0", digits[whole:]
+    else:
+        int_part, frac = "0", "0" * -whole + digits
+    text = int_part + ("." + frac.ljust(dscale, "0")[:dscale] if dscale > 0 else "")
+    return "-" + text if sign == 0x4000 else text
+
+
+_NUMERIC_HEAD = struct.Struct("!hhHh")
+
+
+def binary_cell(oid: int) -> Callable[[bytes], str]:
+    """A decoder of one binary COPY field of type ``oid`` into a cell of the quoted CSV file
+    (NULL ``\\N``, quote ``"``): integers, booleans, strings, numerics and dates directly,
+    other types through their binary decoder and text encoder (see :func:`binary_rows_to_csv`).
+
+    >>> binary_cell(23)(b"\\x00\\x00\\x00\\x07"), binary_cell(25)(b'a"b')
+    ('7', '"a""b"')
+    >>> binary_cell(1700)(bytes.fromhex("0003000000000004" "007b" "0d80" "0064"))  # 123.345600
+    '123.3456'
+    """
+    from sqlsluice.middleware import types
+
+    enc = types.encode_text(oid)
+
+    def generic(raw: bytes) -> str:
+        return '"' + enc(types.decode_param(oid, 1, raw)).decode().replace('"', '""') + '"'
+
+    ints = {types.INT2: "!h", types.INT4: "!i", types.OID: "!i", types.INT8: "!q"}
+    if oid in ints:
+        unpack = struct.Struct(ints[oid]).unpack
+
+        def integer(raw: bytes) -> str:
+            return str(unpack(raw)[0])
+        return integer
+    if oid == types.BOOL:
+        return lambda raw: "false" if raw == b"\x00" else "true"
+    if oid in (types.TEXT, types.VARCHAR, types.BPCHAR, types.NAME):
+        return lambda raw: '"' + raw.decode().replace('"', '""') + '"'
+    if oid == types.NUMERIC:
+        def numeric(raw: bytes) -> str:
+            text = _numeric_text(raw)
+            return text if text is not None else generic(raw)
+        return numeric
+    if oid == types.DATE:
+        unpack_i = _I.unpack
+        fromordinal = __import__("datetime").date.fromordinal
+        epoch = types.PG_EPOCH_DATE.toordinal()
+
+        def date(raw: bytes) -> str:
+            days = unpack_i(raw)[0]
+            if -700000 < days < 2900000:  # years 84 .. 9939: no infinities, no BC
+                return fromordinal(days + epoch).isoformat()
+            return generic(raw)
+        return date
+    return generic
+
+
+def binary_rows_to_csv(rows: Sequence[Sequence[bytes | None]], cells: Sequence[Callable[[bytes], str]]) -> bytes:
+    """Rows of raw binary COPY fields as lines of the quoted CSV file (see :func:`binary_cell`);
+    malformed data raises BackendError 22P03."""
+    try:
+        return "".join(",".join("\\N" if raw is None else f(raw) for raw, f in zip(fields, cells, strict=True))
+                       + "\n" for fields in rows).encode()
+    except (struct.error, ValueError, OverflowError, UnicodeDecodeError, SluiceError) as e:
+        raise BackendError(f"invalid binary COPY data: {e}", sqlstate="22P03") from e
 
 
 def csv_line(cells: Sequence[str | None]) -> str:

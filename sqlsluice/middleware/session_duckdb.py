@@ -30,10 +30,11 @@ from sqlsluice.middleware.copy import (
     BinaryCopyReader,
     CopySpec,
     TextCopyWriter,
+    binary_cell,
     binary_header,
     binary_row,
+    binary_rows_to_csv,
     csv_header,
-    csv_line,
     load_error,
     parse_copy,
     row_encoder,
@@ -519,7 +520,7 @@ class DuckDBHandler:
         binary = spec.format == "binary"
         reader = BinaryCopyReader(ncols) if binary else None
         oids = [types.oid_for(c.type) for c in target]
-        texts = [types.encode_text(o) for o in oids]
+        cells = [binary_cell(o) for o in oids] if binary else []
         self.send(codec.copy_in_response(int(binary), [int(binary)] * ncols))
         await self.flush()
         self.state.copy_in()
@@ -535,7 +536,7 @@ class DuckDBHandler:
                         if text is not None:
                             text.feed(payload)
                         elif reader is not None:
-                            self._write_binary_rows(out, reader.feed(payload), oids, texts)
+                            out.write(binary_rows_to_csv(reader.feed(payload), cells))
                         else:
                             out.write(payload)
                     elif code == codec.COPY_DONE:
@@ -566,21 +567,6 @@ class DuckDBHandler:
     def _target_columns(self, spec: CopySpec) -> list[ColumnInfo]:
         cols = ", ".join(spec.columns) if spec.columns else "*"
         return list(self.compat.execute(f"SELECT {cols} FROM {spec.source} LIMIT 0").columns)
-
-    @staticmethod
-    def _write_binary_rows(out: Any, rows: list[list[bytes | None]], oids: list[int],
-                           texts: list[Callable[[Any], bytes]]) -> None:
-        for fields in rows:
-            cells: list[str | None] = []
-            for raw, oid, enc in zip(fields, oids, texts, strict=True):
-                if raw is None:
-                    cells.append(None)
-                    continue
-                try:
-                    cells.append(enc(types.decode_param(oid, 1, raw)).decode())
-                except SluiceError as e:
-                    raise BackendError(f"invalid binary COPY data: {e.message}", sqlstate="22P03") from e
-            out.write(csv_line(cells).encode())
 
     def _copy_from_file(self, spec: CopySpec, path: str, options: str | None, names: list[str]) -> int:
         """DuckDB's bulk ``COPY <table> FROM '<file>'``; ``options`` describe the file's format

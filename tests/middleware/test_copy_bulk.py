@@ -139,3 +139,26 @@ def test_text_copy_with_column_list_as_postgresql(both):
     q = "SELECT id, s, n FROM bulk_cols ORDER BY id"
     assert duck.execute(q).fetchall() == pg.execute(q).fetchall() == [(1, "dflt", 10), (2, "dflt", None),
                                                                        (3, "dflt", 30)]
+
+
+def test_binary_copy_same_table_as_postgresql(both):
+    import datetime as dt
+    from decimal import Decimal
+
+    rows = [(i, i * 3 - 50, Decimal(i * 7919 - 10**6).scaleb(-3), None if i % 7 == 0 else f'q"{i}\n,\\x',
+             dt.date(1 + i % 9000, 1 + i % 12, 1 + i % 28), i % 2 == 0, i / 7, dt.datetime(2020, 1, 1, i % 24))
+            for i in range(2000)]
+    rows.append((9999, None, Decimal("12345678901234.5678"), "", dt.date(2024, 2, 29), None, None, None))
+    for c in both:
+        c.execute("DROP TABLE IF EXISTS bulk_bin")
+        c.execute("CREATE TABLE bulk_bin (id INTEGER, small SMALLINT, n NUMERIC(20,4), s VARCHAR, d DATE, b BOOLEAN, "
+                  "f DOUBLE PRECISION, ts TIMESTAMP)")
+        with c.cursor() as cur:
+            with cur.copy("COPY bulk_bin FROM STDIN (FORMAT binary)") as cp:
+                cp.set_types(["int4", "int2", "numeric", "text", "date", "bool", "float8", "timestamp"])
+                for r in rows:
+                    cp.write_row(r)
+            assert cur.rowcount == len(rows)
+    duck, pg = both
+    q = "SELECT * FROM bulk_bin ORDER BY id"
+    assert duck.execute(q).fetchall() == pg.execute(q).fetchall()
