@@ -140,6 +140,9 @@ def _score_command(benchmark: str, default_metrics: str) -> Callable[..., None]:
         schemas: Path | None = typer.Option(None, "--schemas", help="--semantic: folder of <db>.sql DDL files or "
                                             "a tables.json (default: from --data)."),
         budget: float = typer.Option(1.0, "--budget", help="--semantic: verifier seconds per pair."),
+        data_constraints: bool = typer.Option(True, "--data-constraints/--no-data-constraints",
+                                              help="--semantic: NOT NULL, unique and foreign keys that annotated "
+                                                   "DDL comments state about the data (BIRD's schemas/)."),
         limit: int | None = typer.Option(None, "--limit", help="Only the first N questions."),
     ) -> None:
         from sqlsluice.errors import InvalidParameterValue
@@ -148,7 +151,8 @@ def _score_command(benchmark: str, default_metrics: str) -> Callable[..., None]:
             from sqlsluice.bench.semantic import format_table, run_semantic
 
             summary = run_semantic(benchmark=benchmark, data=data, predictions=predictions, questions_file=questions,
-                                   schemas=schemas, budget_s=budget, limit=limit, progress=_progress)
+                                   schemas=schemas, budget_s=budget, limit=limit, progress=_progress,
+                                   use_data_constraints=data_constraints)
             typer.echo(format_table(summary))
             _write_outputs(summary, json_out, None)
             return
@@ -266,6 +270,9 @@ def agree_cmd(
     models: str | None = typer.Option(None, "--models", help="Comma list of models (default: every file)."),
     price: list[str] = typer.Option([], "--price", help="NAME=IN:OUT, USD per 1M tokens (repeat); overrides "
                                                         "the built-in list prices."),
+    data_constraints: bool = typer.Option(True, "--data-constraints/--no-data-constraints",
+                                          help="NOT NULL, unique and foreign keys that annotated DDL comments state "
+                                               "about the data (BIRD's schemas/)."),
 ) -> None:
     """Evaluate the agreement router offline: pairwise verdict matrix, coverage, simulated cascade and cost.
 
@@ -285,8 +292,10 @@ def agree_cmd(
     only = [m.strip() for m in models.split(",") if m.strip()] if models else None
     ms = ag.load_models(predictions, qs, only=only)
     for update in _progress(f"verifying {len(qs)} questions x {len(ms.names) + 1} answers"):
-        rep = ag.evaluate(qs, ms, SchemaSource(schemas), budget_s=budget, prices=ag.parse_prices(price),
+        source = SchemaSource(schemas, data_constraints=data_constraints)
+        rep = ag.evaluate(qs, ms, source, budget_s=budget, prices=ag.parse_prices(price),
                           progress=update)
+    rep["constraints_from_ddl_comments"] = source.applied
     typer.echo(ag.format_report(rep))
     _write_outputs(rep, json_out, None)
 

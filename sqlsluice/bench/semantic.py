@@ -25,6 +25,7 @@ semantics for Spider.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -101,11 +102,74 @@ def catalog_from_tables_json(entry: dict[str, Any]) -> Catalog:
     return Catalog(tables=tables, dialect="sqlite")
 
 
+_CREATE = re.compile(r"CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:\"([^\"]+)\"|`([^`]+)`|\[([^\]]+)\]|([\w.]+))",
+                     re.IGNORECASE)
+_NO_NULLS = re.compile(r"\bStats:\s*0(?:\.0+)?% null\b")
+_ALL_UNIQUE = re.compile(r"\b100(?:\.0+)?% unique\b")
+_FK = re.compile(r"^(.+)\.(.+) \(many-to-one\)$")
+
+
+def data_constraints(ddl: str, cat: Catalog) -> dict[str, int]:
+    r"""Constraints that the comments of annotated DDL (BIRD's ``schemas/<db>.sql``) state about the
+    database's rows, added to ``cat``: ``Stats: 0% null`` -> NOT NULL, with ``100% unique`` -> a
+    unique key, ``Foreign keys: t.c (many-to-one)`` -> a foreign key.  They hold for that
+    database's data (what EX is measured on), not for every database of the schema.
+
+    >>> ddl = "CREATE TABLE p (id integer);\nCREATE TABLE t (\n-- Stats: 0% null 100% unique\nid integer,\n"
+    >>> ddl += "-- Stats: 0% null 5% unique\n-- Foreign keys: p.id (many-to-one)\n\"p id\" integer\n);"
+    >>> cat = Catalog.from_ddl(ddl, "sqlite")
+    >>> data_constraints(ddl, cat), cat.table("t").unique, cat.table("t").foreign_keys[0].ref_table
+    ({'not_null': 2, 'unique': 1, 'foreign_keys': 1}, [['id']], 'p')
+    """
+    counts = {"not_null": 0, "unique": 0, "foreign_keys": 0}
+    table: Table | None = None
+    comments: list[str] = []
+    for raw in ddl.splitlines():
+        line = raw.strip()
+        m = _CREATE.match(line)
+        if m:
+            table, comments = cat.table(next(g for g in m.groups() if g).split(".")[-1]), []
+            continue
+        if line.startswith("--"):
+            comments.append(line)
+            continue
+        if table is None or not line or line.startswith(")"):
+            table = None if line.startswith(")") else table
+            continue
+        q = line[0]
+        name = line[1:line.index({"[": "]"}.get(q, q), 1)] if q in "\"`[" and len(line) > 1 else line.split()[0]
+        col = table.column(name.rstrip(","))
+        text, comments = " ".join(comments), []
+        if col is None:
+            continue
+        if _NO_NULLS.search(text) and col.nullable:
+            col.nullable = False
+            counts["not_null"] += 1
+        if _NO_NULLS.search(text) and _ALL_UNIQUE.search(text) and [col.name] not in table.keys:
+            table.unique.append([col.name])
+            counts["unique"] += 1
+        fk_part = text.split("Foreign keys:", 1)[1] if "Foreign keys:" in text else ""
+        for item in fk_part.split("--")[0].split(","):
+            fm = _FK.match(item.strip())
+            ref = cat.table(fm.group(1).strip().strip('"`')) if fm else None
+            ref_col = ref.column(fm.group(2).strip().strip('"`')) if ref is not None and fm else None
+            if ref is None or ref_col is None:
+                continue
+            if any(fk.columns == [col.name] and fk.ref_table == ref.name for fk in table.foreign_keys):
+                continue
+            table.foreign_keys.append(ForeignKey(columns=[col.name], ref_table=ref.name, ref_columns=[ref_col.name]))
+            counts["foreign_keys"] += 1
+    return counts
+
+
 class SchemaSource:
     """Catalogs by ``db_id`` from, in this order: a folder of ``<db>.sql`` DDL files (BIRD's
     ``schemas/``), a ``tables.json``, or the BIRD layout's ``dev_databases/<db>/<db>.sqlite``."""
 
-    def __init__(self, schemas: Path | None = None, data: Path | None = None) -> None:
+    def __init__(self, schemas: Path | None = None, data: Path | None = None, *,
+                 data_constraints: bool = True) -> None:
+        self.use_data_constraints = data_constraints
+        self.applied: dict[str, dict[str, int]] = {}  # db -> constraints taken from DDL comments
         self.dirs: list[Path] = []
         self.tables_json: dict[str, dict[str, Any]] = {}
         self.data = data
@@ -146,7 +210,10 @@ class SchemaSource:
         for d in self.dirs:
             for cand in (d / f"{db_id}.sql", d / "schemas" / f"{db_id}.sql", d / db_id / "schema.sql"):
                 if cand.is_file():
-                    return load_schema(cand, "sqlite")
+                    cat = load_schema(cand, "sqlite")
+                    if self.use_data_constraints:
+                        self.applied[db_id] = data_constraints(cand.read_text(encoding="utf-8"), cat)
+                    return cat
         if db_id in self.tables_json:
             return catalog_from_tables_json(self.tables_json[db_id])
         for d in self.dirs:
@@ -243,6 +310,7 @@ def format_table(summary: dict[str, Any]) -> str:
 
 def run_semantic(*, benchmark: str, data: Path | None, predictions: Path, questions_file: Path | None,
                  schemas: Path | None, budget_s: float = 1.0, limit: int | None = None,
+                 use_data_constraints: bool = True,
                  progress: Callable[[str], Iterator[Callable[[int, int], None]]] | None = None) -> dict[str, Any]:
     """Load questions, predictions and schemas, verify every pair, and return :func:`report`'s JSON."""
     from sqlsluice.bench import evaluate as ev
@@ -261,7 +329,7 @@ def run_semantic(*, benchmark: str, data: Path | None, predictions: Path, questi
     if schemas is None and data is None:
         raise InvalidParameterValue("--semantic needs the schemas: --schemas DIR (<db>.sql files) or tables.json, "
                                     "or --data DIR")
-    source = SchemaSource(schemas, data)
+    source = SchemaSource(schemas, data, data_constraints=use_data_constraints)
     semantics: Semantics = "bag" if benchmark == "spider" else "set"
     if progress is None:
         results = semantic_score(questions, preds, source, budget_s=budget_s, semantics=semantics)
@@ -272,6 +340,7 @@ def run_semantic(*, benchmark: str, data: Path | None, predictions: Path, questi
     levels = SPIDER_LEVELS if benchmark == "spider" and all(q.hardness for q in questions) else LEVELS
     return report(results, levels, benchmark=benchmark, budget_s=budget_s, semantics=semantics,
                   extra={"predictions": str(predictions), "questions": str(qpath),
-                         "schemas": str(schemas or data), "name": f"{benchmark} {Path(predictions).stem} semantic",
+                         "schemas": str(schemas or data), "constraints_from_ddl_comments": source.applied,
+                         "name": f"{benchmark} {Path(predictions).stem} semantic",
                          "missing_predictions": sum(1 for r in results if r.missing),
                          "db_id_mismatches": len(ev.db_id_mismatches(questions, preds))})

@@ -125,3 +125,30 @@ def test_semantic_reads_schemas_from_birds_layout(tmp_path: Path) -> None:
                                  "--json", str(out)])
     assert r.exit_code == 0, r.output
     assert [q["verdict"] for q in json.loads(out.read_text())["per_question"]] == [c[3] for c in CASES]
+
+
+def test_data_constraints_from_ddl_comments_decide_what_the_data_allows(tmp_path: Path) -> None:
+    """``Stats: 0% null``: ``WHERE name IS NOT NULL`` changes nothing on that database (proved); without the
+    fact a NULL name refutes the pair."""
+    schemas = tmp_path / "annotated"
+    schemas.mkdir()
+    (schemas / "tiny.sql").write_text(
+        "CREATE TABLE country (code text, name text);\n"
+        "CREATE TABLE singer (\n-- Stats: 0% null 100% unique\nsinger_id integer,\n"
+        "-- Stats: 0% null 80% unique\nname text,\n-- Stats: 0% null 10% unique\n"
+        "-- Foreign keys: country.code (many-to-one)\ncountry text\n);\n")
+    qpath = tmp_path / "q.json"
+    qpath.write_text(json.dumps([{"question_id": 0, "db_id": "tiny", "SQL": "SELECT name FROM singer",
+                                  "difficulty": "simple"}]))
+    ppath = tmp_path / "p.json"
+    ppath.write_text(json.dumps({"0": "SELECT name FROM singer WHERE name IS NOT NULL\t----- bird -----\ttiny"}))
+    qs = ev.load_questions(qpath)
+    with_facts = SchemaSource(schemas)
+    r = semantic_score(qs, ev.load_predictions(ppath, qs), with_facts, budget_s=1.0)
+    assert r[0].verdict == "EQUIVALENT"
+    assert with_facts.applied == {"tiny": {"not_null": 3, "unique": 1, "foreign_keys": 1}}
+    singer = with_facts.catalog("tiny").table("singer")
+    assert singer is not None and singer.foreign_keys[0].ref_table == "country"
+    r = semantic_score(qs, ev.load_predictions(ppath, qs), SchemaSource(schemas, data_constraints=False),
+                       budget_s=1.0)
+    assert r[0].verdict == "NOT_EQUIVALENT" and r[0].counterexample is not None
