@@ -6,7 +6,7 @@ embedded DuckDB file and one passing through to a throwaway PostgreSQL (PgCluste
 the same run; prints both times and the ratio DuckDB / passthrough.
 
     .venv/bin/python bench/copy_from.py                    # 2 million rows, text format
-    .venv/bin/python bench/copy_from.py --rows 200000 --format csv
+    .venv/bin/python bench/copy_from.py --rows 200000 --format csv   # or binary
 """
 
 from __future__ import annotations
@@ -28,7 +28,29 @@ from sqlsluice.databases.pgcluster import PgCluster, free_port
 DDL = "CREATE TABLE copy_bench (id INTEGER, amount NUMERIC(12,2), name VARCHAR, day DATE, qty BIGINT)"
 
 
+def write_binary(path: Path, rows: int) -> None:
+    """The same rows in PostgreSQL's binary COPY format (what asyncpg/psycopg binary copies send)."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from sqlsluice.middleware import types
+    from sqlsluice.middleware.copy import BINARY_TRAILER, binary_header, binary_row
+
+    encs = [types.encode_binary(o) for o in (types.INT4, types.NUMERIC, types.TEXT, types.DATE, types.INT8)]
+    with path.open("wb") as f:
+        f.write(binary_header())
+        for start in range(0, rows, 100_000):
+            f.write(b"".join(binary_row((i, Decimal(f"{i % 10000}.{i % 100:02d}"),
+                                          None if i % 97 == 0 else f"name {i % 1000}",
+                                          dt.date(2020, 1 + i % 12, 1 + i % 28), i * 7), encs)
+                             for i in range(start, min(rows, start + 100_000))))
+        f.write(BINARY_TRAILER)
+
+
 def write_file(path: Path, rows: int, fmt: str) -> None:
+    if fmt == "binary":
+        write_binary(path, rows)
+        return
     sep = "," if fmt == "csv" else "\t"
     with path.open("w") as f:
         if fmt == "csv":
@@ -61,7 +83,7 @@ def serve(backend: str) -> tuple[subprocess.Popen[bytes], int]:
 
 
 def copy_in(port: int, dbname: str, path: Path, fmt: str) -> tuple[float, int]:
-    opts = "(FORMAT csv, HEADER true)" if fmt == "csv" else ""
+    opts = {"csv": "(FORMAT csv, HEADER true)", "binary": "(FORMAT binary)"}.get(fmt, "")
     with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname=dbname, autocommit=True) as c:
         c.execute("DROP TABLE IF EXISTS copy_bench")
         c.execute(DDL)
@@ -81,7 +103,7 @@ def copy_in(port: int, dbname: str, path: Path, fmt: str) -> tuple[float, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=2_000_000)
-    ap.add_argument("--format", choices=("text", "csv"), default="text")
+    ap.add_argument("--format", choices=("text", "csv", "binary"), default="text")
     ap.add_argument("--json", help="write the figures here too")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="sluice-copy-bench-"))
