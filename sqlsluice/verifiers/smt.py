@@ -20,6 +20,7 @@ multiplicities are preserved (bag semantics).  Anything outside the fragment rai
 
 from __future__ import annotations
 
+import contextvars
 import datetime as _dt
 import itertools
 import time
@@ -1272,7 +1273,15 @@ def _unwrap(q: Query) -> Query:
 # normalisations of the query model (each one preserves bag semantics; hazards named)
 # ---------------------------------------------------------------------------------------------
 
+# the running proof's deadline: normalisation can multiply a query (joins pushed into unions)
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("smt_deadline", default=None)
+_MAX_BRANCHES = 64  # a join is pushed into a UNION ALL only while the result stays this small
+
+
 def normalize(q: Query, catalog: Catalog) -> Query:
+    deadline = _DEADLINE.get()
+    if deadline is not None and time.monotonic() > deadline:
+        raise TimeoutError
     if isinstance(q, SetOp):
         kids = [_unwrap(normalize(c, catalog)) for c in q.children]
         if q.kind == "union":
@@ -1342,7 +1351,7 @@ def _push_into_union(q: Block) -> Query:
         return q
     for ui, u in enumerate(q.units):
         d = u.derived
-        if isinstance(d, SetOp) and d.kind == "union" and not d.distinct:
+        if isinstance(d, SetOp) and d.kind == "union" and not d.distinct and _union_size(q) * len(d.children) <= _MAX_BRANCHES:
             branches: list[Query] = []
             for child in d.children:
                 nu = Unit(u.alias, f"derived:{id(child)}", list(u.columns), child)
@@ -1350,6 +1359,16 @@ def _push_into_union(q: Block) -> Query:
                                       q.having, list(q.outputs), q.out_kinds))
             return SetOp("union", False, branches, q.out_kinds)
     return q
+
+
+def _union_size(q: Block) -> int:
+    """How many branches pushing every UNION ALL unit of ``q`` into the block would make."""
+    n = 1
+    for u in q.units:
+        d = u.derived
+        if isinstance(d, SetOp) and d.kind == "union" and not d.distinct:
+            n *= max(1, len(d.children))
+    return n
 
 
 def _prune_derived(q: Block) -> Block:
@@ -1619,6 +1638,15 @@ def prove(q1: exp.Expression, q2: exp.Expression, catalog: Catalog, dialect: str
           timeout_s: float = 1.0) -> SMTResult:
     """Try to prove bag equivalence; never raises for unsupported input (reports it instead)."""
     deadline = time.monotonic() + timeout_s
+    token = _DEADLINE.set(deadline)
+    try:
+        return _prove(q1, q2, catalog, dialect, timeout_s, deadline)
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _prove(q1: exp.Expression, q2: exp.Expression, catalog: Catalog, dialect: str, timeout_s: float,
+           deadline: float) -> SMTResult:
     try:
         top = smt_extend.top_proof(q1, q2, catalog, dialect, timeout_s)  # ORDER BY .. LIMIT/OFFSET on both
         if top is not None:
