@@ -75,3 +75,12 @@ def test_agree_specs_validate_in_config() -> None:
     assert isinstance(r, AgreeRouter) and r.models == ("m1", "m2") and r.escalate == "decompose"
     with pytest.raises(InvalidParameterValue):
         load_router("agree@nowhere")
+
+
+def test_unproved_but_unrefuted_candidates_with_the_same_rows_stand(concert_db, scripted, store) -> None:
+    # Singer_ID is the primary key (never NULL): the verifier cannot prove COUNT(Singer_ID) = COUNT(*),
+    # finds no counterexample, and the live database returns the same rows for both
+    s = scripted(lambda tpl, q, body: Reply(contents=[COUNT, "SELECT count(Singer_ID) FROM singer"]))
+    a = ask(concert_db, "How many singers are there?", config=s.config, router="agree", store=store)
+    assert s.calls == ["basic"] and a.pipeline == "basic" and a.rows == [(6,)]
+    assert "same rows, unknown" in a.route
