@@ -325,7 +325,14 @@ class SluiceServer:
             if tap is not None:
                 tap.on_idle = None
                 tap.closed = True  # whatever the session still sends or reads is dropped
-            writer.close()
+            # half-close first (the FATAL, then FIN) and close a moment later: closing at once
+            # with the client's next message unread makes the kernel send RST, which can reach
+            # the client before the FATAL does
+            if writer.can_write_eof():
+                writer.write_eof()
+                asyncio.get_running_loop().call_later(1.0, writer.close)
+            else:
+                writer.close()
         if cancel:
             for key in list(conn.keys):
                 canceller = self._cancel.get(key)
