@@ -192,24 +192,6 @@ def test_extension_refutes(emp_dept: Catalog, q1: str, q2: str) -> None:
     assert v.counterexample is not None
 
 
-# the same rows, but only one query promises an order (or they sort differently): never proved
-ORDER_NOT_PROVED = [
-    ("SELECT d.deptno, CAST(d.deptno AS DOUBLE) FROM dept AS d ORDER BY CAST(d.deptno AS DOUBLE) OFFSET 1",
-     "SELECT t3.deptno, CAST(t3.deptno AS DOUBLE) FROM (SELECT * FROM dept AS d0 ORDER BY d0.deptno OFFSET 1) AS t3"),
-    ("SELECT e.ename, e.sal FROM emp AS e WHERE e.sal > 10 ORDER BY e.empno DESC LIMIT 3",
-     "SELECT t.ename, t.sal FROM (SELECT * FROM emp AS x WHERE 10 < x.sal ORDER BY x.empno DESC LIMIT 3) AS t"),
-    ("SELECT e.ename FROM emp AS e ORDER BY e.sal", "SELECT e.ename FROM emp AS e ORDER BY e.sal DESC"),
-    ("SELECT e.ename, e.sal FROM emp AS e ORDER BY 2", "SELECT e.ename, e.sal FROM emp AS e ORDER BY 2 DESC"),
-    ("SELECT e.ename FROM emp AS e ORDER BY e.sal", "SELECT e.ename FROM emp AS e"),
-]
-
-
-@pytest.mark.parametrize(("q1", "q2"), ORDER_NOT_PROVED)
-def test_orders_are_compared_not_bags(emp_dept: Catalog, q1: str, q2: str) -> None:
-    v = verify(q1, q2, emp_dept, time_budget_s=2.0)
-    assert v.verdict != "EQUIVALENT", v.reason
-
-
 @pytest.mark.parametrize(("q1", "q2"), NOT_EQUIVALENT)
 def test_no_tier_proves_a_non_equivalent_pair(emp_dept: Catalog, q1: str, q2: str) -> None:
     """The proof tiers on their own (``verify`` runs a differential pass first, which could hide a
