@@ -24,6 +24,7 @@ ROWS_DIFFER = {
     "\\l": "databases: PostgreSQL lists postgres, template0, template1; DuckDB its attached databases",
     "\\l+": "as \\l",
     "\\db": "tablespaces: PostgreSQL has pg_default and pg_global, DuckDB none",
+    "\\du": "roles: the shared test cluster has the roles other tests created, DuckDB one user",
 }
 
 
