@@ -23,7 +23,7 @@ install: $(STAMP)
 # the PostgreSQL server binaries (tests start throwaway clusters) and Chromium (only
 # tests/bench/test_report.py needs it: it renders the HTML report headless).
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
-system-deps: system-deps-postgres system-deps-chromium system-deps-tmux
+system-deps: system-deps-postgres system-deps-chromium system-deps-tmux system-deps-pgjdbc
 
 system-deps-postgres:
 	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && ! command -v postgres >/dev/null 2>&1; then \
@@ -41,6 +41,13 @@ system-deps-tmux:
 	@if ! command -v tmux >/dev/null 2>&1; then \
 		echo "installing tmux for tests/middleware/test_psql_terminal.py (--no-install-recommends)"; \
 		apt-get update -q && $(APT_INSTALL) tmux; \
+	fi
+
+# pgjdbc (Debian's libpostgresql-jdbc-java) for the JDBC session tests, where Java is installed
+system-deps-pgjdbc:
+	@if command -v java >/dev/null 2>&1 && ! ls /usr/share/java/postgresql*.jar >/dev/null 2>&1; then \
+		echo "installing pgjdbc for tests/middleware/test_pg_sessions.py (--no-install-recommends)"; \
+		(apt-get update -q && $(APT_INSTALL) libpostgresql-jdbc-java) || echo "pgjdbc not installed"; \
 	fi
 
 demo: $(STAMP)

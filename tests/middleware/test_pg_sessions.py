@@ -341,9 +341,10 @@ public class Sessions {
 
 def test_pg_session_pgjdbc_as_direct(tmp_path: Path, proxy: ServeProcess, upstream: str) -> None:
     """pgjdbc: backend pid, Statement.cancel() and a terminated session, word for word as direct."""
-    jars = sorted(Path.home().glob(".m2/repository/org/postgresql/postgresql/*/postgresql-*.jar"))
+    jars = sorted(Path.home().glob(".m2/repository/org/postgresql/postgresql/*/postgresql-*.jar")) or \
+        sorted(Path("/usr/share/java").glob("postgresql*.jar"))  # Debian's libpostgresql-jdbc-java
     if shutil.which("java") is None or not jars:
-        pytest.skip("pgjdbc test: java or the pgjdbc jar (~/.m2/repository/org/postgresql) not installed")
+        pytest.skip("pgjdbc test: java or the pgjdbc jar (libpostgresql-jdbc-java, ~/.m2) not installed")
     src = tmp_path / "Sessions.java"
     src.write_text(JDBC_SOURCE)
     db = upstream.rsplit("/", 1)[1]
