@@ -3,8 +3,9 @@ one dedicated connection per :class:`PostgresSession`)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -185,44 +186,37 @@ class PostgresBackend(Backend):
         return Plan(cost=float(top["Total Cost"]), rows=float(top.get("Plan Rows", 0)), raw=raw,
                     backend="postgres")
 
-    def execute_readonly(self, sql: str, *, timeout: float) -> MaterializedResult:
+    @contextlib.contextmanager
+    def _readonly(self, timeout: float, isolation: str = "") -> Iterator[psycopg.RawCursor[Any]]:
+        """A cursor inside ``BEGIN [ISOLATION LEVEL ...] READ ONLY`` with a statement timeout,
+        rolled back at the end whatever happened (nothing run in it can change the database)."""
         with self.pool.connection() as conn:
             cur = psycopg.RawCursor(conn)
             try:
-                cur.execute("BEGIN TRANSACTION READ ONLY")
+                cur.execute(f"BEGIN TRANSACTION {isolation} READ ONLY".replace("  ", " "))
                 cur.execute(f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}")
-                cur.execute(sql.encode())  # type: ignore[arg-type]
-                res = PostgresResult(cur)
-                rows = res.fetchall() if res.columns else []
-                return MaterializedResult(columns=res.columns, rows=rows, status=res.status, rowcount=res.rowcount)
+                yield cur
             except psycopg.Error as e:
                 raise _map_error(e) from e
             finally:
-                try:
+                with contextlib.suppress(psycopg.Error):
                     conn.execute("ROLLBACK")
-                except psycopg.Error:
-                    pass
                 cur.close()
 
+    def execute_readonly(self, sql: str, *, timeout: float) -> MaterializedResult:
+        with self._readonly(timeout) as cur:
+            cur.execute(sql.encode())  # type: ignore[arg-type]
+            res = PostgresResult(cur)
+            rows = res.fetchall() if res.columns else []
+            return MaterializedResult(columns=res.columns, rows=rows, status=res.status, rowcount=res.rowcount)
+
     def readonly_snapshot(self, sqls: Sequence[str], *, timeout: float) -> list[list[tuple[Any, ...]]]:
-        with self.pool.connection() as conn:
-            cur = psycopg.RawCursor(conn)
-            try:
-                cur.execute("BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                cur.execute(f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}")
-                out = []
-                for q in sqls:
-                    cur.execute(q.encode())  # type: ignore[arg-type]
-                    out.append(cur.fetchall() if cur.description else [])
-                return out
-            except psycopg.Error as e:
-                raise _map_error(e) from e
-            finally:
-                try:
-                    conn.execute("ROLLBACK")
-                except psycopg.Error:
-                    pass
-                cur.close()
+        with self._readonly(timeout, "ISOLATION LEVEL REPEATABLE READ") as cur:
+            out = []
+            for q in sqls:
+                cur.execute(q.encode())  # type: ignore[arg-type]
+                out.append(cur.fetchall() if cur.description else [])
+            return out
 
     def function_volatility(self, names: Sequence[str]) -> dict[str, str]:
         wanted = sorted({n.lower() for n in names})
