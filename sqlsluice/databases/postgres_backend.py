@@ -260,6 +260,18 @@ class PostgresBackend(Backend):
             self._pool = None
 
 
+def settle_statistics(conn: psycopg.Connection[Any]) -> None:
+    """``VACUUM ANALYZE`` after flushing this backend's pending statistics (PostgreSQL 15 flushes a
+    backend's row counters only every few seconds: counters of a load flushed after the ANALYZE
+    count as changes since it, autovacuum analyzes again a moment later, ``stats_version``
+    changes and the rewrites stored meanwhile are dropped)."""
+    with contextlib.suppress(psycopg.Error):
+        conn.execute("SELECT pg_stat_force_next_flush()")  # PostgreSQL 15+; flushed as this ends
+    conn.execute("VACUUM ANALYZE")
+    with contextlib.suppress(psycopg.Error):
+        conn.execute("SELECT pg_stat_force_next_flush()")
+
+
 def redact(url: str) -> str:
     """The URL with its password replaced by ``***``."""
     from urllib.parse import urlsplit, urlunsplit

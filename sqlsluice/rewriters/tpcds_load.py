@@ -117,5 +117,7 @@ def copy_duckdb_to_postgres(src: Path, url: str, *, primary_keys: bool = True) -
                     pg.execute(f'ALTER TABLE "{t.name}" ADD PRIMARY KEY ({", ".join(pk)})')  # type: ignore[arg-type]
                 except psycopg.Error:
                     pass  # duplicate key values in generated data: leave the table without a key
-        pg.execute("VACUUM ANALYZE")  # VACUUM too: no autovacuum run right after the load
+        from sqlsluice.databases.postgres_backend import settle_statistics
+
+        settle_statistics(pg)  # VACUUM ANALYZE: no autovacuum run right after the load
     dcon.close()

@@ -23,6 +23,7 @@ import psycopg
 import pytest
 
 from sqlsluice.config import Config, RewriteConfig, User
+from sqlsluice.databases.postgres_backend import settle_statistics
 from sqlsluice.middleware.pipeline import SessionContext, is_admin
 from sqlsluice.middleware.server import ServerThread
 
@@ -71,7 +72,7 @@ def test_review_mode_serves_only_approved_rewrites(pg_db: str, fresh_state: None
     with psycopg.connect(pg_db, autocommit=True) as c:
         for s in SETUP:
             c.execute(s)  # type: ignore[arg-type]
-        c.execute("VACUUM ANALYZE")
+        settle_statistics(c)  # VACUUM ANALYZE with the load's statistics flushed first
         expected = c.execute(QUERY).fetchall()  # type: ignore[arg-type]
     state = os.environ["SLUICE_STATE"]
     cfg = Config(rewrite=RewriteConfig(min_speedup=1.0, mode="review"))
