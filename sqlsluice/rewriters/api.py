@@ -176,22 +176,16 @@ def certify(original: str, c: Candidate, catalog: Catalog, dialect: str, budget_
     if c.source in ("rules", "llm-r2") and c.rules and all(r in BY_NAME and BY_NAME[r].sound for r in c.rules):
         chain = derive_steps(original, c.rules, catalog, dialect, c.sql)
         if chain is not None:
-            steps: list[dict[str, Any]] = []
-            proved = True
-            for rule, before, after in chain:
-                sv, sm, sw = check(before, after, max(0.5, budget_s / 2))
-                steps.append({"rule": rule, "verdict": sv, "method": sm, "before": before, "after": after})
-                if sv == "NOT_EQUIVALENT":
-                    return Certificate("REFUTED", verdict=sv, method=sm, steps=steps,
-                                       reason=f"rule {rule} refuted on this query: {sw}")
-                if sv == "ERROR":
-                    return Certificate("ERROR", verdict=sv, steps=steps, reason=f"rule {rule}: {sw}")
-                if sv != "EQUIVALENT":
-                    proved = False
-                    break
-            if proved:
+            steps, failed = _prove_chain(chain, check, budget_s)
+            if failed is None:
                 return Certificate("PROVED", "rule composition", "steps", "EQUIVALENT", steps,
                                    f"{len(steps)} rule applications, each proved")
+            rule, sv, sm, sw = failed
+            if sv == "NOT_EQUIVALENT":
+                return Certificate("REFUTED", verdict=sv, method=sm, steps=steps,
+                                   reason=f"rule {rule} refuted on this query: {sw}")
+            if sv == "ERROR":
+                return Certificate("ERROR", verdict=sv, steps=steps, reason=f"rule {rule}: {sw}")
     if c.source not in ("rules", "llm-r2"):
         # a free-form (LLM) rewrite: where our rules reach a query the verifier proves equal to
         # it, the rule chain (each application proved) and that last proof are the certificate
@@ -199,6 +193,19 @@ def certify(original: str, c: Candidate, catalog: Catalog, dialect: str, budget_
         if via is not None:
             return via
     return Certificate("TESTED", verdict=verdict, method=method, reason=why)
+
+
+def _prove_chain(chain: list[tuple[str, str, str]], check: Any, budget_s: float
+                 ) -> tuple[list[dict[str, Any]], tuple[str, str, str, str] | None]:
+    """Prove each ``(rule, before, after)`` step in turn: the steps checked, and the first one not
+    proved as ``(rule, verdict, method, reason)`` (None when every step is proved)."""
+    steps: list[dict[str, Any]] = []
+    for rule, before, after in chain:
+        sv, sm, sw = check(before, after, max(0.5, budget_s / 2))
+        steps.append({"rule": rule, "verdict": sv, "method": sm, "before": before, "after": after})
+        if sv != "EQUIVALENT":
+            return steps, (rule, sv, sm, sw)
+    return steps, None
 
 
 def _proof_through_rules(original: str, c: Candidate, catalog: Catalog, dialect: str, budget_s: float,
@@ -217,12 +224,9 @@ def _proof_through_rules(original: str, c: Candidate, catalog: Catalog, dialect:
     chain = derive_steps(original, ap.applied, catalog, dialect, ap.sql)
     if chain is None:
         return None
-    steps: list[dict[str, Any]] = []
-    for rule, before, after in chain:
-        sv, sm, _ = check(before, after, max(0.5, budget_s / 2))
-        steps.append({"rule": rule, "verdict": sv, "method": sm})
-        if sv != "EQUIVALENT":
-            return None
+    steps, failed = _prove_chain(chain, check, budget_s)
+    if failed is not None:
+        return None
     steps.append({"rule": "candidate", "verdict": last_v, "method": last_m,
                   "checked": "the rules' result proved equal to the candidate"})
     return Certificate("PROVED", "rule composition", "steps", "EQUIVALENT", steps,
