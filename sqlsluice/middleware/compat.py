@@ -414,6 +414,16 @@ class Compat:
 
         return _SERIAL_COL.sub(repl, sql)
 
+    def _described(self, probe: str, sql: str, args: Any = None) -> list[ColumnInfo]:
+        """The columns a ``DESCRIBE`` probe of ``sql`` reports, named as PostgreSQL names them
+        from the client's own text."""
+        r = self.execute(probe, args)
+        cols = [ColumnInfo(str(row[0]), str(row[1])) for row in r.fetchall()]
+        names = pgsemantics.rename(self._client_sql.get(sql, sql), [c.name for c in cols])
+        if names is not None:
+            cols = [ColumnInfo(n, c.type) for n, c in zip(names, cols, strict=True)]
+        return cols
+
     def describe(self, sql: str, declared: Sequence[int]) -> tuple[list[int], list[ColumnInfo]]:
         """(parameter type OIDs, result columns) of a statement without running it.
 
@@ -435,12 +445,7 @@ class Compat:
             try:
                 for args in (typed, nulls) if any(a is not None for a in typed) else (nulls,):
                     try:
-                        r = self.execute(probe, args or None)
-                        cols = [ColumnInfo(str(row[0]), str(row[1])) for row in r.fetchall()]
-                        names = pgsemantics.rename(self._client_sql.get(sql, sql), [c.name for c in cols])
-                        if names is not None:
-                            cols = [ColumnInfo(n, c.type) for n, c in zip(names, cols, strict=True)]
-                        return ptypes, cols
+                        return ptypes, self._described(probe, sql, args or None)
                     except SluiceError:
                         continue  # fall through: run it as is
             finally:
@@ -456,12 +461,7 @@ class Compat:
             if probe_sql is not None:
                 was_failed = self.session._failed
                 try:
-                    r = self.execute("DESCRIBE " + probe_sql)
-                    cols = [ColumnInfo(str(row[0]), str(row[1])) for row in r.fetchall()]
-                    names = pgsemantics.rename(self._client_sql.get(sql, sql), [c.name for c in cols])
-                    if names is not None:
-                        cols = [ColumnInfo(n, c.type) for n, c in zip(names, cols, strict=True)]
-                    return ptypes, cols
+                    return ptypes, self._described("DESCRIBE " + probe_sql, sql)
                 except SluiceError:
                     pass
                 finally:
