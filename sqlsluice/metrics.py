@@ -170,7 +170,7 @@ def _ledger_metrics(srv: Any) -> Iterator[Any]:
 
 # --- HTTP --------------------------------------------------------------------------------
 def make_app(server: SluiceServer) -> Any:
-    """The Starlette app: ``/metrics`` and ``/healthz``."""
+    """The Starlette app: ``/metrics``, ``/healthz`` and the web console (:mod:`sqlsluice.web`)."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
@@ -197,7 +197,9 @@ def make_app(server: SluiceServer) -> Any:
                                                                           type(e).__name__)}, status_code=503)
         return JSONResponse({"status": "ok", "backend_ms": round((time.perf_counter() - t0) * 1000, 3)})
 
-    return Starlette(routes=[Route("/metrics", metrics), Route("/healthz", healthz)])
+    from sqlsluice.web import console_routes  # the web console (/console/...), same port
+
+    return Starlette(routes=[Route("/metrics", metrics), Route("/healthz", healthz), *console_routes(server)])
 
 
 def _uvicorn_server() -> type:

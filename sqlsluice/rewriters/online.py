@@ -364,6 +364,9 @@ def _ewma(old: float | None, x: float) -> float:
 
 
 _LIVE: weakref.WeakSet[OnlineRewriter] = weakref.WeakSet()  # every open rewriter of this process
+# called with (rewriter, shape, seconds, rewritten) for each served execution fed back; must not
+# block (the event loop calls it): the web console records served timings over time this way
+SERVED_HOOKS: list[Callable[[OnlineRewriter, str, float, bool], None]] = []
 
 
 @dataclass(frozen=True)
@@ -726,6 +729,8 @@ class OnlineRewriter:
     def observe_served(self, key: str, seconds: float, *, rewritten: bool) -> str:
         """Fold one measured execution into the shape's EWMA; queue a side-by-side re-timing once
         a served rewrite looks slower than the original (never blocks: called on the event loop)."""
+        for hook in SERVED_HOOKS:
+            hook(self, key, seconds, rewritten)
         with self._lock:
             self.stats.observed += 1
             sv = self._served.setdefault(key, Served())
