@@ -46,7 +46,10 @@ def semijoin_normal_form(q: Block, catalog: Catalog) -> Block:
     """The hook called by ``smt.normalize`` on every (already normalized) block.  Each step is an
     optional normal form: when one cannot handle a tree (an unexpected node shape) the block goes
     on as it was, which only costs a proof, never soundness."""
-    for step in (key_self_join_elimination, own_group_units, single_row_units_to_exists, marker_joins_to_exists,
+    from sqlsluice.verifiers import smt_union
+
+    for step in (smt_union.left_join_key_removal, smt_union.constant_having_to_where, smt_union.intersect_units,
+                 key_self_join_elimination, own_group_units, single_row_units_to_exists, marker_joins_to_exists,
                  subqueries_to_exists, key_self_semijoin_elimination):
         try:
             q = step(q, catalog)
@@ -253,6 +256,11 @@ def _exists_to_canonical(e: exp.Exists, catalog: Catalog) -> exp.Expression | No
 def _rewrite(e: exp.Expression, positive: bool, units: list[Unit], catalog: Catalog) -> exp.Expression:
     """Rewrite the IN/EXISTS subqueries of ``e``; ``positive``: only TRUE of ``e`` matters."""
     if isinstance(e, exp.In) and e.args.get("query") is not None:
+        from sqlsluice.verifiers.smt_union import in_union_to_or
+
+        split = in_union_to_or(e)  # x IN (A UNION B) = x IN (A) OR x IN (B)
+        if split is not None:
+            return _rewrite(split, positive, units, catalog)
         r = _in_to_exists(e, positive, units, catalog)
         return r if r is not None else e
     if isinstance(e, exp.Exists):
