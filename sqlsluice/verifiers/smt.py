@@ -1328,7 +1328,9 @@ def normalize(q: Query, catalog: Catalog) -> Query:
 
     q = semijoin_normal_form(q, catalog)
     q = _fk_join_elimination(q, catalog)
-    return _distinct_wrapper(q)
+    from sqlsluice.verifiers.smt_filter import filter_normal_form  # FILTER aggregates, scalar subqueries
+
+    return _distinct_wrapper(filter_normal_form(q, catalog))
 
 
 def _substitute(e: exp.Expression, alias: str, repl: dict[str, exp.Expression]) -> exp.Expression:
@@ -1655,6 +1657,9 @@ def _prove(q1: exp.Expression, q2: exp.Expression, catalog: Catalog, dialect: st
         o1 = _strip_order(optimized(q1, catalog, dialect, safe=safe))
         o2 = _strip_order(optimized(q2, catalog, dialect, safe=safe))
         o1, o2 = smt_extend.simplify_outer_joins(o1), smt_extend.simplify_outer_joins(o2)  # FULL/RIGHT -> LEFT/INNER
+        from sqlsluice.verifiers.smt_filter import one_row_limit  # LIMIT n >= 1 of one row
+
+        o1, o2 = one_row_limit(o1), one_row_limit(o2)
         b = Builder(catalog)
         m1, m2 = normalize(b.query(o1), catalog), normalize(b.query(o2), catalog)
         ok = Prover(deadline, frozenset(t.name.lower() for t in catalog.tables),
