@@ -84,6 +84,18 @@ CASES = [
     Case("filter_union_comparison_still_pushed", "filter_into_derived",
          "SELECT d.k FROM (SELECT t.a AS k, t.b AS j FROM t UNION ALL SELECT u.a AS k, u.b AS j FROM u) AS d "
          "WHERE d.k < 3", True),
+    # or_in_to_union: an EXCEPT operand re-associates when printed inside a UNION ALL chain; a
+    # union of two types compares in the common type
+    Case("or_in_except_operand_not_reassociated", "or_in_to_union",
+         "SELECT t.a FROM t WHERE t.a IN (SELECT u.a FROM u) OR t.a IN (SELECT t.a FROM t EXCEPT SELECT u.a FROM u)",
+         False),
+    Case("or_in_branches_of_two_types", "or_in_to_union",
+         "SELECT t.a FROM t WHERE t.a IN (SELECT kt.id FROM kt) OR t.a IN (SELECT CAST(u.b AS DOUBLE) FROM u)", False),
+    Case("or_in_union_operand_flattened", "or_in_to_union",
+         "SELECT t.a FROM t WHERE t.a IN (SELECT kt.v FROM kt) OR t.a IN (SELECT u.a FROM u UNION SELECT e.a FROM e)",
+         True),
+    Case("or_in_same_types_still_combined", "or_in_to_union",
+         "SELECT t.a FROM t WHERE t.b IN (SELECT kt.v FROM kt) OR t.b IN (SELECT u.a FROM u)", True),
     # union_branch_prune
     Case("prune_rollup_branch_has_a_total_row", "union_branch_prune",
          "SELECT COUNT(*) AS n FROM t UNION ALL SELECT COUNT(*) AS n FROM u WHERE 'w' = 's' GROUP BY ROLLUP (u.a)",

@@ -21,6 +21,7 @@ from sqlsluice.rewriters.rules._util import (
     selects,
     sources,
 )
+from sqlsluice.rewriters.rules.semijoins import _same_types
 
 # Aggregates whose value over an empty input is NULL (COUNT is 0: the "count bug").
 _NULL_ON_EMPTY_AGGS = (exp.Sum, exp.Avg, exp.Min, exp.Max, exp.Stddev, exp.StddevSamp, exp.StddevPop,
@@ -210,6 +211,20 @@ def _unparen(e: exp.Expr) -> exp.Expr:
     return e
 
 
+def _union_leaves(q: exp.Expr) -> list[exp.Select] | None:
+    """The SELECTs of a chain of UNION / UNION ALL (no ORDER BY, LIMIT, WITH or BY NAME anywhere in
+    the chain), or None.  Under IN, UNION and UNION ALL are one set of values."""
+    while isinstance(q, exp.Subquery) and not q.alias:
+        q = q.this
+    tails = ("order", "limit", "offset", "fetch", "with_", "with")
+    if isinstance(q, exp.Select):
+        return None if any(q.args.get(k) for k in tails) else [q]
+    if not isinstance(q, exp.Union) or q.args.get("by_name") or any(q.args.get(k) for k in tails):
+        return None
+    left, right = _union_leaves(q.this), _union_leaves(q.expression)
+    return None if left is None or right is None else left + right
+
+
 def or_in_to_union(expr: exp.Expr, *, schema: Catalog | None = None,
                    dialect: str | None = None) -> exp.Expr:
     """``k IN (Q1) OR k IN (Q2)`` -> ``k IN (Q1 UNION ALL Q2)``: one semi-join instead of an OR.
@@ -217,12 +232,19 @@ def or_in_to_union(expr: exp.Expr, *, schema: Catalog | None = None,
     Calcite: no single rule (FILTER_SUB_QUERY_TO_CORRELATE + UNION of semi-joins).
 
     >>> import sqlglot
+    >>> cat = Catalog.from_ddl("CREATE TABLE a (k INT, x INT, y INT); CREATE TABLE b (k INT); CREATE TABLE c (k INT)")
     >>> q = sqlglot.parse_one("SELECT a.x FROM a WHERE a.y = 1 AND (a.k IN (SELECT b.k FROM b) OR a.k IN (SELECT c.k FROM c))")
-    >>> or_in_to_union(q).sql()
+    >>> or_in_to_union(q, schema=cat).sql()
     'SELECT a.x FROM a WHERE a.y = 1 AND (a.k IN (SELECT b.k FROM b UNION ALL SELECT c.k FROM c))'
 
     Exact under three-valued logic: IN over a union is TRUE, NULL or FALSE exactly when the
-    OR of the two INs is.  Both subqueries must have the same number of columns.
+    OR of the two INs is (also under NOT, for a NULL key and NULLs inside; proved by the SMT
+    tier's ``smt_union.in_union_to_or``).  Hazards: a union coerces its branches to a common
+    type, so every branch must project plain base-table columns of one declared type per
+    position (no schema: no rewrite); and only SELECTs and UNION [ALL] chains without ORDER BY /
+    LIMIT / WITH are combined, their branches flattened into one UNION ALL chain (an EXCEPT or
+    INTERSECT operand would re-associate when printed: ``A UNION ALL B EXCEPT C`` is
+    ``(A UNION ALL B) EXCEPT C``).
     """
     if not any(isinstance(_unparen(o.this), exp.In) and isinstance(_unparen(o.expression), exp.In)
                for o in expr.find_all(exp.Or)):
@@ -239,12 +261,19 @@ def or_in_to_union(expr: exp.Expr, *, schema: Catalog | None = None,
         lq, rq = left.args.get("query"), right.args.get("query")
         if lq is None or rq is None or left.this.sql() != right.this.sql():
             continue
-        a, b = lq.this if isinstance(lq, exp.Subquery) else lq, rq.this if isinstance(rq, exp.Subquery) else rq
-        if not isinstance(a, exp.Query) or not isinstance(b, exp.Query):
+        leaves = _union_leaves(lq), _union_leaves(rq)
+        if leaves[0] is None or leaves[1] is None:
             continue
-        if len(a.selects) != len(b.selects) or any(isinstance(s, exp.Star) for s in a.selects + b.selects):
+        branches = leaves[0] + leaves[1]
+        width = len(branches[0].expressions)
+        if any(isinstance(s, exp.Star) or (isinstance(s, exp.Column) and isinstance(s.this, exp.Star))
+               for b in branches for s in b.expressions):
             continue
-        union = exp.Union(this=a.copy(), expression=b.copy(), distinct=False)
+        if not _same_types(list(branches), width, schema):
+            continue  # a coercion to a common type could change what ``=`` compares
+        union: exp.Expr = branches[0].copy()
+        for b in branches[1:]:
+            union = exp.Union(this=union, expression=b.copy(), distinct=False)
         node.replace(exp.In(this=left.this.copy(), query=exp.Subquery(this=union)))
         return root
     return expr
