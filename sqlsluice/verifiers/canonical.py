@@ -61,6 +61,7 @@ def _schema(catalog: Catalog) -> dict[str, Any]:
 def canonical_sql(q: exp.Expression, catalog: Catalog, dialect: str, *, safe: bool = False) -> str:
     e = optimized(q, catalog, dialect, safe=safe)
     e = e.transform(_fold_inner_joins, copy=True)
+    e = _rename_derived_columns(e)
     e = _rename_aliases(e)
     e = _post_order(e, _sort_commutative)
     e = _strip_output_names(e)
@@ -151,8 +152,14 @@ def _rename_aliases(e: exp.Expression) -> exp.Expression:
         name = node.name
         if name and name not in mapping:
             mapping[name] = f"_t{len(mapping)}"
+    for t in e.find_all(exp.Table):  # an alias the optimizer left as a bare identifier
+        a = t.args.get("alias")
+        if isinstance(a, exp.Identifier) and a.name and a.name not in mapping:
+            mapping[a.name] = f"_t{len(mapping)}"
+    ctes: set[str] = set()
     for cte in e.find_all(exp.CTE):
         name = cte.alias_or_name
+        ctes.add(name)
         if name and name not in mapping:
             mapping[name] = f"_t{len(mapping)}"
 
@@ -165,10 +172,99 @@ def _rename_aliases(e: exp.Expression) -> exp.Expression:
             n = n.copy()
             n.set("table", exp.to_identifier(mapping[n.table]))
             return n
-        if isinstance(n, exp.Table) and n.name in mapping and not n.args.get("alias"):
+        # a reference to a CTE is renamed with it, aliased or not (``FROM cte AS x``: the CTE's
+        # own name must not survive, or one query written with two CTE names differs)
+        if (isinstance(n, exp.Table) and n.name in mapping and not n.args.get("db")
+                and (not n.args.get("alias") or id(n) in cte_refs)):
             n = n.copy()
             n.set("this", exp.to_identifier(mapping[n.name]))
+            alias = n.args.get("alias")  # not visited once the table is replaced
+            if isinstance(alias, exp.TableAlias) and alias.name in mapping:
+                alias.set("this", exp.to_identifier(mapping[alias.name]))
+            elif isinstance(alias, exp.Identifier) and alias.name in mapping:
+                n.set("alias", exp.to_identifier(mapping[alias.name]))
+            return n
+        if isinstance(n, exp.Table) and isinstance(n.args.get("alias"), exp.Identifier) and n.alias in mapping:
+            n = n.copy()
+            n.set("alias", exp.to_identifier(mapping[n.alias]))
             return n
         return n
 
-    return e.transform(ren, copy=True)
+    e = e.copy()
+    cte_refs = {id(t) for t in e.find_all(exp.Table) if t.name in ctes and _cte_in_scope(t)}
+    return e.transform(ren, copy=False)
+
+
+def _cte_in_scope(t: exp.Table) -> bool:
+    """``t`` names a CTE of an enclosing WITH (not a base table that a CTE elsewhere shadows)."""
+    p = t.parent
+    while p is not None:
+        w = p.args.get("with_") or p.args.get("with") if isinstance(p, exp.Query) else None
+        if isinstance(w, exp.With) and any(c.alias_or_name == t.name for c in w.expressions):
+            return True
+        p = p.parent
+    return False
+
+
+def _rename_derived_columns(e: exp.Expression) -> exp.Expression:
+    """Name the columns of derived tables and CTEs by position (``_c0, _c1 ..``), so that one
+    query whose inner columns are named two ways has one form.  Only where it is unambiguous:
+    the body is a plain SELECT with no column list on the alias, and every alias through which
+    the columns are read names exactly one source in the whole query (columns are qualified)."""
+    e = e.copy()
+    source_aliases: dict[str, int] = {}
+    for t in e.find_all(exp.Table, exp.Subquery):
+        if isinstance(t, exp.Subquery) and not isinstance(t.parent, exp.From | exp.Join):
+            continue
+        a = t.alias_or_name
+        source_aliases[a] = source_aliases.get(a, 0) + 1
+    # an unqualified column (an output alias read by ORDER BY, a USING column) could resolve to a
+    # renamed name: then nothing is renamed
+    if any(c.name.startswith("_c") or not c.table for c in e.find_all(exp.Column)):
+        return e
+    renames: dict[str, dict[str, str]] = {}  # source alias -> old column name -> new
+
+    def names_of(body: exp.Expression) -> dict[str, str] | None:
+        if not isinstance(body, exp.Select) or any(isinstance(p, exp.Star) for p in body.expressions):
+            return None
+        olds = [p.alias_or_name for p in body.expressions]
+        if any(not n for n in olds) or len(set(olds)) != len(olds):
+            return None
+        return {n: f"_c{i}" for i, n in enumerate(olds)}
+
+    bodies: list[tuple[exp.Expression, list[str]]] = []
+    for sq in list(e.find_all(exp.Subquery)):
+        al = sq.args.get("alias")
+        if not isinstance(sq.parent, exp.From | exp.Join) or al is None or al.columns:
+            continue
+        m = names_of(sq.this)
+        if m is None or source_aliases.get(sq.alias, 0) != 1:
+            continue
+        renames[sq.alias] = m
+        bodies.append((sq.this, list(m)))
+    for cte in list(e.find_all(exp.CTE)):
+        al = cte.args.get("alias")
+        if al is None or al.columns:
+            continue
+        m = names_of(cte.this)
+        if m is None:
+            continue
+        refs = [t for t in e.find_all(exp.Table) if t.name == cte.alias_or_name and not t.args.get("db")]
+        if not refs or any(source_aliases.get(t.alias_or_name, 0) != 1 or t.alias_or_name in renames for t in refs):
+            continue
+        if any(cte.alias_or_name == t.alias_or_name for t in e.find_all(exp.Table) if t not in refs):
+            continue
+        for t in refs:
+            renames[t.alias_or_name] = m
+        bodies.append((cte.this, list(m)))
+    if not renames:
+        return e
+    for body, olds in bodies:
+        for p, old in zip(list(body.expressions), olds, strict=True):
+            new = exp.alias_(p.this.copy() if isinstance(p, exp.Alias) else p.copy(), f"_c{olds.index(old)}")
+            p.replace(new)
+    for col in list(e.find_all(exp.Column)):
+        m = renames.get(col.table)
+        if m is not None and col.name in m:
+            col.set("this", exp.to_identifier(m[col.name]))
+    return e

@@ -718,6 +718,9 @@ class Scope:
         return best
 
     def subquery_val(self, e: exp.Subquery) -> Val:
+        lifted = _lift_scalar_arith(e.this)
+        if lifted is not None:
+            return self.val(lifted)
         key, vals = self.subquery_key(e.this)
         sel = e.this
         kind = _kind_of_type(sel.expressions[0].type) if isinstance(sel, exp.Select) and sel.expressions else "opaque:x"
@@ -824,6 +827,37 @@ class Scope:
                 lt = self.enc.func(("lt", str(av.sort())), [av, bv], z3.BoolSort())
                 r = lt if op is exp.LT else z3.Or(lt, av == bv)
         return Pred(z3.And(z3.Not(nn), r), nn)
+
+
+_ARITH = (exp.Add, exp.Sub, exp.Mul, exp.Div)
+
+
+def _lift_scalar_arith(sel: exp.Expression) -> exp.Expression | None:
+    """``(SELECT AGG(x) op c FROM ..)`` -> ``(SELECT AGG(x) FROM ..) op c`` for a scalar aggregate
+    query (no GROUP BY / HAVING / DISTINCT / LIMIT: exactly one row) and a literal ``c``: the one
+    row's value is ``AGG op c``, so one subquery written either way is one function."""
+    if not isinstance(sel, exp.Select) or len(sel.expressions) != 1:
+        return None
+    if any(sel.args.get(k) for k in ("group", "having", "distinct", "limit", "offset", "fetch", "qualify",
+                                       "windows", "order")):
+        return None
+    out = sel.expressions[0]
+    out = out.this if isinstance(out, exp.Alias) else out
+    while isinstance(out, exp.Paren):
+        out = out.this
+    if not isinstance(out, _ARITH):
+        return None
+    const = (exp.Literal, exp.Neg)
+    agg, lit, left = (out.this, out.expression, True) if isinstance(out.expression, const) else (
+        (out.expression, out.this, False) if isinstance(out.this, const) else (None, None, True))
+    if agg is None or lit is None or not isinstance(agg, _AGGS) or isinstance(agg.parent, exp.Filter):
+        return None
+    if lit.find(exp.Column) is not None or (isinstance(lit, exp.Neg) and not isinstance(lit.this, exp.Literal)):
+        return None
+    inner = sel.copy()
+    inner.set("expressions", [agg.copy()])
+    sub = exp.Subquery(this=inner)
+    return type(out)(this=sub, expression=lit.copy()) if left else type(out)(this=lit.copy(), expression=sub)
 
 
 def _v(a: Val) -> Any:
@@ -1317,6 +1351,12 @@ def normalize(q: Query, catalog: Catalog) -> Query:
     from sqlsluice.verifiers.smt_decorrelate import recorrelate  # decorrelated scalar aggregates
 
     q = recorrelate(q)
+    pushed_down = _push_into_group(q)
+    if pushed_down is not q:
+        q = _prune_derived(pushed_down)
+    from sqlsluice.verifiers.smt_aggregates import canonical_columns  # column order without names
+
+    q = canonical_columns(q)
     pushed = _push_into_union(q)
     if pushed is not q:
         return normalize(pushed, catalog)
@@ -1371,6 +1411,46 @@ def _union_size(q: Block) -> int:
         if isinstance(d, SetOp) and d.kind == "union" and not d.distinct:
             n *= max(1, len(d.children))
     return n
+
+
+def _push_into_group(q: Block) -> Block:
+    """``SELECT .. FROM (SELECT k, agg .. GROUP BY k) t, .. WHERE p(t.k)`` -> the filter inside, on the
+    rows: ``p`` over grouping columns keeps or drops whole groups, so filtering the rows first
+    leaves the same groups with the same rows.  Only what :func:`_having_to_where` moves
+    (comparisons of plain grouping columns and literals: a function could tell apart values that
+    GROUP BY treats as equal); never into a scalar aggregate (it answers a row on empty input),
+    never from a LEFT JOIN's ON (only inner units, only WHERE conjuncts)."""
+    parts: list[Any] = [c for cond in q.conds for c in (cond.flatten() if isinstance(cond, exp.And) else [cond])]
+    units = list(q.units)
+    changed = False
+    for ui, u in enumerate(units):
+        g = u.derived
+        if not isinstance(g, Block) or not g.group or g.having is not None and g.having.find(exp.Select):
+            continue
+        names = [n for n, _, _ in u.columns]
+        if len(names) != len(g.outputs) or len(set(names)) != len(names):
+            continue
+        keys = {(k.table, k.name.lower()) for k in g.group if isinstance(k, exp.Column)}
+        repl: dict[str, exp.Expression] = {n: o for n, o in zip(names, g.outputs, strict=True)
+                                           if isinstance(o, exp.Column) and (o.table, o.name.lower()) in keys}
+        move: list[Any] = []
+        for c in parts:
+            nodes = list(c.walk())
+            cols = [n for n in nodes if isinstance(n, exp.Column)]
+            if (cols and all(isinstance(n, _KEY_ONLY) for n in nodes)
+                    and all(col.table == u.alias and col.name.lower() in repl for col in cols)
+                    and not any(isinstance(n, exp.In) and n.args.get("query") is not None for n in nodes)):
+                move.append(c)
+        if not move:
+            continue
+        parts = [c for c in parts if all(c is not m for m in move)]
+        inner = Block(g.units, g.ljs, [*g.conds, *[_substitute(c, u.alias, repl) for c in move]], g.group, g.having,
+                      g.outputs, g.out_kinds)
+        units[ui] = Unit(u.alias, f"derived:{id(inner)}", u.columns, inner, None)
+        changed = True
+    if not changed:
+        return q
+    return Block(units, q.ljs, parts, q.group, q.having, q.outputs, q.out_kinds)
 
 
 def _prune_derived(q: Block) -> Block:

@@ -23,12 +23,12 @@ from sqlsluice.verifiers.smt_extend import (
 )
 
 EQUIVALENT = [
-    # alias renaming (window functions are outside every other tier)
-    ("alpha", "SELECT * FROM (SELECT e.ename, RANK() OVER (PARTITION BY e.deptno ORDER BY e.sal) AS r FROM emp AS e) AS t "
+    # alias renaming (window functions are outside the SMT tier; the canonical form renames aliases)
+    ("canonical", "SELECT * FROM (SELECT e.ename, RANK() OVER (PARTITION BY e.deptno ORDER BY e.sal) AS r FROM emp AS e) AS t "
      "WHERE t.r < 2",
      "SELECT * FROM (SELECT x.ename, RANK() OVER (PARTITION BY x.deptno ORDER BY x.sal) AS r FROM emp AS x) AS u "
      "WHERE u.r < 2"),
-    ("alpha", "SELECT d.deptno, d.name FROM dept AS d FULL JOIN (SELECT e.deptno FROM emp AS e GROUP BY e.deptno) AS t "
+    ("canonical", "SELECT d.deptno, d.name FROM dept AS d FULL JOIN (SELECT e.deptno FROM emp AS e GROUP BY e.deptno) AS t "
      "ON d.deptno = t.deptno",
      "SELECT d0.deptno, d0.name FROM dept AS d0 FULL JOIN (SELECT e0.deptno FROM emp AS e0 GROUP BY e0.deptno) AS t5 "
      "ON d0.deptno = t5.deptno"),

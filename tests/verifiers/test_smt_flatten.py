@@ -1,0 +1,131 @@
+"""Normalisations that let the proof tiers see through the shapes Calcite (LLM-R2's DSB pool)
+writes: filters on grouping keys inside or outside a grouped derived table, arithmetic inside or
+outside a scalar aggregate subquery, derived-table and CTE columns and names that differ only by
+name.  Each proved pair has near misses beside it that must never be proved."""
+
+from __future__ import annotations
+
+import pytest
+import sqlglot
+
+from sqlsluice.databases import Catalog
+from sqlsluice.verifiers import verify
+from sqlsluice.verifiers.canonical import canonical_sql
+from sqlsluice.verifiers.schema import load_schema
+from sqlsluice.verifiers.smt import prove
+
+DDL = """
+CREATE TABLE r (k INT PRIMARY KEY, a INT, b INT, g VARCHAR);
+CREATE TABLE s (k INT PRIMARY KEY, rk INT, x INT, y INT, g VARCHAR);
+"""
+
+
+@pytest.fixture(scope="module")
+def cat() -> Catalog:
+    return load_schema(DDL, "duckdb")
+
+
+def _smt(q1: str, q2: str, cat: Catalog) -> bool:
+    return prove(sqlglot.parse_one(q1, read="duckdb"), sqlglot.parse_one(q2, read="duckdb"), cat, "duckdb",
+                 timeout_s=6.0).proved
+
+
+GROUPED = "(SELECT s.rk AS k, s.g AS gg, SUM(s.x) AS tot FROM s GROUP BY s.rk, s.g)"
+
+PROVED_SMT = [
+    # a filter on a grouping key, outside the grouped derived table or inside it (on the rows)
+    (f"SELECT t.k, t.tot FROM {GROUPED} AS t WHERE t.gg = 'a'",
+     "SELECT u.k, u.tot FROM (SELECT s.rk AS k, SUM(s.x) AS tot FROM s WHERE s.g = 'a' GROUP BY s.rk, s.g) AS u"),
+    (f"SELECT t.k, t.tot, r.b FROM {GROUPED} AS t, r WHERE t.k = r.k AND t.k BETWEEN 3 AND 6 AND t.gg IS NOT NULL",
+     "SELECT u.k, u.tot, r.b FROM (SELECT s.rk AS k, SUM(s.x) AS tot FROM s WHERE s.rk >= 3 AND s.rk <= 6 "
+     "AND s.g IS NOT NULL GROUP BY s.rk, s.g) AS u JOIN r ON u.k = r.k"),
+    # arithmetic over the one row of a scalar aggregate subquery: inside it or outside
+    ("SELECT r.k FROM r WHERE r.a > (SELECT AVG(s.x) * 1.2 FROM s WHERE s.rk = r.k)",
+     "SELECT r.k FROM r WHERE r.a > (SELECT AVG(s.x) FROM s WHERE s.rk = r.k) * 1.2"),
+    ("SELECT r.k FROM r WHERE r.a < (SELECT 2 + MAX(s.y) FROM s WHERE s.g = r.g)",
+     "SELECT r.k FROM r WHERE r.a < 2 + (SELECT MAX(s.y) FROM s WHERE s.g = r.g)"),
+    # one correlated subquery whose derived table names its columns two ways (Calcite's q1/q30/q81)
+    ("SELECT r.k FROM r WHERE r.a > (SELECT AVG(t.tot) FROM (SELECT s.rk AS key0, SUM(s.x) AS tot FROM s "
+     "GROUP BY s.rk, s.g) AS t WHERE t.key0 = r.b)",
+     "SELECT r.k FROM r WHERE r.a > (SELECT AVG(t2.total) FROM (SELECT s.rk AS rk, SUM(s.x) AS total FROM s "
+     "GROUP BY s.rk, s.g) AS t2 WHERE r.b = t2.rk)"),
+    # the decorrelated form of that subquery, with the key filter pushed into the grouped side
+    (f"SELECT t.k FROM {GROUPED} AS t WHERE t.gg = 'x' AND t.tot > (SELECT AVG(t2.tot) * 1.2 FROM {GROUPED} AS t2 "
+     "WHERE t2.k = t.k)",
+     "SELECT u.k FROM (SELECT s.rk AS k, SUM(s.x) AS tot FROM s WHERE s.g = 'x' GROUP BY s.rk, s.g) AS u, "
+     "(SELECT v.k1, AVG(v.tot) AS m FROM (SELECT s.rk AS k1, SUM(s.x) AS tot FROM s GROUP BY s.rk, s.g) AS v "
+     "GROUP BY v.k1) AS w WHERE u.k = w.k1 AND u.tot > w.m * 1.2"),
+]
+
+NOT_PROVED = [
+    # a filter on an aggregate is not a filter on the rows
+    (f"SELECT t.k, t.tot FROM {GROUPED} AS t WHERE t.tot > 5",
+     "SELECT u.k, u.tot FROM (SELECT s.rk AS k, SUM(s.x) AS tot FROM s WHERE s.x > 5 GROUP BY s.rk, s.g) AS u"),
+    # a key filter pushed into the wrong grouped table (or left out)
+    (f"SELECT t.k, t.tot FROM {GROUPED} AS t WHERE t.gg = 'a'",
+     "SELECT u.k, u.tot FROM (SELECT s.rk AS k, SUM(s.x) AS tot FROM s WHERE s.g = 'b' GROUP BY s.rk, s.g) AS u"),
+    (f"SELECT t.k, t.tot FROM {GROUPED} AS t WHERE t.gg = 'a'",
+     "SELECT u.k, u.tot FROM (SELECT s.rk AS k, SUM(s.x) AS tot FROM s GROUP BY s.rk, s.g) AS u"),
+    # a scalar aggregate (no GROUP BY) answers one row on empty input: its filter is not a row filter
+    ("SELECT t.c FROM (SELECT MAX(s.g) AS m, COUNT(*) AS c FROM s) AS t WHERE t.m = 'a'",
+     "SELECT COUNT(*) FROM s WHERE s.g = 'a'"),
+    # different arithmetic inside and outside the scalar subquery
+    ("SELECT r.k FROM r WHERE r.a > (SELECT AVG(s.x) * 1.2 FROM s WHERE s.rk = r.k)",
+     "SELECT r.k FROM r WHERE r.a > (SELECT AVG(s.x) FROM s WHERE s.rk = r.k) + 1.2"),
+    ("SELECT r.k FROM r WHERE r.a > (SELECT AVG(s.x) - 1 FROM s WHERE s.rk = r.k)",
+     "SELECT r.k FROM r WHERE r.a > 1 - (SELECT AVG(s.x) FROM s WHERE s.rk = r.k)"),
+    # a grouped subquery may answer several rows or none: the arithmetic is not lifted
+    ("SELECT r.k FROM r WHERE r.a > (SELECT COUNT(*) * 2 FROM s WHERE s.rk = r.k GROUP BY s.g)",
+     "SELECT r.k FROM r WHERE r.a > (SELECT COUNT(*) FROM s WHERE s.rk = r.k GROUP BY s.g) * 2"),
+    # columns renamed AND swapped: a different subquery
+    ("SELECT r.k FROM r WHERE r.a > (SELECT AVG(t.a1) FROM (SELECT s.x AS a1, s.y AS b1 FROM s) AS t "
+     "WHERE t.b1 = r.b)",
+     "SELECT r.k FROM r WHERE r.a > (SELECT AVG(t.b1) FROM (SELECT s.x AS a1, s.y AS b1 FROM s) AS t "
+     "WHERE t.a1 = r.b)"),
+]
+
+
+@pytest.mark.parametrize(("q1", "q2"), PROVED_SMT)
+def test_smt_tier_proves(cat: Catalog, q1: str, q2: str) -> None:
+    assert _smt(q1, q2, cat)
+    assert _smt(q2, q1, cat)
+    v = verify(q1, q2, cat, time_budget_s=6.0)
+    assert v.verdict == "EQUIVALENT", v.reason
+
+
+@pytest.mark.parametrize(("q1", "q2"), NOT_PROVED)
+def test_near_misses_are_not_proved(cat: Catalog, q1: str, q2: str) -> None:
+    assert not _smt(q1, q2, cat)
+    assert not _smt(q2, q1, cat)
+    v = verify(q1, q2, cat, time_budget_s=3.0)
+    assert v.verdict in ("NOT_EQUIVALENT", "UNKNOWN"), v.reason
+
+
+def _canon(q: str, cat: Catalog) -> str:
+    return canonical_sql(sqlglot.parse_one(q, read="duckdb"), cat, "duckdb")
+
+
+def test_canonical_renames_cte_references_and_derived_columns(cat: Catalog) -> None:
+    # a CTE read through an alias: the CTE's own name does not survive in the canonical form
+    a = "WITH c1 AS (SELECT s.rk, SUM(s.x) AS t FROM s GROUP BY s.rk) SELECT x.t FROM c1 AS x, c1 AS y WHERE x.rk = y.t"
+    b = "WITH c2 AS (SELECT s.rk, SUM(s.x) AS t FROM s GROUP BY s.rk) SELECT p.t FROM c2 AS p, c2 AS q WHERE p.rk = q.t"
+    assert _canon(a, cat) == _canon(b, cat)
+    # derived columns named two ways
+    c = "SELECT AVG(t.v) FROM (SELECT s.rk AS kk, SUM(s.x) AS v FROM s GROUP BY s.rk, s.g) AS t WHERE t.kk > 3"
+    d = "SELECT AVG(u.w) FROM (SELECT s.rk AS rk, SUM(s.x) AS w FROM s GROUP BY s.rk, s.g) AS u WHERE u.rk > 3"
+    assert _canon(c, cat) == _canon(d, cat)
+
+
+def test_canonical_near_misses(cat: Catalog) -> None:
+    # the two CTE references swapped in the join condition
+    a = "WITH c1 AS (SELECT s.rk, SUM(s.x) AS t FROM s GROUP BY s.rk) SELECT x.t FROM c1 AS x, c1 AS y WHERE x.rk = y.t"
+    b = "WITH c2 AS (SELECT s.rk, SUM(s.x) AS t FROM s GROUP BY s.rk) SELECT p.t FROM c2 AS p, c2 AS q WHERE p.t = q.rk"
+    assert _canon(a, cat) != _canon(b, cat)
+    # derived columns renamed and swapped
+    c = "SELECT AVG(t.v) FROM (SELECT s.rk AS kk, SUM(s.x) AS v FROM s GROUP BY s.rk, s.g) AS t WHERE t.kk > 3"
+    d = "SELECT AVG(u.w) FROM (SELECT SUM(s.x) AS rk, s.rk AS w FROM s GROUP BY s.rk, s.g) AS u WHERE u.rk > 3"
+    assert _canon(c, cat) != _canon(d, cat)
+    # a base table named like a CTE of another scope is the base table, not the CTE
+    e = "SELECT z.k FROM (WITH s AS (SELECT r.k FROM r) SELECT s.k FROM s) AS z, s AS w WHERE w.k = z.k"
+    f = "SELECT z.k FROM (WITH s AS (SELECT r.k FROM r) SELECT s.k FROM s) AS z, r AS w WHERE w.k = z.k"
+    assert _canon(e, cat) != _canon(f, cat)
