@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 VerdictKind = Literal["EQUIVALENT", "NOT_EQUIVALENT", "UNKNOWN", "ERROR"]
-Method = Literal["canonical", "alpha", "constant", "smt", "differential", "live", "none"]
+Method = Literal["canonical", "alpha", "constant", "smt", "region", "differential", "live", "none"]
 
 
 class Counterexample(BaseModel):
