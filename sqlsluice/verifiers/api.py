@@ -116,9 +116,17 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
                 "and an ORDER BY key is not an output column" if o1.signature is None or o2.signature is None
                 else "by different ORDER BY keys") + " (the same order cannot be shown)")
         elif proofs:
+            from sqlsluice.verifiers.region import region_proof
             from sqlsluice.verifiers.smt import SMTResult, prove
 
             budget_left = time_budget_s - (time.monotonic() - start)
+            # shared subqueries abstracted, then only the region that differs proved (region.py)
+            reg = region_proof(e1, e2, catalog, dialect, timeout_s=0.6 * budget_left)
+            if reg is not None:
+                ev.tiers["region"] = reg.reason
+                if reg.proved:
+                    return done("EQUIVALENT", "region", reg.reason)
+                budget_left = time_budget_s - (time.monotonic() - start)
             try:
                 # the orders are shown equal (same_sort): a query's plain ORDER BY (no LIMIT/OFFSET)
                 # then only sorts the bag the proof compares
