@@ -10,6 +10,7 @@ or lists when both queries have a total order (``order.py``; then a proof must s
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,28 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
     catalog = load_schema(schema, dialect)
     e1, e2 = parse_query(q1, dialect), parse_query(q2, dialect)
     tables = check_tables(e1, catalog, q1) | check_tables(e2, catalog, q2)
-    d1, d2 = e1.sql("duckdb"), e2.sql("duckdb")
     ev = Evidence()
+    # The differential tier runs on the target dialect's own engine: SQLite itself for sqlite (the
+    # queries as written), DuckDB otherwise.  The proof tiers reason with DuckDB's semantics: for
+    # sqlite they see each query screened (sqlite_semantics.py): SQLite's meaning written for
+    # DuckDB, or no proof at all when a construct's meaning cannot be modelled.
+    engine, run1, run2, nondet_why = "duckdb", e1.sql("duckdb"), e2.sql("duckdb"), ""
+    proof_cat, proof_dialect, provable = catalog, dialect, proofs
+    if dialect == "sqlite":
+        from sqlsluice.verifiers.sqlite_semantics import proof_catalog, screen
+
+        s1, s2 = screen(e1, catalog), screen(e2, catalog)
+        engine, run1, run2 = "sqlite", q1, q2
+        ev.tiers["sqlite"] = f"q1: {s1.describe()}; q2: {s2.describe()}"
+        if s1.nondeterministic or s2.nondeterministic:
+            nondet_why = ("non-deterministic: a bare column of an aggregate query that its group does not determine "
+                          "(SQLite takes it from an arbitrary row)")
+        if s1.form is not None and s2.form is not None:
+            e1, e2 = parse_query(s1.form.sql("duckdb"), "duckdb"), parse_query(s2.form.sql("duckdb"), "duckdb")
+            proof_cat, proof_dialect = proof_catalog(catalog), "duckdb"
+        else:
+            provable = False
+    d1, d2 = e1.sql("duckdb"), e2.sql("duckdb")
 
     def done(kind: str, method: str, reason: str, cex: Counterexample | None = None) -> Verdict:
         return Verdict(verdict=kind, method=method, counterexample=cex, evidence=ev,  # type: ignore[arg-type]
@@ -62,7 +83,7 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
     # Bag semantics unless both queries have a total order: then the results are lists, and a
     # proof must also show the same order (identical canonical text, or the same ORDER BY keys
     # as output positions / directions / NULLS placement for the SMT tier).
-    o1, o2 = order_info(e1, catalog, dialect), order_info(e2, catalog, dialect)
+    o1, o2 = order_info(e1, proof_cat, proof_dialect), order_info(e2, proof_cat, proof_dialect)
     ordered = o1.total and o2.total
     same_order = ordered and o1.signature is not None and o1.signature == o2.signature
     ev.tiers["order"] = ("lists (both queries have a total order)" if ordered
@@ -71,9 +92,10 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
     proved_by = ""
     safe = outer_join_hazard(e1, e2)
     try:
-        if not proofs:
-            ev.tiers["canonical"] = "skipped"
-        elif canonical_sql(e1, catalog, dialect, safe=safe) == canonical_sql(e2, catalog, dialect, safe=safe):
+        if not provable:
+            ev.tiers["canonical"] = "skipped" if not proofs else "skipped: SQLite's meaning not modelled (see sqlite)"
+        elif (canonical_sql(e1, proof_cat, proof_dialect, safe=safe)
+              == canonical_sql(e2, proof_cat, proof_dialect, safe=safe)):
             proved_by = "canonical"
             ev.tiers["canonical"] = "same canonical form"
         else:
@@ -83,45 +105,49 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
     # ORDER BY is an order, not a bag, whenever either query has one: a proof that compares
     # bags (alias renaming, constants, SMT) stands only when both sort by the same output
     # positions in the same directions; identical canonical forms include the ORDER BY text.
-    order_ok, order_why = same_sort(e1, e2, catalog, dialect)
+    order_ok, order_why = same_sort(e1, e2, proof_cat, proof_dialect)
     if not order_ok:
         ev.tiers["order"] += f"; {order_why}"
-    if proofs and not proved_by and order_ok:  # alias renaming / constant queries (smt_extend.py)
+    if provable and not proved_by and order_ok:  # alias renaming / constant queries (smt_extend.py)
         from sqlsluice.verifiers.smt_extend import extra_proof
 
-        extra = extra_proof(e1, e2, d1, d2, catalog, semantics=semantics, ordered=ordered)
+        extra = extra_proof(e1, e2, d1, d2, proof_cat, semantics=semantics, ordered=ordered)
         if extra is not None:
             proved_by, ev.tiers[extra[0]] = extra
 
-    nondet = _order_dependent(e1) or _order_dependent(e2)
-    tester = DifferentialTester(catalog, tables, d1, d2, collect_constants(e1, e2), semantics=semantics,
-                                ordered=ordered, seed=seed, nondeterministic=nondet)
+    nondet = _order_dependent(e1) or _order_dependent(e2) or bool(nondet_why)
+    tester = DifferentialTester(catalog, tables, run1, run2, collect_constants(e1, e2), semantics=semantics,
+                                ordered=ordered, seed=seed, nondeterministic=nondet, engine=engine,
+                                dialect=dialect if engine == "sqlite" else None)
+    where = " (SQLite)" if engine == "sqlite" else ""
     try:
-        _bind_check(tester, [(d1, q1), (d2, q2)])
+        _bind_check(tester, [(run1, q1), (run2, q2)])
         quick = tester.search(max(0.05, min(0.3 * time_budget_s, 0.6)), max_dbs=120, min_dbs=40)
         _absorb(ev, quick)
         if quick.counterexample is not None:
             if proved_by:
                 log.error("differential testing refuted a %s proof: %r vs %r", proved_by, q1, q2)
-            ev.tiers["differential"] = "difference found"
-            return done("NOT_EQUIVALENT", "differential", "the queries differ on a generated database",
+            ev.tiers["differential"] = "difference found" + where
+            return done("NOT_EQUIVALENT", "differential", "the queries differ on a generated database" + where,
                         quick.counterexample)
         if proved_by:
             return done("EQUIVALENT", proved_by, ev.tiers[proved_by] if proved_by != "canonical" else "identical canonical forms")
 
-        if proofs and not order_ok:
+        if not provable:
+            ev.tiers["smt"] = "skipped" if not proofs else "skipped: SQLite's meaning not modelled (see sqlite)"
+        elif not order_ok:
             ev.tiers["smt"] = f"skipped: {order_why}"
-        elif proofs and ordered and not same_order:
+        elif ordered and not same_order:
             ev.tiers["smt"] = ("skipped: both queries are totally ordered " + (
                 "and an ORDER BY key is not an output column" if o1.signature is None or o2.signature is None
                 else "by different ORDER BY keys") + " (the same order cannot be shown)")
-        elif proofs:
+        else:
             from sqlsluice.verifiers.region import region_proof
             from sqlsluice.verifiers.smt import SMTResult, prove
 
             budget_left = time_budget_s - (time.monotonic() - start)
             # shared subqueries abstracted, then only the region that differs proved (region.py)
-            reg = region_proof(e1, e2, catalog, dialect, timeout_s=0.6 * budget_left)
+            reg = region_proof(e1, e2, proof_cat, proof_dialect, timeout_s=0.6 * budget_left)
             if reg is not None:
                 ev.tiers["region"] = reg.reason
                 if reg.proved:
@@ -130,7 +156,7 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
             try:
                 # the orders are shown equal (same_sort): a query's plain ORDER BY (no LIMIT/OFFSET)
                 # then only sorts the bag the proof compares
-                res = prove(_drop_plain_sort(e1), _drop_plain_sort(e2), catalog, dialect,
+                res = prove(_drop_plain_sort(e1), _drop_plain_sort(e2), proof_cat, proof_dialect,
                             timeout_s=max(0.3, budget_left - 0.15 * time_budget_s))
             except Exception as e:  # a bug in the encoder must not stop the refutation tiers
                 log.exception("SMT tier failed on %r vs %r", q1[:200], q2[:200])
@@ -142,7 +168,7 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
             if prefix is not None:
                 budget_left = time_budget_s - (time.monotonic() - start)
                 try:
-                    res = prove(prefix[0], prefix[1], catalog, dialect,
+                    res = prove(prefix[0], prefix[1], proof_cat, proof_dialect,
                                 timeout_s=max(0.3, budget_left - 0.15 * time_budget_s))
                 except Exception as e:
                     log.exception("SMT tier failed on the unsorted bodies of %r vs %r", q1[:200], q2[:200])
@@ -157,10 +183,10 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
             more = tester.search(left, min_dbs=40)
             _absorb(ev, more)
             if more.counterexample is not None:
-                ev.tiers["differential"] = "difference found"
-                return done("NOT_EQUIVALENT", "differential", "the queries differ on a generated database",
+                ev.tiers["differential"] = "difference found" + where
+                return done("NOT_EQUIVALENT", "differential", "the queries differ on a generated database" + where,
                             more.counterexample)
-        ev.tiers["differential"] = f"no difference on {ev.databases_tried} databases"
+        ev.tiers["differential"] = f"no difference on {ev.databases_tried} databases{where}"
     finally:
         tester.close()
 
@@ -173,7 +199,8 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
             r2 = live.execute(q2).rows
             return done("NOT_EQUIVALENT", "live", "the queries differ on the live database",
                         Counterexample(q1_rows=[list(r) for r in r1[:50]], q2_rows=[list(r) for r in r2[:50]]))
-    return done("UNKNOWN", "none", "no proof and no counterexample: " + "; ".join(f"{k}: {v}" for k, v in ev.tiers.items()))
+    return done("UNKNOWN", "none", (nondet_why + "; " if nondet_why else "") + "no proof and no counterexample: "
+                + "; ".join(f"{k}: {v}" for k, v in ev.tiers.items()))
 
 
 def _top_order(q: exp.Expression) -> exp.Order | None:
@@ -256,6 +283,12 @@ def _bind_check(tester: DifferentialTester, queries: list[tuple[str, str]]) -> N
     tester.load({})
     deadline = time.monotonic() + 5.0
     for d, q in queries:
+        if tester.engine == "sqlite":
+            try:
+                tester.run(d, deadline)
+            except sqlite3.Error as e:  # SQLite rejects the query: its own message
+                raise SyntaxErrorSQL(f"SQLite: {e} in query {q[:80]!r}") from e
+            continue
         try:
             tester.run(d, deadline)
         except duckdb.CatalogException as e:

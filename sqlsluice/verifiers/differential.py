@@ -325,6 +325,7 @@ class DifferentialTester:
         strs = {"a", "b", "", "A", "ab"} | set(k.strings)
         if self.engine == "sqlite":  # numbers as text: TEXT columns compared with numbers (affinity)
             strs |= {str(v) for v in k.ints} | {str(v + 1) for v in k.ints}
+            strs |= {s.swapcase() for s in k.strings if s.swapcase() != s}  # LIKE is ASCII case-insensitive
         base = _dt.date(2000, 1, 1)
         dates = {base, base + _dt.timedelta(days=1), _dt.date(1999, 12, 31), _dt.date(2002, 6, 15)}
         for d in k.dates:
@@ -358,6 +359,8 @@ class DifferentialTester:
                         kinds.setdefault("str", set()).add(lit)
                 except ValueError:
                     kinds.setdefault("str", set()).update({lit, lit.replace("%", "").replace("_", "x")})
+                    if self.engine == "sqlite":  # LIKE is ASCII case-insensitive in SQLite
+                        kinds["str"].add(lit.replace("%", "").replace("_", "x").swapcase())
                     try:
                         d = _dt.date.fromisoformat(lit[:10])
                         around = {d - _dt.timedelta(days=1), d, d + _dt.timedelta(days=1)}
