@@ -124,8 +124,11 @@ def side_by_side(original: str, rewritten: str) -> str:
     """An HTML table: the two texts side by side, changed lines highlighted (difflib)."""
     table = difflib.HtmlDiff(tabsize=2, wrapcolumn=72).make_table(
         original.splitlines(), rewritten.splitlines(), "original", "rewritten", context=False)
-    # difflib's navigation links point at anchors that make no sense in a page of our own
-    return re.sub(r'<td class="diff_next"[^>]*>.*?</td>', "", table.replace('nowrap="nowrap"', ""))
+    # difflib's navigation column points at anchors that make no sense in a page of our own;
+    # two equal halves, each a line-number column and a text column
+    table = re.sub(r'<t([dh]) class="diff_next"[^>]*>.*?</t\1>', "", table.replace('nowrap="nowrap"', ""))
+    cols = '<colgroup><col class="ln"><col class="text"><col class="ln"><col class="text"></colgroup>'
+    return re.sub(r"(\s*<colgroup></colgroup>)+", cols, table, count=1)
 
 
 def rewrite_detail(db: Database, fingerprint: str) -> dict[str, Any] | None:
@@ -171,7 +174,7 @@ def timing_figure(hist: dict[str, list[tuple[float, float, int]]]) -> dict[str, 
     return {"data": data, "layout": {"title": {"text": "Verified and served timings"}, "height": 360,
                                      "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
                                      "xaxis": {"title": {"text": "time (UTC)"}, "type": "date"},
-                                     "yaxis": {"title": {"text": "ms (mean per interval)"}, "rangemode": "tozero"},
+                                     "yaxis": {"title": {"text": "ms (mean per interval, log scale)"}, "type": "log"},
                                      "legend": {"orientation": "h", "y": -0.25}}}
 
 
