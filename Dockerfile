@@ -1,7 +1,7 @@
 # sqlsluice proxy image.  Built by docker-compose.yml; listens on 6543.
 FROM python:3.11-slim
 
-# psql and pg_isready (the healthcheck); nothing recommended
+# psql and pg_isready (for the operator); nothing recommended
 RUN apt-get update \
     && apt-get install -y --no-install-recommends postgresql-client \
     && rm -rf /var/lib/apt/lists/*
@@ -22,8 +22,9 @@ ENV SLUICE_HOME=/var/lib/sluice \
 COPY docker/sluice.toml /etc/sluice/sluice.toml
 VOLUME ["/var/lib/sluice"]
 USER sluice
-EXPOSE 6543
-# pg_isready gets an answer from sqlsluice's own wire server (an auth request counts)
-HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=6 \
-    CMD pg_isready -q -h 127.0.0.1 -p 6543 -U app -d postgres || exit 1
+# 6543: the PostgreSQL wire protocol; 6544: /metrics, /healthz and the web console ([http] listen)
+EXPOSE 6543 6544
+# /healthz answers 200 when the backend answers SELECT 1 (503 otherwise, and while shutting down)
+HEALTHCHECK --interval=5s --timeout=4s --start-period=30s --retries=6 \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:6544/healthz', timeout=3)" || exit 1
 CMD ["sluice", "serve", "--listen", "0.0.0.0:6543"]

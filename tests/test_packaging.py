@@ -96,13 +96,15 @@ def test_docker_image_runs_as_a_user_with_its_state_on_a_volume_and_a_healthchec
     assert home, "the Dockerfile sets SLUICE_HOME"
     assert re.search(rf'^VOLUME \["{re.escape(home.group(1))}"\]', dockerfile, re.M)
     assert f"chown {users[-1]}:{users[-1]} {home.group(1)}" in dockerfile
-    assert re.search(r"^HEALTHCHECK .*\n\s+CMD pg_isready .*-p 6543", dockerfile, re.M)
+    assert re.search(r"^HEALTHCHECK .*\n\s+CMD python -c .*http://127\.0\.0\.1:6544/healthz", dockerfile, re.M)
+    assert re.search(r"^EXPOSE 6543 6544$", dockerfile, re.M)
     svc = _compose_sluice()
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     volume, _, mount = svc["volumes"][0].partition(":")
     assert volume in compose["volumes"] and mount == svc["environment"]["SLUICE_HOME"] == home.group(1)
     hc = svc["healthcheck"]["test"]
-    assert hc[:2] == ["CMD", "pg_isready"] and hc[hc.index("-p") + 1] == "6543"
+    assert hc[:3] == ["CMD", "python", "-c"] and "http://127.0.0.1:6544/healthz" in hc[3]
+    assert "127.0.0.1:6544:6544" in svc["ports"]  # metrics, health and the web console: this host only
 
 
 def test_docker_compose_takes_the_llm_from_the_environment() -> None:
@@ -122,36 +124,41 @@ def test_docker_compose_takes_the_llm_from_the_environment() -> None:
 
 def test_docker_config_is_valid_and_its_healthcheck_answers(tmp_path: Path) -> None:
     import os
-    import shutil
     import socket
     import subprocess
     import sys
+    import time
 
     from sqlsluice.config import load_config
 
     cfg = load_config(ROOT / "docker" / "sluice.toml")
     assert cfg.server.auth == "scram-sha-256" and cfg.users
-    pg_isready = shutil.which("pg_isready") or next(
-        (str(p) for p in sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_isready"))), None)
-    assert pg_isready, "pg_isready not found: run `make system-deps`"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    assert cfg.http.listen == "0.0.0.0:6544" and any(u.admin for u in cfg.users)  # healthcheck, console
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    port, http_port = ports
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
     proc = subprocess.Popen([sys.executable, "-m", "sqlsluice", "serve", "--config", str(ROOT / "docker" / "sluice.toml"),
-                             "--backend", f"duckdb:///{tmp_path / 'hc.duckdb'}", "--listen", f"127.0.0.1:{port}"],
+                             "--backend", f"duckdb:///{tmp_path / 'hc.duckdb'}", "--listen", f"127.0.0.1:{port}",
+                             "--http-listen", f"127.0.0.1:{http_port}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout is not None and "listening" in proc.stdout.readline()
         hc = _compose_sluice()["healthcheck"]["test"][1:]
-        hc[0] = pg_isready
-        hc[hc.index("-p") + 1] = str(port)
-        assert subprocess.run(hc, timeout=60).returncode == 0
+        hc[0] = sys.executable
+        hc[2] = hc[2].replace(":6544/", f":{http_port}/")
+        deadline = time.monotonic() + 60
+        while subprocess.run(hc, timeout=60, capture_output=True).returncode != 0:  # (polled: a loaded machine)
+            assert time.monotonic() < deadline, "the healthcheck never passed"
+            time.sleep(0.2)
     finally:
         proc.terminate()
         proc.wait(30)
     # and it fails once the proxy is gone
-    assert subprocess.run(hc, timeout=60).returncode != 0
+    assert subprocess.run(hc, timeout=60, capture_output=True).returncode != 0
 
 
 def test_makefile_installs_system_packages_lean() -> None:
