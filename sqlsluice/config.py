@@ -37,6 +37,13 @@ Example ``sluice.toml``::
     "*" = "postgresql://app@db:5432/postgres"   # any other name: that database on this server
     # without [databases], server.backend serves every name; over PostgreSQL the client's
     # database name replaces the URL's (an unknown one gets PostgreSQL's FATAL 3D000)
+    # an entry may also be a table: crm = {backend = "postgresql://...", pool_mode = "transaction"}
+
+    [pool]                      # optional: PostgreSQL server connection pooling (README "Pooling")
+    pool_mode = "session"       # session | transaction
+    pool_size = 20              # server connections per (database, upstream role)
+    max_client_conn = 1000      # clients per database; beyond: FATAL 53300
+    query_wait_timeout = 120    # seconds a client waits for a server connection, then 53300
 
 The file is validated as a whole: every mistake is reported, one line each
 (``sluice.toml: server.listen: port 99999 is out of range 1-65535``), and ``sluice``
@@ -250,6 +257,28 @@ class DatabaseConfig(Strict):
     """
 
     backend: str
+    # pooling of this database's PostgreSQL server connections; None: the [pool] value
+    pool_mode: Literal["session", "transaction"] | None = None
+    pool_size: int | None = Field(default=None, ge=1)
+    max_client_conn: int | None = Field(default=None, ge=1)
+    query_wait_timeout: float | None = Field(default=None, gt=0)
+
+
+class PoolConfig(Strict):
+    """``[pool]``: the defaults of every PostgreSQL database (see README "Pooling").
+
+    ``session`` without ``pool_size`` is one upstream session per client, opened and closed
+    with it; with ``pool_size`` server connections are reused (after ``DISCARD ALL``).
+    ``transaction`` holds a server connection from a transaction's first statement to its end.
+    ``pool_size`` counts server connections per (database, upstream role); ``max_client_conn``
+    clients per database; a client waits up to ``query_wait_timeout`` seconds for a server
+    connection (FIFO), then gets 53300.
+    """
+
+    pool_mode: Literal["session", "transaction"] = "session"
+    pool_size: int | None = Field(default=None, ge=1)  # transaction mode: 20 when unset
+    max_client_conn: int | None = Field(default=None, ge=1)
+    query_wait_timeout: float = Field(default=120.0, gt=0)
 
 
 class Config(Strict):
@@ -262,6 +291,7 @@ class Config(Strict):
     http: HttpConfig = Field(default_factory=HttpConfig)
     # client database name -> backend; empty: every name goes to ``server.backend``
     databases: dict[str, DatabaseConfig | str] = Field(default_factory=dict)
+    pool: PoolConfig = Field(default_factory=PoolConfig)
     source: str | None = None
 
     def user(self, name: str) -> User | None:

@@ -44,6 +44,7 @@ from sqlsluice.middleware.auth import ScramExchange, check_md5
 from sqlsluice.middleware.connection import Canceller, ClientConnection
 from sqlsluice.middleware.framing import read_message, read_startup
 from sqlsluice.middleware.pipeline import Pipeline, SessionContext, default_pipeline
+from sqlsluice.middleware.pool import PoolManager
 from sqlsluice.middleware.tap import ConnTap
 
 log = logging.getLogger("sqlsluice.server")
@@ -159,6 +160,7 @@ class SluiceServer:
         self._backends: dict[str, Backend] = {}  # DuckDB backends of [databases] entries, opened on use
         # (pid, secret) -> canceller; the pid of a passthrough session is the upstream's own
         self._cancel: dict[tuple[int, int], Canceller] = {}
+        self.pools = PoolManager()  # pooled PostgreSQL server connections ([pool], [databases])
         self._server: asyncio.Server | None = None
         self._ssl: ssl.SSLContext | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -398,6 +400,7 @@ class SluiceServer:
             with contextlib.suppress(Exception):
                 b.close()
         self._backends.clear()
+        self.pools.close()
 
     # --- one client ---------------------------------------------------------------------
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -63,6 +63,17 @@ from sqlsluice.errors import SluiceError
 from sqlsluice.middleware import codec
 from sqlsluice.middleware.framing import MAX_MESSAGE
 from sqlsluice.middleware.pipeline import Forward, Reply
+from sqlsluice.middleware.pool import (
+    PoolClient,
+    ServerConn,
+    deallocate_target,
+    is_discard_all,
+    is_set,
+    pool_settings,
+    refusal,
+    server_name,
+    startup_settings,
+)
 from sqlsluice.middleware.upstream_auth import (
     UpstreamRefused,
     UpstreamSession,
@@ -82,11 +93,59 @@ _Q, _P, _S, _X, _F, _Z, _E, _B, _C = (ord(c) for c in "QPSXFZEBC")
 _PARSE_COMPLETE = ord("1")
 _SLOW = frozenset((_Q, _P, _X))  # client messages the hot path hands to the framing path
 _SLOW_BIND = frozenset((_Q, _P, _X, _B, _C))  # ... while some prepared statement is watched
+_D = ord("D")
+_SLOW_TX = frozenset((_Q, _P, _X, _B, _C, _D))  # transaction pooling: statement names are mapped
+_CLOSE_COMPLETE = ord("3")
+_PARSE_COMPLETE_MSG = b"1\0\0\0\4"
+# what the scanner does with the ParseComplete/CloseComplete of a Parse or Close the relay sent
+PQ_PASS, PQ_HIDE, PQ_AS_PARSE = 0, 1, 2
 _PRIVATE = b"sluice_v"  # names of the relay's own prepared-statement variants
 _RESETS = ("DEALLOCATE", "DISCARD")  # statements that drop the session's prepared statements
 _MAX_WATCHED = 1000  # prepared statements per session whose executions are timed
 _FRONTEND = codec.FRONTEND_TYPES
 _MARKER = b"sluice-error-"
+
+
+class _NoServer:
+    """Where upstream writes go while a transaction-pooled client holds no server connection
+    (nothing should be written then: the relay attaches one first)."""
+
+    closed = False
+    transport = None
+
+    def write(self, data: Any) -> None:
+        raise RuntimeError("transaction pooling: no server connection attached")
+
+    def needs_drain(self) -> bool:
+        return False
+
+    async def drain(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class _NoServerSession:
+    conn = _NoServer()
+    pid = secret = 0
+    status = b"I"
+
+
+_NO_SERVER_SESSION = _NoServerSession()
+_CLOSE_NONE = codec.message(codec.CLOSE, b"Ssluice_none\0")  # answers CloseComplete, drops nothing
+
+
+class PooledCanceller:
+    """Cancels what the server connection a transaction-pooled client holds now runs."""
+
+    def __init__(self, relay: UpstreamRelay) -> None:
+        self.relay = relay
+
+    async def cancel(self) -> None:
+        srv = self.relay.server
+        if srv is not None:
+            await cancel_upstream(srv.pool.target, srv.session.pid, srv.session.secret)
 
 
 class UpstreamCanceller:
@@ -179,7 +238,7 @@ class ResponseScanner:
     (True, b'T', 1)
     """
 
-    __slots__ = ("status", "ready", "last", "substitutions", "hidden", "_hidden_ok", "_held", "_skip")
+    __slots__ = ("status", "ready", "last", "substitutions", "hidden", "_hidden_ok", "_held", "_skip", "pq")
 
     def __init__(self, status: bytes = b"I") -> None:
         self.status = status  # transaction status of the last ReadyForQuery
@@ -193,6 +252,17 @@ class ResponseScanner:
         self._hidden_ok = False
         self._held = b""
         self._skip = 0  # bytes of a message body still to come
+        # transaction pooling: one entry per Parse/Close sent upstream, in order, while any is
+        # registered: (ReadyForQuery number of its batch, PQ_* action, undo when it never completed)
+        self.pq: deque[tuple[int, int, Callable[[], None] | None]] = deque()
+
+    def _drop_pq(self) -> None:
+        """A ReadyForQuery: Parse/Close entries of finished batches never completed (an error)."""
+        pq, ready = self.pq, self.ready
+        while pq and pq[0][0] <= ready:
+            undo = pq.popleft()[2]
+            if undo is not None:
+                undo()
 
     def at_boundary(self) -> bool:
         """True when everything forwarded so far ends on a message boundary."""
@@ -244,6 +314,8 @@ class ResponseScanner:
                     break  # hold the 5 bytes until the status byte arrives
                 self.status = buf[pos + 5:pos + 6]
                 self.ready += 1
+                if self.pq:
+                    self._drop_pq()
                 if self.substitutions:
                     # a marker that never failed (the upstream skipped it after an earlier error)
                     self.substitutions = [x for x in self.substitutions if x[0] > self.ready]
@@ -261,6 +333,15 @@ class ResponseScanner:
                         start = end
                         del self.substitutions[i]
                         break
+            elif (t == _PARSE_COMPLETE or t == _CLOSE_COMPLETE) and self.pq:
+                action = self.pq.popleft()[1]
+                if action != PQ_PASS:
+                    if pieces is None:
+                        pieces = []
+                    pieces.append(buf[start:pos])
+                    if action == PQ_AS_PARSE:
+                        pieces.append(_PARSE_COMPLETE_MSG)
+                    start = pos + 1 + ln
             pos += 1 + ln
         if t:
             self.last = t
@@ -282,15 +363,21 @@ class ResponseScanner:
 class UpstreamRelay:
     """The two directions of one passthrough session."""
 
-    def __init__(self, conn: Any, target: UpstreamTarget, up: UpstreamSession) -> None:
+    def __init__(self, conn: Any, target: UpstreamTarget, up: UpstreamSession | None,
+                 pooled: PoolClient | None = None) -> None:
         self.conn = conn
         self.target = target
-        self.up = up
+        # pooling (sqlsluice.middleware.pool): the server connection is the pool's, not closed
+        # here; in transaction mode (``_tx``) it is attached per transaction
+        self.pooled = pooled
+        self._tx = pooled if pooled is not None and pooled.settings.mode == "transaction" else None
+        self.server: ServerConn | None = None
+        self.up: Any = up if up is not None else _NO_SERVER_SESSION
         self.creader: asyncio.StreamReader = conn.reader
         self.cwriter: asyncio.StreamWriter = conn.writer
-        self.uconn = up.conn
-        self.uwriter = up.conn  # write() and close() as on a StreamWriter
-        self.scanner = ResponseScanner(up.status)
+        self.uconn: Any = self.up.conn
+        self.uwriter: Any = self.up.conn  # write() and close() as on a StreamWriter
+        self.scanner = ResponseScanner(self.up.status)
         self.sent_syncs = 0  # Query/Sync/FunctionCall sent upstream (each answered by one ReadyForQuery)
         self._idle_waiter: asyncio.Future[None] | None = None  # set while waiting for the upstream to go idle
         self._marker_seq = 0
@@ -313,7 +400,7 @@ class UpstreamRelay:
         self._timings: deque[tuple[int, float, Callable[[float], None]]] = deque()
         # prepared statements whose Binds matter (see _Watched)
         self._stmts: dict[bytes, _Watched] = {}
-        self._slow = _SLOW
+        self._slow = _SLOW if self._tx is None else _SLOW_TX
         self._bind_obs: tuple[float, Callable[[float], None]] | None = None  # a Bind waiting for its Sync
         self._open = False  # client messages sent upstream since the last Sync (a batch is open)
         self._nprivate = 0  # variants parsed upstream under our own names
@@ -330,6 +417,11 @@ class UpstreamRelay:
             self._wake_idle()
         if self._timings and self.scanner.ready >= self._timings[0][0]:
             self._fire_timings()
+        if self._tx is not None and self.scanner.status == b"I" and self.scanner.ready >= self.sent_syncs:
+            if out and not self.client_gone:
+                self._cwrite(out)
+            self._maybe_release()
+            return
         if out and not self.client_gone:
             self._cwrite(out)
             if not self._down_paused and (self._client_write_paused if self._cproto is not None
@@ -400,8 +492,13 @@ class UpstreamRelay:
                 data = await read(_READ)
                 if not data or self.upstream_gone:
                     return
-                if not await process(data):
+                self._busy = True
+                ok = await process(data)
+                self._busy = False
+                if not ok:
                     return
+                if self._tx is not None:
+                    self._maybe_release()
         except (ConnectionError, OSError):
             return
 
@@ -417,12 +514,14 @@ class UpstreamRelay:
 
     async def _process(self, data: bytes) -> bool:
         """Handle one chunk of client bytes; False when the session ends."""
+        if self._tx is not None and self.server is None and not await self._attach(data):
+            return False
         sql = self._whole_query(data)
         if sql is not None:
             # the simple-protocol hot path: one whole Query in the chunk
             decision: Forward | Reply | SluiceError
             try:
-                decision = await self.conn.pipeline.handle(self.conn.ctx, sql, extended=False)
+                decision = await self._decide(sql, False)
             except SluiceError as e:
                 decision = e
             if self._forward_unchanged(data, sql, decision):
@@ -473,8 +572,15 @@ class UpstreamRelay:
         if self._busy:
             self._pending.append(data)
             return
+        if self._tx is not None and self.server is None and not self._attach_now(data):
+            return
         sql = self._whole_query(data)
         if sql is not None:
+            if self._tx is not None:
+                pre = self._tx_pre(sql)
+                if pre is not None:
+                    self._start(self._query_decided(data, sql, pre))
+                    return
             coro = self.conn.pipeline.handle(self.conn.ctx, sql, extended=False)
             decision: Forward | Reply | SluiceError
             try:
@@ -536,6 +642,8 @@ class UpstreamRelay:
         elif not self._done.done():
             with contextlib.suppress(Exception):
                 self._ctransport.resume_reading()
+            if self._tx is not None:
+                self._maybe_release()
 
     def _on_client_writable(self) -> None:
         if self._down_paused:
@@ -605,7 +713,20 @@ class UpstreamRelay:
                 self._protocol_error(t, ln)
                 return False
             end = pos + 1 + ln
-            if (t == _B or t == _C) and self._stmts:
+            if self._tx is not None and (t == _B or t == _C or t == _D):
+                if end > n:
+                    break  # need the whole message to see its statement
+                if start < pos:
+                    self._send(buf[start:pos])
+                msg = bytes(buf[pos:end])
+                if t == _C and self._stmts:
+                    self._closed_stmt(buf, pos, end)
+                elif t == _B and self._stmts:
+                    msg = await self._bind(buf, pos, end) or msg
+                self._send(self._tx_named(t, msg))
+                start = end
+                self._open = True
+            elif (t == _B or t == _C) and self._stmts:
                 if end > n:
                     break  # need the whole message to see its statement
                 if t == _C:
@@ -640,7 +761,8 @@ class UpstreamRelay:
             elif t == _X:
                 if start < pos:
                     self._send(buf[start:pos])
-                self._send(buf[pos:min(end, n)])
+                if self.pooled is None:
+                    self._send(buf[pos:min(end, n)])
                 # as PostgreSQL: nothing goes to the client after its Terminate
                 self.terminated = self.client_gone = True
                 self._close_upstream()
@@ -713,10 +835,20 @@ class UpstreamRelay:
             return True
         decision: Forward | Reply | SluiceError
         try:
-            decision = await self.conn.pipeline.handle(self.conn.ctx, sql, extended=False)
+            decision = await self._decide(sql, False)
         except SluiceError as e:
             decision = e
         return await self._query_decided(raw, sql, decision)
+
+    async def _decide(self, sql: str, extended: bool) -> Forward | Reply:
+        """The pipeline's answer, after transaction pooling's own (refusals, DEALLOCATE ...)."""
+        if self._tx is not None:
+            pre = self._tx_pre(sql)
+            if isinstance(pre, SluiceError):
+                raise pre
+            if pre is not None:
+                return pre
+        return await self.conn.pipeline.handle(self.conn.ctx, sql, extended=extended)
 
     async def _query_decided(self, raw: bytes, sql: str, decision: Forward | Reply | SluiceError) -> bool:
         """Act on the pipeline's answer to a Query."""
@@ -765,7 +897,7 @@ class UpstreamRelay:
         try:
             if hasattr(ctx, "parse_param_oids"):
                 ctx.parse_param_oids = oids
-            decision = await self.conn.pipeline.handle(ctx, sql, extended=True)
+            decision = await self._decide(sql, True)
             if isinstance(decision, Forward):
                 new_sql = None if decision.sql == sql else decision.sql
             else:
@@ -774,7 +906,9 @@ class UpstreamRelay:
             new_sql = self._marker(e, self.sent_syncs + 1)
         if isinstance(decision, Forward) and decision.param_oids is not None and new_sql is not None:
             rest = struct.pack(f"!h{len(decision.param_oids)}I", len(decision.param_oids), *decision.param_oids)
-        if new_sql is None:
+        if self._tx is not None:
+            self._tx_parse(name, payload[name_end + 1:] if new_sql is None else codec.cstr(new_sql) + rest)
+        elif new_sql is None:
             self._send(raw)
         else:
             self._send(codec.message(codec.PARSE, payload[:name_end + 1] + codec.cstr(new_sql) + rest))
@@ -793,11 +927,11 @@ class UpstreamRelay:
                 stmts[name] = _Watched(decision, sql, types, original, getattr(self.conn.ctx, "last", None))
         elif name in stmts:
             del stmts[name]
-        self._slow = _SLOW_BIND if stmts else _SLOW
+        self._slow = _SLOW_TX if self._tx is not None else _SLOW_BIND if stmts else _SLOW
 
     def _unwatch(self, name: bytes) -> None:
         self._stmts.pop(name, None)
-        self._slow = _SLOW_BIND if self._stmts else _SLOW
+        self._slow = _SLOW_TX if self._tx is not None else _SLOW_BIND if self._stmts else _SLOW
 
     def _closed_stmt(self, buf: bytes | bytearray, pos: int, end: int) -> None:
         """Close of a prepared statement: stop watching it (it goes on as is)."""
@@ -851,7 +985,7 @@ class UpstreamRelay:
                         self._unwatch(name)  # final: nothing more to do for this statement
                 else:
                     v = w.variants.get(want.sql)
-                    if v is None and not self._open and self._nprivate < _MAX_WATCHED:
+                    if v is None and not self._open and self._nprivate < _MAX_WATCHED and self._tx is None:
                         v = await self._parse_variant(w, want)
                     if v is not None:
                         target, observe, last = v[0], want.observe, v[1]
@@ -895,12 +1029,213 @@ class UpstreamRelay:
         w.variants[want.sql] = (vname, last)
         return vname, last
 
+    # -- transaction pooling -------------------------------------------------------------
+    def _attach_server(self, c: ServerConn) -> None:
+        self.server = c
+        self.up = c.session
+        self.uconn = self.uwriter = c.conn
+        c.conn.start_relay(self._on_upstream_data, self._on_upstream_lost)
+
+    def _attach_now(self, data: bytes) -> bool:
+        """Attach an idle server connection at once; False when that has to wait (a task then
+        attaches one and handles ``data``) or when the chunk needs none."""
+        tx = self._tx
+        assert tx is not None
+        if data[:1] == b"X":  # Terminate: no server connection needed
+            self.terminated = self.client_gone = True
+            self._finish()
+            return False
+        if tx.capturing is None:
+            c = tx.pool.try_acquire()
+            if c is not None:
+                if c.applied == tx.state:
+                    self._attach_server(c)
+                    return True
+                self._start(self._attach_then(data, c))
+                return False
+        self._start(self._attach_then(data, None))
+        return False
+
+    async def _attach_then(self, data: bytes, c: ServerConn | None) -> bool:
+        if not await self._attach(data, c):
+            return False
+        return await self._process(data)
+
+    async def _attach(self, data: bytes, c: ServerConn | None = None) -> bool:
+        """Wait for a server connection (FIFO, up to query_wait_timeout); False when none came
+        (the client got FATAL 53300) or when the chunk is a Terminate."""
+        tx = self._tx
+        assert tx is not None
+        if data[:1] == b"X":
+            self.terminated = self.client_gone = True
+            if c is not None:
+                tx.pool.release(c)
+            return False
+        try:
+            if c is None:
+                while tx.capturing is not None:
+                    await asyncio.shield(tx.capturing)
+                c = await tx.pool.acquire(tx.settings.query_wait_timeout)
+            await tx.checkout(c)
+        except SluiceError as e:
+            self._fail(codec.error_response(e.sqlstate, e.message, severity="FATAL", hint=e.hint))
+            return False
+        except (ConnectionError, OSError, TimeoutError) as e:
+            self._fail(_fatal("08006", f"server connection failed: {e}"))
+            return False
+        if self.client_gone:
+            tx.pool.release(c)
+            return False
+        self._attach_server(c)
+        return True
+
+    def _maybe_release(self) -> None:
+        """Give the server connection back once the client is idle between transactions."""
+        c = self.server
+        tx = self._tx
+        sc = self.scanner
+        if (c is None or tx is None or self._busy or self._open or self._in_buf or self._in_skip
+                or sc.status != b"I" or sc.ready < self.sent_syncs or not sc.at_boundary() or self.upstream_gone):
+            return
+        if self._down_paused:
+            self._down_paused = False
+            ut = c.conn.transport
+            if ut is not None:
+                ut.resume_reading()
+        self.server = None
+        self.up = _NO_SERVER_SESSION
+        self.uconn = self.uwriter = _NO_SERVER_SESSION.conn
+        c.conn.on_data = c.conn.on_lost = None
+        if tx.dirty:
+            self._keep_task(tx.capture(c))
+        else:
+            tx.pool.release(c)
+
+    def _keep_task(self, coro: Any) -> None:
+        t = asyncio.ensure_future(coro)
+        _TASKS.add(t)
+        t.add_done_callback(_TASKS.discard)
+
+    def _tx_pre(self, sql: str) -> Reply | SluiceError | None:
+        """Transaction pooling's answer to a statement before the pipeline's (None: go on)."""
+        tx = self._tx
+        assert tx is not None
+        err = refusal(sql)
+        if err is not None:
+            return err
+        if is_set(sql):
+            tx.dirty = True
+            return None
+        c = sql.lstrip()[:1]
+        if c not in "dD":
+            return None
+        status, srv = self.scanner.status, self.server
+        if status == b"E" or srv is None:
+            return None  # an aborted transaction: the server refuses it as it should
+        # DEALLOCATE ALL and DISCARD ALL go to the server (drivers read their command tags),
+        # which then has none of our statements; DEALLOCATE <name> is the client's alone
+        target = deallocate_target(sql)
+        if target == "ALL":
+            tx.stmts.clear()
+            srv.prepared.clear()
+            return None
+        if target is not None:
+            if tx.stmts.pop(target.encode(), None) is None:
+                return SluiceError(f'prepared statement "{target}" does not exist', sqlstate="26000")
+            return Reply([], [], "DEALLOCATE")
+        if is_discard_all(sql):
+            if status != b"I":
+                return SluiceError("DISCARD ALL cannot run inside a transaction block", sqlstate="25001")
+            tx.stmts.clear()
+            tx.unnamed = None
+            tx.state = tx.startup
+            srv.prepared.clear()
+            srv.applied, srv.unnamed = (), None
+        return None
+
+    def _pq(self, action: int, undo: Callable[[], None] | None = None) -> None:
+        self.scanner.pq.append((self.sent_syncs + 1, action, undo))
+
+    def _tx_parse(self, name: bytes, body: bytes) -> None:
+        """A client's Parse: under the proxy's own name for a named statement (shared by every
+        client; answered by a ParseComplete of our own where this connection has it already)."""
+        tx, c = self._tx, self.server
+        assert tx is not None and c is not None
+        if not name:
+            tx.unnamed = body
+            tx.unnamed_key = c.unnamed = object()
+            self._pq(PQ_PASS)
+            self._send(codec.message(codec.PARSE, b"\0" + body))
+            return
+        sname = server_name(body)
+        tx.stmts[name] = (sname, body)
+        if sname in c.prepared:
+            self._pq(PQ_AS_PARSE)
+            self._send(_CLOSE_NONE)
+            return
+        c.prepared.add(sname)
+        self._pq(PQ_PASS, lambda: c.prepared.discard(sname))
+        self._send(codec.message(codec.PARSE, sname + b"\0" + body))
+
+    def _ensure(self, name: bytes) -> tuple[bytes, bytes]:
+        """(Parse to send first or b"", the server's name) for a client statement name."""
+        tx, c = self._tx, self.server
+        assert tx is not None and c is not None
+        if not name:
+            if tx.unnamed is not None and c.unnamed is not tx.unnamed_key:
+                c.unnamed = tx.unnamed_key
+                self._pq(PQ_HIDE)
+                return codec.message(codec.PARSE, b"\0" + tx.unnamed), name
+            return b"", name
+        entry = tx.stmts.get(name)
+        if entry is None:
+            return b"", name  # the server says it does not exist, with the client's name
+        sname, body = entry
+        if sname in c.prepared:
+            return b"", sname
+        c.prepared.add(sname)
+        self._pq(PQ_HIDE, lambda: c.prepared.discard(sname))
+        return codec.message(codec.PARSE, sname + b"\0" + body), sname
+
+    def _tx_named(self, t: int, msg: bytes) -> bytes:
+        """A Bind, Describe or Close with the client's statement name mapped to the server's."""
+        if t == _C:
+            self._pq(PQ_PASS)
+            if msg[5:6] != b"S":
+                return msg
+            name = msg[6:-1]
+            tx = self._tx
+            assert tx is not None
+            if not name:
+                tx.unnamed = None
+                return msg
+            tx.stmts.pop(name, None)
+            return _CLOSE_NONE  # the shared statement stays for the next client
+        if t == _D:
+            if msg[5:6] != b"S":
+                return msg
+            first, sname = self._ensure(msg[6:-1])
+            return first + (msg if sname == msg[6:-1] else codec.message(codec.DESCRIBE, b"S" + sname + b"\0"))
+        try:  # Bind: portal \0 statement \0 ...
+            p1 = msg.index(0, 5)
+            p2 = msg.index(0, p1 + 1)
+        except ValueError:
+            return msg  # malformed: the server answers it
+        name = msg[p1 + 1:p2]
+        first, sname = self._ensure(name)
+        if sname != name:
+            msg = codec.message(codec.BIND, msg[5:p1 + 1] + sname + msg[p2:])
+        return first + msg
+
     def _close_upstream(self) -> None:
+        if self.pooled is not None:
+            return  # the pool's: serve_upstream resets and releases it, or closes it
         with contextlib.suppress(ConnectionError, OSError, RuntimeError):
             self.uwriter.close()
 
     async def run(self) -> None:
-        self.uconn.start_relay(self._on_upstream_data, self._on_upstream_lost)
+        if self._tx is None:
+            self.uconn.start_relay(self._on_upstream_data, self._on_upstream_lost)
         try:
             if self._take_over_client():
                 await self._done
@@ -919,6 +1254,26 @@ class UpstreamRelay:
             if self._cproto is None:
                 with contextlib.suppress(ConnectionError, OSError, RuntimeError):
                     await self.cwriter.drain()
+            if self.pooled is not None:
+                self._leave_pool(busy)
+
+    def _leave_pool(self, cancelled: bool) -> None:
+        """The client is gone: the server connection it holds goes back (reset) when it is
+        between statements, else it is closed."""
+        c, tx = self.server, self.pooled
+        if c is None or tx is None:
+            return
+        self.server = None
+        sc = self.scanner
+        clean = (not cancelled and not self.upstream_gone and not self._open and not self._in_skip
+                 and sc.ready >= self.sent_syncs and sc.at_boundary() and not sc.pq)
+        c.conn.on_data = c.conn.on_lost = None
+        if self._down_paused and c.conn.transport is not None:
+            c.conn.transport.resume_reading()
+        tx.left(c, clean=clean)
+
+
+_TASKS: set[asyncio.Future[Any]] = set()
 
 
 class _Watched:
@@ -1016,26 +1371,91 @@ def client_identity(target: UpstreamTarget, conn: Any) -> UpstreamTarget:
     return dataclasses.replace(target, user=role, password=password)
 
 
+async def _refuse(conn: Any, e: SluiceError) -> None:
+    if isinstance(e, UpstreamRefused):  # e.g. 3D000 for a database that does not exist
+        conn.writer.write(codec.message(codec.ERROR_RESPONSE, e.payload))
+    else:
+        conn.writer.write(codec.error_response(e.sqlstate, e.message, severity="FATAL", detail=e.detail,
+                                               hint=e.hint))
+    with contextlib.suppress(ConnectionError, OSError):
+        await conn.writer.drain()
+
+
+async def _start_session(conn: Any) -> None:
+    ctx = conn.ctx
+    if conn.pipeline_source is not None:
+        conn.pipeline = await conn.pipeline_source()
+    if getattr(ctx, "dialect", None) != "postgres":
+        ctx.dialect = "postgres"
+
+
 async def serve_upstream(conn: Any) -> None:
-    """Serve one authenticated client over its own upstream PostgreSQL session (see module docs)."""
+    """Serve one authenticated client over an upstream PostgreSQL session: its own (see the
+    module docs) or, with pooling configured, one from a pool (:mod:`sqlsluice.middleware.pool`)."""
     try:
         target = client_identity(UpstreamTarget.from_url(conn.backend_url), conn)
-        up = await open_upstream(target, conn.params)
     except SluiceError as e:
-        if isinstance(e, UpstreamRefused):  # e.g. 3D000 for a database that does not exist
-            conn.writer.write(codec.message(codec.ERROR_RESPONSE, e.payload))
-        else:
-            conn.writer.write(codec.error_response(e.sqlstate, e.message, severity="FATAL", detail=e.detail,
-                                                   hint=e.hint))
-        with contextlib.suppress(ConnectionError, OSError):
-            await conn.writer.drain()
+        await _refuse(conn, e)
+        return
+    settings = pool_settings(conn.config, conn.database)
+    pools = getattr(conn.server, "pools", None)
+    if pools is None or not (settings.pooled or settings.max_client_conn):
+        await _serve_own(conn, target)
         return
     try:
-        if conn.pipeline_source is not None:
-            conn.pipeline = await conn.pipeline_source()
-        ctx = conn.ctx
-        if getattr(ctx, "dialect", None) != "postgres":
-            ctx.dialect = "postgres"
+        pools.client_in(conn.database, settings.max_client_conn)
+    except SluiceError as e:
+        await _refuse(conn, e)
+        return
+    try:
+        if settings.pooled:
+            await _serve_pooled(conn, target, PoolClient(pools.pool(target, settings.size or 1, conn.database),
+                                                             settings))
+        else:
+            await _serve_own(conn, target)
+    finally:
+        pools.client_out(conn.database)
+
+
+async def _serve_pooled(conn: Any, target: UpstreamTarget, pc: PoolClient) -> None:
+    pc.state = pc.startup = startup_settings(conn.params)
+    try:
+        c = await pc.checkout(await pc.pool.acquire(pc.settings.query_wait_timeout))
+    except SluiceError as e:
+        await _refuse(conn, e)
+        return
+    except (ConnectionError, OSError, TimeoutError) as e:
+        await _refuse(conn, SluiceError(f"server connection failed: {e}", sqlstate="08006"))
+        return
+    tx = pc.settings.mode == "transaction"
+    try:
+        await _start_session(conn)
+    except BaseException:
+        pc.pool.release(c)
+        raise
+    status = c.parameter_status()
+    if tx:
+        pc.pool.release(c)  # held again from the client's first statement
+        relay = UpstreamRelay(conn, target, None, pc)
+        pid, secret = conn.register_cancel(PooledCanceller(relay))
+    else:
+        relay = UpstreamRelay(conn, target, c.session, pc)
+        relay.server = c
+        # session mode: the client sees the server connection's own pid, as without a pool
+        pid, secret = conn.register_cancel(UpstreamCanceller(target, c.session.pid, c.session.secret),
+                                           pid=c.session.pid)
+    conn.writer.write(status + codec.backend_key_data(pid, secret) + codec.ready_for_query(b"I"))
+    await relay.run()
+
+
+async def _serve_own(conn: Any, target: UpstreamTarget) -> None:
+    try:
+        up = await open_upstream(target, conn.params)
+    except SluiceError as e:
+        await _refuse(conn, e)
+        return
+    try:
+        await _start_session(conn)
         # the client sees the upstream's own pid; the secret is ours
         pid, secret = conn.register_cancel(UpstreamCanceller(target, up.pid, up.secret), pid=up.pid)
         conn.writer.write(b"".join(up.parameter_status) + codec.backend_key_data(pid, secret)

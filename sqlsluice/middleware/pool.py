@@ -1,0 +1,511 @@
+"""Pooling of PostgreSQL server connections (PgBouncer's ``pool_mode``, ``pool_size``,
+``max_client_conn``, ``query_wait_timeout``).
+
+One :class:`Pool` per (upstream host, port, database, role); the server's
+:class:`PoolManager` holds them and counts clients per database.  A client that finds
+every server connection busy waits in a FIFO queue for up to ``query_wait_timeout``
+seconds, then gets 53300.
+
+Modes (the relay side is :class:`sqlsluice.middleware.upstream.UpstreamRelay`):
+
+``session``
+    a client holds one server connection from login to logout.  Without ``pool_size``
+    it is opened for the client and closed after it (no pool at all, the default).  With
+    ``pool_size`` it comes from the pool and goes back after ``DISCARD ALL`` (after a
+    ``ROLLBACK`` when the client left inside a transaction).
+``transaction``
+    a client holds a server connection from the first message of a transaction (or of an
+    extended-protocol batch) until ReadyForQuery says idle ('I'), then it goes back.
+
+Session state in transaction mode:
+
+* the client's startup parameters (``application_name``, ``TimeZone``, ``-c`` options
+  ...) and its own ``SET``/``RESET`` are **tracked and replayed**: after a transaction in
+  which the client ran ``SET`` or ``RESET`` the proxy reads the session's settings
+  (``pg_settings`` with source ``session``) and, at each checkout of a server connection
+  whose settings differ, runs ``RESET ALL`` and ``set_config`` for each;
+* named prepared statements (protocol level) are remembered per client (its Parse) and
+  prepared under a name of the proxy's own (``sluice_s_`` + a hash of the SQL and the
+  parameter types, shared by all clients) on whichever server connection runs a Bind or
+  Describe for them; a client's Close answers CloseComplete without dropping the shared
+  statement, ``DEALLOCATE`` and ``DISCARD ALL`` are answered for the client alone;
+* refused with 0A000 (they would outlive the transaction on a connection other clients
+  get next): ``LISTEN``, SQL-level ``PREPARE``, ``DECLARE ... WITH HOLD``, temporary
+  tables, session advisory locks (``pg_advisory_lock``; the ``_xact_`` ones are fine),
+  ``SET ROLE`` / ``SET SESSION AUTHORIZATION``, ``LOAD``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+import struct
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlsluice.errors import SluiceError
+from sqlsluice.middleware import codec
+from sqlsluice.middleware.upstream_auth import UpstreamSession, UpstreamTarget, open_upstream
+
+if TYPE_CHECKING:
+    from sqlsluice.config import Config
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TX_POOL_SIZE = 20
+_I = struct.Struct("!i")
+# parameters PostgreSQL reports with ParameterStatus (GUC_REPORT), re-read after a client's SET
+REPORTED = ("application_name", "client_encoding", "DateStyle", "IntervalStyle", "TimeZone",
+            "standard_conforming_strings", "default_transaction_read_only", "is_superuser",
+            "session_authorization", "integer_datetimes", "server_encoding", "server_version",
+            "in_hot_standby")
+_NOT_SETTABLE = frozenset({"user", "database", "replication", "options"})
+
+
+class PoolTimeout(SluiceError):
+    """No server connection became free within ``query_wait_timeout``."""
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    mode: str = "session"  # session | transaction
+    size: int | None = None  # None in session mode: no pool (one upstream per client)
+    max_client_conn: int | None = None
+    query_wait_timeout: float = 120.0
+
+    @property
+    def pooled(self) -> bool:
+        return self.mode == "transaction" or self.size is not None
+
+
+def pool_settings(config: Config, database: str) -> PoolSettings:
+    """The pool settings of the client database ``database``: its ``[databases]`` entry
+    (or the ``*`` entry) over ``[pool]``.
+
+    >>> from sqlsluice.config import Config
+    >>> cfg = Config.model_validate({"pool": {"pool_size": 5},
+    ...     "databases": {"a": {"backend": "postgresql://h/a", "pool_mode": "transaction"}}})
+    >>> pool_settings(cfg, "a"), pool_settings(cfg, "b").mode
+    (PoolSettings(mode='transaction', size=5, max_client_conn=None, query_wait_timeout=120.0), 'session')
+    """
+    p = config.pool
+    entry = config.databases.get(database, config.databases.get("*"))
+    mode, size, maxc, wait = p.pool_mode, p.pool_size, p.max_client_conn, p.query_wait_timeout
+    if entry is not None and not isinstance(entry, str):
+        mode = entry.pool_mode or mode
+        size = entry.pool_size or size
+        maxc = entry.max_client_conn or maxc
+        wait = entry.query_wait_timeout or wait
+    if mode == "transaction" and size is None:
+        size = DEFAULT_TX_POOL_SIZE
+    return PoolSettings(mode, size, maxc, wait)
+
+
+def startup_settings(params: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The session settings a client's startup packet asks for (``-c name=value`` in
+    ``options`` included), as (name, value) pairs for ``set_config``.
+
+    >>> startup_settings({"user": "u", "application_name": "a", "options": "-c work_mem=8MB --geqo=off"})
+    (('application_name', 'a'), ('geqo', 'off'), ('work_mem', '8MB'))
+    """
+    out: dict[str, str] = {}
+    for k, v in params.items():
+        if k not in _NOT_SETTABLE and not k.startswith("_pq_."):
+            out[k.lower()] = v
+    opts = params.get("options", "").split()
+    i = 0
+    while i < len(opts):
+        o = opts[i]
+        if o == "-c" and i + 1 < len(opts):
+            o, i = "--" + opts[i + 1], i + 1
+        if o.startswith("--") and "=" in o:
+            k, v = o[2:].split("=", 1)
+            out[k.replace("-", "_").lower()] = v
+        elif o.startswith("-c") and "=" in o:
+            k, v = o[2:].split("=", 1)
+            out[k.lower()] = v
+        i += 1
+    return tuple(sorted(out.items()))
+
+
+def _lit(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def apply_sql(settings: tuple[tuple[str, str], ...]) -> str:
+    """``RESET ALL`` and the client's settings, skipping those this role may not change now
+    (a startup-only or superuser parameter asked for by a client that may not set it).
+
+    >>> apply_sql(())
+    'RESET ALL'
+    """
+    if not settings:
+        return "RESET ALL"
+    values = ", ".join(f"({_lit(k)}, {_lit(v)})" for k, v in settings)
+    return ("RESET ALL; SELECT count(set_config(s.name, v.value, false)) FROM (VALUES " + values
+            + ") AS v(name, value) JOIN pg_settings s ON lower(s.name) = lower(v.name) "
+            "WHERE s.context = 'user' OR (s.context = 'superuser' AND current_setting('is_superuser') = 'on')")
+
+
+CAPTURE_SQL = ("SELECT name, setting, source = 'session' FROM pg_settings WHERE source = 'session' OR name IN ("
+               + ", ".join(_lit(n) for n in REPORTED) + ")")
+
+
+# --- statements that would leave state behind on a shared server connection -------------
+_REFUSED = re.compile(
+    r"^\s*(?:(LISTEN)\b|(PREPARE)\b|(LOAD)\b|(SET\s+(?:SESSION\s+)?(?:ROLE|SESSION\s+AUTHORIZATION))\b"
+    r"|(DECLARE)\b.*\bWITH\s+HOLD\b|(CREATE)\s+(?:(?:GLOBAL|LOCAL)\s+)?(?:TEMP|TEMPORARY)\b)",
+    re.IGNORECASE | re.DOTALL)
+_ADVISORY = re.compile(r"\bpg_(?:try_)?advisory_lock(?:_shared)?\s*\(", re.IGNORECASE)
+_SETS = re.compile(r"^\s*(?:SET|RESET)\b(?!\s+(?:LOCAL|TRANSACTION|CONSTRAINTS)\b)", re.IGNORECASE)
+_DEALLOCATE = re.compile(r"^\s*DEALLOCATE\s+(?:PREPARE\s+)?(ALL|\"(?:[^\"]|\"\")+\"|[^\s;]+)\s*;?\s*$",
+                         re.IGNORECASE)
+_DISCARD_ALL = re.compile(r"^\s*DISCARD\s+ALL\s*;?\s*$", re.IGNORECASE)
+_WHAT = {1: "LISTEN", 2: "PREPARE", 3: "LOAD", 4: "SET ROLE / SET SESSION AUTHORIZATION",
+         5: "DECLARE ... WITH HOLD", 6: "temporary tables"}
+
+
+def refusal(sql: str) -> SluiceError | None:
+    """Why ``sql`` cannot run in transaction pooling (0A000), or None.
+
+    >>> refusal("LISTEN x").sqlstate, refusal("select pg_advisory_xact_lock(1)") is None
+    ('0A000', True)
+    >>> refusal("CREATE TEMP TABLE t (k int)").message.split(":")[0]
+    'temporary tables are not supported in transaction pooling mode'
+    """
+    m = _REFUSED.match(sql)
+    if m is not None:
+        what = _WHAT[next(i for i in range(1, 7) if m.group(i))]
+    elif ("advisory" in sql or "ADVISORY" in sql) and _ADVISORY.search(sql):
+        what = "session advisory locks"
+    else:
+        return None
+    return SluiceError(f"{what} are not supported in transaction pooling mode: the server connection goes "
+                       "to other clients after each transaction" if what[0].islower() else
+                       f"{what} is not supported in transaction pooling mode: the server connection goes "
+                       "to other clients after each transaction", sqlstate="0A000",
+                       hint="use pool_mode = \"session\" for this database (or SET LOCAL, "
+                            "pg_advisory_xact_lock, ON COMMIT DROP tables inside a transaction)")
+
+
+def is_set(sql: str) -> bool:
+    """A session-level SET or RESET (tracked and replayed in transaction mode).
+
+    >>> is_set("set TimeZone = 'UTC'"), is_set("SET LOCAL x = 1"), is_set("reset all")
+    (True, False, True)
+    """
+    return _SETS.match(sql) is not None
+
+
+def deallocate_target(sql: str) -> str | None:
+    """The statement name of a ``DEALLOCATE`` (``"ALL"`` for all), else None."""
+    m = _DEALLOCATE.match(sql)
+    if m is None:
+        return None
+    name = m.group(1)
+    if name.startswith('"'):
+        return name[1:-1].replace('""', '"')
+    return "ALL" if name.upper() == "ALL" else name.lower()
+
+
+def is_discard_all(sql: str) -> bool:
+    return _DISCARD_ALL.match(sql) is not None
+
+
+def server_name(body: bytes) -> bytes:
+    """The proxy's name for a prepared statement: a hash of its SQL and parameter types."""
+    return b"sluice_s_" + hashlib.blake2b(body, digest_size=10).hexdigest().encode()
+
+
+# --- server connections and pools ------------------------------------------------------
+class ServerConn:
+    """One pooled upstream session and what the proxy knows about its state."""
+
+    def __init__(self, session: UpstreamSession, pool: Pool) -> None:
+        self.session = session
+        self.pool = pool
+        self.params: dict[str, str] = {}
+        for m in session.parameter_status:
+            k, v = m[5:-1].split(b"\0", 1)
+            self.params[k.decode()] = v.rstrip(b"\0").decode()
+        self.status = session.status
+        self.applied: tuple[tuple[str, str], ...] = ()  # settings applied since the last RESET ALL
+        self.prepared: set[bytes] = set()  # statements prepared under our own names
+        self.unnamed: object | None = None  # which client's Parse the unnamed statement holds
+
+    @property
+    def conn(self) -> Any:
+        return self.session.conn
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.session.conn.closed)
+
+    def parameter_status(self) -> bytes:
+        return b"".join(codec.parameter_status(k, v) for k, v in self.params.items())
+
+    async def query(self, sql: str, timeout: float = 30.0) -> list[list[str | None]]:
+        """Run a simple Query on the detached connection; rows as text; raises on an error."""
+        from sqlsluice.middleware.upstream_auth import _read
+
+        c = self.conn
+        c.on_data = c.on_lost = None
+        c.write(codec.message(codec.QUERY, codec.cstr(sql)))
+        rows: list[list[str | None]] = []
+        err: SluiceError | None = None
+
+        async def read() -> None:
+            nonlocal err
+            while True:
+                code, body = await _read(c)
+                if code == codec.DATA_ROW:
+                    n = struct.unpack_from("!h", body)[0]
+                    pos = 2
+                    row: list[str | None] = []
+                    for _ in range(n):
+                        ln = _I.unpack_from(body, pos)[0]
+                        pos += 4
+                        if ln < 0:
+                            row.append(None)
+                        else:
+                            row.append(body[pos:pos + ln].decode())
+                            pos += ln
+                    rows.append(row)
+                elif code == codec.PARAMETER_STATUS:
+                    k, v = body[:-1].split(b"\0", 1)
+                    self.params[k.decode()] = v.rstrip(b"\0").decode()
+                elif code == codec.ERROR_RESPONSE:
+                    f = codec.parse_error_fields(body)
+                    err = SluiceError(f.message, sqlstate=f.sqlstate or "XX000")
+                elif code == codec.READY_FOR_QUERY:
+                    self.status = body[:1]
+                    return
+
+        await asyncio.wait_for(read(), timeout)
+        if err is not None:
+            raise err
+        return rows
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+
+@dataclass
+class Pool:
+    """The server connections of one (database, role): at most ``size``, FIFO waiters."""
+
+    target: UpstreamTarget
+    size: int
+    idle: deque[ServerConn] = field(default_factory=deque)
+    total: int = 0  # open or opening
+    waiters: deque[asyncio.Future[ServerConn | None]] = field(default_factory=deque)
+
+    def try_acquire(self) -> ServerConn | None:
+        """An idle connection at once (nobody waiting before us), else None."""
+        while self.idle and not self.waiters:
+            c = self.idle.pop()
+            if not c.closed:
+                return c
+            self.total -= 1
+        return None
+
+    async def acquire(self, timeout: float) -> ServerConn:
+        c = self.try_acquire()
+        if c is not None:
+            return c
+        if self.total < self.size and not self.waiters:
+            return await self._open()
+        fut: asyncio.Future[ServerConn | None] = asyncio.get_running_loop().create_future()
+        self.waiters.append(fut)
+        try:
+            got = await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise PoolTimeout(
+                f"no server connection to database \"{self.target.database}\" as \"{self.target.user}\" became "
+                f"free within query_wait_timeout ({timeout:g} s): all {self.size} (pool_size) are busy",
+                sqlstate="53300", hint="raise pool_size or query_wait_timeout, or shorten transactions") from None
+        finally:
+            with contextlib.suppress(ValueError):
+                self.waiters.remove(fut)
+        if got is None:  # a slot became free: open a connection in it
+            return await self._open()
+        return got
+
+    async def _open(self) -> ServerConn:
+        self.total += 1
+        try:
+            s = await open_upstream(self.target, None)
+        except BaseException:
+            self.total -= 1
+            self._hand_over(None)
+            raise
+        return ServerConn(s, self)
+
+    def _hand_over(self, c: ServerConn | None) -> bool:
+        """Give ``c`` (None: a free slot) to the first live waiter; False when nobody waits."""
+        while self.waiters:
+            w = self.waiters.popleft()
+            if not w.done():
+                w.set_result(c)  # None: the waiter opens a connection in the free slot
+                return True
+        return False
+
+    def release(self, c: ServerConn) -> None:
+        """Take ``c`` back (idle, or to the next waiter); a closed one frees its slot."""
+        if c.closed:
+            self.discard(c)
+            return
+        c.conn.on_data = c.conn.on_lost = None
+        if not self._hand_over(c):
+            self.idle.append(c)
+
+    def discard(self, c: ServerConn) -> None:
+        c.close()
+        self.total -= 1
+        self._hand_over(None)
+
+    async def reset_and_release(self, c: ServerConn, sql: tuple[str, ...]) -> None:
+        """Run the reset statements (each its own Query), then release; close on failure."""
+        try:
+            for s in sql:
+                await c.query(s, timeout=10.0)
+            if c.status != b"I":
+                raise SluiceError("server connection not idle after reset")
+        except Exception as e:
+            log.debug("server reset failed, closing the connection: %s", e)
+            self.discard(c)
+            return
+        self.release(c)
+
+    def close(self) -> None:
+        while self.idle:
+            self.idle.pop().close()
+
+
+class PoolManager:
+    """All pools of one server, and the client count of each database."""
+
+    def __init__(self) -> None:
+        self.pools: dict[tuple[Any, ...], Pool] = {}
+        self.clients: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def pool(self, target: UpstreamTarget, size: int, database: str = "") -> Pool:
+        """The pool of the client database ``database`` (its settings) as ``target``'s role."""
+        key = (database, target.host, target.port, target.database, target.user, target.password,
+               tuple(sorted(target.options.items())))
+        p = self.pools.get(key)
+        if p is None:
+            p = self.pools[key] = Pool(target, size)
+        p.size = size  # a reload may change it
+        return p
+
+    def later(self, coro: Any) -> None:
+        t = asyncio.ensure_future(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    def client_in(self, database: str, limit: int | None) -> None:
+        n = self.clients.get(database, 0)
+        if limit is not None and n >= limit:
+            raise SluiceError(f'sorry, too many clients already: database "{database}" has max_client_conn '
+                              f"= {limit} clients connected", sqlstate="53300")
+        self.clients[database] = n + 1
+
+    def client_out(self, database: str) -> None:
+        n = self.clients.get(database, 0) - 1
+        if n <= 0:
+            self.clients.pop(database, None)
+        else:
+            self.clients[database] = n
+
+    def stats(self) -> list[dict[str, Any]]:
+        return [{"database": p.target.database, "user": p.target.user, "size": p.size, "open": p.total,
+                 "idle": len(p.idle), "waiting": len(p.waiters)} for p in self.pools.values()]
+
+    def close(self) -> None:
+        for p in self.pools.values():
+            p.close()
+
+
+_UNKNOWN: tuple[tuple[str, str], ...] = (("?", "?"),)  # settings a server connection has: not known
+
+
+@dataclass
+class PoolClient:
+    """One client's side of pooling: its pool, its session settings, its prepared statements."""
+
+    pool: Pool
+    settings: PoolSettings
+    state: tuple[tuple[str, str], ...] = ()  # session settings to apply at each checkout
+    startup: tuple[tuple[str, str], ...] = ()  # what its startup packet asked for (DISCARD ALL)
+    dirty: bool = False  # a SET/RESET ran since ``state`` was read
+    stmts: dict[bytes, tuple[bytes, bytes]] = field(default_factory=dict)  # name -> (server name, Parse body)
+    unnamed: bytes | None = None  # the body of its last unnamed Parse
+    unnamed_key: object = None
+    capturing: asyncio.Future[None] | None = None
+
+    async def checkout(self, c: ServerConn) -> ServerConn:
+        """Bring ``c``'s session settings to this client's; closes it on failure."""
+        if c.applied != self.state:
+            try:
+                await c.query(apply_sql(self.state))
+            except BaseException:
+                self.pool.discard(c)
+                raise
+            c.applied = self.state
+        return c
+
+    async def capture(self, c: ServerConn) -> None:
+        """Read the settings the client's SET/RESET left on ``c`` (then ``c`` goes back)."""
+        loop = asyncio.get_running_loop()
+        self.capturing = loop.create_future()
+        try:
+            rows = await c.query(CAPTURE_SQL)
+        except Exception as e:
+            log.debug("reading a client's session settings failed: %s", e)
+            c.applied = _UNKNOWN
+            self.pool.discard(c)
+        else:
+            state = []
+            for name, value, session in rows:
+                assert name is not None
+                if session == "t":
+                    state.append((name.lower(), value or ""))
+                if name in REPORTED and value is not None:
+                    c.params[name] = value
+            self.state = c.applied = tuple(sorted(state))
+            self.dirty = False
+            self.pool.release(c)
+        finally:
+            f, self.capturing = self.capturing, None
+            if f is not None and not f.done():
+                f.set_result(None)
+
+    def left(self, c: ServerConn, *, clean: bool) -> None:
+        """The client is gone while holding ``c``: reset and release it, or close it."""
+        if self.dirty:
+            c.applied = _UNKNOWN
+        if not clean or c.closed:
+            self.pool.discard(c)
+            return
+        if self.settings.mode == "session":
+            c.applied, c.unnamed = (), None
+            c.prepared.clear()
+            resets: tuple[str, ...] = ("DISCARD ALL",) if c.status == b"I" else ("ROLLBACK", "DISCARD ALL")
+        elif c.status != b"I":
+            resets = ("ROLLBACK",)
+        else:
+            self.pool.release(c)
+            return
+        t = asyncio.ensure_future(self.pool.reset_and_release(c, resets))
+        _TASKS.add(t)
+        t.add_done_callback(_TASKS.discard)
+
+
+_TASKS: set[asyncio.Future[Any]] = set()  # resets in flight

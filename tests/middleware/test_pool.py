@@ -1,0 +1,265 @@
+"""Pooling of PostgreSQL server connections through ``sluice serve`` (issue 12, item 3).
+
+One proxy, several ``[databases]`` names onto the same throwaway PostgreSQL database, each
+with its own pool settings: transaction pooling with 2 server connections (``tx``), with 1
+and a 1 s wait (``tiny``), session pooling with 1 (``sess``), and ``max_client_conn = 2``
+(``few``).  Clients log in as the role ``pool_app``, so that ``pg_stat_activity`` rows of
+that role are the pool's server connections (the rewriter's own connections use the
+backend URL's role).  Real clients: psycopg, asyncpg, psql.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import psycopg
+import pytest
+
+from sqlsluice.bench.proxy import ServeProcess
+from sqlsluice.databases.pgcluster import PgCluster
+
+ROLE = "pool_app"
+
+
+@pytest.fixture(scope="module")
+def upstream(pg_cluster: PgCluster) -> str:
+    url = pg_cluster.create_database("pool_" + uuid.uuid4().hex[:8])
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute(f"DO $$ BEGIN CREATE ROLE {ROLE} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+        c.execute(f"GRANT CREATE, TEMP ON DATABASE \"{url.rsplit('/', 1)[1]}\" TO {ROLE}")
+        c.execute("CREATE TABLE items (k int PRIMARY KEY, v text)")
+        c.execute("INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 100) g")
+        c.execute(f"GRANT SELECT, INSERT, UPDATE ON items TO {ROLE}")
+    return url
+
+
+@pytest.fixture(scope="module")
+def proxy(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    cfg = tmp_path_factory.mktemp("pool") / "sluice.toml"
+    cfg.write_text(f"""[server]
+backend = "{upstream}"
+auth = "trust"
+[databases]
+tx = {{backend = "{upstream}", pool_mode = "transaction", pool_size = 2}}
+tiny = {{backend = "{upstream}", pool_mode = "transaction", pool_size = 1, query_wait_timeout = 1}}
+sess = {{backend = "{upstream}", pool_mode = "session", pool_size = 1}}
+few = {{backend = "{upstream}", max_client_conn = 2}}
+""")
+    with ServeProcess(upstream, config=cfg) as p:
+        yield p
+
+
+def dsn(proxy: ServeProcess, database: str) -> str:
+    return proxy.dsn(user=ROLE, database=database)
+
+
+def server_pids(upstream: str) -> set[int]:
+    """The pids of the pool's server connections (sessions of the role ``pool_app``)."""
+    with psycopg.connect(upstream, autocommit=True) as c:
+        rows = c.execute("SELECT pid FROM pg_stat_activity WHERE usename = %s AND datname = current_database()",
+                         [ROLE]).fetchall()
+    return {r[0] for r in rows}
+
+
+# --- transaction pooling ---------------------------------------------------------------
+def test_ten_concurrent_clients_on_two_server_connections(proxy: ServeProcess, upstream: str) -> None:
+    results: dict[int, list[int]] = {}
+    errors: list[BaseException] = []
+    seen: set[int] = set()
+    stop = threading.Event()
+
+    def client(i: int) -> None:
+        try:
+            with psycopg.connect(dsn(proxy, "tx")) as c:
+                got = []
+                for j in range(5):
+                    with c.transaction():
+                        c.execute("SELECT pg_sleep(0.02)")
+                        row = c.execute("SELECT v FROM items WHERE k = %s", [i * 5 + j + 1]).fetchone()
+                        assert row is not None
+                        got.append(int(row[0][1:]))
+                results[i] = got
+        except BaseException as e:
+            errors.append(e)
+
+    def watch() -> None:
+        while not stop.is_set():
+            seen.update(server_pids(upstream))
+            time.sleep(0.01)
+
+    w = threading.Thread(target=watch, daemon=True)
+    w.start()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    stop.set()
+    w.join(10)
+    assert not errors, errors
+    assert results == {i: [i * 5 + j + 1 for j in range(5)] for i in range(10)}
+    seen.update(server_pids(upstream))
+    assert 1 <= len(seen) <= 2  # every server connection the role ever had, sampled throughout
+
+
+def test_asyncpg_prepared_statements_move_between_server_connections(proxy: ServeProcess, upstream: str) -> None:
+    async def main() -> tuple[int, int, list[int]]:
+        a = await asyncpg.connect(dsn(proxy, "tx"))
+        b = await psycopg.AsyncConnection.connect(dsn(proxy, "tx"))
+        try:
+            stmt = await a.prepare("SELECT pg_backend_pid(), v FROM items WHERE k = $1")
+            pid1, v1 = await stmt.fetchrow(1)
+            assert v1 == "v1"
+            # b holds a server connection inside a transaction (the one a had: LIFO)
+            await b.execute("BEGIN")
+            held = (await (await b.execute("SELECT pg_backend_pid()")).fetchone())[0]  # type: ignore[index]
+            pid2, v2 = await stmt.fetchrow(2)
+            await b.execute("COMMIT")
+            vals = []
+            for k in range(3, 13):  # and back and forth, with other clients in between
+                async with a.transaction():
+                    row = await stmt.fetchrow(k)
+                vals.append(int(row[1][1:]))
+            # the statement cache of asyncpg's fetch() is named prepared statements too
+            vals.append(await a.fetchval("SELECT $1::int * 2", 21))
+            assert held == pid1
+            return pid1, pid2, vals
+        finally:
+            await a.close()
+            await b.close()
+
+    pid1, pid2, vals = asyncio.run(main())
+    assert pid2 != pid1  # the statement was prepared again on another server connection
+    assert vals == list(range(3, 13)) + [42]
+
+
+def test_psycopg_prepared_statements_and_deallocate(proxy: ServeProcess) -> None:
+    with psycopg.connect(dsn(proxy, "tx"), autocommit=True, prepare_threshold=0) as c1, \
+            psycopg.connect(dsn(proxy, "tx"), autocommit=True, prepare_threshold=0) as c2:
+        for k in range(1, 20):
+            assert c1.execute("SELECT v FROM items WHERE k = %s", [k]).fetchone() == (f"v{k}",)
+            assert c2.execute("SELECT k FROM items WHERE v = %s", [f"v{k}"]).fetchone() == (k,)
+        c1.execute("DEALLOCATE ALL")
+        assert c1.execute("SELECT v FROM items WHERE k = %s", [5]).fetchone() == ("v5",)
+
+
+def test_set_is_kept_across_transactions_for_its_client_only(proxy: ServeProcess) -> None:
+    with psycopg.connect(dsn(proxy, "tx"), autocommit=True) as a, \
+            psycopg.connect(dsn(proxy, "tx"), autocommit=True) as b:
+        a.execute("SET statement_timeout = '123s'")
+        a.execute("SET application_name = 'pool-a'")
+        for _ in range(3):
+            with b.transaction():  # b takes a server connection in between
+                assert b.execute("SHOW statement_timeout").fetchone() == ("0",)
+                assert a.execute("SHOW statement_timeout").fetchone() == ("123s",)
+            assert a.execute("SELECT current_setting('application_name')").fetchone() == ("pool-a",)
+        a.execute("RESET statement_timeout")
+        with b.transaction():
+            assert a.execute("SHOW statement_timeout").fetchone() == ("0",)
+
+
+@pytest.mark.parametrize("sql", ["LISTEN chan", "CREATE TEMP TABLE t (k int)", "SELECT pg_advisory_lock(1)",
+                                 "PREPARE p AS SELECT 1"])
+def test_session_state_is_refused_with_0a000(proxy: ServeProcess, sql: str) -> None:
+    with psycopg.connect(dsn(proxy, "tx"), autocommit=True) as c:
+        with pytest.raises(psycopg.errors.FeatureNotSupported) as e:
+            c.execute(sql)
+        assert e.value.sqlstate == "0A000" and "transaction pooling" in str(e.value)
+        assert c.execute("SELECT 1 FROM pg_advisory_xact_lock(1)").fetchone() == (1,)
+
+
+def test_psql_through_transaction_pooling(proxy: ServeProcess) -> None:
+    psql = shutil.which("psql")
+    if psql is None:
+        pytest.skip("psql is not installed")
+    r = subprocess.run([psql, dsn(proxy, "tx"), "-X", "-A", "-t", "-c", "SELECT count(*) FROM items",
+                        "-c", "BEGIN", "-c", "SELECT v FROM items WHERE k = 7", "-c", "COMMIT"],
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["100", "BEGIN", "v7", "COMMIT"]
+
+
+def test_cancel_reaches_the_held_server_connection(proxy: ServeProcess, upstream: str) -> None:
+    with psycopg.connect(dsn(proxy, "tx"), autocommit=True) as c:
+        def cancel_when_running() -> None:
+            with psycopg.connect(upstream, autocommit=True) as admin:
+                for _ in range(600):
+                    r = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s AND state = 'active' "
+                                      "AND query LIKE '%%pg_sleep(30)%%'", [ROLE]).fetchone()
+                    if r and r[0]:
+                        break
+                    time.sleep(0.05)
+            c.cancel()
+
+        t = threading.Thread(target=cancel_when_running, daemon=True)
+        t.start()
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            c.execute("SELECT pg_sleep(30)")
+        t.join(30)
+        assert c.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_waiting_longer_than_query_wait_timeout_gets_53300(proxy: ServeProcess) -> None:
+    with psycopg.connect(dsn(proxy, "tiny")) as holder, psycopg.connect(dsn(proxy, "tiny"), autocommit=True) as late:
+        holder.execute("SELECT 1")  # psycopg opened a transaction: the only server connection is held
+        with pytest.raises(psycopg.OperationalError) as e:
+            late.execute("SELECT 2")
+        assert e.value.sqlstate == "53300"
+        assert "query_wait_timeout" in str(e.value) and "pool_size" in str(e.value)
+        holder.rollback()
+        assert holder.execute("SELECT 3").fetchone() == (3,)
+
+
+def test_clients_wait_in_line_for_a_free_connection(proxy: ServeProcess) -> None:
+    async def main() -> list[int]:
+        conns = [await asyncpg.connect(dsn(proxy, "tiny")) for _ in range(3)]
+        try:
+            # each holds the one connection for a while; the others wait (well within 1 s each)
+            return list(await asyncio.gather(*(c.fetchval("SELECT $1::int FROM pg_sleep(0.05)", i)
+                                               for i, c in enumerate(conns))))
+        finally:
+            for c in conns:
+                await c.close()
+
+    assert asyncio.run(main()) == [0, 1, 2]
+
+
+# --- session pooling and max_client_conn -------------------------------------------------
+def test_session_pool_discards_all_between_clients(proxy: ServeProcess) -> None:
+    with psycopg.connect(dsn(proxy, "sess"), autocommit=True) as a:
+        pid = a.execute("SELECT pg_backend_pid()").fetchone()
+        a.execute("CREATE TEMP TABLE leftover (k int)")
+        a.execute("SET work_mem = '7MB'")
+        a.execute("PREPARE mine AS SELECT 1")
+        a.execute("BEGIN")  # and it leaves inside a transaction
+    with psycopg.connect(dsn(proxy, "sess"), autocommit=True) as b:
+        assert b.execute("SELECT pg_backend_pid()").fetchone() == pid  # the same server connection
+        assert b.execute("SELECT to_regclass('pg_temp.leftover')").fetchone() == (None,)
+        assert b.execute("SHOW work_mem").fetchone() != ("7MB",)
+        assert b.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
+        assert b.execute("SELECT pg_current_xact_id_if_assigned()").fetchone() == (None,)
+
+
+def test_max_client_conn_gets_53300(proxy: ServeProcess) -> None:
+    with psycopg.connect(dsn(proxy, "few")), psycopg.connect(dsn(proxy, "few")):
+        with pytest.raises(psycopg.OperationalError) as e:
+            psycopg.connect(dsn(proxy, "few"))
+        assert "too many clients" in str(e.value) and "max_client_conn" in str(e.value)
+    with psycopg.connect(dsn(proxy, "few"), autocommit=True) as c:  # a place is free again
+        assert c.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_login_waits_then_53300_when_no_connection_frees(proxy: ServeProcess, tmp_path: Path) -> None:
+    with psycopg.connect(dsn(proxy, "tiny")) as holder:
+        holder.execute("SELECT 1")
+        with pytest.raises(psycopg.OperationalError) as e:
+            psycopg.connect(dsn(proxy, "tiny"))
+        assert "query_wait_timeout" in str(e.value)
