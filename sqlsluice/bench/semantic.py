@@ -4,16 +4,25 @@
 (prediction, gold) pair with :func:`~sqlsluice.verifiers.batch.verify_pair` in SQLite's
 semantics over the schema alone (DDL files, a ``tables.json``, or the SQLite files' own DDL):
 
-- **proved** (``EQUIVALENT``): the prediction returns the gold rows on every database, hence on
-  the benchmark's; ``proved / total`` is a lower bound on EX.
+- **proved** (``EQUIVALENT``): the prediction returns the gold rows on every database of the
+  schema (and of the constraints used: keys, NOT NULL, foreign keys, and with
+  ``--data-constraints`` what the DDL comments state about the data), hence on the benchmark's
+  own database.  ``proved / total`` is a **lower bound on EX** (it counts a proved prediction
+  correct; EX may still count it wrong only if it times out or fails on the real database).
+  Proofs of ``ORDER BY .. LIMIT`` queries "equal up to the order of ties" are not counted in the
+  bound (the engine may pick different tied rows for the two queries); they are listed apart.
 - **refuted** (``NOT_EQUIVALENT``): a generated database (the counterexample, kept in the JSON)
-  on which they differ.  It shows the prediction is wrong *as a query*; it may still match on
-  the benchmark's own rows (a join key that happens to agree there), so ``(total - refuted) /
-  total`` bounds semantic correctness, and bounds EX only as far as the data exercises the
-  difference.
+  on which they differ.  This shows the prediction is wrong *as a query*; it does **not** show
+  that it is wrong on the benchmark's database (a wrong join key may happen to agree on the
+  benchmark's rows, a missing DISTINCT may meet no duplicates).  So no upper bound on EX follows
+  without the database: EX can be anything up to 100% whatever the refutations.  What refutations
+  do bound is *semantic* accuracy (the share of predictions equivalent to the gold SQL on every
+  database): at most ``(total - refuted) / total``.
 - **undecided**: ``UNKNOWN`` (no proof, no counterexample within the budget) or ``ERROR``
   (SQLite rejects a query, an unknown table, a missing prediction).
 
+So ``ex_lower_bound <= semantic accuracy <= semantic_upper_bound``, and ``ex_lower_bound <= EX``;
+the two sides of EX meet only when the databases are at hand (``score`` without ``--semantic``).
 BIRD's EX compares result *sets*; the pairs are verified under set semantics for BIRD and bag
 semantics for Spider.
 
@@ -59,9 +68,15 @@ class SemanticResult:
     def kind(self) -> str:
         return VERDICT_KIND.get(self.verdict, "undecided")
 
+    @property
+    def up_to_ties(self) -> bool:
+        """Proved only up to which tied rows an ``ORDER BY .. LIMIT`` keeps (not an EX guarantee)."""
+        return self.verdict == "EQUIVALENT" and "up to the order of ties" in self.reason
+
 
 def bounds(*, proved: int, refuted: int, total: int) -> tuple[float, float]:
-    """``(lower, upper)`` in percent: proved / total and (total - refuted) / total."""
+    """``(lower, upper)`` in percent: proved / total (a lower bound on EX and on semantic accuracy)
+    and (total - refuted) / total (an upper bound on semantic accuracy only, not on EX)."""
     if total <= 0:
         return 0.0, 0.0
     return round(100.0 * proved / total, 2), round(100.0 * (total - refuted) / total, 2)
@@ -266,8 +281,10 @@ def summarize(results: Sequence[SemanticResult], levels: Sequence[str]) -> dict[
     def block(rs: Sequence[SemanticResult]) -> dict[str, Any]:
         counts = {k: sum(1 for r in rs if r.kind == k) for k in KINDS}
         verdicts = {v: sum(1 for r in rs if r.verdict == v) for v in VERDICT_KIND}
-        lo, hi = bounds(proved=counts["proved"], refuted=counts["refuted"], total=len(rs))
-        return {"total": len(rs), **counts, "verdicts": verdicts, "ex_lower_bound": lo, "upper_bound": hi}
+        ties = sum(1 for r in rs if r.up_to_ties)
+        lo, hi = bounds(proved=counts["proved"] - ties, refuted=counts["refuted"], total=len(rs))
+        return {"total": len(rs), **counts, "verdicts": verdicts, "proved_up_to_ties": ties, "ex_lower_bound": lo,
+                "semantic_upper_bound": hi}
 
     seen = [lv for lv in levels if any(r.difficulty == lv for r in results)]
     seen += sorted({r.difficulty for r in results} - set(seen))
@@ -286,9 +303,12 @@ def report(results: Sequence[SemanticResult], levels: Sequence[str], *, benchmar
     return {
         "benchmark": benchmark, "mode": "semantic", "dialect": "sqlite", "semantics": semantics,
         "budget_s": budget_s, **s,
-        "note": "ex_lower_bound = proved/total (proved pairs return the gold rows on every database); "
-                "upper_bound = (total - refuted)/total bounds semantic correctness: a refuted prediction "
-                "differs on a generated database and may still match on the benchmark's own rows",
+        "note": "ex_lower_bound = (proved - proved_up_to_ties)/total: those predictions return the gold rows on "
+                "every database satisfying the schema's constraints, so on the benchmark's too (EX >= it). "
+                "semantic_upper_bound = (total - refuted)/total bounds the share of predictions equivalent to "
+                "the gold SQL, NOT EX: a refuted prediction differs on a generated database and may still "
+                "return the gold rows on the benchmark's own data; without the databases EX has no upper "
+                "bound below 100%",
         "errors": dict(sorted(errors.items(), key=lambda kv: -kv[1])),
         "seconds_verifying": round(sum(r.seconds for r in results), 2),
         **(extra or {}),
@@ -298,13 +318,13 @@ def report(results: Sequence[SemanticResult], levels: Sequence[str], *, benchmar
 
 def format_table(summary: dict[str, Any]) -> str:
     """A Markdown table: one row per level, then all."""
-    lines = ["| level | total | proved | refuted | undecided (unknown / error) | EX >= | upper |",
+    lines = ["| level | total | proved | refuted | undecided (unknown / error) | EX >= | semantic accuracy <= |",
              "|---|---|---|---|---|---|---|"]
     rows = [*summary["by_level"].items(), ("all", summary["all"])]
     for name, b in rows:
         v = b["verdicts"]
         lines.append(f"| {name} | {b['total']} | {b['proved']} | {b['refuted']} | {b['undecided']} "
-                     f"({v['UNKNOWN']} / {v['ERROR']}) | {b['ex_lower_bound']:.1f}% | {b['upper_bound']:.1f}% |")
+                     f"({v['UNKNOWN']} / {v['ERROR']}) | {b['ex_lower_bound']:.1f}% | {b['semantic_upper_bound']:.1f}% |")
     return "\n".join(lines)
 
 
