@@ -293,11 +293,11 @@ def _has_subquery_pred(e: exp.Expression) -> bool:
 
 def subqueries_to_exists(q: Block, catalog: Catalog) -> Block:
     """IN/EXISTS subqueries in WHERE, ON and the select list -> canonical EXISTS (see module doc).
-    Not in GROUP BY / HAVING (a grouped block reads its values per group)."""
-    if q.group is not None:
-        return q
+    In a grouped block only WHERE and ON (evaluated per row before grouping, as in any block); not
+    its select list, GROUP BY or HAVING (read per group)."""
     conds = [_rewrite(c.copy(), True, q.units, catalog) if _has_subquery_pred(c) else c for c in q.conds]
-    outputs = [_rewrite(o.copy(), False, q.units, catalog) if _has_subquery_pred(o) else o for o in q.outputs]
+    outputs = [_rewrite(o.copy(), False, q.units, catalog) if _has_subquery_pred(o) and q.group is None else o
+               for o in q.outputs]
     ljs = [(u, _rewrite(on.copy(), True, q.units, catalog) if _has_subquery_pred(on) else on) for u, on in q.ljs]
     return Block(q.units, ljs, conds, q.group, q.having, outputs, q.out_kinds)
 

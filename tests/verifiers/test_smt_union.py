@@ -33,6 +33,9 @@ PROVED = [
     ("SELECT r.k FROM r WHERE r.a NOT IN (SELECT s.x FROM s) AND r.a NOT IN (SELECT u.a FROM u WHERE u.b > 2)",
      "SELECT r.k FROM r WHERE r.a NOT IN (SELECT s.x FROM s UNION ALL SELECT u.a FROM u WHERE u.b > 2)"),
     (f"SELECT r.k, ({IN_A} OR {IN_B}) AS m FROM r", f"SELECT r.k, ({IN_AB}) AS m FROM r"),
+    # in the WHERE of a grouped block (TPC-DS q10, q35)
+    (f"SELECT r.g, COUNT(*) AS n FROM r WHERE r.p AND ({IN_A} OR {IN_B}) GROUP BY r.g",
+     f"SELECT r.g, COUNT(*) AS n FROM r WHERE r.p AND {IN_AB} GROUP BY r.g"),
     # correlated branches (exists_to_in's output)
     ("SELECT r.k FROM r WHERE r.k IN (SELECT s.rk FROM s WHERE s.y = r.b) OR r.k IN (SELECT u.a FROM u)",
      "SELECT r.k FROM r WHERE r.k IN (SELECT s.rk FROM s WHERE s.y = r.b UNION ALL SELECT u.a FROM u)"),
