@@ -7,7 +7,7 @@ SLUICE := $(VENV)/bin/sluice
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test install lint typecheck pytest system-deps system-deps-postgres system-deps-chromium system-deps-tmux clean bench-proxy bench-verify bench-tpcds
+.PHONY: demo test install lint typecheck pytest system-deps system-deps-postgres system-deps-chromium system-deps-tmux system-deps-pgjdbc system-deps-pgbouncer clean bench-proxy bench-pool bench-verify bench-tpcds
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ install: $(STAMP)
 # the PostgreSQL server binaries (tests start throwaway clusters) and Chromium (only
 # tests/bench/test_report.py needs it: it renders the HTML report headless).
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
-system-deps: system-deps-postgres system-deps-chromium system-deps-tmux system-deps-pgjdbc
+system-deps: system-deps-postgres system-deps-chromium system-deps-tmux system-deps-pgjdbc system-deps-pgbouncer
 
 system-deps-postgres:
 	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && ! command -v postgres >/dev/null 2>&1; then \
@@ -50,6 +50,13 @@ system-deps-pgjdbc:
 		(apt-get update -q && $(APT_INSTALL) libpostgresql-jdbc-java) || echo "pgjdbc not installed"; \
 	fi
 
+# PgBouncer (Debian's pgbouncer) for `sluice bench pool`, the transaction-pooling comparison
+system-deps-pgbouncer:
+	@if ! command -v pgbouncer >/dev/null 2>&1 && ! [ -x /usr/sbin/pgbouncer ]; then \
+		echo "installing pgbouncer for sluice bench pool (--no-install-recommends)"; \
+		(apt-get update -q && $(APT_INSTALL) pgbouncer) || echo "pgbouncer not installed"; \
+	fi
+
 demo: $(STAMP)
 	$(SLUICE) demo
 
@@ -66,6 +73,9 @@ test: lint typecheck pytest
 
 bench-proxy: $(STAMP)
 	$(SLUICE) bench proxy
+
+bench-pool: $(STAMP) system-deps-pgbouncer
+	$(SLUICE) bench pool
 
 bench-verify: $(STAMP)
 	$(SLUICE) bench verify

@@ -372,3 +372,6 @@ def rules_fuzz(
                            progress=update)
     if code:
         raise typer.Exit(code)
+
+
+from sqlsluice.bench import pool as _pool  # noqa: E402,F401  (registers `sluice bench pool`)
