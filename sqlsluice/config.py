@@ -223,6 +223,8 @@ class RewriteConfig(Strict):
     policy: Literal["proved", "tested"] = "proved"
     min_speedup: float = Field(default=1.2, ge=1.0)
     token_budget: int = Field(default=20000, ge=0)
+    # seconds the verifier may spend proving one candidate (the search runs in the background)
+    verify_budget_s: float = Field(default=10.0, gt=0)
 
 
 class AskConfig(Strict):

@@ -354,7 +354,7 @@ def match_columns(backend: Backend, original: str, candidate: str) -> str | None
 
 def rewrite(backend: Backend, sql: str, *, config: Config | None = None, rewriter: str = "rules",
             timing: bool = True, timeout_s: float = 60.0, token_budget: int | None = None,
-            max_timed: int = 3, verify_budget_s: float = 10.0, llm: Any = None,
+            max_timed: int = 3, verify_budget_s: float | None = None, llm: Any = None,
             original_time: tuple[float | None, list[tuple[Any, ...]] | None] | None = None) -> Rewrite:
     """Find a faster equivalent form of ``sql`` on ``backend``; see the module docstring."""
     cfg = config or Config()
@@ -427,7 +427,7 @@ def rewrite(backend: Backend, sql: str, *, config: Config | None = None, rewrite
     refuted = other_columns = 0
     for c, cost in cands:
         out.candidates_tried += 1
-        cert = certify(sql, c, catalog, dialect, verify_budget_s)
+        cert = certify(sql, c, catalog, dialect, verify_budget_s or cfg.rewrite.verify_budget_s)
         if cert.status == "REFUTED":
             refuted += 1
             log.warning("candidate %s refuted: %s", c.rules or c.source, cert.reason)
