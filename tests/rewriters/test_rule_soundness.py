@@ -126,6 +126,9 @@ CASES = [
          "SELECT d.a FROM (SELECT t.a AS a FROM t ORDER BY t.a DESC) AS d ORDER BY d.a", True, ordered=True),
     Case("sort_under_one_row_aggregate_still_removed", "sort_remove",
          "SELECT COUNT(*) AS n, SUM(d.a) AS s FROM (SELECT t.a AS a FROM t ORDER BY t.a DESC) AS d", True),
+    Case("sort_of_a_union_in_a_sorted_derived_table_removed", "sort_remove",  # raised on UNION's distinct flag
+         "SELECT d.a FROM (SELECT t.a AS a FROM t UNION ALL SELECT u.a AS a FROM u ORDER BY 1 DESC) AS d ORDER BY d.a",
+         True, ordered=True),
     Case("sort_in_in_subquery_still_removed", "sort_remove",
          "SELECT t.a FROM t WHERE t.a IN (SELECT u.a FROM u ORDER BY u.b)", True),
     # cte_inline

@@ -692,8 +692,8 @@ def _removable_order(node: exp.Order, root: exp.Expr) -> bool:
         return False
     if q.args.get("limit") or q.args.get("offset") or q.args.get("fetch"):
         return False
-    d = q.args.get("distinct")
-    if d is not None and d.args.get("on"):
+    d = q.args.get("distinct")  # a UNION's is a bool
+    if isinstance(d, exp.Distinct) and d.args.get("on"):
         return False  # DISTINCT ON keeps the first row of each key in this order
     return _order_free(q, root)
 
