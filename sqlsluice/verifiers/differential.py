@@ -257,6 +257,11 @@ class DifferentialTester:
             self.exe.create(t.name, [(c.name, col.type if (col := table.column(c.name)) else "VARCHAR")
                                      for c in t.cols])
         self._tie_variants: dict[tuple[str, int], tuple[str, str] | None] = {}
+        # Both queries sort (ORDER BY at the top) but neither order is total: results are still
+        # compared as bags, and also as lists where both orders are determined (no ties between
+        # rows that differ), so that a wrong ORDER direction is refuted.
+        self.sorted_both = (semantics == "bag" and not ordered
+                            and all(_top_sorted(q, self.engine) for q in (q1, q2)))
         self.pools = self._pools(constants)
         self.aimed = self._aimed(constants)
         self.join_columns = set(constants.join_columns)
@@ -326,6 +331,7 @@ class DifferentialTester:
         if self.engine == "sqlite":  # numbers as text: TEXT columns compared with numbers (affinity)
             strs |= {str(v) for v in k.ints} | {str(v + 1) for v in k.ints}
             strs |= {s.swapcase() for s in k.strings if s.swapcase() != s}  # LIKE is ASCII case-insensitive
+            strs |= {"1", "2", "10", "1.5"}  # numbers kept as TEXT, compared with numbers or sums of them
         base = _dt.date(2000, 1, 1)
         dates = {base, base + _dt.timedelta(days=1), _dt.date(1999, 12, 31), _dt.date(2002, 6, 15)}
         for d in k.dates:
@@ -474,7 +480,11 @@ class DifferentialTester:
         r1 = self.run(self.q1, deadline)
         r2 = self.run(self.q2, deadline)
         if compare_results(r1, r2, semantics=self.semantics, ordered=self.ordered):
-            return None
+            if not self.sorted_both or compare_results(r1, r2, semantics=self.semantics, ordered=True):
+                return None
+            # the same rows in another order: a difference when each query's order is determined
+            # on this database (its list is the same whichever way its ties are broken)
+            return (r1, r2) if self._orders_determined(r1, r2, deadline) else None
         # Guard against order-dependent queries (LIMIT without a total order, ROW_NUMBER ...):
         # a difference counts only if each query returns the same rows when the insertion order flips
         # (the same list when the results are compared as lists: a wrongly assumed total order).
@@ -513,11 +523,27 @@ class DifferentialTester:
         return any(compare_results(a, b, semantics=self.semantics, ordered=self.ordered)
                    for a in outs[0] for b in outs[1])
 
-    def _tie_breaks(self, sql: str, width: int) -> tuple[str, str] | None:
-        key = (sql, width)
+    def _tie_breaks(self, sql: str, width: int, *, need_limit: bool = True) -> tuple[str, str] | None:
+        key = (sql, width) if need_limit else (sql, -width)
         if key not in self._tie_variants:
-            self._tie_variants[key] = _tie_break_variants(sql, width, self.engine)
+            self._tie_variants[key] = tie_break_variants(sql, width, self.engine, need_limit=need_limit)
         return self._tie_variants[key]
+
+    def _orders_determined(self, r1: list[Row], r2: list[Row], deadline: float) -> bool:
+        """Each query returns the same list with its ties broken ascending and descending by every
+        output column (the caller has loaded the database)."""
+        for q, r in ((self.q1, r1), (self.q2, r2)):
+            if not r:
+                continue
+            v = self._tie_breaks(q, len(r[0]), need_limit=False)
+            if v is None:
+                return False
+            try:
+                if not all(compare_results(r, self.run(x, deadline), semantics="bag", ordered=True) for x in v):
+                    return False
+            except self.errors:
+                return False
+        return True
 
     def search(self, budget_s: float, *, max_dbs: int = 100000, min_dbs: int = 0) -> DiffResult:
         """Try databases until ``budget_s`` is spent, but at least ``min_dbs`` of them (within four
@@ -623,7 +649,8 @@ class DifferentialTester:
         for pname, by_cols in needed.items():
             p = self.catalog.table(pname)
             assert p is not None
-            rows = []
+            key_cols = {c.lower() for key in p.keys for c in key}
+            rows: list[list[Any]] = []
             for kcols, vals in by_cols.items():
                 for v in sorted(vals, key=repr):
                     given = dict(zip(kcols, v, strict=True))
@@ -631,6 +658,8 @@ class DifferentialTester:
                     for c in p.columns:
                         if c.name.lower() in given:
                             row.append(given[c.name.lower()])
+                        elif c.name.lower() in key_cols:  # a key column: a value of its own per row
+                            row.append(_distinct_value(_kind(c.type), len(rows)))
                         else:
                             row.append(None if c.nullable else defaults[_kind(c.type)])
                     rows.append(row)
@@ -638,15 +667,23 @@ class DifferentialTester:
         return out
 
 
-def _tie_break_variants(sql: str, width: int, dialect: str) -> tuple[str, str] | None:
+def _top_sorted(sql: str, dialect: str) -> bool:
+    try:
+        return isinstance(sqlglot.parse_one(sql, read=dialect).args.get("order"), exp.Order)
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError):
+        return False
+
+
+def tie_break_variants(sql: str, width: int, dialect: str, *, need_limit: bool = True) -> tuple[str, str] | None:
     """``sql`` with its top-level ORDER BY extended by output positions 1..width, ascending
-    (NULLS FIRST) and descending (NULLS LAST); None without a top-level ORDER BY and LIMIT."""
+    (NULLS FIRST) and descending (NULLS LAST); None without a top-level ORDER BY (and, with
+    ``need_limit``, a LIMIT or OFFSET)."""
     try:
         q = sqlglot.parse_one(sql, read=dialect)
     except (sqlglot.errors.ParseError, sqlglot.errors.TokenError):
         return None
     order = q.args.get("order")
-    if not isinstance(order, exp.Order) or not (q.args.get("limit") or q.args.get("offset")):
+    if not isinstance(order, exp.Order) or (need_limit and not (q.args.get("limit") or q.args.get("offset"))):
         return None
     out = []
     for desc in (False, True):
@@ -656,6 +693,20 @@ def _tie_break_variants(sql: str, width: int, dialect: str) -> tuple[str, str] |
         v.args["order"].set("expressions", [*v.args["order"].expressions, *keys])
         out.append(v.sql(dialect))
     return out[0], out[1]
+
+
+def _distinct_value(kind: str, i: int) -> Any:
+    """The i-th of many distinct values of a kind (a parent row's own key, outside the pools)."""
+    if kind in ("int", "num"):
+        return 1000 + i
+    if kind in ("date", "ts"):
+        d = _dt.date(1990, 1, 1) + _dt.timedelta(days=i)
+        return d if kind == "date" else _dt.datetime(d.year, d.month, d.day)
+    if kind == "time":
+        return _dt.time(i // 3600 % 24, i // 60 % 60, i % 60)
+    if kind == "bool":
+        return bool(i % 2)
+    return f"key{i}"
 
 
 def _exact(lits: set[str], kind: str) -> list[Any]:
