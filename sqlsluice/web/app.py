@@ -36,6 +36,23 @@ HERE = Path(__file__).resolve().parent
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 FAILED_LOGIN_DELAY_S = 0.5
+LOCAL = "(local)"  # the session of a loopback client under trust with no [[users]] (not a user name)
+
+
+def _loopback(addr: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(addr.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _loopback_host(host: str) -> bool:
+    """A Host header that names this machine's loopback (``127.0.0.1:6544``, ``[::1]:6544``, ``localhost``)."""
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]").lower()
+    return name == "localhost" or _loopback(name)
 
 
 def _plotly_js() -> Path:
@@ -74,11 +91,27 @@ def console_routes(server: SluiceServer) -> list[Any]:
                               done=lambda: bool(getattr(server, "shutting_down", False))).start()
 
     def password_of(user: str) -> str | None:
+        if user == LOCAL:  # bound to no password; valid while the trust policy holds (see who)
+            return "" if local_policy() else None
         u = server.config.user(user)
         return u.password if u is not None and u.admin else None
 
+    def local_policy() -> bool:
+        cfg = server.config
+        return not cfg.users and (cfg.server.auth or "trust") == "trust"
+
+    def local_trust(request: Request) -> bool:
+        """As over the wire (``SHOW sluice.stats``): with no users and trust authentication, a
+        client on the loopback address is an admin; the Host header must name a loopback
+        address too (a page on another site that rebinds its name to 127.0.0.1 gets nothing)."""
+        return local_policy() and _loopback(request.client.host if request.client else "") and \
+            _loopback_host(request.headers.get("host", ""))
+
     def who(request: Request) -> str | None:
-        return keys.verify(request.cookies.get(COOKIE), password_of)
+        user = keys.verify(request.cookies.get(COOKIE), password_of)
+        if user == LOCAL and not local_trust(request):
+            return None
+        return user
 
     def page(request: Request, name: str, status: int = 200, **ctx: Any) -> Response:
         cookie = request.cookies.get(COOKIE)
@@ -112,22 +145,31 @@ def console_routes(server: SluiceServer) -> list[Any]:
 
     async def login(request: Request) -> Response:
         admins = [u.name for u in server.config.users if u.admin]
+        local = local_trust(request)
         if request.method == "GET":
             return page(request, "login.html", next=safe_next(request.query_params.get("next")), error="",
-                        no_admin=not admins)
+                        no_admin=not admins and not local, local=local)
         f = await form(request)
         user, password = f.get("user", ""), f.get("password", "")
         target = safe_next(f.get("next"))
         if not same_origin(request):
             return PlainTextResponse("cross-origin login refused", status_code=403)
+        if f.get("local") == "1":
+            if not local:
+                return PlainTextResponse("a local login needs trust authentication, no [[users]] and a loopback "
+                                         "client", status_code=403)
+            resp = RedirectResponse(target, status_code=303)
+            resp.set_cookie(COOKIE, keys.sign(LOCAL, ""), max_age=int(keys.lifetime_s), httponly=True,
+                            samesite="strict", path="/console")
+            return resp
         u = server.config.user(user)
         ok = await asyncio.to_thread(check_password, u.password if u is not None else "x" * 16, password, user)
         if not (ok and u is not None and u.admin):
             log.warning("console: failed login for user %r from %s", user, request.client.host if request.client
                         else "?")
             await asyncio.sleep(FAILED_LOGIN_DELAY_S)
-            return page(request, "login.html", status=401, next=target, no_admin=not admins,
-                        error="wrong user or password, or not an admin user")
+            return page(request, "login.html", status=401, next=target, no_admin=not admins and not local,
+                        local=local, error="wrong user or password, or not an admin user")
         log.info("console: %s logged in", user)
         resp = RedirectResponse(target, status_code=303)
         resp.set_cookie(COOKIE, keys.sign(user, u.password), max_age=int(keys.lifetime_s), httponly=True,

@@ -112,10 +112,12 @@ class Client:
         self.jar = http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), self._NoRedirect)
 
-    def request(self, path: str, form: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
+    def request(self, path: str, form: dict[str, str] | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
         body = urllib.parse.urlencode(form).encode() if form is not None else None
+        req = urllib.request.Request(self.base + path, data=body, headers=headers or {})
         try:
-            with self.opener.open(self.base + path, data=body, timeout=30) as r:
+            with self.opener.open(req, timeout=30) as r:
                 return r.status, dict(r.headers), r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), e.read().decode()
@@ -310,3 +312,30 @@ default = "scripted-model"
     log = srv.log_path.read_text()
     assert ADMIN_PW not in log and APP_PW not in log
     assert all(p.stat().st_size > 10_000 for p in shots)
+
+
+def test_console_local_admin_under_trust_with_no_users(tmp_path: Path) -> None:
+    """As over the wire: with no [[users]] and trust, a loopback client is an admin (no password);
+    a Host header naming another site (DNS rebinding) gets nothing, and adding users ends it."""
+    srv = Serve(tmp_path, "duckdb:///:memory:", "")
+    try:
+        c = Client(srv.http)
+        assert c.login("anyone", "anything") == 401
+        status, _, page = c.request("/console/login")
+        assert status == 200 and 'id="local-login"' in page
+        status, headers, _ = c.request("/console/login", {"local": "1", "next": "/console/ask"})
+        assert status == 303 and headers["location"] == "/console/ask"
+        status, _, page = c.request("/console/ask")
+        assert status == 200 and "ASK history" in page
+        assert c.request("/console/ask", headers={"Host": "rebound.example:80"})[0] == 303
+        assert Client(srv.http).request("/console/login", {"local": "1"}, headers={"Host": "rebound.example"})[0] \
+            == 403
+        # users added (SIGHUP): the local session ends, and no local login is offered any more
+        (tmp_path / "sluice.toml").write_text(f'[[users]]\nname = "{ADMIN}"\npassword = "{ADMIN_PW}"\n'
+                                              "admin = true\n")
+        srv.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: c.request("/console/ask")[0] == 303, "the local session ended by the reload")
+        assert 'id="local-login"' not in c.request("/console/login")[2]
+        assert c.login(ADMIN, ADMIN_PW) == 303 and c.request("/console/ask")[0] == 200
+    finally:
+        assert srv.stop() == 0
