@@ -48,10 +48,32 @@ def optimized(q: exp.Expression, catalog: Catalog, dialect: str, *, safe: bool =
     """sqlglot's optimizer with our rule list (``safe``: without merge_subqueries, see
     :func:`outer_join_hazard`); raises :class:`CanonicalError` on failure."""
     rules = SAFE_RULES if safe or outer_join_hazard(q) else CANON_RULES
+    key = (id(catalog), dialect, rules is SAFE_RULES, q.sql(dialect))
+    hit = _OPTIMIZED.get(key)
+    if hit is not None and hit[0] is catalog:  # the catalog is held: its id is not reused
+        if isinstance(hit[1], CanonicalError):
+            raise CanonicalError(str(hit[1]))
+        return hit[1].copy()
     try:
-        return cast(exp.Expression, optimize(q.copy(), schema=_schema(catalog), dialect=dialect, rules=rules))
+        from sqlsluice.verifiers.flatten import flatten_derived  # Calcite's nested SELECT * join trees
+
+        flat = flatten_derived(q, catalog)
+        if outer_join_hazard(flat) != outer_join_hazard(q) and not safe:  # derived tables merged away
+            rules = SAFE_RULES if outer_join_hazard(flat) else CANON_RULES
+        out: exp.Expression | CanonicalError = cast(
+            exp.Expression, optimize(flat, schema=_schema(catalog), dialect=dialect, rules=rules))
     except Exception as e:  # sqlglot raises many kinds (OptimizeError, KeyError, ...)
-        raise CanonicalError(f"{type(e).__name__}: {str(e)[:200]}") from e
+        out = CanonicalError(f"{type(e).__name__}: {str(e)[:200]}")
+    if len(_OPTIMIZED) >= 128:
+        _OPTIMIZED.pop(next(iter(_OPTIMIZED)))
+    _OPTIMIZED[key] = (catalog, out)
+    if isinstance(out, CanonicalError):
+        raise CanonicalError(str(out))
+    return out.copy()
+
+
+# optimized queries: the tiers (canonical form, SMT, regions) optimize the same query more than once
+_OPTIMIZED: dict[tuple[int, str, bool, str], tuple[Catalog, Any]] = {}
 
 
 def _schema(catalog: Catalog) -> dict[str, Any]:

@@ -1733,13 +1733,15 @@ def _prove(q1: exp.Expression, q2: exp.Expression, catalog: Catalog, dialect: st
         top = smt_extend.top_proof(q1, q2, catalog, dialect, timeout_s)  # ORDER BY .. LIMIT/OFFSET on both
         if top is not None:
             return top
+        from sqlsluice.verifiers.smt_filter import one_row_limit  # LIMIT n >= 1 of one row: no LIMIT
+
+        q1, q2 = one_row_limit(q1), one_row_limit(q2)
+        if any(q.args.get(k) for q in (q1, q2) for k in ("limit", "offset", "fetch")):
+            raise Outside("LIMIT/OFFSET")  # before the optimizer: the model has no LIMIT (see Builder.query)
         safe = outer_join_hazard(q1, q2)
         o1 = _strip_order(optimized(q1, catalog, dialect, safe=safe))
         o2 = _strip_order(optimized(q2, catalog, dialect, safe=safe))
         o1, o2 = smt_extend.simplify_outer_joins(o1), smt_extend.simplify_outer_joins(o2)  # FULL/RIGHT -> LEFT/INNER
-        from sqlsluice.verifiers.smt_filter import one_row_limit  # LIMIT n >= 1 of one row
-
-        o1, o2 = one_row_limit(o1), one_row_limit(o2)
         b = Builder(catalog)
         m1, m2 = normalize(b.query(o1), catalog), normalize(b.query(o2), catalog)
         ok = Prover(deadline, frozenset(t.name.lower() for t in catalog.tables),
