@@ -14,7 +14,8 @@ from sqlsluice.rewriters.rules import RULES
 PROVED_ON_TEMPLATES = {
     "scalar_subquery_to_join", "exists_to_in", "cte_not_materialized", "cte_inline", "union_branch_prune",
     "constant_fold", "cte_materialize", "subquery_merge", "distinct_remove_under_keys", "in_to_join_under_keys",
-    "cte_unused_remove", "union_to_distinct",
+    "cte_unused_remove", "union_to_distinct", "or_in_to_union", "distinct_join_to_semi_join", "filter_into_derived",
+    "left_join_remove_under_keys", "sort_remove",
 }
 
 
