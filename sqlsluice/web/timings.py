@@ -175,10 +175,14 @@ class Flusher:
     until ``done()`` (the server shuts down): then once more, and it ends."""
 
     def __init__(self, stores: Callable[[], list[Any]], interval: float = 2.0,
-                 done: Callable[[], bool] = lambda: False) -> None:
+                 done: Callable[[], bool] = lambda: False, verified_every: int = 5) -> None:
         self.stores = stores  # () -> the live rewrite stores
         self.interval = interval
         self.done = done
+        # reading every stored entry for changed verified timings: every few flushes (and on
+        # each console page view), the served buckets every flush
+        self.verified_every = verified_every
+        self._n = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sluice-console-timings", daemon=True)
 
@@ -194,8 +198,16 @@ class Flusher:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            self.flush()
-            if self.done():
+            self._n += 1
+            done = self.done()
+            if done or self._n % self.verified_every == 0:
+                self.flush()
+            else:
+                try:
+                    RECORDER.flush([])
+                except Exception:
+                    log.warning("console: recording rewrite timings failed", exc_info=True)
+            if done:
                 return
 
     def stop(self) -> None:
