@@ -304,14 +304,17 @@ class Pool:
     idle: deque[ServerConn] = field(default_factory=deque)
     total: int = 0  # open or opening
     waiters: deque[asyncio.Future[ServerConn | None]] = field(default_factory=deque)
+    setups: int = 0  # checkouts that had to bring a connection's settings to its client's
+    opened: int = 0  # server connections opened so far
 
     def try_acquire(self) -> ServerConn | None:
         """An idle connection at once (nobody waiting before us), else None."""
         while self.idle and not self.waiters:
             c = self.idle.pop()
-            if not c.closed:
+            if not c.closed and not c.conn._buf:
                 return c
-            self.total -= 1
+            # closed, or it said something while idle (a FATAL on its way, a notice): not reused
+            self.discard(c)
         return None
 
     async def acquire(self, timeout: float) -> ServerConn:
@@ -344,6 +347,7 @@ class Pool:
             self.total -= 1
             self._hand_over(None)
             raise
+        self.opened += 1
         return ServerConn(s, self)
 
     def _hand_over(self, c: ServerConn | None) -> bool:
@@ -426,7 +430,8 @@ class PoolManager:
 
     def stats(self) -> list[dict[str, Any]]:
         return [{"database": p.target.database, "user": p.target.user, "size": p.size, "open": p.total,
-                 "idle": len(p.idle), "waiting": len(p.waiters)} for p in self.pools.values()]
+                 "idle": len(p.idle), "waiting": len(p.waiters), "opened": p.opened, "setups": p.setups}
+                for p in self.pools.values()]
 
     def close(self) -> None:
         for p in self.pools.values():
@@ -453,6 +458,7 @@ class PoolClient:
     async def checkout(self, c: ServerConn) -> ServerConn:
         """Bring ``c``'s session settings to this client's; closes it on failure."""
         if c.applied != self.state:
+            self.pool.setups += 1
             try:
                 await c.query(apply_sql(self.state))
             except BaseException:

@@ -652,12 +652,56 @@ class UpstreamRelay:
             if ut is not None and not self.uconn.closed:
                 ut.resume_reading()
 
+    def _fast_tx(self, data: bytes) -> int:
+        """:meth:`_fast_client` in transaction pooling: Bind, Describe and Close get the
+        server's statement names (and a Parse first where the connection lacks the statement);
+        one write for the chunk."""
+        if self._in_skip or self._in_buf or self._bind_obs is not None:
+            return 0
+        n = len(data)
+        pos = 0
+        watched = bool(self._stmts)
+        while pos + 5 <= n:  # check first: nothing may change when the chunk goes the slow way
+            t = data[pos]
+            ln = _unpack_i(data, pos + 1)[0]
+            if t in _SLOW or ln < 4 or ln > MAX_MESSAGE or t not in _FRONTEND or (watched and (t == _B or t == _C)):
+                return 0
+            pos += 1 + ln
+        if pos != n:
+            return 0
+        pos = start = 0
+        pieces: list[bytes] = []
+        t = 0
+        while pos < n:
+            t = data[pos]
+            end = pos + 1 + _unpack_i(data, pos + 1)[0]
+            if t == _B or t == _C or t == _D:
+                msg = data[pos:end]
+                new = self._tx_named(t, msg)
+                if new != msg:
+                    pieces.append(data[start:pos])
+                    pieces.append(new)
+                    start = end
+            elif t == _S or t == _F:
+                self.sent_syncs += 1
+            pos = end
+        self._open = t != _S and t != _F
+        uw = self.uwriter
+        if pieces:
+            pieces.append(data[start:])
+            uw.write(b"".join(pieces))
+        else:
+            uw.write(data)
+        return 2 if uw.needs_drain() else 1
+
     def _fast_client(self, data: bytes) -> int:
         """The hot path: a chunk of whole messages none of which needs the pipeline; sent as is.
 
         Returns 0 (having changed nothing) when the chunk needs :meth:`_handle_client`,
         1 when it was sent, 2 when it was sent and the upstream writer should be drained.
         """
+        if self._tx is not None:
+            return self._fast_tx(data)
         if self._in_skip or self._in_buf or self._bind_obs is not None:
             return 0
         n = len(data)

@@ -263,3 +263,49 @@ def test_login_waits_then_53300_when_no_connection_frees(proxy: ServeProcess, tm
         with pytest.raises(psycopg.OperationalError) as e:
             psycopg.connect(dsn(proxy, "tiny"))
         assert "query_wait_timeout" in str(e.value)
+
+
+def test_unnamed_statements_across_batches_and_copy(proxy: ServeProcess, upstream: str) -> None:
+    async def main() -> list[int]:
+        # no statement cache: asyncpg parses the unnamed statement in one batch and binds it in the next
+        a = await asyncpg.connect(dsn(proxy, "tx"), statement_cache_size=0)
+        b = await asyncpg.connect(dsn(proxy, "tx"))
+        try:
+            out = []
+            for k in range(1, 9):
+                if k % 2:
+                    async with b.transaction():  # b holds a server connection meanwhile
+                        await b.fetchval("SELECT 1")
+                        out.append(await a.fetchval("SELECT k FROM items WHERE v = $1", f"v{k}"))
+                else:
+                    out.append(await a.fetchval("SELECT k FROM items WHERE v = $1", f"v{k}"))
+            return out
+        finally:
+            await a.close()
+            await b.close()
+
+    assert asyncio.run(main()) == list(range(1, 9))
+    table = "copy_" + uuid.uuid4().hex[:8]
+    with psycopg.connect(upstream, autocommit=True) as admin:
+        admin.execute(f"CREATE TABLE {table} (k int, v text)")
+        admin.execute(f"GRANT ALL ON {table} TO {ROLE}")
+    with psycopg.connect(dsn(proxy, "tx"), autocommit=True) as c:
+        with c.cursor().copy(f"COPY {table} FROM STDIN") as cp:
+            for i in range(1000):
+                cp.write_row((i, f"r{i}"))
+        assert c.execute(f"SELECT count(*), sum(k) FROM {table}").fetchone() == (1000, 499500)
+
+
+def test_the_unnamed_statement_follows_its_client(proxy: ServeProcess) -> None:
+    """libpq's PQprepare/PQexecPrepared with the unnamed statement, in two batches, with the
+    server connection taken by another client in between."""
+    with psycopg.connect(dsn(proxy, "tx"), autocommit=True) as a, psycopg.connect(dsn(proxy, "tx")) as b:
+        pq = a.pgconn
+        assert pq.prepare(b"", b"SELECT pg_backend_pid(), $1::text").status == psycopg.pq.ExecStatus.COMMAND_OK
+        first = pq.exec_prepared(b"", [b"one"])
+        held = b.execute("SELECT pg_backend_pid()").fetchone()  # b's transaction holds that connection
+        second = pq.exec_prepared(b"", [b"two"])
+        assert first.status == second.status == psycopg.pq.ExecStatus.TUPLES_OK, second.error_message
+        assert held == (int(first.get_value(0, 0) or b"0"),)
+        assert second.get_value(0, 0) != first.get_value(0, 0) and second.get_value(0, 1) == b"two"
+        b.rollback()
