@@ -305,6 +305,9 @@ class Pool:
     total: int = 0  # open or opening
     waiters: deque[asyncio.Future[ServerConn | None]] = field(default_factory=deque)
     setups: int = 0  # checkouts that had to bring a connection's settings to its client's
+    # transaction mode: the ParameterStatus messages a login with these settings gets (as
+    # PgBouncer, from a server connection seen before, so that a login takes none)
+    welcome: dict[tuple[tuple[str, str], ...], bytes] = field(default_factory=dict)
     opened: int = 0  # server connections opened so far
 
     def try_acquire(self) -> ServerConn | None:

@@ -1463,23 +1463,31 @@ async def serve_upstream(conn: Any) -> None:
 
 async def _serve_pooled(conn: Any, target: UpstreamTarget, pc: PoolClient) -> None:
     pc.state = pc.startup = startup_settings(conn.params)
-    try:
-        c = await pc.checkout(await pc.pool.acquire(pc.settings.query_wait_timeout))
-    except SluiceError as e:
-        await _refuse(conn, e)
-        return
-    except (ConnectionError, OSError, TimeoutError) as e:
-        await _refuse(conn, SluiceError(f"server connection failed: {e}", sqlstate="08006"))
-        return
     tx = pc.settings.mode == "transaction"
+    status = pc.pool.welcome.get(pc.state) if tx else None
+    c: ServerConn | None = None
+    if status is None:
+        try:
+            c = await pc.checkout(await pc.pool.acquire(pc.settings.query_wait_timeout))
+        except SluiceError as e:
+            await _refuse(conn, e)
+            return
+        except (ConnectionError, OSError, TimeoutError) as e:
+            await _refuse(conn, SluiceError(f"server connection failed: {e}", sqlstate="08006"))
+            return
+        status = c.parameter_status()
+        if tx:
+            if len(pc.pool.welcome) < 100:
+                pc.pool.welcome[pc.state] = status
+            pc.pool.release(c)  # held again from the client's first statement
+            c = None
     try:
         await _start_session(conn)
     except BaseException:
-        pc.pool.release(c)
+        if c is not None:
+            pc.pool.release(c)
         raise
-    status = c.parameter_status()
-    if tx:
-        pc.pool.release(c)  # held again from the client's first statement
+    if tx or c is None:
         relay = UpstreamRelay(conn, target, None, pc)
         pid, secret = conn.register_cancel(PooledCanceller(relay))
     else:

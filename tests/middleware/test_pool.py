@@ -17,7 +17,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import asyncpg
 import psycopg
@@ -257,12 +256,17 @@ def test_max_client_conn_gets_53300(proxy: ServeProcess) -> None:
         assert c.execute("SELECT 1").fetchone() == (1,)
 
 
-def test_login_waits_then_53300_when_no_connection_frees(proxy: ServeProcess, tmp_path: Path) -> None:
+def test_login_waits_then_53300_when_no_connection_frees(proxy: ServeProcess) -> None:
     with psycopg.connect(dsn(proxy, "tiny")) as holder:
         holder.execute("SELECT 1")
+        # a login with settings not seen before needs a server connection for its ParameterStatus
         with pytest.raises(psycopg.OperationalError) as e:
-            psycopg.connect(dsn(proxy, "tiny"))
+            psycopg.connect(dsn(proxy, "tiny"), application_name="pool-" + uuid.uuid4().hex[:6])
         assert "query_wait_timeout" in str(e.value)
+        # one seen before logs in from what the pool remembers, and waits at its first statement
+        with psycopg.connect(dsn(proxy, "tiny"), autocommit=True) as late:
+            holder.rollback()
+            assert late.execute("SELECT 4").fetchone() == (4,)
 
 
 def test_unnamed_statements_across_batches_and_copy(proxy: ServeProcess, upstream: str) -> None:
