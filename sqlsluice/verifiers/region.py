@@ -48,6 +48,7 @@ may differ in a way its context hides, e.g. rows a later join never matches).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -97,10 +98,10 @@ def _is_body(q: exp.Expr) -> bool:
     return isinstance(p, exp.CTE | exp.Exists) and q.arg_key == "this"
 
 
-def _cte_names_outside(root: exp.Expr, node: exp.Expr) -> set[str]:
-    """Names of CTEs defined in ``root`` but not inside ``node``."""
+def _cte_names_outside(root: exp.Expr, node: exp.Expr, ctes: list[exp.CTE] | None = None) -> set[str]:
+    """Names of CTEs defined in ``root`` (``ctes``: its CTE nodes, when known) but not inside ``node``."""
     out = set()
-    for c in root.find_all(exp.CTE):
+    for c in ctes if ctes is not None else root.find_all(exp.CTE):
         if not _inside(c, node):
             out.add(c.alias_or_name.lower())
     return out
@@ -118,17 +119,17 @@ def _table_names(node: exp.Expr) -> set[str]:
     return {t.name.lower() for t in node.find_all(exp.Table) if t.name and not t.args.get("db")}
 
 
-def _names_resolve_alike(root: exp.Expr, node: exp.Expr) -> bool:
+def _names_resolve_alike(root: exp.Expr, node: exp.Expr, ctes: list[exp.CTE] | None = None) -> bool:
     """Every table name read in ``node`` means the same wherever ``node``'s text appears: no CTE of
     that name outside ``node`` (fresh abstraction tables cannot be shadowed)."""
-    outside = _cte_names_outside(root, node)
+    outside = _cte_names_outside(root, node, ctes)
     return not any(n in outside and not n.startswith(FRESH) for n in _table_names(node))
 
 
 def _uncorrelated(body: exp.Expr) -> bool:
     """No column of ``body`` refers to a source outside ``body``."""
     try:
-        root: Scope | None = build_scope(body.copy())
+        root: Scope | None = build_scope(body)
     except Exception:  # sqlglot raises many kinds on odd trees
         return False
     if root is None:
@@ -311,6 +312,7 @@ def abstract(q1: exp.Expr, q2: exp.Expr, catalog: Catalog, dialect: str
     cat = catalog
     n = 0
     blocked: set[str] = set()
+    base = sum(1 for t in catalog.tables if t.name.startswith(FRESH))  # fresh names stay fresh
     for _ in range(_MAX_ROUNDS):
         by1: dict[str, list[exp.Expr]] = {}
         by2: dict[str, list[exp.Expr]] = {}
@@ -328,7 +330,7 @@ def abstract(q1: exp.Expr, q2: exp.Expr, catalog: Catalog, dialect: str
             if outs is None or len({o[0].lower() for o in outs}) != len(outs):
                 blocked.add(key)
                 continue
-            fresh = f"{FRESH}{n}"
+            fresh = f"{FRESH}{base + n}"
             cols = [o[0] for o in outs]
             table = Table(name=fresh, columns=[Column(name=o[0], type=_declared_type(o[1], o[2])) for o in outs])
             cat = Catalog(tables=[*cat.tables, table], dialect=cat.dialect)
@@ -350,30 +352,50 @@ def abstract(q1: exp.Expr, q2: exp.Expr, catalog: Catalog, dialect: str
 # 2. the differing region
 # ---------------------------------------------------------------------------------------------
 
-def _diff(a: exp.Expr, b: exp.Expr) -> tuple[exp.Expr, exp.Expr] | None:
-    """The smallest pair of subtrees (at the same path) outside which ``a`` and ``b`` agree."""
-    while True:
-        if _text(a) == _text(b) and a == b:
-            return None
-        if type(a) is not type(b):
-            return a, b
-        keys = set(a.args) | set(b.args)
-        pairs: list[tuple[exp.Expr, exp.Expr]] = []
-        for k in keys:
-            va, vb = a.args.get(k), b.args.get(k)
-            la = va if isinstance(va, list) else [va]
-            lb = vb if isinstance(vb, list) else [vb]
-            if len(la) != len(lb):
-                return a, b
-            for x, y in zip(la, lb, strict=True):
-                if isinstance(x, exp.Expr) and isinstance(y, exp.Expr):
-                    if not (_text(x) == _text(y) and x == y):
-                        pairs.append((x, y))
-                elif isinstance(x, exp.Expr) or isinstance(y, exp.Expr) or x != y:
-                    return a, b
-        if len(pairs) != 1:
-            return a, b
-        a, b = pairs[0]
+def _digests(root: exp.Expr) -> dict[int, bytes]:
+    """A digest of every subtree (its node type, plain arguments and children's digests), by id."""
+    out: dict[int, bytes] = {}
+    for n in reversed(list(root.walk(bfs=False))):
+        h = hashlib.blake2b(type(n).__name__.encode(), digest_size=20)
+        for k in sorted(n.args):
+            v = n.args[k]
+            h.update(b"\x00" + k.encode())
+            for x in v if isinstance(v, list) else [v]:
+                h.update(b"\x01" + (out[id(x)] if isinstance(x, exp.Expr) else repr(x).encode()))
+        out[id(n)] = h.digest()
+    return out
+
+
+def _diff_points(a: exp.Expr, b: exp.Expr, out: list[tuple[exp.Expr, exp.Expr]],
+                 d: dict[int, bytes]) -> None:
+    """The smallest subtree pairs (at the same paths) outside which ``a`` and ``b`` agree
+    (``d``: the digests of both trees)."""
+
+    def _same(x: exp.Expr, y: exp.Expr) -> bool:
+        return d[id(x)] == d[id(y)]
+
+    if _same(a, b):
+        return
+    if type(a) is not type(b):
+        out.append((a, b))
+        return
+    pairs: list[tuple[exp.Expr, exp.Expr]] = []
+    for k in sorted(set(a.args) | set(b.args)):
+        va, vb = a.args.get(k), b.args.get(k)
+        la = va if isinstance(va, list) else [va]
+        lb = vb if isinstance(vb, list) else [vb]
+        if len(la) != len(lb):
+            out.append((a, b))
+            return
+        for x, y in zip(la, lb, strict=True):
+            if isinstance(x, exp.Expr) and isinstance(y, exp.Expr):
+                if not _same(x, y):
+                    pairs.append((x, y))
+            elif isinstance(x, exp.Expr) or isinstance(y, exp.Expr) or x != y:
+                out.append((a, b))
+                return
+    for x, y in pairs:
+        _diff_points(x, y, out, d)
 
 
 def _order_hazard(root: exp.Expr, region: exp.Expr) -> str:
@@ -393,26 +415,102 @@ def _order_hazard(root: exp.Expr, region: exp.Expr) -> str:
     return ""
 
 
-def find_region(a1: exp.Expr, a2: exp.Expr) -> tuple[exp.Expr, exp.Expr, str] | None:
-    """The nearest uncorrelated subquery pair enclosing every difference, with why larger ones
-    were skipped; None when the difference reaches the top query."""
-    d = _diff(a1, a2)
-    if d is None:
-        return None
-    n1: exp.Expr | None = d[0]
-    n2: exp.Expr | None = d[1]
-    skipped = []
+def _nearest_region(a1: exp.Expr, a2: exp.Expr, n1: exp.Expr | None, n2: exp.Expr | None,
+                    skipped: list[str], ctes: tuple[list[exp.CTE], list[exp.CTE]],
+                    memo: dict[int, tuple[exp.Expr, exp.Expr] | None]) -> tuple[exp.Expr, exp.Expr] | None:
+    seen = []
     while n1 is not None and n2 is not None and n1 is not a1:
+        if id(n1) in memo:
+            found = memo[id(n1)]
+            break
+        seen.append(id(n1))
         if isinstance(n1, exp.Query) and isinstance(n2, exp.Query) and (
                 (_is_body(n1) and _is_body(n2)) or isinstance(n1.parent, exp.SetOperation)):
-            if not (_names_resolve_alike(a1, n1) and _names_resolve_alike(a2, n2)):
+            if not (_names_resolve_alike(a1, n1, ctes[0]) and _names_resolve_alike(a2, n2, ctes[1])):
                 skipped.append("a region reads a CTE defined outside it")
             elif not (_uncorrelated(n1) and _uncorrelated(n2)):
                 skipped.append("a correlated region")
+            elif isinstance(n1.parent, exp.SetOperation) and _filtered_union(n1) and _filtered_union(n2):
+                skipped.append("a set-operation branch under a filter on its derived table")
             else:
-                return n1, n2, "; ".join(skipped)
+                found = (n1, n2)
+                break
         n1, n2 = n1.parent, n2.parent
-    return None
+    else:
+        found = None
+    for i in seen:
+        memo[i] = found
+    return found
+
+
+def _filtered_union(branch: exp.Expr) -> bool:
+    """A branch of a set operation that is a derived table filtered by its context: the derived
+    table is the region to prove (under the filter), not the branch alone."""
+    top = branch.parent
+    while isinstance(top, exp.SetOperation) and isinstance(top.parent, exp.SetOperation):
+        top = top.parent
+    if not isinstance(top, exp.SetOperation) or not _is_body(top):
+        return False
+    f = context_filter(top)
+    return f is not None and bool(f[1])
+
+
+def find_regions(a1: exp.Expr, a2: exp.Expr) -> tuple[list[tuple[exp.Expr, exp.Expr]], str, bool] | None:
+    """Disjoint uncorrelated subquery pairs enclosing the differences (each difference in its
+    nearest one; a region inside another chosen one is dropped), why larger ones were skipped,
+    and whether some difference lies in no region (in the top query); None when there is no
+    difference or no region."""
+    points: list[tuple[exp.Expr, exp.Expr]] = []
+    _diff_points(a1, a2, points, {**_digests(a1), **_digests(a2)})
+    if not points:
+        return None
+    skipped: list[str] = []
+    regions: list[tuple[exp.Expr, exp.Expr]] = []
+    top = False
+    ctes = (list(a1.find_all(exp.CTE)), list(a2.find_all(exp.CTE)))
+    memo: dict[int, tuple[exp.Expr, exp.Expr] | None] = {}
+    for p1, p2 in points:
+        r = _nearest_region(a1, a2, p1, p2, skipped, ctes, memo)
+        if r is None:
+            top = True
+            continue
+        if not any(r[0] is q[0] for q in regions):
+            regions.append(r)
+    regions = [r for r in regions if not any(q[0] is not r[0] and _inside(r[0], q[0]) for q in regions)]
+    if not regions:
+        return None
+    return regions, "; ".join(sorted(set(skipped))), top
+
+
+def context_filter(r: exp.Expr) -> tuple[str, list[exp.Expr]] | None:
+    """For a derived table in the FROM of a SELECT without outer joins: its alias and the WHERE
+    conjuncts of that SELECT that read only its columns (no subquery, deterministic).  The SELECT's
+    result depends on the derived table's rows only through the rows that satisfy them (every
+    other row is removed from every combination before grouping, projection or any subquery in
+    its output is evaluated), so proving the two regions equal under these conjuncts suffices."""
+    sub = r.parent
+    if not isinstance(sub, exp.Subquery) or not isinstance(sub.parent, exp.From | exp.Join):
+        return None
+    sel = sub.parent.parent
+    if not isinstance(sel, exp.Select) or sel.args.get("where") is None:
+        return None
+    if any(j.args.get("side") or (j.args.get("kind") or "").upper() in ("FULL", "OUTER", "ANTI", "SEMI")
+           or j.args.get("method") for j in sel.args.get("joins") or []):
+        return None
+    alias = sub.alias_or_name
+    if not alias:
+        return None
+    cond = sel.args["where"].this
+    conj = list(cond.flatten()) if isinstance(cond, exp.And) else [cond]
+    keep = []
+    for c in conj:
+        cols = list(c.find_all(exp.Column))
+        if not cols or any(col.table != alias for col in cols) or c.find(exp.Query) is not None:
+            continue
+        if not _deterministic(c):
+            continue
+        keep.append(c)
+    return alias, keep
 
 
 def _where(r: exp.Expr) -> str:
@@ -500,26 +598,102 @@ def _region_proof(e1: exp.Expr, e2: exp.Expr, catalog: Catalog, dialect: str,
     shared = f"{n} identical subqueries abstracted" if n else "nothing shared abstracted"
     if n and _text(a1) == _text(a2):
         return RegionResult(True, f"identical after abstraction ({shared})")
-    found = find_region(a1, a2)
+    found = find_regions(a1, a2)
     if found is None:
         if not n:
             return None
         res = _prove_pair(a1, a2, cat, dialect, timeout_s)
         return RegionResult(res.proved, f"whole query, {shared}: {res.reason}")
-    r1, r2, skipped = found
-    where = _where(r1)
+    regions, skipped, top = found
     note = f" (skipped: {skipped})" if skipped else ""
+    deadline = time.monotonic() + timeout_s
+    proved: list[str] = []
+    reason = ""
+    parts = len(regions) + (1 if top else 0)
+    for i, (r1, r2) in enumerate(regions):
+        where = _where(r1)
+        why = _region_ok(a1, a2, r1, r2, cat, dialect)
+        if why:
+            return RegionResult(False, f"region {where}: {why}{note}")
+        p1, p2, under = _filtered(r1, r2, cat, dialect)
+        left = (deadline - time.monotonic()) / (parts - i)
+        res = _prove_pair(p1, p2, cat, dialect, max(0.3, left))
+        if not res.proved:
+            return RegionResult(False, f"region {where}{under} ({shared}){note}: {res.reason}"
+                                + (f" ({len(proved)} other regions proved)" if proved else ""))
+        proved.append(f"{where}{under}")
+        reason = res.reason
+    what = "region " + proved[0] if len(proved) == 1 else f"{len(proved)} regions ({', '.join(proved)})"
+    if top:
+        # the rest differs in the top query: q2 with each proved region put back as q1's is
+        # equivalent to q2 (congruence, under the same context filters), and is proved equal to
+        # q1 with the now identical regions abstracted
+        b2 = a2.copy()
+        for r1, r2 in regions:
+            path = _path(a2, r2)
+            _at(b2, path).replace(r1.copy())
+        c1, c2, cat2, m = abstract(a1, b2, cat, dialect)
+        res = _prove_pair(c1, c2, cat2, dialect, max(0.3, deadline - time.monotonic()))
+        if not res.proved:
+            return RegionResult(False, f"{what} proved ({shared}){note}; the top query with them abstracted "
+                                       f"({m} abstracted) not: {res.reason}")
+        return RegionResult(True, f"{what} ({shared}){note}: {reason}; the top query with them abstracted "
+                                  f"({m} abstracted): {res.reason}")
+    return RegionResult(True, f"{what} ({shared}){note}: {reason}")
+
+
+def _path(root: exp.Expr, node: exp.Expr) -> list[tuple[str, int | None]]:
+    """The argument keys (and list indexes) from ``root`` down to ``node``."""
+    out: list[tuple[str, int | None]] = []
+    n = node
+    while n is not root:
+        p, key = n.parent, n.arg_key
+        assert p is not None and key is not None
+        v = p.args.get(key)
+        out.append((key, next(i for i, x in enumerate(v) if x is n) if isinstance(v, list) else None))
+        n = p
+    return out[::-1]
+
+
+def _at(root: exp.Expr, path: list[tuple[str, int | None]]) -> exp.Expr:
+    n = root
+    for k, i in path:
+        v = n.args[k]
+        n = v[i] if i is not None else v
+    return n
+
+
+def _region_ok(a1: exp.Expr, a2: exp.Expr, r1: exp.Expr, r2: exp.Expr, cat: Catalog, dialect: str) -> str:
+    """Why the region pair cannot stand for the queries ('' when it can): order, names, types."""
     hazard = _order_hazard(a1, r1) or _order_hazard(a2, r2)
     if hazard:
-        return RegionResult(False, f"region {where}: its row order is observable ({hazard}){note}")
+        return f"its row order is observable ({hazard})"
     o1, o2 = _outputs(r1, cat, dialect), _outputs(r2, cat, dialect)
     if o1 is None or o2 is None:
-        return RegionResult(False, f"region {where}: output columns unknown{note}")
+        return "output columns unknown"
     if [o[0] for o in o1] != [o[0] for o in o2]:
-        return RegionResult(False, f"region {where}: output column names differ{note}")
+        return "output column names differ"
     t1, t2 = [_type_text(o[1]) for o in o1], [_type_text(o[1]) for o in o2]
     if "UNKNOWN" in t1 or t1 != t2:
-        return RegionResult(False, f"region {where}: output column types differ or are unknown{note}")
-    res = _prove_pair(_strip_sort(r1), _strip_sort(r2), cat, dialect, timeout_s)
-    return RegionResult(res.proved, f"region {where} ({shared}){note}: {res.reason}")
+        return "output column types differ or are unknown"
+    return ""
 
+
+def _filtered(r1: exp.Expr, r2: exp.Expr, cat: Catalog, dialect: str) -> tuple[exp.Expr, exp.Expr, str]:
+    """The region pair to prove: under the context's filter on it when there is one."""
+    f1, f2 = context_filter(r1), context_filter(r2)
+    if f1 is None or f2 is None or not f1[1] or [_text(c) for c in f1[1]] != [_text(c) for c in f2[1]]:
+        return _strip_sort(r1), _strip_sort(r2), ""
+    alias, conj = f1
+    out = []
+    for r in (r1, r2):
+        sub = r.parent
+        assert isinstance(sub, exp.Subquery)
+        ta = sub.args.get("alias")
+        names = [c.name for c in ta.columns] if ta is not None and ta.columns else \
+            [o[0] for o in (_outputs(r, cat, dialect) or [])]
+        body = exp.Subquery(this=_strip_sort(r).copy(), alias=ta.copy() if ta is not None else None)
+        cols = [exp.column(exp.to_identifier(n, quoted=True), table=exp.to_identifier(alias, quoted=True))
+                for n in names]
+        out.append(exp.select(*cols).from_(body).where(exp.and_(*[c.copy() for c in conj])))
+    return out[0], out[1], f" under the context's filter {exp.and_(*conj).sql()[:120]}"

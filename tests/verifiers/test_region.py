@@ -174,6 +174,51 @@ def test_window_context_blocks_the_region(cat: Catalog) -> None:
     assert r is not None and not r.proved and "window" in r.reason
 
 
+FILTERED = ("SELECT s.a, w.total FROM ({s}) AS s, ({w}) AS w "
+            "WHERE s.a = w.a AND s.b > 1 AND w.total > 5")
+
+
+def test_filters_pushed_into_two_derived_tables_are_proved_under_the_context_filter(cat: Catalog) -> None:
+    # each region alone differs (the pushed filter), but the outer WHERE keeps only rows that
+    # satisfy it: each pair is proved equal under its context's filter
+    q1 = FILTERED.format(s="SELECT t.a AS a, t.b AS b FROM t",
+                         w="SELECT u.a AS a, SUM(u.d) AS total FROM u GROUP BY u.a")
+    q2 = FILTERED.format(s="SELECT t.a AS a, t.b AS b FROM t WHERE t.b > 1",
+                         w="SELECT u.a AS a, SUM(u.d) AS total FROM u GROUP BY u.a HAVING SUM(u.d) > 5")
+    r = rp(q1, q2, cat, timeout_s=10)
+    assert r is not None and r.proved, r
+    assert r.reason.startswith("2 regions") and r.reason.count("under the context's filter") == 2
+    assert duck_rows(q1) == duck_rows(q2) and sum(duck_rows(q1).values()) > 0
+
+
+def test_no_context_filter_on_the_null_side_of_an_outer_join(cat: Catalog) -> None:
+    # s.b IS NULL pushed into the NULL-padded side changes which v rows are padded
+    q1 = ("SELECT v.x, s.a FROM v LEFT JOIN (SELECT t.a AS a, t.b AS b FROM t) AS s ON v.x = s.a "
+          "WHERE s.b IS NULL")
+    q2 = ("SELECT v.x, s.a FROM v LEFT JOIN (SELECT t.a AS a, t.b AS b FROM t WHERE t.b IS NULL) AS s "
+          "ON v.x = s.a WHERE s.b IS NULL")
+    r = rp(q1, q2, cat)
+    assert r is not None and not r.proved and "under the context's filter" not in r.reason
+    assert duck_rows(q1) != duck_rows(q2)
+    assert verify(q1, q2, cat, time_budget_s=2).verdict == "NOT_EQUIVALENT"
+
+
+def test_regions_and_a_folded_constant_in_the_top_query(cat: Catalog) -> None:
+    # the derived table s changes and the top query folds 1 + 1: the regions are proved, then
+    # the top queries with the (now identical) regions abstracted
+    q1 = BIG.format(s_extra="UNION ALL SELECT t.a AS a, t.b AS b FROM t WHERE 1 = 0") + " AND z.y > 1 + 1"
+    q2 = BIG.format(s_extra="") + " AND z.y > 2"
+    r = rp(q1, q2, cat, timeout_s=10)
+    assert r is not None and r.proved, r
+    assert "region derived table s" in r.reason and "the top query with them abstracted" in r.reason
+    assert duck_rows(q1) == duck_rows(q2)
+    # a top query that really differs: the region is proved, the rest is not
+    q3 = BIG.format(s_extra="") + " AND z.y > 0"
+    r = rp(q1, q3, cat, timeout_s=10)
+    assert r is not None and not r.proved and "not:" in r.reason
+    assert duck_rows(q1) != duck_rows(q3)
+
+
 # ---------------------------------------------------------------------------------------------
 # TPC-DS q4: the rule chain's steps on a 20,000-character query
 # ---------------------------------------------------------------------------------------------
@@ -208,4 +253,10 @@ def test_tpcds_q4_steps(q4_chain: tuple[Catalog, list[tuple[str, str, str]]]) ->
     assert len(before) > 15000
     r = rp(before, after, cat, "postgres", timeout_s=30)
     assert r is not None and r.proved, r
-    assert "region derived table t_s_firstyear (5 identical subqueries abstracted)" in r.reason
+    assert r.reason.startswith("region derived table t_s_firstyear under the context's filter")
+    assert "(5 identical subqueries abstracted)" in r.reason
+    # filter_into_derived: all six derived tables change, each proved under its context's filter
+    before, after = by_rule["filter_into_derived"]
+    r = rp(before, after, cat, "postgres", timeout_s=120)
+    assert r is not None and r.proved, r
+    assert r.reason.startswith("6 regions") and r.reason.count("under the context's filter") == 6
