@@ -650,6 +650,7 @@ class OnlineRewriter:
             # an LLM rewrite: store it for this literal instance only (it cannot be re-derived
             # for other literals), with the exact original text it was checked against
             _, lits = fingerprint(sql, self.dialect)
+            self._hold(instance_key(key, lits))
             self.store.put(Entry(instance_key(key, lits), sql, rw.sql, rw.rules, rw.verdict, rw.speedup,
                                  rw.time_original, ver, time.time()))
             self.store.put_proof(instance_key(key, lits), rw.proof)
@@ -657,6 +658,8 @@ class OnlineRewriter:
             ok = False  # the shape itself has no replayable rewrite
         elif ok and self._replay(sql, rw.rules) is None:
             ok = False  # the rule path must replay on the same text
+        if ok:
+            self._hold(key)
         self.store.put(Entry(key, template, template_of(rw.sql, self.dialect) if ok else "",
                              rw.rules if ok else [], rw.verdict if ok else "NONE", rw.speedup if ok else None,
                              rw.time_original, ver, time.time()))
@@ -671,13 +674,18 @@ class OnlineRewriter:
             self._served.pop(key, None)
         return rw
 
+    def _hold(self, key: str) -> None:
+        """Review mode: ``key`` is marked pending before its rewrite is stored, so that no lookup
+        in between finds a stored rewrite without a decision (which it would serve)."""
+        if self.review:
+            self.store.set_status(key, PENDING, "search")
+
     def _stored(self, key: str, rw: Rewrite) -> None:
-        """Count a stored rewrite; in review mode it waits for approval."""
+        """Count a stored rewrite; in review mode it waits for approval (pending: :meth:`_hold`)."""
         self.stats.stored += 1
         if (rw.proof or {}).get("status") == "PROVED":
             self.stats.proved += 1
         if self.review:
-            self.store.set_status(key, PENDING, "search")
             self.stats.pending += 1
             log.info("rewrite %s stored pending review (rules %s)", key, ",".join(rw.rules))
         else:

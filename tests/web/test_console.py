@@ -211,8 +211,14 @@ default = "scripted-model"
         with srv.connect(dbname) as c:
             rows, last = _run(c)
             assert rows == expected and last["rewritten"] == "False"
-            fp = wait_until(lambda: next((e.fingerprint for e in store.all() if store.review_status(e) == "pending"),
-                                         None), "a rewrite found, proved and stored pending review")
+
+            def stored_pending() -> str | None:
+                found = [e for e in store.all() if e.has_rewrite]
+                # marked pending before it is stored: never seen without a decision
+                assert all(store.review_status(e) == "pending" for e in found), found
+                return found[0].fingerprint if found else None
+
+            fp = wait_until(stored_pending, "a rewrite found, proved and stored pending review")
             # held, not served (a 2 s negative cache may first answer "no stored rewrite")
             for _ in range(30):
                 rows, last = _run(c)
