@@ -12,8 +12,8 @@ the merge is an identity of bag semantics:
   LIMIT/OFFSET, set operation, WITH, LATERAL, VALUES; its joins are inner or cross joins
   (an inner join is a filter on the cross product: its ON joins the parent's WHERE);
 - ``t`` is the parent's FROM or one of its inner / cross joins, never the NULL-supplying side of an
-  outer join (the body's filter would then drop rows that the outer join pads instead) and never
-  a FULL or RIGHT join's operand; moving an inner join's ON to WHERE is exact whatever outer joins
+  outer join (the body's filter would then drop rows that the outer join pads instead): not the
+  right operand of a LEFT JOIN, not left of any later RIGHT or FULL JOIN, not a FULL JOIN operand; moving an inner join's ON to WHERE is exact whatever outer joins
   come before or after it (it reads only tables to its left and ``t``);
 - every column is resolved first, from the catalog: a reference ``t.c`` is replaced by the body's
   expression for ``c`` (a ``*`` expanded source by source), the body's sources get fresh aliases
@@ -200,6 +200,9 @@ def _merge_one(sel: exp.Select, catalog: Catalog) -> bool:
     for pos, src in enumerate(srcs):
         if not isinstance(src, exp.Subquery) or not _mergeable_body(src.this):
             continue
+        if any((j.args.get("side") or "").upper() in ("RIGHT", "FULL") or (j.args.get("kind") or "").upper() == "FULL"
+               for j in joins[pos:]):
+            continue  # a later RIGHT / FULL join pads everything to its left with NULLs
         if pos > 0:
             j = joins[pos - 1]
             if (j.args.get("side") or j.args.get("using") or j.args.get("method")

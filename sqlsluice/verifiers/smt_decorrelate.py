@@ -58,7 +58,11 @@ def recorrelate(q: Block) -> Block:
     if len(flat) != len(q.conds):
         q = Block(q.units, q.ljs, flat, q.group, q.having, q.outputs, q.out_kinds)
     outer_aliases = {u.alias for u in q.units} | {u.alias for u, _ in q.ljs}
-    for ui, u in enumerate(q.units):
+    # a scalar subquery's value is read by a filter, not output: such units first (a grouped unit
+    # whose keys happen to be equated too is then left as the join it also is, as in the original)
+    shown = {c.table for o in [*q.outputs, *(q.group or [])] for c in o.find_all(exp.Column)}
+    for ui in sorted(range(len(q.units)), key=lambda i: q.units[i].alias in shown):
+        u = q.units[ui]
         g = u.derived
         if not isinstance(g, Block) or not g.group or g.having is not None or g.ljs:
             continue

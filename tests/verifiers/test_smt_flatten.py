@@ -55,6 +55,12 @@ PROVED_SMT = [
      "SELECT u.k FROM (SELECT s.rk AS k, SUM(s.x) AS tot FROM s WHERE s.g = 'x' GROUP BY s.rk, s.g) AS u, "
      "(SELECT v.k1, AVG(v.tot) AS m FROM (SELECT s.rk AS k1, SUM(s.x) AS tot FROM s GROUP BY s.rk, s.g) AS v "
      "GROUP BY v.k1) AS w WHERE u.k = w.k1 AND u.tot > w.m * 1.2"),
+    # q81's shape: the outer grouped table's keys are equated too (to r and to the average's key);
+    # the average, read by a filter only, is the one put back as the correlated subquery
+    (f"SELECT r.b, t.tot FROM {GROUPED} AS t, r WHERE t.k = r.k AND t.tot > (SELECT AVG(t2.tot) * 1.2 "
+     f"FROM {GROUPED} AS t2 WHERE t2.gg = t.gg)",
+     f"SELECT r.b, u.tot FROM {GROUPED} AS u, r, (SELECT v.gg, AVG(v.tot) AS m FROM {GROUPED} AS v GROUP BY v.gg) "
+     "AS w WHERE u.k = r.k AND u.gg = w.gg AND u.tot > w.m * 1.2"),
 ]
 
 NOT_PROVED = [
@@ -147,6 +153,11 @@ NESTED_NOT_PROVED = [
     # the derived table on the NULL-supplying side of a LEFT JOIN: its filter pads instead of dropping
     ("SELECT r.k, t.y FROM r LEFT JOIN (SELECT * FROM s WHERE s.x > 1) AS t ON t.rk = r.k",
      "SELECT r.k, s.y FROM r LEFT JOIN s ON s.rk = r.k WHERE s.x > 1"),
+    # ... and left of a later RIGHT JOIN (everything before it is NULL-supplying)
+    ("SELECT t.k, s.y FROM (SELECT * FROM r WHERE r.a > 0) AS t RIGHT JOIN s ON s.rk = t.k",
+     "SELECT r.k, s.y FROM r RIGHT JOIN s ON s.rk = r.k WHERE r.a > 0"),
+    ("SELECT s.y FROM (SELECT * FROM r WHERE FALSE) AS t RIGHT JOIN s ON s.rk = t.k",
+     "SELECT s.y FROM s WHERE FALSE"),
     # DISTINCT and LIMIT bodies are not select-project-join
     ("SELECT r.k FROM (SELECT DISTINCT s.rk FROM s) AS t, r WHERE t.rk = r.k",
      "SELECT r.k FROM s, r WHERE s.rk = r.k"),
