@@ -40,6 +40,7 @@ from sqlsluice.bench.proxy import (
     _pgbench,
     _stderr_file,
     _wait_port,
+    process_cpu_seconds,
     run_pgbench,
 )
 from sqlsluice.cliapp import bench_app, handle_errors
@@ -251,24 +252,28 @@ def bench(*, clients: int = 1000, queries: int = 10, duration: int = 10, pgbench
 
         bouncer = PgBouncer(t.host, t.port, pool_size=pool_size).start()
         ports = {"sqlsluice": serve.port, "pgbouncer": bouncer.port}
+        pids = {"sqlsluice": pid, "pgbouncer": bouncer.proc.pid if bouncer.proc is not None else 0}
         runs: list[dict[str, Any]] = []
+
+        def one(name: str, mode: str, rnd: int) -> None:
+            say(f"round {rnd + 1}/{rounds} {mode:8} {name}")
+            c0 = process_cpu_seconds(pids[name])
+            tps, lat, tx = run_pgbench(env, "127.0.0.1", ports[name], mode, clients=pgbench_clients, jobs=jobs,
+                                       duration=duration)
+            c1 = process_cpu_seconds(pids[name])
+            cpu = (c1 - c0) * 1e6 / tx if c0 is not None and c1 is not None and tx else None
+            runs.append({"target": name, "mode": mode, "round": rnd, "tps": tps, "latency_ms": lat,
+                         "transactions": tx, "proxy_cpu_us_per_tx": cpu})
+
         order = ["sqlsluice", "pgbouncer"]
         for rnd in range(rounds):
             for name in order:
-                say(f"round {rnd + 1}/{rounds} simple   {name}")
-                tps, lat, tx = run_pgbench(env, "127.0.0.1", ports[name], "simple", clients=pgbench_clients,
-                                           jobs=jobs, duration=duration)
-                runs.append({"target": name, "mode": "simple", "round": rnd, "tps": tps, "latency_ms": lat,
-                             "transactions": tx})
+                one(name, "simple", rnd)
             order.reverse()
-            say(f"round {rnd + 1}/{rounds} prepared sqlsluice")
-            tps, lat, tx = run_pgbench(env, "127.0.0.1", serve.port, "prepared", clients=pgbench_clients, jobs=jobs,
-                                       duration=duration)
-            runs.append({"target": "sqlsluice", "mode": "prepared", "round": rnd, "tps": tps, "latency_ms": lat,
-                         "transactions": tx})
+            one("sqlsluice", "prepared", rnd)
 
-        def med(target: str, mode: str) -> float:
-            xs = [x["tps"] for x in runs if x["target"] == target and x["mode"] == mode]
+        def med(target: str, mode: str, key: str = "tps") -> float:
+            xs = [x[key] for x in runs if x["target"] == target and x["mode"] == mode and x[key] is not None]
             return statistics.median(xs) if xs else 0.0
 
         s, b = med("sqlsluice", "simple"), med("pgbouncer", "simple")
@@ -277,7 +282,10 @@ def bench(*, clients: int = 1000, queries: int = 10, duration: int = 10, pgbench
                              "pool_size": pool_size, "max_connections": 50, "cpus": os.cpu_count()},
                 "many_clients": asdict(many), "pgbench": runs,
                 "tps": {"sqlsluice simple": s, "pgbouncer simple": b, "sqlsluice prepared": med("sqlsluice", "prepared"),
-                        "ratio sqlsluice/pgbouncer (simple)": s / b if b else 0.0}}
+                        "ratio sqlsluice/pgbouncer (simple)": s / b if b else 0.0},
+                "proxy_cpu_us_per_tx": {"sqlsluice simple": med("sqlsluice", "simple", "proxy_cpu_us_per_tx"),
+                                        "pgbouncer simple": med("pgbouncer", "simple", "proxy_cpu_us_per_tx"),
+                                        "sqlsluice prepared": med("sqlsluice", "prepared", "proxy_cpu_us_per_tx")}}
     finally:
         if bouncer is not None:
             bouncer.stop()
@@ -325,5 +333,8 @@ def pool_command(
     typer.echo(f"pgbench -S -c {pgbench_clients} -j {jobs}, {duration} s x {rounds}: sqlsluice "
                f"{tps['sqlsluice simple']:.0f} TPS, pgbouncer {tps['pgbouncer simple']:.0f} TPS (simple), ratio "
                f"{tps['ratio sqlsluice/pgbouncer (simple)']:.2f}; sqlsluice prepared {tps['sqlsluice prepared']:.0f} TPS")
+    cpu = out["proxy_cpu_us_per_tx"]
+    typer.echo(f"  proxy CPU per transaction: sqlsluice {cpu['sqlsluice simple']:.1f} us (simple), "
+               f"{cpu['sqlsluice prepared']:.1f} us (prepared); pgbouncer {cpu['pgbouncer simple']:.1f} us (simple)")
     if json_out is not None:
         json_out.write_text(json.dumps(out, indent=2))

@@ -15,6 +15,9 @@ It then calls::
   the client's ``conn.user``/``conn.database``/``conn.params`` are what the client asked
   for, and ``conn.password`` is the cleartext password when the client sent one, else
   ``None``);
+* with pooling configured for the database (``[pool]``, ``[databases]``) the server
+  connection comes from ``conn.server.pools`` (:mod:`sqlsluice.middleware.pool`) instead,
+  for the session or, in transaction mode, for each transaction;
 * once the upstream session is open it sets ``conn.pipeline = await conn.pipeline_source()``
   when that is set (so a database that does not exist costs no pipeline and no rewriter);
 * it sends the client the ParameterStatus messages (from the upstream), BackendKeyData

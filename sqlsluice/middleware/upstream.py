@@ -46,6 +46,16 @@ pauses while the upstream's is.
 
 ``SHOW sluice.last`` works as on the DuckDB backend: the pipeline records every statement
 in ``ctx.last``.
+
+Pooling (``[pool]`` / ``[databases]``, :mod:`sqlsluice.middleware.pool`): in session mode
+with ``pool_size`` the upstream session comes from a pool and goes back after ``DISCARD
+ALL`` (a client's Terminate is not passed on).  In transaction mode the relay holds no
+server connection between transactions: it attaches one (:meth:`UpstreamRelay._attach_now`,
+or waiting in the pool's FIFO queue) when client bytes arrive and gives it back once
+ReadyForQuery says idle and no batch is open (:meth:`UpstreamRelay._maybe_release`).  Parse,
+Bind, Describe and Close carry the server's statement names (the scanner hides or converts
+the ParseComplete/CloseComplete answers of what the relay added), and the pipeline's
+prepared-statement variants are not used (the form parsed at Parse is served).
 """
 
 from __future__ import annotations
