@@ -42,7 +42,10 @@ returns exactly one row by the shape above (a single row sorted or cut to n >= 1
 
 from __future__ import annotations
 
+import contextvars
+import hashlib
 import itertools
+import time
 from typing import Any
 
 from sqlglot import exp
@@ -94,7 +97,7 @@ def _split_parts(b: Block) -> tuple[list[tuple[str, Block]], list[exp.Expression
             p = where.this if isinstance(where, exp.Where) else where
             if not isinstance(agg, exp.AggFunc) or p is None or p.find(exp.AggFunc, exp.Window):
                 return None
-            conds = [*b.conds, p.copy()]
+            conds = drop_implied([*b.conds, p])
         else:
             agg, conds = node, list(b.conds)
             if agg.find(exp.Filter):
@@ -104,7 +107,7 @@ def _split_parts(b: Block) -> tuple[list[tuple[str, Block]], list[exp.Expression
         key = node.sql("duckdb")
         if key not in parts:
             body = Block([_copy_unit(u) for u in b.units], [(_copy_unit(u), on) for u, on in b.ljs],
-                         [c.copy() for c in conds], [], None, [agg.copy()], [smt._kind_of_type(agg.type)])
+                         conds, [], None, [agg.copy()], [smt._kind_of_type(agg.type)])  # conds shared, not copied
             parts[key] = (f"_a{next(_FRESH)}", body)
         repl[id(node)] = exp.column("_v", table=parts[key][0])
     outputs = []
@@ -134,12 +137,228 @@ def _copy_unit(u: Unit) -> Unit:
 
 
 def _unit(alias: str, body: Block) -> Unit:
+    """The one-row unit of ``body``: named by its canonical text where it has one (see
+    :func:`body_text`; the prover then matches it by name), else by the body, which the prover
+    (or :func:`pair_one_row_units`) proves equivalent to its counterpart."""
     kind = body.out_kinds[0] if body.out_kinds else "opaque:unknown"
-    return Unit(alias, f"derived:{id(body)}", [("_v", kind, True)], derived=body)
+    key = body_key(body)
+    return Unit(alias, "table:" + key if key else f"derived:{id(body)}", [("_v", kind, True)], derived=body)
+
+
+def _strip(e: exp.Expression) -> exp.Expression:
+    while isinstance(e, exp.Paren):
+        e = e.this
+    return e
+
+
+def _and_parts(e: exp.Expression) -> list[exp.Expression]:
+    e = _strip(e)
+    if isinstance(e, exp.And):
+        return [*_and_parts(e.this), *_and_parts(e.expression)]
+    return [e]
+
+
+def _or_parts(e: exp.Expression) -> list[exp.Expression]:
+    e = _strip(e)
+    if isinstance(e, exp.Or):
+        return [*_or_parts(e.this), *_or_parts(e.expression)]
+    return [e]
+
+
+# texts of predicate nodes by id, for one normalisation (the node is kept, so its id stays its own)
+_TEXTS: contextvars.ContextVar[dict[int, tuple[exp.Expression, str]] | None] = contextvars.ContextVar(
+    "smt_filter_texts", default=None)
+
+
+def _ptext(e: exp.Expression) -> str:
+    """SQL text of a predicate with AND/OR/NOT fully parenthesised and written parts flat, so
+    that ``a AND b OR c`` and ``(a AND b) OR (c)`` read alike (and unlike ``a AND (b OR c)``)."""
+    e = _strip(e)
+    memo = _TEXTS.get()
+    if memo is not None and id(e) in memo:
+        return memo[id(e)][1]
+    if isinstance(e, exp.And):
+        t = "(" + " AND ".join(_ptext(x) for x in _and_parts(e)) + ")"
+    elif isinstance(e, exp.Or):
+        t = "(" + " OR ".join(_ptext(x) for x in _or_parts(e)) + ")"
+    elif isinstance(e, exp.Not):
+        t = "(NOT " + _ptext(e.this) + ")"
+    else:
+        t = str(e.sql("duckdb"))
+    if memo is not None:
+        memo[id(e)] = (e, t)
+    return t
+
+
+def drop_implied(conds: list[exp.Expression]) -> list[exp.Expression]:
+    """The conjuncts of ``conds`` split at AND, without duplicates and without a disjunction
+    ``d_1 OR .. OR d_k`` one of whose ``d_i`` has every conjunct among the other conjuncts: where
+    those hold, ``d_i`` and so the disjunction is TRUE, so the conjunction is TRUE for the same
+    rows (three-valued: WHERE keeps TRUE only).  This removes the ``(p_1 OR .. OR p_n)`` that
+    derived_aggregates_to_filtered_aggregate adds beside each aggregate's own ``p_i``."""
+    parts = [p for c in conds for p in _and_parts(c)]
+    texts = [_ptext(p) for p in parts]
+    present = set(texts)
+    out: list[exp.Expression] = []
+    seen: set[str] = set()
+    for p, t in zip(parts, texts, strict=True):
+        if t in seen:
+            continue
+        others = present - {t}
+        if isinstance(_strip(p), exp.Or) and any(
+                all(_ptext(x) in others for x in _and_parts(d)) for d in _or_parts(p)
+                if len(_and_parts(d)) <= len(others)):
+            continue
+        seen.add(t)
+        out.append(p)
+    return out
+
+
+def _alias_map(b: Block) -> dict[str, str] | None:
+    """Aliases of a one-row body over base tables renamed by table (None: another shape)."""
+    if b.ljs or b.having is not None or b.group is None or b.group or len(b.outputs) != 1:
+        return None
+    if any(not u.type_key.startswith("table:") or u.derived is not None for u in b.units):
+        return None
+    order = sorted(b.units, key=lambda u: u.type_key)
+    if len({u.type_key for u in order}) != len(order) or len({u.alias for u in order}) != len(order):
+        return None  # a table twice: the renaming would depend on alias names
+    return {u.alias: f"_t{i}" for i, u in enumerate(order)}
+
+
+def _canon(e: exp.Expression, amap: dict[str, str]) -> str | None:
+    if e.find(exp.Select, exp.Window) is not None:
+        return None
+    cols = list(e.find_all(exp.Column))
+    if any(col.table not in amap for col in cols):
+        return None
+    saved = [col.args.get("table") for col in cols]
+    try:  # renamed in place for the text only (no copy: bodies can be large), then restored
+        for col in cols:
+            col.set("table", exp.to_identifier(amap[col.table]))
+        token = _TEXTS.set(None)  # renamed text: not the memo's
+        try:
+            return _ptext(e)
+        finally:
+            _TEXTS.reset(token)
+    finally:
+        for col, old in zip(cols, saved, strict=True):
+            col.set("table", old)
+
+
+def body_text(b: Block) -> str | None:
+    """A name for the one row of ``SELECT agg FROM t_1, .., t_n WHERE c_1 AND .. AND c_m`` (base
+    tables only, no LEFT JOIN) that two queries share exactly when they state the same aggregate
+    over the same tables under the same set of conjuncts (aliases renamed by table, conjuncts as
+    :func:`drop_implied` leaves them, sorted).  Equal names mean the same query up to these
+    steps, so the same single row: the prover then treats the unit as one shared table (any
+    content, the same on both sides), which covers the actual row.  None for other shapes."""
+    amap = _alias_map(b)
+    if amap is None or not _own(b.outputs[0], exp.AggFunc):
+        return None
+    texts = [_canon(p, amap) for p in drop_implied(b.conds)]
+    out = _canon(b.outputs[0], amap)
+    if out is None or any(t is None for t in texts):
+        return None
+    return "|".join([",".join(sorted(u.type_key for u in b.units)), *sorted(str(t) for t in texts), "=>", out])
+
+
+def body_key(b: Block) -> str | None:
+    """:func:`body_text` as a table name (``_onerow_<hash>``)."""
+    text = body_text(b)
+    return None if text is None else "_onerow_" + hashlib.sha1(text.encode()).hexdigest()[:20]
+
+
+def _fingerprint(b: Block) -> tuple[Any, ...] | None:
+    """What two equivalent one-row bodies written differently (CNF vs DNF, order) still share:
+    the tables, the aggregate, and the set of atomic predicates of their conjuncts."""
+    amap = _alias_map(b)
+    if amap is None:
+        return None
+    atoms: set[str] = set()
+    for c in drop_implied(b.conds):
+        stack = [c]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, exp.And | exp.Or | exp.Not | exp.Paren):
+                stack.extend(n.iter_expressions())
+                continue
+            t = _canon(n, amap)
+            if t is None:
+                return None
+            atoms.add(t)
+    return (tuple(sorted(u.type_key for u in b.units)), _canon(b.outputs[0], amap), frozenset(atoms))
+
+
+def _one_row_units(q: Query, out: list[Unit], depth: int = 0) -> None:
+    if depth > 12:
+        return
+    if isinstance(q, smt.SetOp):
+        for c in q.children:
+            _one_row_units(c, out, depth + 1)
+        return
+    for u in [*q.units, *(lu for lu, _ in q.ljs)]:
+        d = u.derived
+        if d is None:
+            continue
+        if isinstance(d, Block) and _scalar_aggregate(d) and len(d.outputs) == 1 and len(u.columns) == 1:
+            out.append(u)
+        else:
+            _one_row_units(d, out, depth + 1)
+
+
+def pair_one_row_units(m1: Query, m2: Query, catalog: Catalog, binary_strings: bool) -> None:
+    """Give a one-row unit of ``m2`` the name of one of ``m1`` when z3 proves their bodies
+    equivalent (tried only for bodies with the same :func:`_fingerprint`, so that a query of many
+    one-row units costs one check per unit, not one per pair); in place.  Same name, same row:
+    the prover then matches the two units as one shared table."""
+    u1s: list[Unit] = []
+    u2s: list[Unit] = []
+    _one_row_units(m1, u1s)
+    _one_row_units(m2, u2s)
+    if not u1s or not u2s:
+        return
+    keys1 = {u.type_key for u in u1s}
+    keys2 = {u.type_key for u in u2s}
+    open1 = [u for u in u1s if u.type_key not in keys2]
+    open2 = [u for u in u2s if u.type_key not in keys1]
+    if not open1 or not open2:
+        return
+    deadline = smt._DEADLINE.get()
+    prover = smt.Prover(deadline if deadline is not None else time.monotonic() + 2.0,
+                        frozenset(t.name.lower() for t in catalog.tables), binary_strings=binary_strings,
+                        catalog=catalog)
+    by_fp: dict[Any, list[Unit]] = {}
+    for u in open1:
+        assert isinstance(u.derived, Block)
+        fp = _fingerprint(u.derived)
+        if fp is not None:
+            by_fp.setdefault(fp, []).append(u)
+    used: set[int] = set()
+    for u2 in open2:
+        assert isinstance(u2.derived, Block)
+        fp = _fingerprint(u2.derived)
+        for u1 in by_fp.get(fp, []) if fp is not None else []:
+            if id(u1) in used or u1.columns[0][1] != u2.columns[0][1]:
+                continue
+            if prover.equiv(u1.derived, u2.derived):
+                used.add(id(u1))
+                if not u1.type_key.startswith("table:"):
+                    u1.type_key = f"table:_onerow_p{next(_FRESH)}"
+                u2.type_key = u1.type_key
+                break
 
 
 def filter_normal_form(q: Block, catalog: Catalog) -> Block:
     """The normal form of the module docstring for one (already normalised) block."""
+    token = _TEXTS.set({})
+    try:
+        return _filter_normal_form(q, catalog)
+    finally:
+        _TEXTS.reset(token)
+
+
+def _filter_normal_form(q: Block, catalog: Catalog) -> Block:
     if q.group is not None and not q.group and q.having is None and not _own_aggs(q):
         # smt.Builder counts aggregates inside scalar subqueries as the block's own (it asks
         # ``find(AggFunc)``); a block whose only aggregates are in subqueries does not aggregate
@@ -172,7 +391,9 @@ def _split_derived(q: Block) -> Block:
             units.append(u)
             continue
         if len(d.outputs) == 1 and isinstance(d.outputs[0], exp.AggFunc) and not d.ljs:
-            units.append(u)  # already one bare aggregate: its own part
+            key = body_key(d)  # already one bare aggregate: its own part, named by its text
+            units.append(Unit(u.alias, "table:" + key, [(n, k, True) for n, k, _ in u.columns], d) if key else u)
+            changed = changed or key is not None
             continue
         split = _split_parts(d)
         if split is None:
