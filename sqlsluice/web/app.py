@@ -180,6 +180,7 @@ def console_routes(server: SluiceServer) -> list[Any]:
         f = await form(request)
         if who(request) is None or not keys.check_csrf(request.cookies.get(COOKIE), f.get("csrf", "")):
             return to_login(request)
+        keys.revoke(request.cookies.get(COOKIE))
         resp = RedirectResponse("/console/login", status_code=303)
         resp.delete_cookie(COOKIE, path="/console")
         return resp

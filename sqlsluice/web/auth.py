@@ -9,7 +9,8 @@ verifier code as ``psql`` logins, and no plain comparison of passwords.  A user 
 The session is a cookie ``<payload>.<signature>``: payload ``{"u": user, "exp": unix time,
 "n": nonce, "p": a digest of the user's password}``, signed with HMAC-SHA-256 under a secret
 drawn when the server starts (a restart logs everyone out; a password change or losing
-``admin`` on SIGHUP ends that user's sessions at the next request).  Every POST carries a
+``admin`` on SIGHUP ends that user's sessions at the next request; logging out revokes the
+session's nonce).  Every POST carries a
 CSRF token (HMAC of the session nonce) in a hidden field; the cookie is ``HttpOnly`` and
 ``SameSite=Strict``.
 
@@ -65,6 +66,7 @@ class SessionKeys:
     def __init__(self, secret: bytes | None = None, lifetime_s: float = SESSION_S) -> None:
         self.secret = secret or secrets.token_bytes(32)
         self.lifetime_s = lifetime_s
+        self._revoked: dict[str, float] = {}  # nonce -> expiry: sessions logged out before they expire
 
     def _mac(self, what: str, data: bytes) -> bytes:
         return hmac.new(self.secret, what.encode() + b"\0" + data, hashlib.sha256).digest()
@@ -89,7 +91,19 @@ class SessionKeys:
             return None
         if not isinstance(data, dict) or not isinstance(data.get("exp"), int | float) or data["exp"] < time.time():
             return None
+        if str(data.get("n", "")) in self._revoked:
+            return None
         return data
+
+    def revoke(self, cookie: str | None) -> None:
+        """Log a session out: its cookie opens nothing from now on (until this server restarts,
+        which ends every session anyway)."""
+        data = self._payload(cookie)
+        if data is None:
+            return
+        now = time.time()
+        self._revoked = {n: exp for n, exp in self._revoked.items() if exp >= now}
+        self._revoked[str(data.get("n", ""))] = float(data["exp"])  # type: ignore[arg-type]
 
     def verify(self, cookie: str | None, password_of: Callable[[str], str | None]) -> str | None:
         """The user a valid session cookie names, or None.  ``password_of(user)``: the user's

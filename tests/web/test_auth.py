@@ -34,6 +34,10 @@ def test_session_cookie_is_signed_bound_to_the_password_and_expires() -> None:
     assert keys.verify("garbage", lambda u: "pw") is None and keys.verify(None, lambda u: "pw") is None
     expired = SessionKeys(keys.secret, lifetime_s=-1).sign("dba", "pw")
     assert keys.verify(expired, lambda u: "pw") is None
+    other = keys.sign("dba", "pw")
+    keys.revoke(cookie)  # logged out: that cookie opens nothing, the user's other session still does
+    assert keys.verify(cookie, lambda u: "pw") is None and keys.csrf(cookie) == ""
+    assert keys.verify(other, lambda u: "pw") == "dba"
 
 
 def test_csrf_token_belongs_to_one_session() -> None:

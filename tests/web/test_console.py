@@ -343,5 +343,13 @@ def test_console_local_admin_under_trust_with_no_users(tmp_path: Path) -> None:
         wait_until(lambda: c.request("/console/ask")[0] == 303, "the local session ended by the reload")
         assert 'id="local-login"' not in c.request("/console/login")[2]
         assert c.login(ADMIN, ADMIN_PW) == 303 and c.request("/console/ask")[0] == 200
+        # logging out revokes the session: its cookie, replayed, opens nothing
+        cookie = next(k for k in c.jar if k.name == "sluice_console").value
+        assert Client(srv.http).request("/console/ask", headers={"Cookie": f"sluice_console={cookie}"})[0] == 200
+        _, _, page = c.request("/console/ask")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        assert c.request("/console/logout", {"csrf": csrf})[0] == 303
+        replay = Client(srv.http).request("/console/ask", headers={"Cookie": f"sluice_console={cookie}"})
+        assert replay[0] == 303, replay
     finally:
         assert srv.stop() == 0
