@@ -70,7 +70,7 @@ def _run_server(config_path: str | None, backend: str | None, listen: str | None
         typer.echo(f"connect with: {connect_hint(srv.backend_url, srv.host, srv.port, user)}")
         if srv.http_address is not None:
             h, p = srv.http_address
-            typer.echo(f"metrics: http://{h}:{p}/metrics (health: /healthz)")
+            typer.echo(f"metrics: http://{h}:{p}/metrics (health: /healthz, web console: /console)")
 
     try:
         serve(cfg, backend_url=backend, listen=listen, on_ready=ready, product=not plain, reload=load)
