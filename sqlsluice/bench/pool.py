@@ -88,8 +88,10 @@ def _pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
-async def many_clients(dsn: str, clients: int, queries: int, *, connect_timeout: float = 300.0) -> ManyClients:
-    """``clients`` concurrent asyncpg connections, each running ``queries`` prepared SELECTs."""
+async def many_clients(dsn: str, clients: int, queries: int, *, query: str = QUERY,
+                       connect_timeout: float = 300.0) -> ManyClients:
+    """``clients`` concurrent asyncpg connections, each running ``queries`` prepared SELECTs
+    (``query`` with one integer parameter)."""
     import asyncpg
 
     out = ManyClients(clients, queries)
@@ -103,7 +105,7 @@ async def many_clients(dsn: str, clients: int, queries: int, *, connect_timeout:
         conn_lat.append(time.perf_counter() - t0)
         try:
             await go.wait()  # every client is connected before the first query
-            stmt = await c.prepare(QUERY)
+            stmt = await c.prepare(query)
             for j in range(queries):
                 t = time.perf_counter()
                 await stmt.fetchval((i * queries + j) % 100000 + 1)

@@ -22,21 +22,24 @@ import asyncpg
 import psycopg
 import pytest
 
+from sqlsluice.bench.pool import many_clients
 from sqlsluice.bench.proxy import ServeProcess
 from sqlsluice.databases.pgcluster import PgCluster
 
-ROLE = "pool_app"
+ROLE = "pool_app"  # clients of ``tx``: its pool's server connections are this role's sessions
+OTHER = "pool_other"  # clients of the other databases
 
 
 @pytest.fixture(scope="module")
 def upstream(pg_cluster: PgCluster) -> str:
     url = pg_cluster.create_database("pool_" + uuid.uuid4().hex[:8])
     with psycopg.connect(url, autocommit=True) as c:
-        c.execute(f"DO $$ BEGIN CREATE ROLE {ROLE} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
-        c.execute(f"GRANT CREATE, TEMP ON DATABASE \"{url.rsplit('/', 1)[1]}\" TO {ROLE}")
+        for role in (ROLE, OTHER):
+            c.execute(f"DO $$ BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+            c.execute(f"GRANT CREATE, TEMP ON DATABASE \"{url.rsplit('/', 1)[1]}\" TO {role}")
         c.execute("CREATE TABLE items (k int PRIMARY KEY, v text)")
         c.execute("INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 100) g")
-        c.execute(f"GRANT SELECT, INSERT, UPDATE ON items TO {ROLE}")
+        c.execute(f"GRANT SELECT, INSERT, UPDATE ON items TO {ROLE}, {OTHER}")
     return url
 
 
@@ -57,11 +60,11 @@ few = {{backend = "{upstream}", max_client_conn = 2}}
 
 
 def dsn(proxy: ServeProcess, database: str) -> str:
-    return proxy.dsn(user=ROLE, database=database)
+    return proxy.dsn(user=ROLE if database == "tx" else OTHER, database=database)
 
 
 def server_pids(upstream: str) -> set[int]:
-    """The pids of the pool's server connections (sessions of the role ``pool_app``)."""
+    """The pids of the ``tx`` pool's server connections (sessions of the role ``pool_app``)."""
     with psycopg.connect(upstream, autocommit=True) as c:
         rows = c.execute("SELECT pid FROM pg_stat_activity WHERE usename = %s AND datname = current_database()",
                          [ROLE]).fetchall()
@@ -313,3 +316,10 @@ def test_the_unnamed_statement_follows_its_client(proxy: ServeProcess) -> None:
         assert held == (int(first.get_value(0, 0) or b"0"),)
         assert second.get_value(0, 0) != first.get_value(0, 0) and second.get_value(0, 1) == b"two"
         b.rollback()
+
+
+def test_many_asyncpg_clients_queue_for_two_connections(proxy: ServeProcess, upstream: str) -> None:
+    """What ``sluice bench pool`` runs with 1,000 clients, at a test's size."""
+    r = asyncio.run(many_clients(dsn(proxy, "tx"), 60, 3, query="SELECT v FROM items WHERE k = $1"))
+    assert (r.ok_clients, r.failed_clients, r.errors) == (60, 0, {})
+    assert 1 <= len(server_pids(upstream)) <= 2
