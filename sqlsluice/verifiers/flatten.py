@@ -269,7 +269,7 @@ def _merge(sel: exp.Select, pos: int, src: exp.Subquery, catalog: Catalog) -> No
     # commit: nothing below raises
     for r in refs:
         if not _inside(r, src):
-            new = by_name[r.name.lower()][0].copy()
+            new: Any = by_name[r.name.lower()][0].copy()
             if r.parent is sel and r.arg_key == "expressions" and new.alias_or_name != r.name:
                 new = exp.alias_(new, r.name)  # an output keeps its name (a parent query reads it)
             r.replace(new)
