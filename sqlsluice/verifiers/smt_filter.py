@@ -192,26 +192,33 @@ def _ptext(e: exp.Expression) -> str:
 
 def drop_implied(conds: list[exp.Expression]) -> list[exp.Expression]:
     """The conjuncts of ``conds`` split at AND, without duplicates and without a disjunction
-    ``d_1 OR .. OR d_k`` one of whose ``d_i`` has every conjunct among the other conjuncts: where
-    those hold, ``d_i`` and so the disjunction is TRUE, so the conjunction is TRUE for the same
-    rows (three-valued: WHERE keeps TRUE only).  This removes the ``(p_1 OR .. OR p_n)`` that
-    derived_aggregates_to_filtered_aggregate adds beside each aggregate's own ``p_i``."""
+    ``c = d_1 OR .. OR d_k`` that the other conjuncts imply: (a) some ``d_i`` has every conjunct
+    among them, or (b) another conjunct is a disjunction of some of the ``d_i`` (CNF: ``(g OR q
+    OR y)`` beside ``(q OR y)``).  Where they hold, ``c`` is TRUE, so the conjunction is TRUE for
+    the same rows (three-valued: WHERE keeps TRUE only).  Greedy: a conjunct is dropped only for
+    conjuncts still kept, so that two that imply each other are not both dropped.  This removes
+    the ``(p_1 OR .. OR p_n)`` that derived_aggregates_to_filtered_aggregate adds beside each
+    aggregate's own ``p_i``, also after the optimizer has put it into conjunctive form."""
     parts = [p for c in conds for p in _and_parts(c)]
     texts = [_ptext(p) for p in parts]
-    present = set(texts)
-    out: list[exp.Expression] = []
+    ors = [frozenset(_ptext(d) for d in _or_parts(p)) for p in parts]
+    kept = list(range(len(parts)))
     seen: set[str] = set()
-    for p, t in zip(parts, texts, strict=True):
-        if t in seen:
+    for i in range(len(parts)):
+        if texts[i] in seen:
+            kept.remove(i)
             continue
-        others = present - {t}
-        if isinstance(_strip(p), exp.Or) and any(
-                all(_ptext(x) in others for x in _and_parts(d)) for d in _or_parts(p)
-                if len(_and_parts(d)) <= len(others)):
-            continue
-        seen.add(t)
-        out.append(p)
-    return out
+        others = {texts[j] for j in kept if j != i}
+        implied = False
+        if isinstance(_strip(parts[i]), exp.Or):
+            implied = any(ors[j] <= ors[i] for j in kept if j != i) or any(
+                all(_ptext(x) in others for x in _and_parts(d)) for d in _or_parts(parts[i])
+                if len(_and_parts(d)) <= len(others))
+        if implied:
+            kept.remove(i)
+        else:
+            seen.add(texts[i])
+    return [parts[i] for i in kept]
 
 
 def _alias_map(b: Block) -> dict[str, str] | None:
@@ -440,8 +447,8 @@ def _subqueries_to_units(q: Block, catalog: Catalog) -> Block:
     repl: dict[int, exp.Expression] = {}
     for e in [*q.conds, *q.outputs]:
         for sub in _own(e, exp.Subquery):
-            if not isinstance(sub, exp.Subquery) or isinstance(sub.parent, exp.Exists | exp.In):
-                continue
+            if not isinstance(sub, exp.Subquery) or isinstance(sub.parent, exp.Exists | exp.In | exp.Any | exp.All):
+                continue  # a set, not a value
             sel = _scalar_subquery_body(sub)
             if sel is None:
                 continue
@@ -497,7 +504,7 @@ def _one_row(e: exp.Expression, ctes: dict[str, exp.Expression] | None = None, d
         return False
     items = [frm.this]
     for j in e.args.get("joins") or []:
-        if j.args.get("on") is not None or j.args.get("using") or j.args.get("side") or \
+        if j.args.get("on") is not None or j.args.get("using") or j.args.get("side") or j.args.get("method") or \
                 (j.args.get("kind") or "CROSS").upper() not in ("CROSS", "INNER", ""):
             return False
         items.append(j.this)

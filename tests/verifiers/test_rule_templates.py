@@ -16,6 +16,7 @@ PROVED_ON_TEMPLATES = {
     "constant_fold", "cte_materialize", "subquery_merge", "distinct_remove_under_keys", "in_to_join_under_keys",
     "cte_unused_remove", "union_to_distinct", "or_in_to_union", "distinct_join_to_semi_join", "filter_into_derived",
     "left_join_remove_under_keys", "sort_remove",
+    "scalar_subqueries_to_filtered_aggregate", "derived_aggregates_to_filtered_aggregate",
 }
 
 
