@@ -145,11 +145,11 @@ def extra_duckdb(path: Path) -> None:
             con.execute(s)
 
 
-def prepare(pg: Any, work: Path) -> tuple[str, Path]:
-    """(PostgreSQL dsn, DuckDB file) holding the same data."""
-    duck = work / f"{DB}.duckdb"
+def prepare(pg: Any, work: Path, db: str = DB) -> tuple[str, Path]:
+    """(PostgreSQL dsn, DuckDB file) holding the same data, both named ``db``."""
+    duck = work / f"{db}.duckdb"
     keys = build_duckdb(duck)
-    dsn = pg.create_database(DB)
+    dsn = pg.create_database(db)
     build_postgres(dsn, duck, keys)
     extra_duckdb(duck)
     return dsn, duck
@@ -313,13 +313,13 @@ def dedupe(records: list[Record]) -> list[Record]:
 
 
 def name_oids(records: list[Record], oids: dict[str, str]) -> None:
-    """Replace the OIDs of our tables, indexes and types by ``{oid:<name>}``."""
+    """Replace the OIDs of our tables and indexes by ``{oid:<name>}``, of our types by ``{typeoid:<name>}``."""
     if not oids:
         return
     pat = re.compile(r"(?<!\d)(" + "|".join(sorted(oids, key=len, reverse=True)) + r")(?!\d)")
 
     def sub(s: str) -> str:
-        return pat.sub(lambda m: "{oid:" + oids[m.group(1)] + "}", s)
+        return pat.sub(lambda m: "{" + oids[m.group(1)] + "}", s)
 
     for r in records:
         r.sql = sub(r.sql)
@@ -337,8 +337,9 @@ def capture(tools: Sequence[str]) -> None:
         dsn, _ = prepare(pg, Path(tmp))
         with psycopg.connect(dsn, autocommit=True) as c:
             oids = {str(o): n for o, n in c.execute(
-                "SELECT oid, relname FROM pg_class WHERE relnamespace = 'public'::regnamespace UNION ALL "
-                "SELECT oid, typname FROM pg_type WHERE typnamespace = 'public'::regnamespace").fetchall()}
+                "SELECT oid, 'oid:' || relname FROM pg_class WHERE relnamespace = 'public'::regnamespace UNION ALL "
+                "SELECT oid, 'typeoid:' || typname FROM pg_type WHERE typnamespace = 'public'::regnamespace "
+                "AND typtype <> 'c' AND typname NOT IN (SELECT '_' || relname FROM pg_class)").fetchall()}
         runners = {"pgjdbc": run_pgjdbc, "sqlalchemy": run_sqlalchemy, "asyncpg": run_asyncpg,
                    "node-postgres": run_node}
         for tool in tools:
@@ -353,7 +354,7 @@ def capture(tools: Sequence[str]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w") as f:
             f.write(f"-- The statements {tool} sent on PostgreSQL 15 (log_statement = all), captured by\n"
-                    "-- bench/compat_corpus.py capture; {oid:<name>} stands for the object's oid.\n"
+                    "-- bench/compat_corpus.py capture; {oid:<name>} / {typeoid:<name>} stand for oids.\n"
                     "-- Do not edit by hand.\n\n")
             for r in recs:
                 f.write(r.render() + "\n")
@@ -398,8 +399,8 @@ def differences(pg: Shape, sl: Shape) -> list[str]:
 class Target:
     """One server (PostgreSQL or sluice), one libpq connection per tool."""
 
-    def __init__(self, host: str, port: int, oids: dict[str, str]) -> None:
-        self.host, self.port, self.oids = host, port, oids
+    def __init__(self, host: str, port: int, oids: dict[str, str], db: str = DB) -> None:
+        self.host, self.port, self.oids, self.db = host, port, oids, db
         self.conn: Any = None
 
     def connect(self) -> None:
@@ -407,7 +408,7 @@ class Target:
 
         self.close()
         self.conn = psycopg.pq.PGconn.connect(
-            f"host={self.host} port={self.port} user=postgres dbname={DB} connect_timeout=10".encode())
+            f"host={self.host} port={self.port} user=postgres dbname={self.db} connect_timeout=10".encode())
         if self.conn.status != psycopg.pq.ConnStatus.OK:
             raise SystemExit(f"cannot connect to {self.port}: {self.conn.get_error_message()!r}")
 
@@ -417,7 +418,7 @@ class Target:
             self.conn = None
 
     def fill(self, s: str) -> str:
-        return re.sub(r"\{oid:(\w+)\}", lambda m: self.oids.get(m.group(1), "0"), s)
+        return re.sub(r"\{((?:type|nsp)?oid:\w+|nsp:current)\}", lambda m: self.oids.get(m.group(1), "0"), s)
 
     def run(self, rec: Record) -> Shape:
         from psycopg import pq
@@ -443,12 +444,16 @@ class Target:
         return shape
 
 
-def catalog_oids(host: str, port: int) -> dict[str, str]:
+def catalog_oids(host: str, port: int, db: str = DB) -> dict[str, str]:
     import psycopg
 
-    with psycopg.connect(host=host, port=port, user="postgres", dbname=DB, autocommit=True) as c:
-        rows = c.execute("SELECT relname, oid::text FROM pg_catalog.pg_class UNION ALL "
-                         "SELECT typname, oid::text FROM pg_catalog.pg_type").fetchall()
+    with psycopg.connect(host=host, port=port, user="postgres", dbname=db, autocommit=True) as c:
+        rows = c.execute("SELECT 'oid:' || relname, oid::text FROM pg_catalog.pg_class UNION ALL "
+                         "SELECT 'typeoid:' || typname, oid::text FROM pg_catalog.pg_type").fetchall()
+        # the schema a tool browses: its connection's current schema (public; DuckDB's main)
+        rows += c.execute("SELECT 'nspoid:current', oid::text FROM pg_catalog.pg_namespace "
+                          "WHERE nspname = current_schema()").fetchall()
+        rows += [("nsp:current", str(c.execute("SELECT current_schema()").fetchone()[0]))]  # type: ignore[index]
     return {str(n): str(o) for n, o in rows}
 
 
@@ -458,12 +463,13 @@ class Outcome:
     diffs: list[str]
 
 
-def replay(pg_port: int, sl_port: int, tools: Sequence[str]) -> dict[str, list[Outcome]]:
-    pg_oids = catalog_oids("127.0.0.1", pg_port)
-    sl_oids = catalog_oids("127.0.0.1", sl_port)
+def replay(pg_port: int, sl_port: int, tools: Sequence[str], db: str = DB) -> dict[str, list[Outcome]]:
+    """Every record of each tool's corpus on PostgreSQL and on sluice, with what differs."""
+    pg_oids = catalog_oids("127.0.0.1", pg_port, db)
+    sl_oids = catalog_oids("127.0.0.1", sl_port, db)
     out: dict[str, list[Outcome]] = {}
     for tool in tools:
-        pg, sl = Target("127.0.0.1", pg_port, pg_oids), Target("127.0.0.1", sl_port, sl_oids)
+        pg, sl = Target("127.0.0.1", pg_port, pg_oids, db), Target("127.0.0.1", sl_port, sl_oids, db)
         pg.connect()
         sl.connect()
         res = []
@@ -532,7 +538,7 @@ def compare(tools: Sequence[str], verbose: bool) -> dict[str, list[Outcome]]:
     for tool, res in results.items():
         for o in res:
             if o.diffs and verbose:
-                print(f"DIFF {tool}: {o.record.step}: {'; '.join(o.diffs)}\n    "
+                print(f"DIFF {tool}: {o.record.step}: {'; '.join(o.diffs)} {o.record.params or ''}\n    "
                       f"{' '.join(o.record.sql.split())[:300]}")
     print("\n".join(share_lines(results)))
     return results

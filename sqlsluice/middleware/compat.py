@@ -49,7 +49,7 @@ GUCS: dict[str, str] = {
     "block_size": "8192", "session_authorization": "", "role": "none", "plan_cache_mode": "auto",
     "enable_seqscan": "on", "geqo": "on", "default_tablespace": "", "check_function_bodies": "on",
     "xmloption": "content", "array_nulls": "on", "backslash_quote": "safe_encoding",
-    "quote_all_identifiers": "off", "cursor_tuple_fraction": "0.1", "gin_fuzzy_search_limit": "0",
+    "quote_all_identifiers": "off", "max_index_keys": "32", "cursor_tuple_fraction": "0.1", "gin_fuzzy_search_limit": "0",
 }
 _SET = re.compile(r"^\s*SET\s+(?:SESSION\s+|LOCAL\s+)?([A-Za-z_][\w.]*)\s*(?:=|\s+TO\s+)\s*(.*?)\s*;?\s*$",
                   re.I | re.S)
@@ -69,7 +69,7 @@ _SHOW_ALIASES = {"transaction isolation level": "transaction_isolation", "time z
                  "session authorization": "session_authorization"}
 
 # statements that mention any of these go through translate()
-_PG_MARKERS = re.compile(r"pg_catalog\.|\b(?:current_user|session_user|current_role)\b|\bpg_(?:roles|user|database|settings|namespace|inherits|authid|constraint|auth_members|index)\b|::\s*(?:pg_catalog\.)?reg\w+|\bpg_\w+\s*\(|\boid\b|information_schema"
+_PG_MARKERS = re.compile(r"pg_catalog\.|\b(?:current_user|session_user|current_role)\b|\bpg_(?:roles|user|database|settings|namespace|inherits|authid|constraint|auth_members|index|type|class|attribute|am|opclass|extension|trigger|rewrite|policy|language|operator|collation|enum|proc|description|attrdef|stat_user_tables)\b|::\s*(?:pg_catalog\.)?reg\w+|\bpg_\w+\s*\(|\boid\b|information_schema"
                          r"|::\s*(?:pg_catalog\.)?(?:name|oid|text\[\])|\bany\s*\(|json_build_object|\bcollate\b|OPERATOR\(",
                          re.I)
 _CREATE_TABLE = re.compile(r"^\s*CREATE\s+(?:TEMP\w*\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?((?:\"[^\"]+\"|\w+)"
@@ -90,6 +90,40 @@ _PG_TYPE_NAMES = {
     "timestamptz": "timestamp with time zone", "time": "time without time zone",
     "timetz": "time with time zone", "null": "unknown", "bignum": "numeric",
 }
+
+
+_PARSE_IDENT = ("list_transform(string_split(s, '.'), x -> CASE WHEN x LIKE '\"%\"' THEN replace(x[2:-2], "
+                "'\"\"', '\"') ELSE lower(x) END)")
+
+
+def _pg_display_names() -> list[tuple[int, str]]:
+    """(PostgreSQL type OID, format_type's name) for the types sluice maps to, arrays too."""
+    out = []
+    for oid, name in sorted(types.PG_NAME.items()):
+        out.append((oid, name))
+        arr = types.ARRAY_OF.get(oid)
+        if arr:
+            out.append((arr, name + "[]"))
+    return out
+
+
+# DuckDB type (duckdb_columns().data_type) -> PostgreSQL type OID, for pg_attribute.atttypid
+_DUCK_TYPE_OIDS = {
+    "BOOLEAN": 16, "TINYINT": 21, "UTINYINT": 21, "SMALLINT": 21, "USMALLINT": 23, "INTEGER": 23, "UINTEGER": 20,
+    "BIGINT": 20, "UBIGINT": 1700, "HUGEINT": 1700, "UHUGEINT": 1700, "FLOAT": 700, "DOUBLE": 701,
+    "VARCHAR": 1043, "DATE": 1082, "TIME": 1083, "TIMESTAMP": 1114, "TIMESTAMP_S": 1114, "TIMESTAMP_MS": 1114,
+    "TIMESTAMP_NS": 1114, "TIMESTAMP WITH TIME ZONE": 1184, "TIME WITH TIME ZONE": 1266, "INTERVAL": 1186,
+    "BLOB": 17, "UUID": 2950, "JSON": 114,
+}
+
+
+def _duck_type_oid_case(expr: str) -> str:
+    """SQL: the PostgreSQL type OID of the DuckDB type named by ``expr`` (25 for types without one)."""
+    scalar = " ".join(f"WHEN {_sql_str(k)} THEN {v}" for k, v in _DUCK_TYPE_OIDS.items())
+    arrays = " ".join(f"WHEN {_sql_str(k + '[]')} THEN {types.ARRAY_OF.get(v, 1009)}"
+                      for k, v in _DUCK_TYPE_OIDS.items() if types.ARRAY_OF.get(v))
+    return (f"CASE WHEN {expr} LIKE 'DECIMAL%[]' THEN 1231 WHEN {expr} LIKE 'DECIMAL%' THEN 1700 "
+            f"ELSE CASE {expr} {scalar} {arrays} ELSE 25 END END")
 
 
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
@@ -203,12 +237,19 @@ class Compat:
             "CREATE OR REPLACE TEMP MACRO pg_get_function_arguments(oid) AS ''",
             "CREATE OR REPLACE TEMP MACRO pg_get_triggerdef(oid, pretty) AS ''",
             "CREATE OR REPLACE TEMP MACRO pg_get_ruledef(oid, pretty) AS ''",
-            "CREATE OR REPLACE TEMP MACRO quote_ident(s) AS '\"' || replace(s, '\"', '\"\"') || '\"'",
+            # quoted only where needed, as PostgreSQL does (keywords aside)
+            "CREATE OR REPLACE TEMP MACRO quote_ident(s) AS CASE WHEN regexp_full_match(s, '[a-z_][a-z0-9_$]*') "
+            "THEN s ELSE '\"' || replace(s, '\"', '\"\"') || '\"' END",
             "CREATE OR REPLACE TEMP MACRO pg_is_in_recovery() AS false",
-            "CREATE OR REPLACE TEMP MACRO sluice_format_type(type_oid, typemod) AS "
-            "CASE pg_catalog.format_type(type_oid, typemod) "
-            + " ".join(f"WHEN {_sql_str(k)} THEN {_sql_str(v)}" for k, v in _PG_TYPE_NAMES.items())
-            + " ELSE pg_catalog.format_type(type_oid, typemod) END",
+            # PostgreSQL's type OIDs (the pg_type and pg_attribute shims carry them), with
+            # typmods as PostgreSQL encodes them; other (user) types by DuckDB's name
+            "CREATE OR REPLACE TEMP MACRO sluice_format_type(type_oid, typemod) AS CASE "
+            "WHEN type_oid = 1700 AND typemod > 4 THEN 'numeric(' || ((typemod - 4) // 65536) || ',' || "
+            "((typemod - 4) % 65536) || ')' "
+            "WHEN type_oid IN (1043, 1042) AND typemod > 4 THEN CASE type_oid WHEN 1043 THEN 'character varying' "
+            "ELSE 'character' END || '(' || (typemod - 4) || ')' "
+            + " ".join(f"WHEN type_oid = {o} THEN {_sql_str(n)}" for o, n in _pg_display_names())
+            + " ELSE (SELECT typname FROM pg_catalog.pg_type WHERE oid = type_oid LIMIT 1) END",
             "CREATE OR REPLACE TEMP MACRO pg_get_serial_sequence(tab, col) AS NULL::VARCHAR",
             "CREATE OR REPLACE TEMP MACRO pg_collation_is_visible(oid) AS true",
             "CREATE OR REPLACE TEMP MACRO pg_opclass_is_visible(oid) AS true",
@@ -216,6 +257,11 @@ class Compat:
             "CREATE OR REPLACE TEMP MACRO array_upper(arr, dim) AS len(arr)",
             "CREATE OR REPLACE TEMP MACRO array_lower(arr, dim) AS CASE WHEN len(arr) > 0 THEN 1 END",
             "CREATE OR REPLACE TEMP MACRO txid_current() AS 1::BIGINT",
+            # parse_ident('a.b') -> ['a', 'b'] (quoted parts unquoted; dots inside quotes not kept)
+            "CREATE OR REPLACE TEMP MACRO parse_ident(s) AS " + _PARSE_IDENT + ", (s, strict) AS " + _PARSE_IDENT,
+            # PostgreSQL's information_schema._pg_expandarray: a row (x, n) per element
+            "CREATE OR REPLACE TEMP MACRO _pg_expandarray(arr) AS "
+            "unnest(list_transform(range(1, len(arr) + 1), i -> {'x': arr[i], 'n': i::INTEGER}))",
             "CREATE OR REPLACE TEMP MACRO pg_current_xact_id() AS 1::BIGINT",
         ]
         # PostgreSQL's int / int truncates (DuckDB's / is float division); per connection
@@ -225,6 +271,7 @@ class Compat:
                 con.execute(m)
             except duckdb.Error:
                 continue  # an older/newer DuckDB without one of these is still usable
+        order_catalog_columns(con)
 
     def statement_timeout(self, default_s: float) -> float:
         """Seconds a statement may run: the session's ``SET statement_timeout`` (PostgreSQL units,
@@ -477,13 +524,18 @@ class Compat:
         if pinned:
             return [pinned.get(c.name, o) for c, o in zip(columns, oids, strict=True)]
         sql = self._client_sql.get(sql, sql)
-        if len(sql) <= 65536 and pgsemantics.may_retype(sql):
+        catalog = len(sql) <= 65536 and pgsemantics.is_catalog_query(sql)
+        if len(sql) <= 65536 and (catalog or pgsemantics.may_retype(sql)):
             key = (sql, tuple(c.type for c in columns), tuple(c.name for c in columns))
             overrides = self._oid_overrides.get(key)
             if overrides is None:
                 if len(self._oid_overrides) >= 2048:
                     self._oid_overrides.clear()
-                overrides = pgsemantics.result_oid_overrides(sql, key[1], self._column_type, key[2])
+                overrides = pgsemantics.result_oid_overrides(sql, key[1], self._column_type, key[2]) \
+                    if pgsemantics.may_retype(sql) else {}
+                if catalog:
+                    # pg_catalog / information_schema columns: PostgreSQL's name, oid, "char", int2
+                    overrides = {**overrides, **pgsemantics.catalog_oid_overrides(sql, key[1], key[2])}
                 self._oid_overrides[key] = overrides
             for pos, oid in overrides.items():
                 oids[pos] = oid
@@ -566,7 +618,49 @@ _CON_FROM = ("pg_catalog.pg_constraint k LEFT JOIN pg_catalog.pg_class c ON c.oi
 _CON_NAME = ("CASE k.contype WHEN 'p' THEN c.relname || '_pkey' ELSE c.relname || '_' || "
              "array_to_string(d.constraint_column_names, '_') || CASE k.contype WHEN 'u' THEN '_key' "
              "WHEN 'f' THEN '_fkey' ELSE '_check' END END")
+def _pg_type_shim() -> str:
+    """pg_type as PostgreSQL 15 has it (its built-in types, numbered as PostgreSQL numbers them;
+    clients look types up by the OIDs sluice sends), and DuckDB's enum types."""
+    from sqlsluice.middleware.pgcatalog_types import PG_TYPES
+
+    rows = []
+    for item in PG_TYPES.split():
+        oid, name, ln, tt, cat, elem, arr, inp, base, ns = item.split(":")
+        rows.append(f"({oid}, '{name}', {ln}, '{tt}', '{cat}', {elem}, {arr}, '{inp}', {base}, '{ns}')")
+    nsp = ("COALESCE((SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = '{0}' LIMIT 1), {1})")
+    return ("SELECT v.oid::BIGINT AS oid, v.typname, (CASE v.ns WHEN 'p' THEN " + nsp.format("pg_catalog", 11)
+            + " ELSE " + nsp.format("information_schema", 13000) + " END)::BIGINT AS typnamespace, "
+            "10::BIGINT AS typowner, v.typlen::SMALLINT AS typlen, v.typlen IN (1, 2, 4, 8) AS typbyval, "
+            "v.typtype, v.typcategory, false AS typispreferred, true AS typisdefined, ',' AS typdelim, "
+            "0::BIGINT AS typrelid, CASE WHEN v.typelem > 0 THEN 'array_subscript_handler' ELSE '-' END "
+            "AS typsubscript, v.typelem::BIGINT AS typelem, v.typarray::BIGINT AS typarray, v.typinput, "
+            "replace(v.typinput, '_in', '_out') AS typoutput, '-' AS typreceive, '-' AS typsend, '-' AS typmodin, "
+            "'-' AS typmodout, '-' AS typanalyze, 'i' AS typalign, 'p' AS typstorage, false AS typnotnull, "
+            "v.typbasetype::BIGINT AS typbasetype, -1 AS typtypmod, 0 AS typndims, 0::BIGINT AS typcollation, "
+            "NULL::VARCHAR AS typdefaultbin, NULL::VARCHAR AS typdefault, NULL::VARCHAR[] AS typacl "
+            "FROM (VALUES " + ", ".join(rows) + ") AS v(oid, typname, typlen, typtype, typcategory, typelem, "
+            "typarray, typinput, typbasetype, ns) UNION ALL BY NAME "
+            "SELECT oid, typname, typnamespace, 10::BIGINT AS typowner, 4::SMALLINT AS typlen, true AS typbyval, "
+            "'e' AS typtype, 'E' AS typcategory, false AS typispreferred, true AS typisdefined, ',' AS typdelim, "
+            "0::BIGINT AS typrelid, '-' AS typsubscript, 0::BIGINT AS typelem, 0::BIGINT AS typarray, "
+            "'enum_in' AS typinput, 'enum_out' AS typoutput, false AS typnotnull, 0::BIGINT AS typbasetype, "
+            "-1 AS typtypmod FROM pg_catalog.pg_type WHERE typtype = 'e' AND oid IS NOT NULL")
+
+
 SHIM_VIEWS: dict[str, str] = {
+    "pg_type": _pg_type_shim(),
+    # read as they are, but with PostgreSQL's columns (see _PG_ORDERED)
+    "pg_proc": "SELECT * FROM pg_catalog.pg_proc",
+    "pg_description": "SELECT * FROM pg_catalog.pg_description",
+    "pg_attrdef": "SELECT * FROM pg_catalog.pg_attrdef",
+    "pg_enum": "SELECT * FROM pg_catalog.pg_enum",
+    # Metabase's table sync reads the row estimate
+    "pg_stat_user_tables": "SELECT t.table_oid::BIGINT AS relid, t.schema_name AS schemaname, t.table_name AS relname, "
+                           "t.estimated_size::BIGINT AS n_live_tup FROM duckdb_tables() t "
+                           "WHERE t.database_name = current_database()",
+    # the current database's schemata only, as PostgreSQL lists them (DuckDB: every attached one)
+    "information_schema.schemata": "SELECT * FROM information_schema.schemata "
+                                   "WHERE catalog_name = current_database()",
     # reloptions: DuckDB's column is typed NULL, and psql's \\d+ unnests it
     # access methods as PostgreSQL names them (heap, btree), replica identity "default", and a
     # row (an index) for each primary key and unique constraint, as PostgreSQL has
@@ -587,7 +681,10 @@ SHIM_VIEWS: dict[str, str] = {
     # with relnamespace <> (SELECT oid ... WHERE nspname = 'pg_catalog'), NULL without the row
     "pg_namespace": "SELECT oid, nspname, nspowner, nspacl FROM pg_catalog.pg_namespace UNION ALL "
                     "SELECT 11::BIGINT, 'pg_catalog', 10, NULL WHERE NOT EXISTS "
-                    "(SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'pg_catalog')",
+                    "(SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'pg_catalog') UNION ALL "
+                    # as PostgreSQL lists it (pgjdbc's getSchemas, SQLAlchemy's get_schema_names)
+                    "SELECT 13000::BIGINT, 'information_schema', 10, NULL WHERE NOT EXISTS "
+                    "(SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'information_schema')",
     # PostgreSQL's columns (psql's SET completion filters on context)
     "pg_settings": "SELECT name, setting, NULL::VARCHAR AS unit, 'Sluice' AS category, '' AS short_desc, "
                    "NULL::VARCHAR AS extra_desc, 'user' AS context, 'string' AS vartype, 'default' AS source, "
@@ -636,10 +733,15 @@ SHIM_VIEWS: dict[str, str] = {
                   "0::BIGINT AS opcmethod WHERE false",
     # DuckDB lists no index rows for primary keys and unique constraints; PostgreSQL has one
     # per constraint (SQLAlchemy joins pg_constraint.conindid = pg_index.indexrelid)
+    # (DuckDB leaves an index's indkey NULL: its columns' numbers, as pgjdbc's getIndexInfo reads them)
     "pg_index": "SELECT i.* REPLACE (COALESCE(x.n, i.indnatts) AS indnatts, COALESCE(x.n, i.indnkeyatts) "
-                "AS indnkeyatts), false AS indnullsnotdistinct FROM pg_catalog.pg_index i LEFT JOIN "
-                "(SELECT index_oid, len(string_split(trim(expressions, '[]'), ', '))::SMALLINT AS n "
-                "FROM duckdb_indexes()) x ON x.index_oid = i.indexrelid UNION ALL BY NAME "
+                "AS indnkeyatts, COALESCE(x.keys, i.indkey) AS indkey), false AS indnullsnotdistinct "
+                "FROM pg_catalog.pg_index i LEFT JOIN "
+                "(SELECT d.index_oid, len(string_split(trim(d.expressions, '[]'), ', '))::SMALLINT AS n, "
+                "(SELECT list(c.column_index::INTEGER ORDER BY list_position(string_split(trim(d.expressions, "
+                "'[]'), ', '), c.column_name)) FROM duckdb_columns() c WHERE c.table_oid = d.table_oid AND "
+                "list_contains(string_split(trim(d.expressions, '[]'), ', '), c.column_name)) AS keys "
+                "FROM duckdb_indexes() d) x ON x.index_oid = i.indexrelid UNION ALL BY NAME "
                 "SELECT k.oid AS indexrelid, k.conrelid AS indrelid, len(k.conkey)::SMALLINT AS indnatts, "
                 "len(k.conkey)::SMALLINT AS indnkeyatts, true AS indisunique, k.contype = 'p' AS indisprimary, "
                 "false AS indisexclusion, true AS indimmediate, false AS indisclustered, true AS indisvalid, "
@@ -651,31 +753,47 @@ SHIM_VIEWS: dict[str, str] = {
     # DuckDB numbers conkey from 0 (PostgreSQL: attnum, from 1), names constraints by their
     # definition, lists NOT NULL as contype 'x' (PostgreSQL: exclusion constraints) and
     # leaves confrelid 0 (psql's "Referenced by:" looks it up)
-    "pg_constraint": "SELECT k.* REPLACE (" + _CON_NAME + " AS conname, "
+    "pg_constraint": "SELECT k.* REPLACE (" + _CON_NAME + " AS conname, c.relnamespace AS connamespace, "
                      "list_transform(k.conkey, x -> x + 1) AS conkey, "
-                     "CASE WHEN k.contype IN ('p', 'u') THEN k.oid ELSE k.conindid END AS conindid, "
+                     # a foreign key's index: the referenced table's primary key (pgjdbc joins it)
+                     "CASE WHEN k.contype IN ('p', 'u') THEN k.oid WHEN k.contype = 'f' THEN COALESCE((SELECT "
+                     "p.oid FROM pg_catalog.pg_constraint p JOIN pg_catalog.pg_class r ON r.oid = p.conrelid "
+                     "WHERE r.relname = d.referenced_table AND p.contype = 'p' LIMIT 1), k.conindid) "
+                     "ELSE k.conindid END AS conindid, "
                      "COALESCE((SELECT r.oid FROM pg_catalog.pg_class r WHERE r.relname = d.referenced_table "
                      "AND r.relnamespace = c.relnamespace LIMIT 1), k.confrelid) AS confrelid, "
-                     "list_transform(k.confkey, x -> x + 1) AS confkey) "
+                     # the referenced columns' numbers (DuckDB's confkey is NULL)
+                     "COALESCE((SELECT list(rc.column_index::INTEGER ORDER BY list_position("
+                     "d.referenced_column_names, rc.column_name)) FROM duckdb_columns() rc WHERE "
+                     "rc.table_name = d.referenced_table AND rc.schema_name = d.schema_name AND "
+                     "list_contains(d.referenced_column_names, rc.column_name)), "
+                     "list_transform(k.confkey, x -> x + 1)) AS confkey) "
                      "FROM " + _CON_FROM + " WHERE k.contype <> 'x'",
     # PostgreSQL's storage kinds (psql's \\d+ "Storage"), no statistics target, no compression
-    "pg_attribute": "SELECT * REPLACE (CASE WHEN pg_catalog.format_type(atttypid, atttypmod) LIKE 'numeric%' "
+    # atttypid / atttypmod as PostgreSQL has them (DuckDB's are its own type ids), from the column's
+    # DuckDB type; the table's own columns and an index's columns (below)
+    "pg_attribute": "SELECT x.* EXCLUDE (_tab) REPLACE (COALESCE(" + _duck_type_oid_case("dc.data_type") + ", 25)::BIGINT AS atttypid, "
+                    "CASE WHEN dc.data_type LIKE 'DECIMAL(%' THEN ((x.atttypmod // 1000) * 65536 + "
+                    "x.atttypmod % 1000 + 4) ELSE -1 END::INTEGER AS atttypmod) FROM (" +
+                    "SELECT * REPLACE (CASE WHEN pg_catalog.format_type(atttypid, atttypmod) LIKE 'numeric%' "
                     "THEN 'm' WHEN pg_catalog.format_type(atttypid, atttypmod) IN ('varchar', 'bytea', 'json', "
                     "'list', 'struct', 'map', 'union') THEN 'x' ELSE 'p' END AS attstorage, -1 AS attstattarget, "
-                    "'' AS attcompression) FROM pg_catalog.pg_attribute "
+                    "'' AS attcompression), attrelid AS _tab FROM pg_catalog.pg_attribute "
                     # an index's columns (PostgreSQL lists them under the index's oid: psql's \\d <index>)
-                    "UNION ALL BY NAME SELECT k.oid AS attrelid, a.attname, a.atttypid, a.atttypmod, "
+                    "UNION ALL BY NAME SELECT k.oid AS attrelid, k.conrelid AS _tab, a.attname, a.atttypid, a.atttypmod, "
                     "list_position(k.conkey, a.attnum - 1)::INTEGER AS attnum, false AS attisdropped, "
                     "a.attnotnull, 'p' AS attstorage, -1 AS attstattarget, '' AS attcompression, false AS atthasdef "
                     "FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid "
                     "AND list_contains(k.conkey, a.attnum - 1) WHERE k.contype IN ('p', 'u') "
-                    "UNION ALL BY NAME SELECT x.index_oid AS attrelid, a.attname, a.atttypid, a.atttypmod, "
+                    "UNION ALL BY NAME SELECT x.index_oid AS attrelid, x.table_oid AS _tab, a.attname, a.atttypid, "
+                    "a.atttypmod, "
                     "x.pos::INTEGER AS attnum, false AS attisdropped, a.attnotnull, 'p' AS attstorage, "
                     "-1 AS attstattarget, '' AS attcompression, false AS atthasdef "
                     "FROM (SELECT index_oid, table_oid, unnest(string_split(trim(expressions, '[]'), ', ')) AS col, "
                     "generate_subscripts(string_split(trim(expressions, '[]'), ', '), 1) AS pos "
                     "FROM duckdb_indexes()) x JOIN pg_catalog.pg_attribute a ON a.attrelid = x.table_oid "
-                    "AND a.attname = x.col",
+                    "AND a.attname = x.col) x LEFT JOIN duckdb_columns() dc ON dc.table_oid = x._tab "
+                    "AND dc.column_name = x.attname",
     "pg_am": "SELECT 2::BIGINT AS oid, 'heap' AS amname, 3::BIGINT AS amhandler, 't' AS amtype "
              "UNION ALL SELECT 403, 'btree', 330, 'i'",
     "pg_range": "SELECT 0::BIGINT AS rngtypid, 0::BIGINT AS rngsubtype WHERE false",
@@ -691,7 +809,7 @@ SHIM_VIEWS: dict[str, str] = {
                      "0 AS conforencoding, 0 AS contoencoding, 0::BIGINT AS conproc, false AS condefault "
                      "WHERE false",
 }
-_SHIM_REF = re.compile(r"\b(?:pg_catalog\.)?(" + "|".join(sorted(SHIM_VIEWS, key=len, reverse=True))
+_SHIM_REF = re.compile(r"\b(?:pg_catalog\.)?(" + "|".join(re.escape(k) for k in sorted(SHIM_VIEWS, key=len, reverse=True))
                        + r")\b(?!\s*\()", re.I)
 
 
@@ -709,6 +827,9 @@ def _regex_match(m: re.Match[str]) -> str:
 
 
 _RULES: list[tuple[re.Pattern[str], Any]] = [
+    # "pg_catalog"."pg_class" (HoneySQL, Metabase) -> pg_catalog.pg_class, so the shims apply
+    (re.compile(r'"(pg_catalog|information_schema)"\s*\.\s*"(\w+)"'), r"\1.\2"),
+    (re.compile(r'(?<![\w."])"(pg_[a-z_]+)"(?=\s+(?:AS\s+)?"?\w)', re.I), r"\1"),
     # '16390'::regclass (psql passes oids so) -> the number
     (re.compile(r"'(\d+)'\s*::\s*(?:pg_catalog\.)?regclass", re.I), r"\1::BIGINT"),
     # 'name'::regclass -> the table's oid
@@ -726,6 +847,10 @@ _RULES: list[tuple[re.Pattern[str], Any]] = [
     # c.oid::pg_catalog.regclass AS x in a select list (psql's "Referenced by:") -> the table's name
     (re.compile(r"(?<![\w.])([a-z_]\w*(?:\.[a-z_]\w*)?)::pg_catalog\.regclass\s+AS\s+", re.I),
      r"(SELECT relname FROM pg_catalog.pg_class WHERE oid = \1) AS "),
+    # 'pg_catalog.array_in'::regproc (pgjdbc) -> the function's name, as the pg_type shim lists it
+    (re.compile(r"'(?:pg_catalog\.)?(\w+)'\s*::\s*(?:pg_catalog\.)?regproc\b", re.I), r"'\1'"),
+    # information_schema._pg_expandarray(a): a temporary macro of the session
+    (re.compile(r"\binformation_schema\._pg_expandarray\s*\(", re.I), "_pg_expandarray("),
     # x::regclass / ::regtype / ::regproc / ::oid in output position -> keep the number
     (re.compile(r"::\s*(?:pg_catalog\.)?(?:regclass|regtype|regproc|regprocedure|regnamespace|regrole|oid)\b",
                 re.I), "::BIGINT"),
@@ -748,13 +873,58 @@ _RULES: list[tuple[re.Pattern[str], Any]] = [
     (re.compile(r"\s+COLLATE\s+(?:pg_catalog\.)?\"?default\"?", re.I), ""),
     (re.compile(r"\bCOLLATE\s+(?:pg_catalog\.)?\"?C\"?", re.I), ""),
     (re.compile(r"(?<![\w.\":])((?:\w+\.)?\w+)\s*(!?)~(\*?)(?!~)\s*('(?:[^']|'')*')"), _regex_match),
+    # FROM ..., string_to_array(...) s (Grafana): a function in FROM is a one-row table in PostgreSQL
+    (re.compile(r",\s*string_to_array\s*\(((?:[^()]|\((?:[^()]|\([^()]*\))*\))*)\)\s+(?:AS\s+)?([a-z_]\w*)\b",
+                re.I), r", (SELECT string_to_array(\1) AS \2) AS \2(\2)"),
     # FROM generate_series(...) s, ... prattrs[s]: PostgreSQL's s is the value, DuckDB's a row
-    (re.compile(r"(\bgenerate_series\s*\((?:[^()]|\([^()]*\))*\))\s+(?:AS\s+)?([a-z_]\w*)(?=\s*,)", re.I),
+    (re.compile(r"(\bgenerate_series\s*\((?:[^()]|\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\))*\))\s+(?:AS\s+)?"
+                r"([a-z_]\w*)(?=\s*,)", re.I),
      r"\1 AS \2(\2)"),
 ]
 
 
 _LEAD = re.compile(r"^\s*(?:(DESCRIBE|EXPLAIN(?:\s+ANALYZE)?)\s+)?(WITH(?:\s+RECURSIVE)?\s+)?", re.I)
+
+
+# The catalog tables tools read with ``SELECT *`` (DBeaver) or by PostgreSQL's column names:
+# served with PostgreSQL 15's columns in its order (columns DuckDB lacks are NULL), see
+# :func:`order_catalog_columns`
+_PG_ORDERED = ("pg_class", "pg_attribute", "pg_constraint", "pg_index", "pg_proc", "pg_collation", "pg_extension",
+               "pg_namespace", "pg_type", "pg_description", "pg_attrdef", "pg_database", "pg_am", "pg_inherits",
+               "pg_stat_user_tables", "pg_trigger", "pg_language", "pg_opclass", "pg_enum")
+_ORDERED: dict[str, str] = {}
+_NUMBER_OIDS = frozenset({types.INT2, types.INT4, types.INT8, types.OID, types.FLOAT4, types.FLOAT8, types.NUMERIC,
+                          types.BOOL})
+
+
+def order_catalog_columns(con: Any) -> None:
+    """Build (once per process) the ``SELECT`` that gives each catalog table of
+    :data:`_PG_ORDERED` PostgreSQL's column list, from what DuckDB's (shimmed) table has."""
+    if _ORDERED:
+        return
+    from sqlsluice.middleware.pgsemantics import _catalog_types
+
+    cat = _catalog_types()
+    built: dict[str, str] = {}
+    nulls: dict[str, frozenset[str]] = {}
+    for name in _PG_ORDERED:
+        pg_cols = cat.get("pg_catalog." + name)
+        inner = SHIM_VIEWS.get(name) or f"SELECT * FROM pg_catalog.{name}"
+        if not pg_cols:
+            continue
+        try:
+            have = {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE {inner}").fetchall()}
+        except duckdb.Error:
+            continue
+        # DuckDB lists the columns it does not fill as INTEGER NULLs (relacl, conbin, attalign...)
+        absent = frozenset(c for c, oid in pg_cols.items()
+                           if c not in have or (have[c] == "INTEGER" and oid not in _NUMBER_OIDS))
+        items = [f'NULL AS "{c}"' if c in absent else f'_s."{c}"' for c in pg_cols]
+        built[name] = f"SELECT {', '.join(items)} FROM ({inner}) AS _s"
+        nulls[f"pg_catalog.{name}"] = absent
+    pgsemantics.set_catalog_null_columns(nulls)
+    _ORDERED.update(built)
+    translate.cache_clear()
 
 
 @lru_cache(maxsize=2048)
@@ -773,12 +943,12 @@ def translate(sql: str) -> str:
         name = m.group(1).lower()
         if name not in used:
             used.append(name)
-        return "sluice_" + name
+        return "sluice_" + name.replace(".", "_")
 
     sql = _SHIM_REF.sub(ref, sql)
     if not used:
         return sql
-    ctes = ", ".join(f"sluice_{n} AS ({SHIM_VIEWS[n]})" for n in used)
+    ctes = ", ".join(f"sluice_{n.replace('.', '_')} AS ({_ORDERED.get(n) or SHIM_VIEWS[n]})" for n in used)
     m = _LEAD.match(sql)
     assert m is not None  # the pattern matches the empty string
     rest = sql[m.end():]

@@ -561,6 +561,213 @@ def result_oid_overrides(sql: str, duck_types: Sequence[str],
     return out
 
 
+# --- catalog result types ------------------------------------------------------------------------
+# PostgreSQL's catalogs have name, oid, "char" and int2 columns where DuckDB's emulation has
+# VARCHAR and BIGINT: tools (pgjdbc, SQLAlchemy, DBeaver) read these types from RowDescription.
+_CATALOG_SQL = re.compile(r"\bpg_[a-z_]+\b|information_schema", re.I)
+_CAST_OIDS = {"NAME": types.NAME, "OID": types.OID, '"CHAR"': types.CHAR, "SMALLINT": types.INT2,
+              "INT2": types.INT2, "INTEGER": types.INT4, "INT": types.INT4, "INT4": types.INT4,
+              "TEXT": types.TEXT, "NAME[]": 1003, "OID[]": 1028, "TEXT[]": 1009, "SMALLINT[]": 1005,
+              "REAL": types.FLOAT4, "FLOAT4": types.FLOAT4}
+_NULL = -1  # a NULL projection: PostgreSQL types it text, DuckDB INTEGER
+_FUNC_RESULT = {"format_type": types.TEXT, "pg_get_expr": types.TEXT, "pg_get_indexdef": types.TEXT,
+                "pg_get_constraintdef": types.TEXT, "pg_get_viewdef": types.TEXT, "col_description": types.TEXT,
+                "obj_description": types.TEXT, "shobj_description": types.TEXT, "quote_ident": types.TEXT,
+                "pg_get_userbyid": types.NAME, "pg_encoding_to_char": types.NAME, "array_to_string": types.TEXT,
+                "pg_get_function_result": types.TEXT, "pg_get_function_arguments": types.TEXT,
+                "pg_get_triggerdef": types.TEXT, "pg_get_ruledef": types.TEXT, "array_upper": types.INT4,
+                "array_lower": types.INT4, "array_length": types.INT4, "pg_get_serial_sequence": types.TEXT}
+_STRINGS_OIDS = frozenset({types.NAME, types.CHAR, types.TEXT, types.VARCHAR})
+_INT_OIDS = frozenset({types.OID, types.INT2, types.INT4, types.INT8})
+
+
+@lru_cache(maxsize=1)
+def _catalog_types() -> dict[str, dict[str, int]]:
+    from sqlsluice.middleware.pgcatalog_types import _TYPES
+
+    return {k: {c.split(":")[0]: int(c.split(":")[1]) for c in v.split()} for k, v in _TYPES.items()}
+
+
+_NULL_COLUMNS: dict[str, frozenset[str]] = {}  # "pg_catalog.<table>" -> columns DuckDB has not (NULL)
+
+
+def set_catalog_null_columns(columns: dict[str, frozenset[str]]) -> None:
+    """Columns served as NULL because DuckDB's catalog lacks them: their PostgreSQL type is
+    announced whatever DuckDB types the NULL (see compat.order_catalog_columns)."""
+    _NULL_COLUMNS.update(columns)
+    _catalog_view.cache_clear()
+
+
+@lru_cache(maxsize=256)
+def _catalog_view(key: str) -> dict[str, int] | None:
+    """A catalog table's column OIDs; columns DuckDB lacks as ``-oid``."""
+    cols = _catalog_types().get(key)
+    if cols is None:
+        return None
+    nulls = _NULL_COLUMNS.get(key, frozenset())
+    return {c: -o if c in nulls else o for c, o in cols.items()}
+
+
+def is_catalog_query(sql: str) -> bool:
+    """True when ``sql`` may read PostgreSQL's catalogs (no parse)."""
+    return _CATALOG_SQL.search(sql) is not None
+
+
+def _catalog_table(t: Any) -> dict[str, int] | None:
+    db = (t.args.get("db").name.lower() if t.args.get("db") is not None else "")
+    name = t.name.lower()
+    if db in ("", "pg_catalog"):
+        found = _catalog_view("pg_catalog." + name)
+        if found is not None or db:
+            return found
+    return _catalog_view("information_schema." + name) if db == "information_schema" else None
+
+
+class _CatalogColumns:
+    """Resolves result expressions to PostgreSQL catalog column types through derived tables."""
+
+    def __init__(self, tree: Any) -> None:
+        from sqlglot import exp
+
+        self.derived: dict[str, Any] = {}
+        for cte in tree.find_all(exp.CTE):
+            self.derived.setdefault(cte.alias_or_name.lower(), cte.this)
+        self.depth = 0
+
+    def sources(self, select: Any) -> list[tuple[str, Any]]:
+        """(alias, source) of a SELECT's FROM and JOIN items: a catalog type map or a query."""
+        from sqlglot import exp
+
+        out: list[tuple[str, Any]] = []
+        if not isinstance(select, exp.Select):
+            return out
+        items = [select.args.get("from_") or select.args.get("from")] + list(select.args.get("joins") or [])
+        for item in items:
+            src = item.this if item is not None else None
+            if isinstance(src, exp.Table):
+                q = self.derived.get(src.name.lower()) if src.args.get("db") is None else None
+                out.append((src.alias_or_name.lower(), q if q is not None else _catalog_table(src)))
+            elif isinstance(src, exp.Subquery):
+                out.append((src.alias.lower(), src.this))
+        return out
+
+    def of(self, src: Any, name: str) -> int | None:
+        from sqlglot import exp
+
+        if src is None:
+            return None
+        if isinstance(src, dict):
+            return src.get(name.lower())
+        if self.depth > 8:
+            return None
+        while isinstance(src, exp.SetOperation):
+            src = src.left
+        if not isinstance(src, exp.Select):
+            return None
+        self.depth += 1
+        try:
+            star = False
+            for e in src.selects:
+                if isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star)):
+                    star = True
+                elif e.alias_or_name.lower() == name.lower():
+                    return self.expr(e)
+            if star:
+                for _, s in self.sources(src):
+                    t = self.of(s, name)
+                    if t:
+                        return t
+            return None
+        finally:
+            self.depth -= 1
+
+    def expr(self, node: Any) -> int | None:
+        from sqlglot import exp
+
+        while isinstance(node, exp.Alias | exp.Paren | exp.Min | exp.Max | exp.Nullif):
+            node = node.this
+        if isinstance(node, exp.Null):
+            return _NULL
+        if isinstance(node, exp.Column) and not isinstance(node.this, exp.Star):
+            select = node.find_ancestor(exp.Select)
+            q = node.table.lower()
+            for alias, src in self.sources(select):
+                if not q or alias == q:
+                    t = self.of(src, node.name)
+                    if t or q:
+                        return t
+            return None
+        if isinstance(node, exp.Cast):
+            return _CAST_OIDS.get(str(node.to.sql(dialect="postgres")).upper())
+        if isinstance(node, exp.Case):
+            for i in node.args.get("ifs") or []:
+                if not isinstance(i.args.get("true"), exp.Null):
+                    return self.expr(i.args.get("true"))
+            return None
+        if isinstance(node, exp.Coalesce):
+            return self.expr(node.this)
+        if isinstance(node, exp.Subquery) and isinstance(node.this, exp.Select) and node.this.selects:
+            return self.expr(node.this.selects[0])
+        if isinstance(node, exp.Dot) and node.name.lower() == "n":
+            return types.INT4  # (information_schema._pg_expandarray(a)).n
+        if isinstance(node, exp.Func):
+            fname = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
+            return _FUNC_RESULT.get(fname.rsplit(".", 1)[-1])
+        return None
+
+
+def catalog_oid_overrides(sql: str, duck_types: Sequence[str], names: Sequence[str]) -> dict[int, int]:
+    """{result position: OID} for result columns read from PostgreSQL's catalogs, typed as
+    PostgreSQL types them (``relname`` name, ``oid`` oid, ``relkind`` "char", ``attnum`` int2)
+    where DuckDB's type is of the same family (strings, integers)."""
+    from sqlglot import exp
+
+    w1, _ = command_words(sql)
+    if w1 not in ("SELECT", "WITH") or len(sql) > _MAX_SQL:
+        return {}
+    tree = _parsed(sql)
+    if not isinstance(tree, exp.Query) or isinstance(tree, exp.Subquery):
+        return {}
+    first = tree
+    while isinstance(first, exp.SetOperation):
+        first = first.left
+    if not isinstance(first, exp.Select):
+        return {}
+    cols = _CatalogColumns(tree)
+    selects = first.selects
+    stars = [i for i, e in enumerate(selects)
+             if isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))]
+    extra = len(duck_types) - (len(selects) - len(stars))
+    if len(stars) > 1 or extra < 0 or (not stars and extra != 0):
+        return {}
+    wanted: list[int | None] = []
+    for i, e in enumerate(selects):
+        if i in stars:
+            wanted += [cols.of(first, names[j]) if j < len(names) else None
+                       for j in range(len(wanted), len(wanted) + extra)]
+        else:
+            wanted.append(cols.expr(e))
+    out: dict[int, int] = {}
+    for pos, (oid, duck) in enumerate(zip(wanted, duck_types, strict=False)):
+        if oid is None:
+            continue
+        have = types.oid_for(duck)
+        if oid <= -16:
+            out[pos] = -oid  # a column DuckDB's catalog lacks (always NULL): PostgreSQL's type
+            continue
+        if oid == _NULL:
+            if have != types.TEXT:
+                out[pos] = types.TEXT
+            continue
+        if oid == have:
+            continue
+        if (oid == types.TEXT and have in _INT_OIDS) or (oid == types.FLOAT4 and have == types.FLOAT8) or (oid in _STRINGS_OIDS and have in _STRINGS_OIDS) or (oid in _INT_OIDS and have in _INT_OIDS) \
+                or (oid in (1003, 1009) and duck.upper().startswith("VARCHAR[")) \
+                or (oid in (1028, 1005) and duck.upper().endswith("[]") and have != types.TEXT):
+            out[pos] = oid
+    return out
+
+
 # --- division -------------------------------------------------------------------------------
 _STRINGS = re.compile(r"'(?:[^']|'')*'")
 _ARITH = re.compile(r"(?<![/*])/(?![/*])|%")

@@ -435,7 +435,28 @@ def _parse_ts(s: str) -> dt.datetime:
     return dt.datetime.fromisoformat(s)
 
 
+def _parse_array(s: str, elem: Callable[[str], Any] | None) -> list[Any]:
+    """A one-dimensional PostgreSQL array literal (``{1,2}``, ``{"a b",NULL}``) as a list."""
+    s = s.strip()
+    if not (s.startswith("{") and s.endswith("}")):
+        raise ValueError(s)
+    out: list[Any] = []
+    for m in re.finditer(r'\s*(?:"((?:[^"\\]|\\.)*)"|([^,{}"]*?))\s*(?:,|$)', s[1:-1]):
+        if m.end() == m.start():
+            break
+        quoted, plain = m.group(1), m.group(2)
+        if quoted is None and plain.upper() == "NULL":
+            out.append(None)
+            continue
+        v = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else plain
+        out.append(elem(v) if elem is not None else v)
+    return out
+
+
 def _text_dec(oid: int) -> Callable[[str], Any] | None:
+    if oid in ELEMENT_OF:  # '{1,2}' for an int4[] parameter (DuckDB cannot cast that text)
+        elem = _text_dec(ELEMENT_OF[oid])
+        return lambda s: _parse_array(s, elem)
     if oid in (INT2, INT4, INT8, OID):
         return int
     if oid in (FLOAT4, FLOAT8):
