@@ -1160,6 +1160,7 @@ class UpstreamRelay:
         self.up = _NO_SERVER_SESSION
         self.uconn = self.uwriter = _NO_SERVER_SESSION.conn
         c.conn.on_data = c.conn.on_lost = None
+        c.status = b"I"
         if tx.dirty:
             self._keep_task(tx.capture(c))
         else:
@@ -1220,6 +1221,13 @@ class UpstreamRelay:
             tx.unnamed_key = c.unnamed = object()
             self._pq(PQ_PASS)
             self._send(codec.message(codec.PARSE, b"\0" + body))
+            return
+        if name in tx.stmts:  # as PostgreSQL: a named statement is not replaced
+            err = SluiceError(f'prepared statement "{name.decode(errors="replace")}" already exists',
+                              sqlstate="42P05")
+            self._pq(PQ_PASS)  # a Parse that fails (the marker), creating nothing
+            self._send(codec.message(codec.PARSE, b"sluice_err\0" + codec.cstr(self._marker(err, self.sent_syncs + 1))
+                                     + b"\0\0"))
             return
         sname = server_name(body)
         tx.stmts[name] = (sname, body)
@@ -1322,6 +1330,7 @@ class UpstreamRelay:
         clean = (not cancelled and not self.upstream_gone and not self._open and not self._in_skip
                  and sc.ready >= self.sent_syncs and sc.at_boundary() and not sc.pq)
         c.conn.on_data = c.conn.on_lost = None
+        c.status = sc.status  # what the relay saw last (ROLLBACK first when not idle)
         if self._down_paused and c.conn.transport is not None:
             c.conn.transport.resume_reading()
         tx.left(c, clean=clean)

@@ -241,7 +241,10 @@ def test_session_pool_discards_all_between_clients(proxy: ServeProcess) -> None:
         a.execute("CREATE TEMP TABLE leftover (k int)")
         a.execute("SET work_mem = '7MB'")
         a.execute("PREPARE mine AS SELECT 1")
-        a.execute("BEGIN")  # and it leaves inside a transaction
+        a.execute("BEGIN")
+    a = psycopg.connect(dsn(proxy, "sess"))
+    a.execute("SET work_mem = '7MB'")  # and this one leaves inside a transaction (no COMMIT at close)
+    a.close()
     with psycopg.connect(dsn(proxy, "sess"), autocommit=True) as b:
         assert b.execute("SELECT pg_backend_pid()").fetchone() == pid  # the same server connection
         assert b.execute("SELECT to_regclass('pg_temp.leftover')").fetchone() == (None,)
@@ -323,3 +326,27 @@ def test_many_asyncpg_clients_queue_for_two_connections(proxy: ServeProcess, ups
     r = asyncio.run(many_clients(dsn(proxy, "tx"), 60, 3, query="SELECT v FROM items WHERE k = $1"))
     assert (r.ok_clients, r.failed_clients, r.errors) == (60, 0, {})
     assert 1 <= len(server_pids(upstream)) <= 2
+
+
+def test_a_client_leaving_inside_a_transaction_leaves_nothing_behind(proxy: ServeProcess, upstream: str) -> None:
+    table = "left_" + uuid.uuid4().hex[:8]
+    with psycopg.connect(upstream, autocommit=True) as admin:
+        admin.execute(f"CREATE TABLE {table} (k int)")
+        admin.execute(f"GRANT ALL ON {table} TO {OTHER}")
+    a = psycopg.connect(dsn(proxy, "tiny"))
+    a.execute(f"INSERT INTO {table} VALUES (1)")  # inside psycopg's transaction
+    a.close()  # Terminate while the transaction is open: rolled back, the connection reused
+    with psycopg.connect(dsn(proxy, "tiny"), autocommit=True) as b:
+        assert b.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
+        assert b.execute("SELECT pg_current_xact_id_if_assigned()").fetchone() == (None,)
+
+
+def test_parsing_a_name_twice_is_42p05_as_on_postgresql(proxy: ServeProcess) -> None:
+    with psycopg.connect(dsn(proxy, "tx"), autocommit=True) as c:
+        pq = c.pgconn
+        assert pq.prepare(b"twice", b"SELECT 1").status == psycopg.pq.ExecStatus.COMMAND_OK
+        r = pq.prepare(b"twice", b"SELECT 2")
+        assert r.status == psycopg.pq.ExecStatus.FATAL_ERROR
+        assert r.error_field(psycopg.pq.DiagnosticField.SQLSTATE) == b"42P05"
+        assert b"already exists" in (r.error_message or b"")
+        assert pq.exec_prepared(b"twice", []).get_value(0, 0) == b"1"
