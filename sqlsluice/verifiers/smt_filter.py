@@ -31,10 +31,20 @@ row**, also when no row qualifies (COUNT is then 0, SUM/AVG/MIN/MAX NULL).
 
 Both queries are put into this form, so that one scalar aggregate written as a subquery, as a
 derived table, or as one FILTER aggregate among several over the same FROM becomes the same
-unit, which the prover matches by its bijection of units (equivalent derived queries).  Each
-``A_i`` is a block of the plain model (WHERE ``w AND p_i``, one aggregate), so the prover checks
-the filters (three-valued) and the aggregate arguments as for any scalar aggregate.  Identical
-one-row units are merged (a cross join with the same one-row table twice is the same rows).
+unit ``A_i``, a block of the plain model (WHERE ``w AND p_i``, one aggregate).  Identical
+one-row units of a block are merged (a cross join with the same one-row table twice is the same
+rows).  Matching the units of the two queries pairwise by proof would cost one z3 proof per
+pair (225 for q9), so each unit is *named*: :func:`body_text` (tables, aggregate, the set of
+conjuncts after :func:`drop_implied`, aliases renamed) where the texts agree, else
+:func:`pair_one_row_units` proves two bodies equivalent with z3 (one check per unit, among
+bodies with the same tables, aggregate and atomic predicates: the optimizer writes one
+predicate in conjunctive form on one side only) and gives both one name.  The prover then
+treats a named unit as a base table shared by both queries: any content, the same on both
+sides.  Its actual single row is one such content, so a proof for every content covers it.
+
+The plain model counts an aggregate inside a scalar subquery of the SELECT list as the block's
+own (``smt.Builder`` asks ``find(AggFunc)``) and makes the block a scalar aggregate (one row);
+:func:`filter_normal_form` gives such a block back its GROUP-less, aggregate-less meaning.
 
 :func:`one_row_limit` drops ``LIMIT n`` (n >= 1, no OFFSET) and ORDER BY from a query that
 returns exactly one row by the shape above (a single row sorted or cut to n >= 1 rows is itself).
