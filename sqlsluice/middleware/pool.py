@@ -169,6 +169,12 @@ _WHAT = {1: "LISTEN", 2: "PREPARE", 3: "LOAD", 4: "SET ROLE / SET SESSION AUTHOR
          5: "DECLARE ... WITH HOLD", 6: "temporary tables"}
 
 
+def _statements(sql: str) -> list[str]:
+    """``sql`` and, for a multi-statement string, each part after a ``;`` (a ``;`` inside a
+    literal makes a spurious part: at worst a false refusal or an extra settings read)."""
+    return [sql, *sql.split(";")[1:]] if ";" in sql else [sql]
+
+
 def refusal(sql: str) -> SluiceError | None:
     """Why ``sql`` cannot run in transaction pooling (0A000), or None.
 
@@ -176,8 +182,14 @@ def refusal(sql: str) -> SluiceError | None:
     ('0A000', True)
     >>> refusal("CREATE TEMP TABLE t (k int)").message.split(":")[0]
     'temporary tables are not supported in transaction pooling mode'
+    >>> refusal("SELECT 1; listen x").sqlstate
+    '0A000'
     """
-    m = _REFUSED.match(sql)
+    m = None
+    for part in _statements(sql):
+        m = _REFUSED.match(part)
+        if m is not None:
+            break
     if m is not None:
         what = _WHAT[next(i for i in range(1, 7) if m.group(i))]
     elif ("advisory" in sql or "ADVISORY" in sql) and _ADVISORY.search(sql):
@@ -193,12 +205,17 @@ def refusal(sql: str) -> SluiceError | None:
 
 
 def is_set(sql: str) -> bool:
-    """A session-level SET or RESET (tracked and replayed in transaction mode).
+    """A statement that may change session settings: SET or RESET (not LOCAL), also inside a
+    multi-statement string, or a ``set_config`` call (tracked and replayed in transaction mode).
 
     >>> is_set("set TimeZone = 'UTC'"), is_set("SET LOCAL x = 1"), is_set("reset all")
     (True, False, True)
+    >>> is_set("SELECT 1; RESET ALL"), is_set("select set_config('a.b', '1', false)")
+    (True, True)
     """
-    return _SETS.match(sql) is not None
+    if any(_SETS.match(part) for part in _statements(sql)):
+        return True
+    return "set_config" in sql or "SET_CONFIG" in sql
 
 
 def deallocate_target(sql: str) -> str | None:

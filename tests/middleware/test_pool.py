@@ -350,3 +350,28 @@ def test_parsing_a_name_twice_is_42p05_as_on_postgresql(proxy: ServeProcess) -> 
         assert r.error_field(psycopg.pq.DiagnosticField.SQLSTATE) == b"42P05"
         assert b"already exists" in (r.error_message or b"")
         assert pq.exec_prepared(b"twice", []).get_value(0, 0) == b"1"
+
+
+def test_settings_changed_inside_other_statements_are_tracked(proxy: ServeProcess) -> None:
+    with psycopg.connect(dsn(proxy, "tx"), autocommit=True) as a, \
+            psycopg.connect(dsn(proxy, "tx"), autocommit=True) as b:
+        a.execute("SELECT 1; SET work_mem = '9MB'")
+        a.execute("SELECT set_config('search_path', 'pg_catalog', false)")
+        with b.transaction():  # b holds a connection: a runs on another one
+            assert b.execute("SHOW work_mem").fetchone() != ("9MB",)
+            assert a.execute("SHOW work_mem").fetchone() == ("9MB",)
+            assert a.execute("SHOW search_path").fetchone() == ("pg_catalog",)
+        with pytest.raises(psycopg.errors.FeatureNotSupported):
+            a.execute("SELECT 1; LISTEN later")
+
+
+def test_sluice_settings_and_show_last_in_transaction_mode(proxy: ServeProcess) -> None:
+    with psycopg.connect(dsn(proxy, "tx"), autocommit=True) as a, \
+            psycopg.connect(dsn(proxy, "tx"), autocommit=True) as b:
+        a.execute("SET sluice.rewrite = 'off'")
+        with b.transaction():
+            assert a.execute("SHOW sluice.rewrite").fetchone() == ("off",)
+        assert b.execute("SHOW sluice.rewrite").fetchone() != ("off",)
+        a.execute("SELECT count(*) FROM items WHERE k > 90")
+        last = a.execute("SHOW sluice.last").fetchall()
+        assert last and "items" in str(last)
