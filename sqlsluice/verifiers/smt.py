@@ -1354,6 +1354,7 @@ def normalize(q: Query, catalog: Catalog) -> Query:
     pushed_down = _push_into_group(q)
     if pushed_down is not q:
         q = _prune_derived(pushed_down)
+    q = _ungroup_under_min_max(q)
     from sqlsluice.verifiers.smt_aggregates import canonical_columns  # column order without names
 
     q = canonical_columns(q)
@@ -1451,6 +1452,67 @@ def _push_into_group(q: Block) -> Block:
     if not changed:
         return q
     return Block(units, q.ljs, parts, q.group, q.having, q.outputs, q.out_kinds)
+
+
+_IDEMPOTENT = (exp.Min, exp.Max)
+
+
+def _ungroup_under_min_max(q: Block) -> Block:
+    """``SELECT K, MIN(t.m) .. FROM (SELECT k, MIN(x) AS m FROM .. GROUP BY k) t, .. GROUP BY K`` ->
+    the inner query without its GROUP BY (``m`` is ``x`` on each of its rows): Calcite's
+    AGGREGATE_JOIN_TRANSPOSE.  Each outer group then meets the rows of the inner groups it met
+    before (a group has at least one row), and the minimum of the union of those rows is the
+    minimum of their minimums.  Only when every aggregate of the outer block is MIN/MAX (no
+    COUNT/SUM/AVG: they would count the extra rows), the inner block's outputs are its grouping
+    expressions or MIN/MAX, and the outer block reads each inner MIN only as ``MIN(t.m)`` (MAX as
+    ``MAX``): never in a WHERE, an ON, a GROUP BY, a HAVING outside that aggregate.  The inner
+    GROUP BY is not empty (a scalar aggregate answers a row on empty input) and has no HAVING."""
+    if q.group is None:
+        return q
+    exprs = [*q.outputs, *([q.having] if q.having is not None else [])]
+    aggs = [a for e in exprs for a in e.find_all(exp.AggFunc)]
+    if any(not isinstance(a, _IDEMPOTENT) or isinstance(a.parent, exp.Filter | exp.Window) for a in aggs):
+        return q
+    units = list(q.units)
+    changed = False
+    for ui, u in enumerate(units):
+        g = u.derived
+        if not isinstance(g, Block) or not g.group or g.having is not None or g.ljs:
+            continue
+        names = [n for n, _, _ in u.columns]
+        if len(names) != len(g.outputs) or len(set(names)) != len(names):
+            continue
+        group_sql = {ge.sql() for ge in g.group}
+        kinds: dict[str, type] = {}
+        plain: list[exp.Expression] = []
+        for n, o in zip(names, g.outputs, strict=True):
+            if o.sql() in group_sql:
+                plain.append(o)
+            elif (isinstance(o, _IDEMPOTENT) and not isinstance(o.this, exp.Distinct) and o.this is not None
+                  and not o.expressions and o.find(exp.Select) is None):
+                kinds[n] = type(o)
+                plain.append(o.this)
+            else:
+                break
+        else:
+            if not kinds:
+                continue
+            ok = True
+            for e in [*q.conds, *q.outputs, *(q.group or []), *([q.having] if q.having is not None else []),
+                      *(on for _, on in q.ljs)]:
+                for c in e.find_all(exp.Column):
+                    if c.table == u.alias and c.name.lower() in kinds:
+                        agg: Any = c.parent
+                        if not (type(agg) is kinds[c.name.lower()] and getattr(agg, "this", None) is c):
+                            ok = False
+            if not ok:
+                continue
+            inner = Block(g.units, g.ljs, g.conds, None, None, plain, g.out_kinds)
+            units[ui] = Unit(u.alias, f"derived:{id(inner)}", u.columns, inner, None)
+            changed = True
+    if not changed:
+        return q
+    return Block(units, q.ljs, q.conds, q.group, q.having, q.outputs, q.out_kinds)
 
 
 def _prune_derived(q: Block) -> Block:
