@@ -489,8 +489,8 @@ class PoolClient:
 
     async def capture(self, c: ServerConn) -> None:
         """Read the settings the client's SET/RESET left on ``c`` (then ``c`` goes back)."""
-        loop = asyncio.get_running_loop()
-        self.capturing = loop.create_future()
+        if self.capturing is None:  # the caller may have set it already (no gap for the client)
+            self.capturing = asyncio.get_running_loop().create_future()
         try:
             rows = await c.query(CAPTURE_SQL)
         except Exception as e:

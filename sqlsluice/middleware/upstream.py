@@ -1162,6 +1162,8 @@ class UpstreamRelay:
         c.conn.on_data = c.conn.on_lost = None
         c.status = b"I"
         if tx.dirty:
+            # the client's next statement waits for this (``_attach``), from now on
+            tx.capturing = asyncio.get_running_loop().create_future()
             self._keep_task(tx.capture(c))
         else:
             tx.pool.release(c)
