@@ -83,6 +83,11 @@ NOT_PROVED = [
     # a grouped subquery may answer several rows or none: the arithmetic is not lifted
     ("SELECT r.k FROM r WHERE r.a > (SELECT COUNT(*) * 2 FROM s WHERE s.rk = r.k GROUP BY s.g)",
      "SELECT r.k FROM r WHERE r.a > (SELECT COUNT(*) FROM s WHERE s.rk = r.k GROUP BY s.g) * 2"),
+    # LLM-R2's DSB pool, q10-like pairs 18-34: EXISTS written as an INNER JOIN of the matching rows
+    # without DISTINCT; a customer with two matching sales counts twice (shown on DuckDB)
+    ("SELECT r.g, COUNT(*) FROM r WHERE EXISTS (SELECT * FROM s WHERE s.rk = r.k AND s.x > 1) GROUP BY r.g",
+     "SELECT t.g, COUNT(*) FROM (SELECT r.k, r.g, u.f0 FROM r INNER JOIN (SELECT s.rk, TRUE AS f0 FROM s "
+     "WHERE s.x > 1) AS u ON r.k = u.rk) AS t GROUP BY t.g"),
     # columns renamed AND swapped: a different subquery
     ("SELECT r.k FROM r WHERE r.a > (SELECT AVG(t.a1) FROM (SELECT s.x AS a1, s.y AS b1 FROM s) AS t "
      "WHERE t.b1 = r.b)",
