@@ -275,6 +275,23 @@ def semantic_score(questions: Sequence[Question], predictions: dict[int, Predict
     return out
 
 
+ERROR_SOURCES = ("sqlite", "missing_prediction", "schema", "verifier")
+
+
+def error_source(r: SemanticResult) -> str:
+    """Who rejected an ERROR pair: SQLite itself (its own message), a missing prediction, the schema
+    source, or the verifier (sqlglot cannot parse what SQLite may accept, a table check, a bug)."""
+    if r.missing:
+        return "missing_prediction"
+    from sqlsluice.verifiers.batch import SQLITE_REJECTS
+
+    if r.error.startswith("SQLite: ") or SQLITE_REJECTS in r.error:
+        return "sqlite"
+    if r.error.startswith("no schema for database"):
+        return "schema"
+    return "verifier"
+
+
 def summarize(results: Sequence[SemanticResult], levels: Sequence[str]) -> dict[str, Any]:
     """Counts per kind and verdict, overall and per difficulty level, with the EX bounds."""
 
@@ -283,8 +300,10 @@ def summarize(results: Sequence[SemanticResult], levels: Sequence[str]) -> dict[
         verdicts = {v: sum(1 for r in rs if r.verdict == v) for v in VERDICT_KIND}
         ties = sum(1 for r in rs if r.up_to_ties)
         lo, hi = bounds(proved=counts["proved"] - ties, refuted=counts["refuted"], total=len(rs))
+        share = (lambda n: round(100.0 * n / len(rs), 2) if rs else 0.0)  # noqa: E731
         return {"total": len(rs), **counts, "verdicts": verdicts, "proved_up_to_ties": ties, "ex_lower_bound": lo,
-                "semantic_upper_bound": hi}
+                "semantic_upper_bound": hi, "decided_share": share(counts["proved"] + counts["refuted"]),
+                "proved_share": share(counts["proved"])}
 
     seen = [lv for lv in levels if any(r.difficulty == lv for r in results)]
     seen += sorted({r.difficulty for r in results} - set(seen))
@@ -296,10 +315,12 @@ def report(results: Sequence[SemanticResult], levels: Sequence[str], *, benchmar
     """The JSON ``--semantic`` writes: the summary, the ERROR messages and every question."""
     s = summarize(results, levels)
     errors: dict[str, int] = {}
+    error_list = []
     for r in results:
         if r.verdict == "ERROR":
             key = r.error.split(" in query ")[0][:160]
             errors[key] = errors.get(key, 0) + 1
+            error_list.append({"idx": r.idx, "db_id": r.db_id, "error": r.error, "source": error_source(r)})
     return {
         "benchmark": benchmark, "mode": "semantic", "dialect": "sqlite", "semantics": semantics,
         "budget_s": budget_s, **s,
@@ -310,6 +331,8 @@ def report(results: Sequence[SemanticResult], levels: Sequence[str], *, benchmar
                 "return the gold rows on the benchmark's own data; without the databases EX has no upper "
                 "bound below 100%",
         "errors": dict(sorted(errors.items(), key=lambda kv: -kv[1])),
+        "error_sources": {k: sum(1 for e in error_list if e["source"] == k) for k in ERROR_SOURCES},
+        "error_list": error_list,
         "seconds_verifying": round(sum(r.seconds for r in results), 2),
         **(extra or {}),
         "per_question": [asdict(r) for r in results],

@@ -157,7 +157,7 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
                 # the orders are shown equal (same_sort): a query's plain ORDER BY (no LIMIT/OFFSET)
                 # then only sorts the bag the proof compares
                 res = prove(_drop_plain_sort(e1), _drop_plain_sort(e2), proof_cat, proof_dialect,
-                            timeout_s=max(0.3, budget_left - 0.15 * time_budget_s))
+                            timeout_s=max(0.3, 0.4 * time_budget_s, budget_left - 0.15 * time_budget_s))
             except Exception as e:  # a bug in the encoder must not stop the refutation tiers
                 log.exception("SMT tier failed on %r vs %r", q1[:200], q2[:200])
                 res = SMTResult(False, f"tier error: {type(e).__name__}: {str(e)[:120]}")
@@ -169,7 +169,7 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
                 budget_left = time_budget_s - (time.monotonic() - start)
                 try:
                     res = prove(prefix[0], prefix[1], proof_cat, proof_dialect,
-                                timeout_s=max(0.3, budget_left - 0.15 * time_budget_s))
+                                timeout_s=max(0.3, 0.4 * time_budget_s, budget_left - 0.15 * time_budget_s))
                 except Exception as e:
                     log.exception("SMT tier failed on the unsorted bodies of %r vs %r", q1[:200], q2[:200])
                     res = SMTResult(False, f"tier error: {type(e).__name__}: {str(e)[:120]}")

@@ -30,6 +30,7 @@ from sqlsluice.verifiers.verdict import Verdict
 log = logging.getLogger(__name__)
 
 EXIT_EQUIVALENT, EXIT_NOT_EQUIVALENT, EXIT_TROUBLE, EXIT_UNDECIDED = 0, 1, 2, 3
+SQLITE_REJECTS = "SQLite rejects it too: "  # in an ERROR's message: SQLite's own reason follows
 
 
 def exit_code(verdicts: Iterable[str]) -> int:
@@ -61,12 +62,45 @@ def verify_pair(q1: Any, q2: Any, catalog: Catalog, dialect: str = "duckdb", *, 
             raise SyntaxErrorSQL("q1 and q2 must be strings")
         return verify(q1, q2, catalog, dialect, semantics=semantics, time_budget_s=time_budget_s, seed=seed)
     except SluiceError as e:
+        if dialect == "sqlite" and not e.message.startswith("SQLite: "):
+            # a query sqlglot cannot read or that names an unknown table: add SQLite's words when
+            # SQLite rejects it too (so that an ERROR is SQLite's unless the verifier is at fault)
+            for q in (q1, q2):
+                why = sqlite_rejects(q, catalog) if isinstance(q, str) else None
+                if why is not None:
+                    return error_verdict(f"{e.message}; {SQLITE_REJECTS}{why}", time.monotonic() - start)
         return error_verdict(e.message, time.monotonic() - start)
     except (duckdb.Error, sqlite3.Error) as e:
         return error_verdict(f"{type(e).__name__}: {e}", time.monotonic() - start)
     except Exception as e:  # a bug on one pair must not stop the batch; it is logged and reported
         log.exception("verify failed on %r vs %r", str(q1)[:200], str(q2)[:200])
         return error_verdict(f"internal error: {type(e).__name__}: {e}", time.monotonic() - start)
+
+
+def sqlite_rejects(sql: str, catalog: Catalog) -> str | None:
+    """SQLite's own message when it rejects ``sql`` on an empty database of ``catalog`` (None: accepted).
+
+    >>> from sqlsluice.verifiers import load_schema
+    >>> cat = load_schema("CREATE TABLE t (a INTEGER)", "sqlite")
+    >>> sqlite_rejects("SELECT b FROM t", cat), sqlite_rejects("SELECT a FROM t", cat)
+    ('no such column: b', None)
+    """
+    con = sqlite3.connect(":memory:")
+    try:
+        for stmt in catalog.to_ddl("sqlite"):
+            con.execute(stmt)
+    except sqlite3.Error:
+        con.close()
+        return None  # the schema itself does not load: nothing to say about the query
+    try:
+        con.execute("EXPLAIN " + sql)
+        return None
+    except sqlite3.Error as e:
+        return str(e)
+    except sqlite3.Warning:  # several statements
+        return "not a single SQL statement"
+    finally:
+        con.close()
 
 
 def verify_sqlite(q1: str, q2: str, catalog: Catalog, *, semantics: Semantics = "bag",

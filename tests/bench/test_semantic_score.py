@@ -70,7 +70,8 @@ def test_semantic_score_verdicts_bounds_and_counterexamples(tmp_path: Path) -> N
     assert s["all"]["ex_lower_bound"] == round(100 / 6, 2) and s["all"]["semantic_upper_bound"] == 50.0
     assert s["by_level"]["simple"] == {"total": 2, "proved": 1, "refuted": 1, "undecided": 0,
                                        "verdicts": {"EQUIVALENT": 1, "NOT_EQUIVALENT": 1, "UNKNOWN": 0, "ERROR": 0},
-                                       "proved_up_to_ties": 0, "ex_lower_bound": 50.0, "semantic_upper_bound": 50.0}
+                                       "proved_up_to_ties": 0, "ex_lower_bound": 50.0, "semantic_upper_bound": 50.0,
+                                       "decided_share": 100.0, "proved_share": 50.0}
     assert s["by_level"]["challenging"]["refuted"] == 1 and s["by_level"]["challenging"]["undecided"] == 1
 
 
