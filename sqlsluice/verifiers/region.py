@@ -44,6 +44,24 @@ may differ in a way its context hides, e.g. rows a later join never matches).
    one sees in order).  ORDER BY .. LIMIT inside a region is left to the tiers (which require the
    same keys and limit, as ``top_proof`` does).  Column types matter because the context may
    compute with them (integer vs. numeric division, union type resolution).
+
+   Several differences: each goes to its nearest region (a region inside another chosen one is
+   dropped, so the regions are disjoint).  ``C[r1, r2] = C[s1, r2] = C[s1, s2]``: one region at a
+   time, by the argument above, since each region's value does not depend on its context.
+
+   Context filter: for a derived table ``A`` in the FROM of a SELECT ``S`` without outer (or semi /
+   anti / positional) joins, the WHERE conjuncts ``c`` of ``S`` that read only ``A``'s columns, hold
+   no subquery and are deterministic, and are the same text on both sides, remove every row of
+   ``A`` failing ``c`` from every row combination of ``S`` before anything else of ``S`` reads it
+   (grouping, HAVING, projection, subqueries in the output are evaluated on surviving
+   combinations only).  So ``S``'s result is a function of ``SELECT .. FROM (A) WHERE c`` and that
+   pair is what is proved.  Not on the NULL-padded side of an outer join (padding depends on all
+   rows of ``A``), hence no outer joins at all in ``S``.
+
+   Differences outside every region (in the top query): the regions are proved first; then ``q2``
+   with each of its regions replaced by ``q1``'s is equivalent to ``q2`` (the argument above, the
+   context filters being in ``q2`` too), and is proved equal to ``q1`` by the tiers after the now
+   identical regions are abstracted (step 1).
 """
 
 from __future__ import annotations
@@ -318,7 +336,7 @@ def abstract(q1: exp.Expr, q2: exp.Expr, catalog: Catalog, dialect: str
         by2: dict[str, list[exp.Expr]] = {}
         for root, by in ((a1, by1), (a2, by2)):
             for b in _bodies(root):
-                by.setdefault(_text(b), []).append(b)
+                by.setdefault(b.sql(dialect), []).append(b)  # the source dialect: no transpiling
         common = sorted((k for k in by1 if k in by2 and k not in blocked), key=len, reverse=True)
         done = False
         for key in common:
@@ -534,33 +552,34 @@ def _where(r: exp.Expr) -> str:
 
 def _prove_pair(a: exp.Expr, b: exp.Expr, catalog: Catalog, dialect: str, timeout_s: float
                 ) -> RegionResult:
-    """The proof tiers of ``verify`` on one pair: canonical form, then SMT (sorts compared as sorts)."""
+    """The proof tiers of ``verify`` on one pair: SMT (sorts compared as sorts; the cheaper for
+    the small regions this tier makes), then the canonical form (which includes any ORDER BY)."""
     from sqlsluice.verifiers.api import _drop_plain_sort, _sorted_prefix, same_sort
     from sqlsluice.verifiers.canonical import CanonicalError, canonical_sql, outer_join_hazard
     from sqlsluice.verifiers.smt import prove
 
     a, b = cast(exp.Expression, a), cast(exp.Expression, b)
     deadline = time.monotonic() + timeout_s
+    ok, why = same_sort(a, b, catalog, dialect)
+    if ok:
+        res = prove(_drop_plain_sort(a), _drop_plain_sort(b), catalog, dialect,
+                    timeout_s=max(0.2, deadline - time.monotonic()))
+        if res.proved:
+            return RegionResult(True, res.reason)
+        why = res.reason
+        prefix = _sorted_prefix(a, b)
+        if prefix is not None and deadline - time.monotonic() > 0.2:
+            r2 = prove(prefix[0], prefix[1], catalog, dialect, timeout_s=deadline - time.monotonic())
+            if r2.proved:
+                return RegionResult(True, "the same rows sorted by the same keys, then the same LIMIT/OFFSET: "
+                                    + r2.reason)
     safe = outer_join_hazard(a, b)
     try:
         if canonical_sql(a, catalog, dialect, safe=safe) == canonical_sql(b, catalog, dialect, safe=safe):
             return RegionResult(True, "same canonical form")
     except CanonicalError:
         pass
-    ok, why = same_sort(a, b, catalog, dialect)
-    if not ok:
-        return RegionResult(False, why)
-    res = prove(_drop_plain_sort(a), _drop_plain_sort(b), catalog, dialect,
-                timeout_s=max(0.2, deadline - time.monotonic()))
-    if res.proved:
-        return RegionResult(True, res.reason)
-    prefix = _sorted_prefix(a, b)
-    if prefix is not None and deadline - time.monotonic() > 0.2:
-        r2 = prove(prefix[0], prefix[1], catalog, dialect, timeout_s=deadline - time.monotonic())
-        if r2.proved:
-            return RegionResult(True, "the same rows sorted by the same keys, then the same LIMIT/OFFSET: "
-                                + r2.reason)
-    return RegionResult(False, res.reason)
+    return RegionResult(False, why)
 
 
 def _qualified(e: exp.Expr, catalog: Catalog, dialect: str) -> exp.Expr | None:
