@@ -322,6 +322,9 @@ class Pool:
     total: int = 0  # open or opening
     waiters: deque[asyncio.Future[ServerConn | None]] = field(default_factory=deque)
     setups: int = 0  # checkouts that had to bring a connection's settings to its client's
+    # statements prepared under shared names on one connection before it drops them all
+    # (DEALLOCATE ALL when it comes back; clients' statements are prepared again on use)
+    max_prepared: int = 1000
     # transaction mode: the ParameterStatus messages a login with these settings gets (as
     # PgBouncer, from a server connection seen before, so that a login takes none)
     welcome: dict[tuple[tuple[str, str], ...], bytes] = field(default_factory=dict)
@@ -385,6 +388,10 @@ class Pool:
             self.discard(c)
             return
         c.conn.on_data = c.conn.on_lost = None
+        if len(c.prepared) > self.max_prepared:
+            c.prepared.clear()
+            _later(self.reset_and_release(c, ("DEALLOCATE ALL",)))
+            return
         if not self._hand_over(c):
             self.idle.append(c)
 
@@ -529,9 +536,13 @@ class PoolClient:
         else:
             self.pool.release(c)
             return
-        t = asyncio.ensure_future(self.pool.reset_and_release(c, resets))
-        _TASKS.add(t)
-        t.add_done_callback(_TASKS.discard)
+        _later(self.pool.reset_and_release(c, resets))
 
 
 _TASKS: set[asyncio.Future[Any]] = set()  # resets in flight
+
+
+def _later(coro: Any) -> None:
+    t = asyncio.ensure_future(coro)
+    _TASKS.add(t)
+    t.add_done_callback(_TASKS.discard)

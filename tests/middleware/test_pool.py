@@ -375,3 +375,24 @@ def test_sluice_settings_and_show_last_in_transaction_mode(proxy: ServeProcess) 
         a.execute("SELECT count(*) FROM items WHERE k > 90")
         last = a.execute("SHOW sluice.last").fetchall()
         assert last and "items" in str(last)
+
+
+def test_a_connection_drops_shared_statements_beyond_max_prepared(upstream: str) -> None:
+    from sqlsluice.config import Config
+    from sqlsluice.middleware.server import ServerThread, SluiceServer
+
+    cfg = Config.model_validate({"server": {"backend": upstream, "auth": "trust"}, "databases": {
+        "evict": {"backend": upstream, "pool_mode": "transaction", "pool_size": 1}}})
+    srv = SluiceServer(cfg)
+    with ServerThread(srv) as th, psycopg.connect(f"postgresql://{OTHER}@127.0.0.1:{th.port}/evict",
+                                                 autocommit=True, prepare_threshold=0) as c:
+        assert c.execute("SELECT v FROM items WHERE k = %s", [1]).fetchone() == ("v1",)
+        (pool,) = srv.pools.pools.values()
+        pool.max_prepared = 3
+        for k in range(2, 8):  # distinct statements: the connection drops them all past 3
+            assert c.execute(f"SELECT v, {k} FROM items WHERE k = %s", [k]).fetchone() == (f"v{k}", k)
+        n = c.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()
+        assert n is not None and n[0] <= 4
+        # the client's statements are still there: prepared again where they are used
+        assert c.execute("SELECT v FROM items WHERE k = %s", [1]).fetchone() == ("v1",)
+        assert c.execute("SELECT v, 2 FROM items WHERE k = %s", [2]).fetchone() == ("v2", 2)
