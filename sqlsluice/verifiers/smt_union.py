@@ -148,15 +148,18 @@ def intersect_units(q: Block, catalog: Catalog) -> Block:
         conjs = [c for cond in q.conds for c in _conjuncts(cond)]
         units: list[Unit] = []
         extra: list[exp.Expression] = []
-        for k, child in enumerate(d.children):
-            alias = u.alias if k == 0 else f"{u.alias}__i{next(smt._FRESH)}"
-            inner = Unit(f"_isect{next(smt._FRESH)}", f"derived:{id(child)}", list(u.columns), child)
-            cols: list[exp.Expression] = [exp.column(n, table=inner.alias) for n in names]
-            body = smt.normalize(Block([inner], [], [], [c.copy() for c in cols], None, cols,
-                                       list(smt._unwrap(child).out_kinds)), catalog)
-            units.append(Unit(alias, f"derived:{id(body)}", list(u.columns), body))
-            if k:
-                extra.extend(smt._rename_alias(conjs[i], u.alias, alias) for i in pins)
+        try:
+            for k, child in enumerate(d.children):
+                alias = u.alias if k == 0 else f"{u.alias}__i{next(smt._FRESH)}"
+                inner = Unit(f"_isect{next(smt._FRESH)}", f"derived:{id(child)}", list(u.columns), child)
+                cols: list[exp.Expression] = [exp.column(n, table=inner.alias) for n in names]
+                body = smt.normalize(Block([inner], [], [], [c.copy() for c in cols], None, cols,
+                                           list(smt._unwrap(child).out_kinds)), catalog)
+                units.append(Unit(alias, f"derived:{id(body)}", list(u.columns), body))
+                if k:
+                    extra.extend(smt._rename_alias(conjs[i], u.alias, alias) for i in pins)
+        except smt.Outside:
+            continue  # a branch the model cannot normalise: the unit stays whole
         return Block([*q.units[:ui], *units, *q.units[ui + 1:]], q.ljs, [*q.conds, *extra], q.group, q.having,
                      q.outputs, q.out_kinds)
     return q
