@@ -286,8 +286,32 @@ class _Screener:
                                          f"the {'number' if col_cls == 'text' else 'string'} {lit.sql('sqlite')}")
                     break
             else:
+                const = self._number_vs_text(node, left, right, a, b, la, ra) if len(rights) == 1 else None
+                if const is not None:
+                    node.replace(const)
+                    self.modelled.append("a number compared with text (a number is less than any text)")
+                    return
                 self.hazards.append(f"comparison of {a} with {b} in {node.sql('sqlite')[:60]} "
                                     "(SQLite's type affinity)")
+
+    def _number_vs_text(self, node: exp.Expression, left: exp.Expression, right: exp.Expression, a: str, b: str,
+                        la: bool, ra: bool) -> exp.Expression | None:
+        """A number compared with a string literal that stays text (no affinity, or a numeric
+        affinity that cannot convert it: :func:`_convert` has declined): in SQLite a number is less
+        than any text, so the comparison is a constant unless the number is NULL."""
+        num = {"int", "real", "num"}
+        if a in num and isinstance(right, exp.Literal) and right.is_string and not (la and _NUMBER.match(right.this)):
+            number, less = left, True  # number < text
+        elif b in num and isinstance(left, exp.Literal) and left.is_string and not (ra and _NUMBER.match(left.this)):
+            number, less = right, False  # text > number
+        else:
+            return None
+        truth = {exp.EQ: False, exp.NEQ: True, exp.LT: less, exp.LTE: less, exp.GT: not less, exp.GTE: not less}.get(
+            type(node))  # type: ignore[call-overload]
+        if truth is None:
+            return None
+        return exp.Paren(this=exp.Case(ifs=[exp.If(this=exp.Is(this=number.copy(), expression=exp.Null()),
+                                                    true=exp.Null())], default=exp.Boolean(this=truth)))
 
     def _cast(self, node: exp.Cast) -> None:
         target, src = _cast_class(node.to), self.cls(node.this)
