@@ -10,6 +10,7 @@ or lists when both queries have a total order (``order.py``; then a proof must s
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -36,13 +37,15 @@ DEFAULT_BUDGET_S = 2.0
 
 def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, str]], dialect: str = "duckdb", *,
            semantics: Semantics = "bag", time_budget_s: float = DEFAULT_BUDGET_S, live: Any = None,
-           seed: int = 0, proofs: bool = True) -> Verdict:
+           seed: int = 0, proofs: bool = True, postgres_url: str | None = None) -> Verdict:
     """Decide whether ``q1`` and ``q2`` return the same rows on every database of ``schema``.
 
     ``schema``: a Catalog, a DDL string, a DDL file path, or a database URL.  ``semantics``:
     ``"bag"`` (duplicates count, the default) or ``"set"``.  ``live``: a Backend on which both
     queries are also run when no tier decided.  ``proofs=False`` runs differential testing
-    only (an oracle for benchmarks).  Raises :class:`SyntaxErrorSQL` for unparseable
+    only (an oracle for benchmarks).  ``postgres_url`` (default ``$SLUICE_VERIFY_POSTGRES_URL``): for
+    ``dialect="postgres"``, a PostgreSQL server on which the differential tier runs the queries as
+    written (in a schema of its own, dropped afterwards); without one they run on DuckDB.  Raises :class:`SyntaxErrorSQL` for unparseable
     SQL and :class:`UndefinedTable` for a table the schema lacks.
 
     >>> v = verify("SELECT a FROM t WHERE a > 1", "SELECT a FROM t WHERE 1 < a", "CREATE TABLE t (a INT)")
@@ -60,6 +63,9 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
     # DuckDB, or no proof at all when a construct's meaning cannot be modelled.
     engine, run1, run2, nondet_why = "duckdb", e1.sql("duckdb"), e2.sql("duckdb"), ""
     proof_cat, proof_dialect, provable = catalog, dialect, proofs
+    pg_url = postgres_url or os.environ.get("SLUICE_VERIFY_POSTGRES_URL")
+    if dialect in ("postgres", "postgresql") and pg_url:
+        engine, run1, run2 = "postgres", q1, q2
     if dialect == "sqlite":
         from sqlsluice.verifiers.sqlite_semantics import proof_catalog, screen
 
@@ -118,8 +124,9 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
     nondet = _order_dependent(e1) or _order_dependent(e2) or bool(nondet_why)
     tester = DifferentialTester(catalog, tables, run1, run2, collect_constants(e1, e2), semantics=semantics,
                                 ordered=ordered, seed=seed, nondeterministic=nondet, engine=engine,
-                                dialect=dialect if engine == "sqlite" else None)
-    where = " (SQLite)" if engine == "sqlite" else ""
+                                dialect=dialect if engine != "duckdb" else None,
+                                url=pg_url if engine == "postgres" else None)
+    where = {"sqlite": " (SQLite)", "postgres": " (PostgreSQL)"}.get(engine, "")
     try:
         _bind_check(tester, [(run1, q1), (run2, q2)])
         quick = tester.search(max(0.05, min(0.3 * time_budget_s, 0.6)), max_dbs=120, min_dbs=40)
@@ -288,6 +295,14 @@ def _bind_check(tester: DifferentialTester, queries: list[tuple[str, str]]) -> N
                 tester.run(d, deadline)
             except sqlite3.Error as e:  # SQLite rejects the query: its own message
                 raise SyntaxErrorSQL(f"SQLite: {e} in query {q[:80]!r}") from e
+            continue
+        if tester.engine == "postgres":
+            try:
+                tester.run(d, deadline)
+            except tester.errors as e:
+                # 42xxx: syntax errors and undefined names (bad input); others are runtime errors
+                if str(getattr(e, "sqlstate", "") or "").startswith("42"):
+                    raise SyntaxErrorSQL(f"PostgreSQL: {str(e).splitlines()[0]} in query {q[:80]!r}") from e
             continue
         try:
             tester.run(d, deadline)

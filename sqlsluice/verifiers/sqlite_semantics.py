@@ -307,7 +307,7 @@ class _Screener:
         else:
             return None
         truth = {exp.EQ: False, exp.NEQ: True, exp.LT: less, exp.LTE: less, exp.GT: not less, exp.GTE: not less}.get(
-            type(node))  # type: ignore[call-overload]
+            type(node))  # type: ignore[arg-type]
         if truth is None:
             return None
         return exp.Paren(this=exp.Case(ifs=[exp.If(this=exp.Is(this=number.copy(), expression=exp.Null()),

@@ -13,6 +13,7 @@ import sqlite3
 import pytest
 import sqlglot
 
+from sqlsluice.errors import SyntaxErrorSQL
 from sqlsluice.verifiers import compare_results, load_schema
 from sqlsluice.verifiers.api import verify
 from sqlsluice.verifiers.sqlite_semantics import affinity, proof_catalog, screen
@@ -161,3 +162,25 @@ def test_affinity_and_proof_catalog() -> None:
     types = {c.name: c.type for c in proof_catalog(CAT).tables[0].columns}
     assert types == {"id": "BIGINT", "name": "TEXT", "dept": "TEXT", "age": "BIGINT", "code": "TEXT", "d": "TEXT",
                      "r": "DOUBLE", "amount": "DECIMAL(38, 10)"}
+
+
+def test_postgres_dialect_runs_on_a_configured_postgres(pg_db: str) -> None:
+    """The same principle for PostgreSQL: with a server configured the differential tier runs the
+    queries there (integer division, as in SQLite; DuckDB divides as reals and finds nothing)."""
+    import psycopg
+
+    cat = load_schema("CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, s TEXT);", "postgres")
+    q1, q2 = "SELECT a / 2 FROM t", "SELECT a * 0.5 FROM t"
+    assert verify(q1, q2, cat, "postgres", time_budget_s=1.0).verdict != "NOT_EQUIVALENT"  # DuckDB: the same
+    v = verify(q1, q2, cat, "postgres", time_budget_s=1.0, postgres_url=pg_db)
+    assert v.verdict == "NOT_EQUIVALENT" and "PostgreSQL" in v.reason
+    with psycopg.connect(pg_db, autocommit=True) as con:
+        for stmt in [*cat.to_ddl("postgres"), *v.counterexample.inserts]:
+            con.execute(stmt)
+        r1, r2 = con.execute(q1).fetchall(), con.execute(q2).fetchall()
+        assert not compare_results(r1, r2)
+        # the tester's schema is gone, only public's table is left
+        assert con.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'sluice_verify_%'").fetchone() == (0,)
+    # a name PostgreSQL does not know is bad input, in PostgreSQL's words
+    with pytest.raises(SyntaxErrorSQL, match="PostgreSQL: column \"nope\" does not exist"):
+        verify("SELECT nope FROM t", q2, cat, "postgres", postgres_url=pg_db)
