@@ -536,9 +536,9 @@ def compare(tools: Sequence[str], verbose: bool) -> dict[str, list[Outcome]]:
         finally:
             gen.close()
     for tool, res in results.items():
-        for o in res:
+        for i, o in enumerate(res):
             if o.diffs and verbose:
-                print(f"DIFF {tool}: {o.record.step}: {'; '.join(o.diffs)} {o.record.params or ''}\n    "
+                print(f"DIFF {tool} #{i} {o.record.step}: {'; '.join(o.diffs)} {o.record.params or ''}\n    "
                       f"{' '.join(o.record.sql.split())[:300]}")
     print("\n".join(share_lines(results)))
     return results

@@ -735,7 +735,9 @@ SHIM_VIEWS: dict[str, str] = {
     # per constraint (SQLAlchemy joins pg_constraint.conindid = pg_index.indexrelid)
     # (DuckDB leaves an index's indkey NULL: its columns' numbers, as pgjdbc's getIndexInfo reads them)
     "pg_index": "SELECT i.* REPLACE (COALESCE(x.n, i.indnatts) AS indnatts, COALESCE(x.n, i.indnkeyatts) "
-                "AS indnkeyatts, COALESCE(x.keys, i.indkey) AS indkey), false AS indnullsnotdistinct "
+                "AS indnkeyatts, COALESCE(x.keys, i.indkey) AS indkey, COALESCE(i.indoption, "
+                # no DESC / NULLS FIRST flags (SQLAlchemy's get_indexes iterates indoption)
+                "list_transform(COALESCE(x.keys, i.indkey), _k -> 0)) AS indoption), false AS indnullsnotdistinct "
                 "FROM pg_catalog.pg_index i LEFT JOIN "
                 "(SELECT d.index_oid, len(string_split(trim(d.expressions, '[]'), ', '))::SMALLINT AS n, "
                 "(SELECT list(c.column_index::INTEGER ORDER BY list_position(string_split(trim(d.expressions, "
@@ -746,7 +748,8 @@ SHIM_VIEWS: dict[str, str] = {
                 "len(k.conkey)::SMALLINT AS indnkeyatts, true AS indisunique, k.contype = 'p' AS indisprimary, "
                 "false AS indisexclusion, true AS indimmediate, false AS indisclustered, true AS indisvalid, "
                 "false AS indcheckxmin, true AS indisready, true AS indislive, false AS indisreplident, "
-                "list_transform(k.conkey, x -> x + 1) AS indkey, false AS indnullsnotdistinct "
+                "list_transform(k.conkey, x -> x + 1) AS indkey, list_transform(k.conkey, x -> 0) AS indoption, "
+                "false AS indnullsnotdistinct "
                 "FROM pg_catalog.pg_constraint k WHERE k.contype IN ('p', 'u')",
     "pg_auth_members": "SELECT 0::BIGINT AS oid, 0::BIGINT AS roleid, 0::BIGINT AS member, 0::BIGINT AS grantor, "
                        "false AS admin_option, true AS inherit_option, true AS set_option WHERE false",

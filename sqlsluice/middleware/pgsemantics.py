@@ -579,6 +579,7 @@ _FUNC_RESULT = {"format_type": types.TEXT, "pg_get_expr": types.TEXT, "pg_get_in
                 "array_lower": types.INT4, "array_length": types.INT4, "pg_get_serial_sequence": types.TEXT}
 _STRINGS_OIDS = frozenset({types.NAME, types.CHAR, types.TEXT, types.VARCHAR})
 _INT_OIDS = frozenset({types.OID, types.INT2, types.INT4, types.INT8})
+_PG_NODE_TREE = 194  # conbin, indexprs, prosqlbody: text
 
 
 @lru_cache(maxsize=1)
@@ -644,7 +645,14 @@ class _CatalogColumns:
         items = [select.args.get("from_") or select.args.get("from")] + list(select.args.get("joins") or [])
         for item in items:
             src = item.this if item is not None else None
-            if isinstance(src, exp.Table):
+            if isinstance(src, exp.Table) and isinstance(src.this, exp.GenerateSeries | exp.ExplodingGenerateSeries):
+                # generate_series(1, 32) pos(n): int4 over int4 bounds (pgjdbc's KEY_SEQ)
+                alias = src.args.get("alias")
+                cols = [c.name.lower() for c in (alias.columns if alias is not None else [])] or [src.alias_or_name]
+                ints = all(isinstance(a, exp.Literal) and not a.is_string and a.this.lstrip("-").isdigit()
+                           and abs(int(a.this)) < 2**31 for a in (src.this.args.get("start"), src.this.args.get("end")))
+                out.append((src.alias_or_name.lower(), {c: types.INT4 if ints else types.INT8 for c in cols}))
+            elif isinstance(src, exp.Table):
                 q = self.derived.get(src.name.lower()) if src.args.get("db") is None else None
                 out.append((src.alias_or_name.lower(), q if q is not None else _catalog_table(src)))
             elif isinstance(src, exp.Subquery):
@@ -710,6 +718,8 @@ class _CatalogColumns:
             return self.expr(node.this.selects[0])
         if isinstance(node, exp.Dot) and node.name.lower() == "n":
             return types.INT4  # (information_schema._pg_expandarray(a)).n
+        if isinstance(node, exp.Dot) and isinstance(node.expression, exp.Func):
+            node = node.expression  # pg_catalog.pg_get_expr(...)
         if isinstance(node, exp.Func):
             fname = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
             return _FUNC_RESULT.get(fname.rsplit(".", 1)[-1])
@@ -761,7 +771,10 @@ def catalog_oid_overrides(sql: str, duck_types: Sequence[str], names: Sequence[s
             continue
         if oid == have:
             continue
-        if (oid == types.TEXT and have in _INT_OIDS) or (oid == types.FLOAT4 and have == types.FLOAT8) or (oid in _STRINGS_OIDS and have in _STRINGS_OIDS) or (oid in _INT_OIDS and have in _INT_OIDS) \
+        if (oid == types.TEXT and have in _INT_OIDS) or (oid == types.FLOAT4 and have == types.FLOAT8) \
+                or (oid in _STRINGS_OIDS and have in _STRINGS_OIDS) or (oid in _INT_OIDS and have in _INT_OIDS) \
+                or (oid == _PG_NODE_TREE and have in _STRINGS_OIDS) \
+                or (oid in (types.INT2VECTOR, types.OIDVECTOR) and duck.upper().endswith("[]") and have != types.TEXT) \
                 or (oid in (1003, 1009) and duck.upper().startswith("VARCHAR[")) \
                 or (oid in (1028, 1005) and duck.upper().endswith("[]") and have != types.TEXT):
             out[pos] = oid

@@ -225,7 +225,16 @@ _TEXT_ENC: dict[int, Encoder] = {
 }
 
 
+INT2VECTOR, OIDVECTOR = 22, 30  # catalog columns (pg_index.indkey, indoption, indclass): '1 2'
+
+
+def _t_vector(v: Any) -> bytes:
+    return " ".join(str(x) for x in v).encode()
+
+
 def encode_text(oid: int) -> Encoder:
+    if oid in (INT2VECTOR, OIDVECTOR):
+        return _t_vector
     if oid in ELEMENT_OF:
         return _array_text(encode_text(ELEMENT_OF[oid]))
     return _TEXT_ENC.get(oid, _t_str)
@@ -376,6 +385,8 @@ _BIN_ENC: dict[int, Encoder] = {
 
 
 def encode_binary(oid: int) -> Encoder:
+    if oid in (INT2VECTOR, OIDVECTOR):  # PostgreSQL sends these as one-dimensional arrays
+        return _array_binary(INT2 if oid == INT2VECTOR else OID, _BIN_ENC[INT2 if oid == INT2VECTOR else OID])
     if oid in ELEMENT_OF:
         e = ELEMENT_OF[oid]
         return _array_binary(e, encode_binary(e))
