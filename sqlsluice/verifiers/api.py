@@ -54,7 +54,12 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
     """
     start = time.monotonic()
     catalog = load_schema(schema, dialect)
-    e1, e2 = parse_query(q1, dialect), parse_query(q2, dialect)
+    try:
+        e1, e2 = parse_query(q1, dialect), parse_query(q2, dialect)
+    except SyntaxErrorSQL as e:
+        if dialect != "sqlite":
+            raise
+        return _sqlite_unparsed(q1, q2, catalog, e.message, semantics=semantics, time_budget_s=time_budget_s, seed=seed)
     tables = check_tables(e1, catalog, q1) | check_tables(e2, catalog, q2)
     ev = Evidence()
     # The differential tier runs on the target dialect's own engine: SQLite itself for sqlite (the
@@ -75,11 +80,15 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
         if s1.nondeterministic or s2.nondeterministic:
             nondet_why = ("non-deterministic: a bare column of an aggregate query that its group does not determine "
                           "(SQLite takes it from an arbitrary row)")
-        if s1.form is not None and s2.form is not None:
-            e1, e2 = parse_query(s1.form.sql("duckdb"), "duckdb"), parse_query(s2.form.sql("duckdb"), "duckdb")
-            proof_cat, proof_dialect = proof_catalog(catalog), "duckdb"
-        else:
+        try:
+            if s1.form is None or s2.form is None:
+                raise SyntaxErrorSQL("")
+            f1, f2 = parse_query(s1.form.sql("duckdb"), "duckdb"), parse_query(s2.form.sql("duckdb"), "duckdb")
+            e1, e2, proof_cat, proof_dialect = f1, f2, proof_catalog(catalog), "duckdb"
+        except SyntaxErrorSQL as err:  # declined, or sqlglot cannot write the query for DuckDB
             provable = False
+            if err.message:
+                ev.tiers["sqlite"] += f"; no proof: not expressible for DuckDB ({err.message[:120]})"
     d1, d2 = e1.sql("duckdb"), e2.sql("duckdb")
 
     def done(kind: str, method: str, reason: str, cex: Counterexample | None = None) -> Verdict:
@@ -208,6 +217,39 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
                         Counterexample(q1_rows=[list(r) for r in r1[:50]], q2_rows=[list(r) for r in r2[:50]]))
     return done("UNKNOWN", "none", (nondet_why + "; " if nondet_why else "") + "no proof and no counterexample: "
                 + "; ".join(f"{k}: {v}" for k, v in ev.tiers.items()))
+
+
+def _sqlite_unparsed(q1: str, q2: str, catalog: Catalog, why: str, *, semantics: Semantics, time_budget_s: float,
+                     seed: int) -> Verdict:
+    """A pair sqlglot cannot parse but SQLite accepts: differential testing on SQLite alone (the
+    tables from SQLite's authorizer, no constants to aim at); never a proof."""
+    from sqlsluice.verifiers.sqlite_semantics import tables_read
+    from sqlsluice.verifiers.sqlparse import Constants
+
+    start = time.monotonic()
+    tables: set[str] = set()
+    for q in (q1, q2):
+        try:
+            tables |= tables_read(q, catalog)
+        except sqlite3.Error as e:
+            raise SyntaxErrorSQL(f"SQLite: {e} in query {q[:80]!r}") from e
+    ev = Evidence()
+    ev.tiers["parse"] = f"differential testing only: {why[:200]}"
+    tester = DifferentialTester(catalog, tables, q1, q2, Constants(), semantics=semantics, seed=seed,
+                                nondeterministic=True, engine="sqlite", dialect="sqlite")
+    try:
+        res = tester.search(time_budget_s, min_dbs=40)
+    finally:
+        tester.close()
+    _absorb(ev, res)
+    kind, reason = (("NOT_EQUIVALENT", "the queries differ on a generated database (SQLite)")
+                    if res.counterexample is not None else
+                    ("UNKNOWN", f"no proof (sqlglot cannot parse a query) and no difference on {res.databases} "
+                                "databases (SQLite)"))
+    ev.tiers["differential"] = "difference found (SQLite)" if res.counterexample is not None else \
+        f"no difference on {res.databases} databases (SQLite)"
+    return Verdict(verdict=kind, method="differential" if res.counterexample is not None else "none",  # type: ignore[arg-type]
+                   counterexample=res.counterexample, evidence=ev, seconds=time.monotonic() - start, reason=reason)
 
 
 def _top_order(q: exp.Expression) -> exp.Order | None:

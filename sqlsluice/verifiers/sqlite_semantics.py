@@ -420,6 +420,35 @@ def _convert(lit: exp.Expression, col_cls: str) -> exp.Expression | None:
     return None
 
 
+def tables_read(sql: str, catalog: Catalog) -> set[str]:
+    """The tables SQLite itself reads for ``sql`` on an empty database of ``catalog`` (its authorizer
+    reports every column read at prepare time): for queries sqlglot cannot parse.  Raises
+    :class:`sqlite3.Error` when SQLite rejects the query.
+
+    >>> cat = Catalog.from_ddl("CREATE TABLE t (a INTEGER); CREATE TABLE u (b TEXT)", "sqlite")
+    >>> sorted(tables_read("SELECT DATETIME() - a FROM t JOIN u ON 1", cat))
+    ['t', 'u']
+    """
+    import sqlite3
+
+    con = sqlite3.connect(":memory:")
+    seen: set[str] = set()
+    try:
+        for stmt in catalog.to_ddl("sqlite"):
+            con.execute(stmt)
+
+        def note(action: int, arg1: str | None, arg2: str | None, db: str | None, trigger: str | None) -> int:
+            if action == sqlite3.SQLITE_READ and arg1 and catalog.table(arg1) is not None:
+                seen.add(arg1.lower())
+            return sqlite3.SQLITE_OK
+
+        con.set_authorizer(note)
+        con.execute("EXPLAIN " + sql)
+    finally:
+        con.close()
+    return seen
+
+
 def sql(e: exp.Expression) -> str:
     """A screened query as DuckDB SQL."""
     return e.sql("duckdb")
