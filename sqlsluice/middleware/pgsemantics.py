@@ -714,6 +714,9 @@ class _CatalogColumns:
             return None
         if isinstance(node, exp.Coalesce):
             return self.expr(node.this)
+        if isinstance(node, exp.ArrayAgg):
+            elem = self.expr(node.this.this if isinstance(node.this, exp.Order) else node.this)
+            return types.ARRAY_OF.get(elem) if elem is not None and elem > 0 else None
         if isinstance(node, exp.Subquery) and isinstance(node.this, exp.Select) and node.this.selects:
             return self.expr(node.this.selects[0])
         if isinstance(node, exp.Dot) and node.name.lower() == "n":
@@ -770,6 +773,7 @@ def catalog_oid_overrides(sql: str, duck_types: Sequence[str], names: Sequence[s
                 out[pos] = types.TEXT
             continue
         if oid == have:
+            out[pos] = oid  # the catalog's type wins over result_oid_overrides' numeric typing
             continue
         if (oid == types.TEXT and have in _INT_OIDS) or (oid == types.FLOAT4 and have == types.FLOAT8) \
                 or (oid in _STRINGS_OIDS and have in _STRINGS_OIDS) or (oid in _INT_OIDS and have in _INT_OIDS) \

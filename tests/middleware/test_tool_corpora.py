@@ -31,12 +31,9 @@ KNOWN: dict[tuple[str, str, int], str] = {
     ("pgjdbc", "getColumns", 6): "every schema: PostgreSQL's own catalogs have 2000 more columns than DuckDB's",
     ("pgjdbc", "getColumns", 42): "type 10028 (pg_catalog.txid_snapshot's row type): a catalog row type",
     ("pgjdbc", "getColumns", 43): "as above",
-    ("pgjdbc", "getIndexInfo", 49): "CARDINALITY (reltuples) typed double through the derived table",
-    ("pgjdbc", "getIndexInfo", 50): "as above",
     ("pgjdbc", "getTypeInfo", 51): "PostgreSQL lists composite row types for its catalogs and tables",
     ("pgjdbc", "getTypeInfo", 52): "as above",
     ("sqlalchemy", "get_indexes", 46): "pg_opclass: PostgreSQL's 58 non-default operator classes, DuckDB none",
-    ("sqlalchemy", "reflect", 91): "inherited-table names: name[] in PostgreSQL, text[] here",
     ("asyncpg", "arrays", 6): "asyncpg's type introspection (answered locally): kind is \"char\" in PostgreSQL",
     ("asyncpg", "arrays", 9): "as above",
     ("asyncpg", "arrays", 10): "a VARCHAR[] column: DuckDB has one string type, sent as text[]",
@@ -45,14 +42,12 @@ KNOWN: dict[tuple[str, str, int], str] = {
     ("grafana", "showTables(schema)", 4): "DuckDB's default schema is main, PostgreSQL's public",
     ("grafana", "getSchema(table)", 5): "search_path names public; DuckDB's tables are in main",
     ("grafana", "getSchema(schema.table)", 6): "as above",
-    ("dbeaver", "tables", 0): "reltuples typed double with a parameter; parents (array_agg of oids) int8[]",
-    ("dbeaver", "table by name", 1): "as above",
     ("dbeaver", "columns", 2): "PostgreSQL lists each table's system columns (ctid, xmin, ...), DuckDB has none",
     ("dbeaver", "functions", 7): "pg_proc: DuckDB's macros with other column types than PostgreSQL's functions",
 }
 # the least share of same-shaped answers per tool (the figure docs/compat.md reports)
-MIN_SHARE = {"pgjdbc": 0.87, "sqlalchemy": 0.95, "asyncpg": 0.7, "node-postgres": 1.0, "metabase": 1.0,
-             "grafana": 0.55, "dbeaver": 0.6}
+MIN_SHARE = {"pgjdbc": 0.9, "sqlalchemy": 0.98, "asyncpg": 0.7, "node-postgres": 1.0, "metabase": 1.0,
+             "grafana": 0.55, "dbeaver": 0.8}
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +94,7 @@ def test_tool_corpus_same_shape_as_postgresql(outcomes, tool: str) -> None:
 def test_overall_share(outcomes) -> None:
     same = sum(1 for res in outcomes.values() for o in res if not o.diffs)
     total = sum(len(res) for res in outcomes.values())
-    assert total >= 200 and same / total >= 0.85, (same, total)
+    assert total >= 200 and same / total >= 0.9, (same, total)
 
 
 # --- the clients themselves: metadata and typed parameters, sluice over DuckDB next to PostgreSQL ----
