@@ -16,7 +16,8 @@ sources (file and commit in each record) in tests/fixtures/{metabase,grafana,dbe
 
 ``compare`` sends each record over the extended protocol when the tool did (parameters as
 text of unknown type, as the log shows them) and compares column names, type OIDs, command
-tag and row count. varchar (1043) and text (25) count as the same: DuckDB has one string type.
+tag and row count. varchar (1043) and text (25), and their arrays, count as the same: DuckDB has one
+string type.
 """
 
 from __future__ import annotations
@@ -362,6 +363,9 @@ def capture(tools: Sequence[str]) -> None:
 
 
 # --- compare -----------------------------------------------------------------------------------
+_ONE_STRING = {1043: 25, 1015: 1009}  # varchar (and varchar[]) and text: DuckDB has one string type
+
+
 @dataclass
 class Shape:
     names: list[str] = field(default_factory=list)
@@ -373,7 +377,7 @@ class Shape:
     def key(self) -> tuple[Any, ...]:
         if self.error:
             return ("error", self.error.split()[0])
-        return (self.names, [25 if o == 1043 else o for o in self.oids], self.tag, self.rows)
+        return (self.names, [_ONE_STRING.get(o, o) for o in self.oids], self.tag, self.rows)
 
 
 def differences(pg: Shape, sl: Shape) -> list[str]:

@@ -36,7 +36,6 @@ KNOWN: dict[tuple[str, str, int], str] = {
     ("sqlalchemy", "get_indexes", 46): "pg_opclass: PostgreSQL's 58 non-default operator classes, DuckDB none",
     ("asyncpg", "arrays", 6): "asyncpg's type introspection (answered locally): kind is \"char\" in PostgreSQL",
     ("asyncpg", "arrays", 9): "as above",
-    ("asyncpg", "arrays", 10): "a VARCHAR[] column: DuckDB has one string type, sent as text[]",
     ("asyncpg", "custom_types", 12): "enum types are not in the local introspection answer",
     ("asyncpg", "custom_types", 13): "enum values are sent as text (oid 25), not as the enum type",
     ("grafana", "showTables(schema)", 4): "DuckDB's default schema is main, PostgreSQL's public",
@@ -46,7 +45,7 @@ KNOWN: dict[tuple[str, str, int], str] = {
     ("dbeaver", "functions", 7): "pg_proc: DuckDB's macros with other column types than PostgreSQL's functions",
 }
 # the least share of same-shaped answers per tool (the figure docs/compat.md reports)
-MIN_SHARE = {"pgjdbc": 0.9, "sqlalchemy": 0.98, "asyncpg": 0.7, "node-postgres": 1.0, "metabase": 1.0,
+MIN_SHARE = {"pgjdbc": 0.9, "sqlalchemy": 0.98, "asyncpg": 0.75, "node-postgres": 1.0, "metabase": 1.0,
              "grafana": 0.55, "dbeaver": 0.8}
 
 
@@ -94,7 +93,7 @@ def test_tool_corpus_same_shape_as_postgresql(outcomes, tool: str) -> None:
 def test_overall_share(outcomes) -> None:
     same = sum(1 for res in outcomes.values() for o in res if not o.diffs)
     total = sum(len(res) for res in outcomes.values())
-    assert total >= 200 and same / total >= 0.9, (same, total)
+    assert total >= 200 and same / total >= 0.92, (same, total)
 
 
 # --- the clients themselves: metadata and typed parameters, sluice over DuckDB next to PostgreSQL ----
