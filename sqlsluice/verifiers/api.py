@@ -231,8 +231,8 @@ def _sqlite_unparsed(q1: str, q2: str, catalog: Catalog, why: str, *, semantics:
     for q in (q1, q2):
         try:
             tables |= tables_read(q, catalog)
-        except sqlite3.Error as e:
-            raise SyntaxErrorSQL(f"SQLite: {e} in query {q[:80]!r}") from e
+        except sqlite3.Error as e:  # the words batch.SQLITE_REJECTS spells
+            raise SyntaxErrorSQL(f"{why}; SQLite rejects it too: {e}") from e
     ev = Evidence()
     ev.tiers["parse"] = f"differential testing only: {why[:200]}"
     tester = DifferentialTester(catalog, tables, q1, q2, Constants(), semantics=semantics, seed=seed,

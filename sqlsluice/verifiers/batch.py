@@ -62,7 +62,7 @@ def verify_pair(q1: Any, q2: Any, catalog: Catalog, dialect: str = "duckdb", *, 
             raise SyntaxErrorSQL("q1 and q2 must be strings")
         return verify(q1, q2, catalog, dialect, semantics=semantics, time_budget_s=time_budget_s, seed=seed)
     except SluiceError as e:
-        if dialect == "sqlite" and not e.message.startswith("SQLite: "):
+        if dialect == "sqlite" and not e.message.startswith("SQLite: ") and SQLITE_REJECTS not in e.message:
             # a query sqlglot cannot read or that names an unknown table: add SQLite's words when
             # SQLite rejects it too (so that an ERROR is SQLite's unless the verifier is at fault)
             for q in (q1, q2):

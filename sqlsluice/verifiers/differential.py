@@ -304,6 +304,7 @@ class DifferentialTester:
             self.exe.create(t.name, [(c.name, col.type if (col := table.column(c.name)) else "VARCHAR")
                                      for c in t.cols])
         self._tie_variants: dict[tuple[str, int], tuple[str, str] | None] = {}
+        self._keyed: dict[tuple[str, str, int], tuple[str, int] | None] = {}
         # Both queries sort (ORDER BY at the top) but neither order is total: results are still
         # compared as bags, and also as lists where both orders are determined (no ties between
         # rows that differ), so that a wrong ORDER direction is refuted.
@@ -559,7 +560,21 @@ class DifferentialTester:
         Each query with a top-level ORDER BY and LIMIT is run again with its ties broken both
         ways (every output column appended to the ORDER BY, ascending then descending); when
         some way of breaking the ties of q1 gives some way of breaking those of q2, the database
-        proves nothing.  (The caller has loaded the database.)"""
+        proves nothing.  (The caller has loaded the database.)
+
+        Under bag semantics, when both queries are plain enough (:func:`keyed_variant`), the
+        check is exact instead: each query's possible results are its rows before the boundary
+        tie plus any choice of the rows tied at the boundary, and the database proves something
+        only when no possible result of q1 is one of q2."""
+        if self.semantics == "bag":
+            try:
+                c1, c2 = self._choices(self.q1, r1, deadline), self._choices(self.q2, r2, deadline)
+            except self.errors as e:
+                if "interrupt" in str(e).lower() or "cancel" in str(e).lower():
+                    return True
+                c1 = c2 = None
+            if c1 is not None and c2 is not None:
+                return possibly_equal(c1, c2)
         outs: list[list[list[Row]]] = []
         for q, r in ((self.q1, r1), (self.q2, r2)):
             seen = [r]
@@ -576,6 +591,30 @@ class DifferentialTester:
             return False
         return any(compare_results(a, b, semantics=self.semantics, ordered=self.ordered)
                    for a in outs[0] for b in outs[1])
+
+    def _choices(self, sql: str, r: list[Row], deadline: float) -> Choices | None:
+        """``(fixed rows, rows tied at the LIMIT boundary, how many of those)`` for ``sql`` on the
+        loaded database (its result ``r``); None when the query is not plain enough."""
+        if not r:
+            return [], [], 0
+        width = len(r[0])
+        key = ("keyed", sql, width)
+        if key not in self._keyed:
+            self._keyed[key] = keyed_variant(sql, width, self.engine)
+        v = self._keyed[key]
+        if v is None:
+            return None
+        if v[0] == "":
+            return list(r), [], 0  # no LIMIT: the rows are the rows
+        variant, limit = v
+        rows = self.run(variant, deadline)
+        if len(rows) <= limit:
+            return [x[:width] for x in rows], [], 0
+        boundary = rows[limit - 1][width:]
+        fixed = [x[:width] for x in rows[:limit] if x[width:] != boundary]
+        pool = [x[:width] for x in rows if x[width:] == boundary]
+        choice = (fixed, pool, limit - len(fixed))
+        return choice if possibly_equal(choice, (list(r), [], 0)) else None  # the analysis must explain r
 
     def _tie_breaks(self, sql: str, width: int, *, need_limit: bool = True) -> tuple[str, str] | None:
         key = (sql, width) if need_limit else (sql, -width)
@@ -720,6 +759,64 @@ class DifferentialTester:
                     rows.append(row)
             out.append(insert_sql(p.name, [c.name for c in p.columns], rows, self.dialect))
         return out
+
+
+Choices = tuple[list[Row], list[Row], int]
+
+
+def possibly_equal(c1: Choices, c2: Choices) -> bool:
+    """Whether some result of the first equals (as a bag) some result of the second, each result
+    being its fixed rows plus ``k`` of its tied rows.
+
+    >>> possibly_equal(([("a",)], [("b",), ("c",)], 1), ([("a",), ("c",)], [], 0))
+    True
+    >>> possibly_equal(([("a",)], [("b",), ("c",)], 1), ([("b",), ("c",)], [], 0))
+    False
+    """
+    from collections import Counter
+
+    (f1, p1, k1), (f2, p2, k2) = c1, c2
+    a, b, pa, pb = Counter(f1), Counter(f2), Counter(p1), Counter(p2)
+    need_from_p1, need_from_p2 = b - a, a - b  # rows one side fixes and the other must choose
+    if need_from_p1 - pa or need_from_p2 - pb:
+        return False
+    m1, m2 = k1 - sum(need_from_p1.values()), k2 - sum(need_from_p2.values())
+    if m1 != m2 or m1 < 0:
+        return False
+    return sum(((pa - need_from_p1) & (pb - need_from_p2)).values()) >= m1
+
+
+def keyed_variant(sql: str, width: int, dialect: str) -> tuple[str, int] | None:
+    """For a plain ``SELECT .. ORDER BY keys LIMIT n`` (no DISTINCT, OFFSET or set operation): the
+    query without its LIMIT and with its ORDER BY keys appended to the output, and n; ``("", 0)``
+    without a LIMIT; None otherwise."""
+    try:
+        q = sqlglot.parse_one(sql, read=dialect)
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError):
+        return None
+    limit = q.args.get("limit")
+    if limit is None and not q.args.get("offset") and not q.args.get("fetch"):
+        return "", 0
+    order = q.args.get("order")
+    n = limit.expression if isinstance(limit, exp.Limit) else None
+    if (not isinstance(q, exp.Select) or q.args.get("distinct") or q.args.get("offset") or not isinstance(order, exp.Order)
+            or not isinstance(n, exp.Literal) or n.is_string or not n.this.isdigit() or int(n.this) < 1
+            or len(q.selects) != width or any(isinstance(s, exp.Star) or s.find(exp.Star) for s in q.selects)):
+        return None
+    outputs = {s.alias.lower(): s.this for s in q.selects if isinstance(s, exp.Alias)}
+    keys = []
+    for o in order.expressions:
+        k = o.this
+        if isinstance(k, exp.Literal) and not k.is_string and k.this.isdigit() and 1 <= int(k.this) <= width:
+            sel = q.selects[int(k.this) - 1]
+            k = sel.this if isinstance(sel, exp.Alias) else sel
+        elif isinstance(k, exp.Column) and not k.table and k.name.lower() in outputs:
+            k = outputs[k.name.lower()]
+        keys.append(k.copy())
+    v = q.copy()
+    v.set("limit", None)
+    v.set("expressions", [*v.expressions, *(exp.alias_(k, f"_sluice_k{i}") for i, k in enumerate(keys))])
+    return v.sql(dialect), int(n.this)
 
 
 def _top_sorted(sql: str, dialect: str) -> bool:
