@@ -164,7 +164,9 @@ NOT_EQUIVALENT = [
 @pytest.mark.parametrize(("method", "q1", "q2"), EQUIVALENT)
 def test_extension_proves(emp_dept: Catalog, method: str, q1: str, q2: str) -> None:
     v = verify(q1, q2, emp_dept, time_budget_s=6.0)
-    assert (v.verdict, v.method) == ("EQUIVALENT", method), v.reason
+    # the region tier proves a pair through its differing regions with the same SMT model
+    got = "smt" if v.method == "region" and method == "smt" else v.method
+    assert (v.verdict, got) == ("EQUIVALENT", method), v.reason
 
 
 # the same rows, but only one query promises an order (or they sort differently): never proved
