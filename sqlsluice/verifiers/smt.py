@@ -720,7 +720,10 @@ class Scope:
     def subquery_val(self, e: exp.Subquery) -> Val:
         lifted = _lift_scalar_arith(e.this)
         if lifted is not None:
-            return self.val(lifted)
+            try:
+                return self.val(lifted)
+            except Outside:  # an operator the model keeps opaque (e.g. NUMERIC division): the whole subquery
+                pass
         key, vals = self.subquery_key(e.this)
         sel = e.this
         kind = _kind_of_type(sel.expressions[0].type) if isinstance(sel, exp.Select) and sel.expressions else "opaque:x"
