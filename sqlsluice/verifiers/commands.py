@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -22,7 +25,9 @@ def verify_cmd(
     q2: str = typer.Option(None, "--q2", help="Second query."),
     pairs: Path = typer.Option(None, "--pairs", help='JSONL file, one {"id", "q1", "q2"} per line.'),
     dialect: str = typer.Option("duckdb", "--dialect",
-                                help="SQL dialect of the queries and DDL; sqlite runs the differential tier on SQLite."),
+                                help="SQL dialect of the queries and DDL; the differential tier runs on that "
+                                     "engine: sqlite3, DuckDB, or PostgreSQL ($SLUICE_VERIFY_POSTGRES_URL, else a "
+                                     "throwaway cluster for the batch)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per pair."),
     semantics: str = typer.Option("bag", "--semantics", help="bag (default) or set."),
     budget: float = typer.Option(2.0, "--budget", help="Time budget per pair, seconds."),
@@ -43,7 +48,7 @@ def verify_cmd(
     Example: sluice verify --schema schema.sql --q1 "SELECT a FROM t WHERE a > 1" --q2 "SELECT a FROM t WHERE 1 < a"
     """
     from sqlsluice.verifiers import load_schema
-    from sqlsluice.verifiers.batch import error_verdict, exit_code, verify_pair
+    from sqlsluice.verifiers.batch import exit_code
 
     if target is not None:
         if target != "rules":
@@ -80,6 +85,34 @@ def verify_cmd(
             items.append((pid, rec["q1"], rec["q2"], ""))
     else:
         items.append(("1", q1, q2, ""))
+    with _postgres_for(dialect):
+        verdicts = _verify_items(items, catalog, dialect, semantics, budget, as_json)
+    raise typer.Exit(exit_code(verdicts))
+
+
+@contextlib.contextmanager
+def _postgres_for(dialect: str) -> Iterator[None]:
+    """``--dialect postgres``: the differential tier runs the queries on PostgreSQL itself, the
+    server of ``$SLUICE_VERIFY_POSTGRES_URL`` or else one throwaway cluster for the whole batch
+    (each pair in a schema of its own, dropped afterwards)."""
+    if dialect not in ("postgres", "postgresql") or os.environ.get("SLUICE_VERIFY_POSTGRES_URL"):
+        yield
+        return
+    from sqlsluice.databases.pgcluster import PgCluster
+
+    cluster = PgCluster().start()
+    os.environ["SLUICE_VERIFY_POSTGRES_URL"] = cluster.url
+    try:
+        yield
+    finally:
+        os.environ.pop("SLUICE_VERIFY_POSTGRES_URL", None)
+        cluster.stop()
+
+
+def _verify_items(items: list[tuple[str, object, object, str]], catalog: object, dialect: str, semantics: str,
+                  budget: float, as_json: bool) -> list[str]:
+    from sqlsluice.verifiers.batch import error_verdict, verify_pair
+
     verdicts: list[str] = []
     for pid, a, b, bad in items:
         v = error_verdict(bad) if bad else verify_pair(a, b, catalog, dialect, semantics=semantics,  # type: ignore[arg-type]
@@ -100,7 +133,7 @@ def verify_cmd(
                 typer.echo(f"  q1 -> {v.counterexample.q1_rows}")
                 typer.echo(f"  q2 -> {v.counterexample.q2_rows}")
         sys.stdout.flush()
-    raise typer.Exit(exit_code(verdicts))
+    return verdicts
 
 
 @bench_app.command("verify")

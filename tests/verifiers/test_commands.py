@@ -74,3 +74,20 @@ def test_bench_verify_json(tmp_path: Path, shared_data: Path) -> None:
         assert keys <= set(res[name])
     assert sum(res["spes_calcite_232"][k] for k in ("EQUIVALENT", "NOT_EQUIVALENT", "UNKNOWN", "errors")) == 3
     assert res["mutations"]["wrong_equivalent"] == 0
+
+
+def test_verify_dialect_postgres_runs_on_a_throwaway_postgresql(tmp_path: Path) -> None:
+    """--dialect postgres with no server configured: one throwaway cluster for the batch; the
+    counterexample's rows are PostgreSQL's own (NUMERIC division keeps its scale there)."""
+    import os
+    import re
+
+    os.environ.pop("SLUICE_VERIFY_POSTGRES_URL", None)
+    r = CliRunner().invoke(app, ["verify", "--dialect", "postgres", "--schema", _schema(tmp_path),
+                                 "--q1", "SELECT b / 2 FROM t", "--q2", "SELECT b / 2.0 FROM t", "--json"])
+    assert r.exit_code == 1, r.output
+    rec = json.loads(r.stdout.strip())
+    assert rec["verdict"] == "NOT_EQUIVALENT"
+    # PostgreSQL's NUMERIC quotient (at least 16 decimals), not DuckDB's double
+    assert re.search(r"\.\d{16,}", json.dumps(rec["counterexample"]["q2_rows"], default=str)), rec
+    assert "SLUICE_VERIFY_POSTGRES_URL" not in os.environ  # the cluster is gone with the batch
