@@ -45,6 +45,7 @@ from sqlglot import exp
 from sqlsluice.databases import Catalog, Table
 from sqlsluice.verifiers.compare import compare_results
 from sqlsluice.verifiers.differential import tie_break_variants
+from sqlsluice.verifiers.sqlite_semantics import from_tables
 
 KINDS = ("join_key", "distinct", "aggregate", "condition", "order_direction", "limit_ties", "type_mixing")
 _AGG_SWAP: dict[type[exp.Expr], type[exp.Expr]] = {exp.Max: exp.Min, exp.Min: exp.Max, exp.Avg: exp.Sum,
@@ -74,14 +75,8 @@ def _top(q: exp.Expression) -> exp.Select | None:
 
 
 def _sources(sel: exp.Select, catalog: Catalog) -> dict[str, Table]:
-    out: dict[str, Table] = {}
-    frm = sel.args.get("from_") or sel.args.get("from")
-    for src in ([frm.this] if frm is not None else []) + [j.this for j in sel.args.get("joins") or []]:
-        if isinstance(src, exp.Table) and isinstance(src.this, exp.Identifier):
-            t = catalog.table(src.name)
-            if t is not None:
-                out[src.alias_or_name.lower()] = t
-    return out
+    """The tables ``sel`` reads, by lower-cased alias."""
+    return {alias.lower(): t for alias, t in from_tables(sel, catalog).items()}
 
 
 def _join_key(q: exp.Expression, catalog: Catalog, rng: random.Random) -> exp.Expression | None:

@@ -236,7 +236,7 @@ def _merge(sel: exp.Select, pos: int, src: exp.Subquery, catalog: Catalog) -> No
         raise _Skip("the parent's * would expand to the body's sources")
     inner_names = {c for cs in body_cols.values() for c in cs}
     for c in _unqualified(sel, nested=True):
-        if c.name.lower() in inner_names and not _inside(c, src) and not _resolves_locally(c, catalog):
+        if c.name.lower() in inner_names and not inside(c, src) and not _resolves_locally(c, catalog):
             raise _Skip("an unqualified name in a nested query could come to mean a merged column")
     for c in _unqualified(sel, nested=False):
         name = c.name.lower()
@@ -261,14 +261,14 @@ def _merge(sel: exp.Select, pos: int, src: exp.Subquery, catalog: Catalog) -> No
         by_name.setdefault(name, []).append(expr)
     refs = _refs(sel, t)
     for r in refs:
-        if _inside(r, src):
+        if inside(r, src):
             continue
         found = by_name.get(r.name.lower(), [])
         if len(found) != 1:
             raise _Skip("ambiguous or unknown column of the derived table")
     # commit: nothing below raises
     for r in refs:
-        if not _inside(r, src):
+        if not inside(r, src):
             new: Any = by_name[r.name.lower()][0].copy()
             if r.parent is sel and r.arg_key == "expressions" and new.alias_or_name != r.name:
                 new = exp.alias_(new, r.name)  # an output keeps its name (a parent query reads it)
@@ -308,7 +308,8 @@ def _refs_star(sel: exp.Select, t: str) -> bool:
     return any(isinstance(c.this, exp.Star) for c in _refs(sel, t))
 
 
-def _inside(node: exp.Expression, ancestor: exp.Expression) -> bool:
+def inside(node: exp.Expression, ancestor: exp.Expression) -> bool:
+    """``node`` lies strictly below ``ancestor`` (by object identity)."""
     p = node.parent
     while p is not None:
         if p is ancestor:

@@ -33,6 +33,7 @@ from sqlglot import exp
 from sqlsluice.databases import Catalog
 from sqlsluice.verifiers import smt_extend
 from sqlsluice.verifiers.canonical import CanonicalError, optimized, outer_join_hazard
+from sqlsluice.verifiers.flatten import inside
 
 
 class Outside(Exception):
@@ -408,17 +409,8 @@ def inline_ctes(e: exp.Expression, ctes: dict[str, exp.Expression], depth: int =
 
 def _referenced(s: exp.Select, alias: str, own: exp.Expression) -> bool:
     for c in s.find_all(exp.Column):
-        if c.table == alias and not _inside(c, own):
+        if c.table == alias and not inside(c, own):
             return True
-    return False
-
-
-def _inside(node: exp.Expression, ancestor: exp.Expression) -> bool:
-    p = node.parent
-    while p is not None:
-        if p is ancestor:
-            return True
-        p = p.parent
     return False
 
 

@@ -437,7 +437,7 @@ def _drop_empty_outer(s: exp.Select, ctes: dict[str, exp.Expression]) -> None:
     provably empty (:func:`empty_query`) is ``x`` with every column of ``e`` NULL: the join is
     dropped and ``e``'s columns become NULL literals (in place).  Only for a SELECT with exactly
     one plain join, and when no nested scope of ``s`` reuses ``e``'s alias."""
-    from sqlsluice.verifiers.smt import _inside
+    from sqlsluice.verifiers.flatten import inside as _inside
 
     joins = s.args.get("joins") or []
     frm = s.args.get("from_") or s.args.get("from")

@@ -223,7 +223,7 @@ class _Screener:
         if isinstance(e, exp.Cast):
             return True
         sel = e.find_ancestor(exp.Select)
-        return isinstance(e, exp.Column) and isinstance(sel, exp.Select) and e.table in _sources(sel, self.catalog)
+        return isinstance(e, exp.Column) and isinstance(sel, exp.Select) and e.table in from_tables(sel, self.catalog)
 
     # -- rewriting -------------------------------------------------------------------------------
     def _visit(self, node: exp.Expr) -> None:
@@ -340,7 +340,7 @@ class _Screener:
         if group is None and not aggs:
             return
         keys = {k.sql() for k in (group.expressions if group is not None else [])}
-        sources = _sources(sel, self.catalog)
+        sources = from_tables(sel, self.catalog)
         places = [*sel.selects, *([having] if having is not None else []),
                   *(sel.args["order"].expressions if sel.args.get("order") else [])]
         for place in places:
@@ -375,7 +375,8 @@ def _inside_agg(node: exp.Expr, sel: exp.Select) -> bool:
     return False
 
 
-def _sources(sel: exp.Select, catalog: Catalog) -> dict[str, Table]:
+def from_tables(sel: exp.Select, catalog: Catalog) -> dict[str, Table]:
+    """The catalog tables ``sel``'s FROM and JOINs read, by alias (as written)."""
     out: dict[str, Table] = {}
     frm = sel.args.get("from_") or sel.args.get("from")
     for src in ([frm.this] if frm is not None else []) + [j.this for j in sel.args.get("joins") or []]:
