@@ -92,6 +92,9 @@ _PG_TYPE_NAMES = {
 }
 
 
+# a DuckDB schema name as clients see it: main (DuckDB's default) is PostgreSQL's public
+_PG_SCHEMA = "(CASE {0} WHEN 'main' THEN 'public' ELSE {0} END)"
+
 _PARSE_IDENT = ("list_transform(string_split(s, '.'), x -> CASE WHEN x LIKE '\"%\"' THEN replace(x[2:-2], "
                 "'\"\"', '\"') ELSE lower(x) END)")
 
@@ -189,7 +192,12 @@ class Compat:
             f"CREATE OR REPLACE TEMP MACRO pg_get_userbyid(id) AS {_sql_str(self.user)}",
             "CREATE OR REPLACE TEMP MACRO to_regtype(name) AS NULL::BIGINT",
             "CREATE OR REPLACE TEMP MACRO to_regclass(name) AS "
-            "(SELECT oid FROM pg_catalog.pg_class WHERE relname = name LIMIT 1)",
+            "(SELECT oid FROM pg_catalog.pg_class WHERE relname = split_part(name, '.', -1) LIMIT 1)",
+            # DuckDB's default schema main is presented as PostgreSQL's public (search_path
+            # "$user", public; the $user schema does not exist, as in a fresh PostgreSQL)
+            "CREATE OR REPLACE TEMP MACRO current_schema() AS 'public'",
+            "CREATE OR REPLACE TEMP MACRO current_schemas(implicit) AS "
+            "CASE WHEN implicit THEN ['pg_catalog', 'public'] ELSE ['public'] END",
             "CREATE OR REPLACE TEMP MACRO pg_encoding_to_char(enc) AS 'UTF8'",
             "CREATE OR REPLACE TEMP MACRO pg_backend_pid() AS 1",
             "CREATE OR REPLACE TEMP MACRO pg_postmaster_start_time() AS now()",
@@ -202,13 +210,15 @@ class Compat:
             # PostgreSQL's text: psql prints what follows " USING "; col > 0: that column only
             "CREATE OR REPLACE TEMP MACRO sluice_indexdef(idx, col) AS COALESCE("
             "(SELECT CASE WHEN col > 0 THEN trim(split_part(trim(expressions, '[]'), ',', col)) ELSE 'CREATE ' || "
-            "CASE WHEN is_unique THEN 'UNIQUE ' ELSE '' END || 'INDEX ' || index_name || ' ON ' || schema_name || "
-            "'.' || table_name || ' USING btree (' || trim(expressions, '[]') || ')' END "
+            "CASE WHEN is_unique THEN 'UNIQUE ' ELSE '' END || 'INDEX ' || index_name || ' ON ' || "
+            + _PG_SCHEMA.format("schema_name") + " || '.' || table_name || ' USING btree (' || "
+            "trim(expressions, '[]') || ')' END "
             "FROM duckdb_indexes() WHERE index_oid = idx), "
             "(SELECT CASE WHEN col > 0 THEN d.constraint_column_names[col] ELSE 'CREATE UNIQUE INDEX ' || "
             "CASE d.constraint_type WHEN 'PRIMARY KEY' THEN d.table_name || '_pkey' ELSE d.table_name || '_' || "
-            "array_to_string(d.constraint_column_names, '_') || '_key' END || ' ON ' || d.schema_name || '.' || "
-            "d.table_name || ' USING btree (' || array_to_string(d.constraint_column_names, ', ') || ')' END "
+            "array_to_string(d.constraint_column_names, '_') || '_key' END || ' ON ' || "
+            + _PG_SCHEMA.format("d.schema_name") + " || '.' || d.table_name || ' USING btree (' || "
+            "array_to_string(d.constraint_column_names, ', ') || ')' END "
             "FROM duckdb_constraints() d WHERE d.table_oid = idx // 1000000 AND d.constraint_index = idx % 1000000 "
             "AND d.constraint_type IN ('PRIMARY KEY', 'UNIQUE')))",
             "CREATE OR REPLACE TEMP MACRO pg_get_indexdef(idx) AS sluice_indexdef(idx, 0), "
@@ -364,14 +374,14 @@ class Compat:
         if w1 in ("COMMIT", "END", "ROLLBACK", "ABORT") and not s.in_transaction:
             self.notices.append(("WARNING", "25P01", "there is no transaction in progress"))
             return MaterializedResult(status="COMMIT" if w1 in ("COMMIT", "END") else "ROLLBACK")
-        run_sql = sql
+        run_sql = pgsemantics.duckdb_schema(sql)  # public.t: DuckDB's main.t
         if w1 in ("CREATE", "ALTER", "DROP") and (self._col_types or self._oid_overrides):
             self._col_types.clear()
             self._oid_overrides.clear()
         if w1 == "CREATE" and "SERIAL" in sql.upper():
-            run_sql = self._serial(sql)
+            run_sql = self._serial(run_sql)
         if len(sql) <= 65536 and _PG_MARKERS.search(sql):
-            run_sql = translate(sql)
+            run_sql = translate(run_sql)
         elif "/" in sql or "%" in sql or "\\" in sql:
             if "\\" in sql and len(sql) <= 65536:
                 # LIKE 'a\_%': PostgreSQL's default escape character is the backslash
@@ -618,6 +628,17 @@ _CON_FROM = ("pg_catalog.pg_constraint k LEFT JOIN pg_catalog.pg_class c ON c.oi
 _CON_NAME = ("CASE k.contype WHEN 'p' THEN c.relname || '_pkey' ELSE c.relname || '_' || "
              "array_to_string(d.constraint_column_names, '_') || CASE k.contype WHEN 'u' THEN '_key' "
              "WHEN 'f' THEN '_fkey' ELSE '_check' END END")
+# information_schema views and their columns naming a schema (main shown as public)
+_INFO_SCHEMA_COLUMNS = {
+    "tables": ("table_schema",), "columns": ("table_schema", "udt_schema"), "views": ("table_schema",),
+    "table_constraints": ("constraint_schema", "table_schema"), "check_constraints": ("constraint_schema",),
+    "key_column_usage": ("constraint_schema", "table_schema"),
+    "referential_constraints": ("constraint_schema", "unique_constraint_schema"),
+    "constraint_column_usage": ("table_schema", "constraint_schema"),
+    "constraint_table_usage": ("table_schema", "constraint_schema"),
+}
+
+
 def _pg_type_shim() -> str:
     """pg_type as PostgreSQL 15 has it (its built-in types, numbered as PostgreSQL numbers them;
     clients look types up by the OIDs sluice sends), and DuckDB's enum types."""
@@ -659,8 +680,10 @@ SHIM_VIEWS: dict[str, str] = {
                            "t.estimated_size::BIGINT AS n_live_tup FROM duckdb_tables() t "
                            "WHERE t.database_name = current_database()",
     # the current database's schemata only, as PostgreSQL lists them (DuckDB: every attached one)
-    "information_schema.schemata": "SELECT * FROM information_schema.schemata "
-                                   "WHERE catalog_name = current_database()",
+    "information_schema.schemata": "SELECT * REPLACE (" + _PG_SCHEMA.format("schema_name") + " AS schema_name) "
+                                   "FROM information_schema.schemata WHERE catalog_name = current_database()",
+    **{f"information_schema.{view}": f"SELECT * REPLACE ({', '.join(_PG_SCHEMA.format(c) + ' AS ' + c for c in cols)}) "
+       f"FROM information_schema.{view}" for view, cols in _INFO_SCHEMA_COLUMNS.items()},
     # reloptions: DuckDB's column is typed NULL, and psql's \\d+ unnests it
     # access methods as PostgreSQL names them (heap, btree), replica identity "default", and a
     # row (an index) for each primary key and unique constraint, as PostgreSQL has
@@ -679,7 +702,9 @@ SHIM_VIEWS: dict[str, str] = {
                 "FROM " + _CON_FROM + " WHERE k.contype IN ('p', 'u')",
     # PostgreSQL always lists pg_catalog (oid 11): psql's tab completion excludes its tables
     # with relnamespace <> (SELECT oid ... WHERE nspname = 'pg_catalog'), NULL without the row
-    "pg_namespace": "SELECT oid, nspname, nspowner, nspacl FROM pg_catalog.pg_namespace UNION ALL "
+    # DuckDB's main as PostgreSQL's public (same oid: pg_class.relnamespace etc. point at it)
+    "pg_namespace": "SELECT oid, " + _PG_SCHEMA.format("nspname") + " AS nspname, nspowner, nspacl "
+                    "FROM pg_catalog.pg_namespace UNION ALL "
                     "SELECT 11::BIGINT, 'pg_catalog', 10, NULL WHERE NOT EXISTS "
                     "(SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'pg_catalog') UNION ALL "
                     # as PostgreSQL lists it (pgjdbc's getSchemas, SQLAlchemy's get_schema_names)

@@ -838,3 +838,33 @@ def pg_error(e: SluiceError) -> SluiceError:
     if e.sqlstate == "22012" and e.message != DIVISION_BY_ZERO:
         return BackendError(DIVISION_BY_ZERO, sqlstate="22012")
     return e
+
+
+# --- the default schema -----------------------------------------------------------------------
+# PostgreSQL's default schema is ``public``; DuckDB's is ``main``. Clients see ``public`` (the
+# catalog shims rename it) and write ``public.t`` / ``"public"."t"``, which DuckDB reads as main.t.
+PUBLIC_SCHEMA = "public"
+DUCKDB_SCHEMA = "main"
+_HAS_PUBLIC = re.compile(r"public\"?\s*\.", re.I)
+# a string literal (kept as it is) or the schema name ``public`` before a dot (not a column of
+# a table aliased ``x``: ``x.public`` is preceded by a dot, but ``db.public.t`` is a schema too)
+_PUBLIC_REF = re.compile(r"(?:[eE]'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'|\"(?!public\")(?:[^\"]|\"\")*\""
+                         r"|--[^\n]*|(?<![\w$])(\"public\"|(?i:public))(?=\s*\.\s*[\"A-Za-z_]))")
+
+
+def _main_for_public(m: re.Match[str]) -> str:
+    if m.group(1) is None:
+        return m.group(0)
+    return '"main"' if m.group(1).startswith('"') else DUCKDB_SCHEMA
+
+
+def duckdb_schema(sql: str) -> str:
+    """``public.t`` (and ``"public"."t"``, ``db.public.t``) in the client's SQL as DuckDB names
+    it, ``main.t``; string literals, quoted identifiers and comments are left alone.
+
+    >>> duckdb_schema('SELECT public.t.a FROM "public"."t", x WHERE s = \\'public.t\\'')
+    'SELECT main.t.a FROM "main"."t", x WHERE s = \\'public.t\\''
+    """
+    if not _HAS_PUBLIC.search(sql):
+        return sql
+    return _PUBLIC_REF.sub(_main_for_public, sql)

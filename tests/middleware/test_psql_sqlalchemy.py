@@ -47,14 +47,14 @@ def test_psql_simple_queries_and_types(server, table):
 def test_psql_describe_commands(server, table):
     out = psql(server, "\\dt", "\\d psql_t", "\\d")
     lines = out.stdout.splitlines()
-    assert "main|psql_t|table|sluice" in lines
+    assert "public|psql_t|table|sluice" in lines
     assert "id|integer||not null|" in lines
     assert "name|character varying||not null|" in lines
     assert "price|numeric(10,2)|||" in lines
     more = psql(server, "\\l", "\\du", "\\dn").stdout.splitlines()
     assert any(line.startswith("sluice|Superuser") for line in more)  # \du: the connected user
     assert any(line.endswith("|UTF8|C|C||libc|") for line in more)  # \l
-    assert "main|sluice" in more  # \dn
+    assert "public|sluice" in more  # \dn (PostgreSQL: public)
 
 
 def test_psql_error_then_next_command_works(server, table):

@@ -151,14 +151,14 @@ def test_tab_completes_tables_columns_and_settings(term: Terminal) -> None:
     screen = term.wait_for("\\d store_sales")
     term.key("Enter")
     screen = term.wait_for("ss_sold_date_sk")
-    assert 'Table "main.store_sales"' in screen and "ERROR" not in screen
+    assert 'Table "public.store_sales"' in screen and "ERROR" not in screen
 
 
 def test_backslash_d_plus_on_every_tpcds_table(tpcds_server: tuple[int, dict[str, int]]) -> None:
     port, ncols = tpcds_server
     out = run_psql(port, *(f"\\d+ {t}" for t in TPCDS_TABLES))
     assert out.returncode == 0 and "ERROR" not in out.stderr, out.stderr
-    blocks = out.stdout.split('Table "main.')[1:]
+    blocks = out.stdout.split('Table "public.')[1:]
     assert [b.split('"', 1)[0] for b in blocks] == list(TPCDS_TABLES)
     for table, block in zip(TPCDS_TABLES, blocks, strict=True):
         lines = block.splitlines()
@@ -183,7 +183,7 @@ def test_backslash_commands(tpcds_server: tuple[int, dict[str, int]]) -> None:
     assert "psql_keys_store_idx" in text and "psql_store_view" in text
     assert "List of functions" in text and "List of schemas" in text and "List of roles" in text
     assert "List of databases" in text and "Superuser" in text
-    assert 'Table "main.psql_keys"' in text and "k_code" in text and "not null" in text
+    assert 'Table "public.psql_keys"' in text and "k_code" in text and "not null" in text
     for line in ('    "psql_keys_pkey" PRIMARY KEY, btree (k_id)',  # as PostgreSQL 15 prints them
                  '    "psql_keys_k_code_key" UNIQUE CONSTRAINT, btree (k_code)',
                  '    "psql_keys_store_idx" btree (k_store_sk)',
@@ -191,15 +191,15 @@ def test_backslash_commands(tpcds_server: tuple[int, dict[str, int]]) -> None:
                  '    TABLE "psql_refs" CONSTRAINT "psql_refs_r_key_fkey" FOREIGN KEY (r_key) REFERENCES psql_keys(k_id)',
                  "Access method: heap"):
         assert line in text.splitlines(), line
-    pkey = text.split('Index "main.psql_keys_pkey"')[1].splitlines()
+    pkey = text.split('Index "public.psql_keys_pkey"')[1].splitlines()
     assert [c.strip() for c in pkey[3].split("|")] == ["k_id", "integer", "yes", "k_id"]
-    assert pkey[4] == 'primary key, btree, for table "main.psql_keys"'
-    idx = text.split('Index "main.psql_keys_store_idx"')[1].splitlines()
+    assert pkey[4] == 'primary key, btree, for table "public.psql_keys"'
+    idx = text.split('Index "public.psql_keys_store_idx"')[1].splitlines()
     assert [c.strip() for c in idx[3].split("|")] == ["k_store_sk", "bigint", "yes", "k_store_sk"]
     assert "psql_keys_pkey" in text.split("List of relations")[3]  # \di lists constraint indexes
-    refs = text.split('Table "main.psql_refs"')[1]
+    refs = text.split('Table "public.psql_refs"')[1]
     assert 'Check constraints:\n    "psql_refs_r_n_check" CHECK (r_n > 0)\nForeign-key constraints:\n' \
            '    "psql_refs_r_key_fkey" FOREIGN KEY (r_key) REFERENCES psql_keys(k_id)' in refs
-    assert 'View "main.psql_store_view"' in text
+    assert 'View "public.psql_store_view"' in text
     assert "View definition:\n SELECT s_store_sk, s_store_name FROM store;" in text
     assert "Expanded display is on." in text and "-[ RECORD 1 ]" in text

@@ -138,7 +138,7 @@ def test_connect_time_catalog_answers(conn):
     assert conn.execute("SELECT version()").fetchone()[0].startswith("PostgreSQL 15")
     assert conn.execute("SHOW standard_conforming_strings").fetchone() == ("on",)
     assert conn.execute("SHOW transaction isolation level").fetchone() == ("read committed",)
-    assert conn.execute("SELECT current_schema()").fetchone() == ("main",)
+    assert conn.execute("SELECT current_schema()").fetchone() == ("public",)
     assert conn.execute("SELECT set_config('application_name', 'x', false)").fetchone() == ("x",)
     conn.execute("SET extra_float_digits = 3")
     conn.execute("SET application_name TO 'tests'")
