@@ -2,8 +2,10 @@
 
 PostgreSQL's text format (tab-separated, ``\\N`` for NULL, backslash escapes), CSV format
 (``FORMAT csv``, ``HEADER``, ``DELIMITER``, ``NULL``, ``QUOTE``) and binary format (what
-asyncpg's ``copy_records_to_table`` sends) are supported.  Incoming data is converted to a CSV file that DuckDB's own COPY
-loads; outgoing rows are encoded with the text encoders of :mod:`sqlsluice.middleware.types`.
+asyncpg's ``copy_records_to_table`` and psycopg's binary copies send) are supported.  Incoming
+text and CSV data go to a file that DuckDB's own COPY loads; binary data is decoded column by
+column with numpy (:class:`BinaryCopyDecoder`) into batches DuckDB inserts in bulk; outgoing
+rows are encoded with the encoders of :mod:`sqlsluice.middleware.types`.
 
 >>> c = parse_copy("COPY t (a, b) FROM STDIN WITH (FORMAT csv, HEADER true)")
 >>> (c.source, c.columns, c.direction, c.format, c.header)
@@ -17,10 +19,13 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from sqlsluice.errors import BackendError, SluiceError, SyntaxErrorSQL
+from sqlsluice.middleware import types
 
 _COPY = re.compile(
     r"^\s*COPY\s+(?P<src>\((?P<query>.*)\)|(?:\"[^\"]+\"|[\w$]+)(?:\.(?:\"[^\"]+\"|[\w$]+))?)\s*"
@@ -288,75 +293,388 @@ def binary_row(row: Sequence[Any], encoders: Sequence[Callable[[Any], bytes]]) -
     return b"".join(parts)
 
 
-class BinaryCopyReader:
-    """Incremental parser of binary COPY data: ``feed`` bytes, get complete rows of raw fields."""
+# --- binary format, decoded column by column --------------------------------------------------
+_EPOCH_US = 10957 * 86_400_000_000  # 2000-01-01 (PostgreSQL's epoch) in microseconds since 1970
+_POW10000 = np.array([1, 10**4, 10**8, 10**12], np.int64)
+_POW10 = np.array([10**i for i in range(19)], np.int64)
+_INT32_MAX, _INT64_MAX = 2**31 - 1, 2**63 - 1
+_FIXED = {types.INT2: ">i2", types.INT4: ">i4", types.INT8: ">i8", types.FLOAT4: ">f4", types.FLOAT8: ">f8",
+          types.BOOL: "u1", types.DATE: ">i4", types.TIMESTAMP: ">i8", types.TIMESTAMPTZ: ">i8"}
+_PAD = bytes(16)  # every fixed-size read of a NULL field (offset 0) stays inside the buffer
 
-    def __init__(self, ncols: int) -> None:
-        self.ncols = ncols
-        self.buf = bytearray()
+
+def _be_view(b: np.ndarray, fmt: str) -> np.ndarray:
+    """The big-endian ``fmt`` value starting at every byte offset of ``b``: a view, no copy."""
+    size = np.dtype(fmt).itemsize
+    rows = len(b) - size + 1
+    if rows <= 0:
+        return np.zeros(0, fmt)
+    return np.lib.stride_tricks.as_strided(b, shape=(rows, size), strides=(1, 1), writeable=False).view(fmt)[:, 0]
+
+
+@dataclass
+class ColumnBatch:
+    """Rows of binary COPY data decoded column by column: numpy arrays by name (what DuckDB
+    scans when they are registered as a view), the text columns as a CSV file's bytes (read
+    beside them with a positional join) and one SQL expression per target column.
+
+    >>> sql = ColumnBatch(2, {"c0": np.zeros(2)}, ["c0", "c1"], ["c1"]).select_sql("v", "f.csv")
+    >>> sql[:55], "columns={'c1': 'VARCHAR'}" in sql
+    ("SELECT c0, c1 FROM v POSITIONAL JOIN read_csv('f.csv', ", True)
+    """
+
+    rows: int
+    columns: dict[str, np.ndarray]
+    exprs: list[str]
+    text_columns: list[str] = field(default_factory=list)
+    text_csv: bytes = b""  # one line per row: each value quoted with ``quote``, NULL empty
+    quote: int = 1
+    delim: int = 2
+    longest_line: int = 0
+
+    def select_sql(self, view: str, csv_path: str = "") -> str:
+        sources = [view] if self.columns else []
+        if self.text_columns:
+            cols = ", ".join(f"'{c}': 'VARCHAR'" for c in self.text_columns)
+            line = max(2 << 20, self.longest_line + 1024)
+            sources.append(
+                f"read_csv('{csv_path.replace(chr(39), chr(39) * 2)}', columns={{{cols}}}, header=false, "
+                f"auto_detect=false, quote=chr({self.quote}), escape=chr({self.quote}), delim=chr({self.delim}), "
+                f"nullstr='', allow_quoted_nulls=false, max_line_size={line}, buffer_size={max(16 << 20, 2 * line)})")
+        return f"SELECT {', '.join(self.exprs)} FROM {' POSITIONAL JOIN '.join(sources)}"
+
+
+class BinaryCopyDecoder:
+    """PostgreSQL's binary COPY format, decoded in bulk with numpy.
+
+    ``feed`` takes the stream in chunks of any size and answers the complete rows received
+    so far as a :class:`ColumnBatch`, each field decoded by its target column's type OID as
+    PostgreSQL's receive functions do: int2/4/8, float4/8, bool, numeric (base-10000 digits),
+    text/varchar/bpchar/name, date (days since 2000-01-01), timestamp/timestamptz (µs since
+    2000-01-01) without a Python object per value; bytea, uuid and other types value by value.
+    Row boundaries are found without a loop over fields: every offset where the field count
+    (int16) appears is a candidate row start whose end is computed for all candidates at
+    once, column by column; the true rows are the chain of candidates from the first one.
+
+    Errors are PostgreSQL's: 22P04 for the file's structure (signature, field count, field
+    size, data after the trailer, truncated data), 22P03 for a field of the wrong size or an
+    invalid numeric digit, 22021 for invalid UTF-8 or a zero byte in text.
+
+    >>> d = BinaryCopyDecoder([types.INT4, types.TEXT])
+    >>> data = binary_header() + binary_row([7, "x"], [types.encode_binary(types.INT4), types.encode_binary(types.TEXT)])
+    >>> d.feed(data[:25]) is None  # a row split across messages waits for its rest
+    True
+    >>> b = d.feed(data[25:] + b"\\x00\\x02" + b"\\xff" * 8)  # and a row of two NULLs
+    >>> b.rows, b.exprs, b.columns["c0"].tolist(), b.columns["n0"].tolist(), b.text_columns, b.text_csv
+    (2, ['CASE WHEN n0 THEN NULL ELSE c0 END', 'c1'], [7, 0], [False, True], ['c1'], b'\\x01x\\x01\\n\\n')
+    >>> d.feed(BINARY_TRAILER, final=True) is None, d.finished, d.rows
+    (True, True, 2)
+    """
+
+    def __init__(self, oids: Sequence[int], table: str = "", names: Sequence[str] = ()) -> None:
+        self.oids = list(oids)
+        self.ncols = len(self.oids)
+        self.table = table
+        self.names = list(names) or [f"column{i + 1}" for i in range(self.ncols)]
+        self.pending = b""
         self.header_done = False
         self.finished = False
+        self.rows = 0  # rows decoded so far
 
-    def feed(self, data: bytes) -> list[list[bytes | None]]:
-        self.buf += data
-        buf = self.buf
+    def _error(self, message: str, sqlstate: str = "22P04", row: int | None = None,
+               col: int | None = None) -> BackendError:
+        detail = None
+        if self.table:
+            detail = f"COPY {self.table}" + (f", line {row}" if row is not None else "") + \
+                (f", column {self.names[col]}" if col is not None else "")
+        return BackendError(message, sqlstate=sqlstate, detail=detail)
+
+    def feed(self, data: bytes, *, final: bool = False) -> ColumnBatch | None:
+        """Decode the complete rows of ``pending + data``; ``final``: the stream ends here."""
+        buf = self.pending + data if self.pending else bytes(data)
+        self.pending = b""
+        if self.finished:
+            if buf:
+                raise self._error("received copy data after EOF marker")
+            return None
         pos = 0
-        rows: list[list[bytes | None]] = []
         if not self.header_done:
-            if len(buf) < 19:
-                return rows
-            if bytes(buf[:11]) != BINARY_SIGNATURE:
-                raise BackendError("COPY file signature not recognized", sqlstate="22P04")
+            if len(buf) < 19 or len(buf) < 19 + max(_I.unpack_from(buf, 15)[0], 0):
+                if buf[:11] != BINARY_SIGNATURE[:len(buf[:11])]:
+                    raise self._error("COPY file signature not recognized")
+                if final:
+                    raise self._error("invalid COPY file header (missing length)" if len(buf) >= 11
+                                      else "COPY file signature not recognized")
+                self.pending = buf
+                return None
+            if buf[:11] != BINARY_SIGNATURE:
+                raise self._error("COPY file signature not recognized")
+            (flags,) = _I.unpack_from(buf, 11)
+            if flags & 0x10000:
+                raise self._error("invalid COPY file header (WITH OIDS)")
+            if flags >> 16:
+                raise self._error("unrecognized critical flags in COPY file header")
             (ext,) = _I.unpack_from(buf, 15)
             if ext < 0:
-                raise BackendError("invalid COPY file header (wrong length)", sqlstate="22P04")
-            if len(buf) < 19 + ext:
-                return rows
+                raise self._error("invalid COPY file header (wrong length)")
             pos = 19 + ext
             self.header_done = True
-        data = bytes(buf)  # one copy; fields are slices of it
-        n = len(data)
-        unpack_h, unpack_i, ncols = _H.unpack_from, _I.unpack_from, self.ncols
-        while pos + 2 <= n:
-            (count,) = unpack_h(data, pos)
-            if count == -1:
-                self.finished = True
-                pos += 2
-                break
-            if count != ncols:
-                raise BackendError(f"row field count is {count}, expected {ncols}", sqlstate="22P04")
-            p = pos + 2
-            fields: list[bytes | None] = []
-            complete = True
-            for _ in range(count):
-                if p + 4 > n:
-                    complete = False
-                    break
-                (ln,) = unpack_i(data, p)
-                p += 4
-                if ln == -1:
-                    fields.append(None)
+        lens, offs, stop = self._scan(buf, pos)
+        self.pending = buf[stop:]
+        if final and self.pending:
+            raise self._error("unexpected EOF in COPY data")
+        rows = lens.shape[1]
+        if not rows:
+            return None
+        batch = self._decode(buf + _PAD, lens, offs)
+        self.rows += rows
+        return batch
+
+    def _scan(self, buf: bytes, pos: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """Lengths and offsets (ncols x rows) of the fields of the complete rows from ``pos``,
+        and where the undecoded rest starts."""
+        b = np.frombuffer(buf, np.uint8)
+        n, ncols = len(b), self.ncols
+        i32 = _be_view(b, ">i4")
+        if n - pos >= 2:
+            cand = np.flatnonzero((b[pos:n - 1] == ncols >> 8) & (b[pos + 1:] == ncols & 0xFF)) + pos
+        else:
+            cand = np.zeros(0, np.int64)
+        k = len(cand)
+        lens = np.zeros((ncols, k), np.int32)
+        offs = np.zeros((ncols, k), np.int64)
+        q = cand + 2
+        ok = np.ones(k, bool)
+        bad = np.zeros(k, bool)
+        for c in range(ncols):
+            ok &= q + 4 <= n
+            ln = np.where(ok, i32[np.where(ok, q, 0)], 0) if len(i32) else np.zeros(k, np.int32)
+            bad |= ln < -1
+            lens[c] = ln
+            offs[c] = q + 4
+            q = q + 4 + np.maximum(ln, 0)
+        ok &= q <= n
+        end = np.where(ok & ~bad, q, -1)
+        nxt = np.searchsorted(cand, end)
+        valid = (end >= 0) & (nxt < k)
+        valid[valid] = cand[nxt[valid]] == end[valid]
+        chain: list[int] = []
+        p, incomplete = pos, False
+        first = int(np.searchsorted(cand, pos))
+        if first < k and cand[first] == pos:
+            links = np.where(valid, nxt, -1).tolist()
+            append = chain.append
+            i = first
+            while i >= 0:
+                append(i)
+                i = links[i]
+            last = chain[-1]
+            if end[last] < 0:
+                chain.pop()
+                if bad[last]:
+                    raise self._error("invalid field size", row=self.rows + len(chain) + 1)
+                p, incomplete = int(cand[last]), True
+            else:
+                p = int(end[last])
+        if not incomplete and n - p >= 2:
+            count = int(_H.unpack_from(buf, p)[0])
+            if count != -1:
+                raise self._error(f"row field count is {count}, expected {ncols}", row=self.rows + len(chain) + 1)
+            self.finished = True
+            p += 2
+            if p < n:
+                raise self._error("received copy data after EOF marker")
+        sel = np.array(chain, np.int64)
+        return lens[:, sel], offs[:, sel], p
+
+    def _decode(self, buf: bytes, lens: np.ndarray, offs: np.ndarray) -> ColumnBatch:
+        b = np.frombuffer(buf, np.uint8)
+        cols: dict[str, np.ndarray] = {}
+        exprs: list[str] = []
+        text: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+        for c, oid in enumerate(self.oids):
+            name = f"c{c}"
+            ln, off = lens[c], offs[c]
+            null = ln == -1
+            has_null = bool(null.any())
+            if oid in _FIXED:
+                fmt = _FIXED[oid]
+                size = np.dtype(fmt).itemsize
+                wrong = ~null & (ln != size)
+                if wrong.any():
+                    raise self._error("incorrect binary data format", "22P03", self.rows + int(wrong.argmax()) + 1, c)
+                vals = _be_view(b, fmt)[np.where(null, 0, off)]
+                if has_null:
+                    vals[null] = 0
+                expr = name
+                if oid == types.BOOL:
+                    cols[name] = vals != 0
+                elif oid == types.DATE:
+                    cols[name] = vals.astype(np.int32)
+                    expr = f"(DATE '2000-01-01' + {name})"
+                    if (~null & ((vals == _INT32_MAX) | (vals == -_INT32_MAX - 1))).any():
+                        expr = (f"CASE WHEN {name} = {_INT32_MAX} THEN 'infinity'::DATE WHEN {name} = "
+                                f"{-_INT32_MAX - 1} THEN '-infinity'::DATE ELSE {expr} END")
+                elif oid in (types.TIMESTAMP, types.TIMESTAMPTZ):
+                    vals = vals.astype(np.int64)
+                    inf = (vals == _INT64_MAX) | (vals == -_INT64_MAX - 1)
+                    if (~null & ~inf & (vals > _INT64_MAX - _EPOCH_US)).any():
+                        raise self._error("timestamp out of range", "22008", col=c)
+                    cols[name] = np.where(inf | null, 0, vals + _EPOCH_US).astype("datetime64[us]")
+                    typ = "TIMESTAMP"
+                    if oid == types.TIMESTAMPTZ:
+                        expr, typ = f"timezone('UTC', {name})", "TIMESTAMPTZ"
+                    if (~null & inf).any():
+                        cols[f"i{c}"] = np.where(vals == _INT64_MAX, 1, np.where(vals < 0, -1, 0)).astype(np.int8)
+                        expr = (f"CASE WHEN i{c} = 1 THEN 'infinity'::{typ} WHEN i{c} = -1 "
+                                f"THEN '-infinity'::{typ} ELSE {expr} END")
+                else:
+                    cols[name] = vals.astype(vals.dtype.newbyteorder("="))
+            elif oid in (types.TEXT, types.VARCHAR, types.BPCHAR, types.NAME, types.JSON):
+                text.append((name, ln, off, null))
+                exprs.append(name)
+                continue
+            elif oid == types.NUMERIC:
+                numeric = self._numeric(b, ln, off, null, c)
+                if numeric is None:
+                    cols[name] = self._values(buf, ln, off, null, oid, c)
+                    exprs.append(name)
                     continue
-                if ln < 0:
-                    raise BackendError("invalid field size in COPY data", sqlstate="22P04")
-                if p + ln > n:
-                    complete = False
-                    break
-                fields.append(data[p:p + ln])
-                p += ln
-            if not complete:
-                break  # incomplete row: wait for more data
-            rows.append(fields)
-            pos = p
-        del buf[:pos]
-        return rows
+                cols[name], scale = numeric
+                expr = f"{name}::DECIMAL(18,0)" if not scale else f"({name}::DECIMAL(18,0) * 0.{'0' * (scale - 1)}1)"
+            else:
+                cols[name] = self._values(buf, ln, off, null, oid, c)
+                exprs.append(name)
+                continue
+            if has_null:
+                cols[f"n{c}"] = null
+                expr = f"CASE WHEN n{c} THEN NULL ELSE {expr} END"
+            exprs.append(expr)
+        batch = ColumnBatch(lens.shape[1], cols, exprs)
+        if text:
+            self._text_csv(b, text, batch)
+        return batch
+
+    def _text_csv(self, b: np.ndarray, text: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
+                  batch: ColumnBatch) -> None:
+        """The text columns as CSV lines DuckDB's reader loads in bulk: every value between
+        two quote bytes, NULL as an empty field, quote and delimiter two control bytes that
+        appear in no value of the batch (so nothing needs escaping); gathered with numpy."""
+        rows, width = batch.rows, len(text)
+        ln = np.stack([t[1] for t in text], axis=1).ravel()  # row-major: row 0's fields, row 1's ...
+        off = np.stack([t[2] for t in text], axis=1).ravel()
+        null = np.stack([t[3] for t in text], axis=1).ravel()
+        size = np.where(null, 0, ln).astype(np.int64)
+        seg = np.where(null, 0, size + 2) + 1  # quote, value, quote, then delimiter or newline
+        ends = np.cumsum(seg)
+        starts = ends - seg
+        out = np.empty(int(ends[-1]) if len(ends) else 0, np.uint8)
+        total = int(size.sum())
+        before = np.cumsum(size) - size
+        idx = np.arange(total, dtype=np.int64)
+        src = idx + np.repeat(off - before, size)
+        data = b[src]
+        counts = np.bincount(data, minlength=256)
+        if counts[0]:
+            raise self._error('invalid byte sequence for encoding "UTF8": 0x00', "22021")
+        free = [x for x in range(1, 32) if x not in (10, 13) and not counts[x]]
+        if len(free) < 2:
+            raise self._error("text values use every control character", "0A000")
+        batch.quote, batch.delim = free[0], free[1]
+        out[idx + np.repeat(starts + 1 - before, size)] = data
+        keep = ~null
+        out[starts[keep]] = batch.quote
+        out[ends[keep] - 2] = batch.quote
+        sep = np.full(width, batch.delim, np.uint8)
+        sep[-1] = 10
+        out[ends - 1] = np.tile(sep, rows)
+        csv = out.tobytes()
+        try:
+            csv.decode()
+        except UnicodeDecodeError as e:
+            raise self._error('invalid byte sequence for encoding "UTF8"', "22021") from e
+        line_ends = ends[width - 1::width]
+        batch.longest_line = int(np.diff(line_ends, prepend=0).max()) if rows else 0
+        batch.text_columns = [t[0] for t in text]
+        batch.text_csv = csv
+
+    def _numeric(self, b: np.ndarray, ln: np.ndarray, off: np.ndarray, null: np.ndarray,
+                 c: int) -> tuple[np.ndarray, int] | None:
+        """Numerics as int64 at one scale (a multiple of 4 digits) for the whole batch, or None
+        when some value needs the value-by-value path (NaN, infinities, more than 16 digits,
+        digits beyond its dscale that PostgreSQL truncates)."""
+        at = np.where(null, 0, off)
+        i16 = _be_view(b, ">i2")
+        short = ~null & (ln < 8)
+        if short.any():
+            raise self._error("incorrect binary data format", "22P03", self.rows + int(short.argmax()) + 1, c)
+        nd = i16[at].astype(np.int64)
+        weight = i16[at + 2].astype(np.int64)
+        sign = _be_view(b, ">u2")[at + 4]
+        dscale = i16[at + 6].astype(np.int64)
+        wrong = ~null & (ln != 8 + 2 * nd)
+        if wrong.any():
+            raise self._error("incorrect binary data format", "22P03", self.rows + int(wrong.argmax()) + 1, c)
+        if (~null & (sign != 0) & (sign != 0x4000)).any() or (~null & (dscale < 0)).any():
+            return None
+        nz = ~null & (nd > 0)
+        if not nz.any():
+            return np.zeros(len(ln), np.int64), 0
+        groups = int(max((nd - 1 - weight)[nz].max(), 0))  # fractional base-10000 groups
+        if groups > 4 or int((weight + groups)[nz].max()) > 3:
+            return None
+        value = np.zeros(len(ln), np.int64)
+        for j in range(int(nd[nz].max())):
+            has = nz & (j < nd)
+            digit = _be_view(b, ">u2")[np.where(has, at + 8 + 2 * j, 0)].astype(np.int64)
+            if (has & (digit >= 10000)).any():
+                raise self._error('invalid digit in external "numeric" value', "22P03", col=c)
+            value += np.where(has, digit * _POW10000[np.where(has, weight - j + groups, 0)], 0)
+        value = np.where(sign == 0x4000, -value, value)
+        hidden = nz & (dscale < 4 * groups)
+        if hidden.any() and (np.abs(value[hidden]) % _POW10[4 * groups - dscale[hidden]] != 0).any():
+            return None
+        return value, 4 * groups
+
+    def _values(self, buf: bytes, ln: np.ndarray, off: np.ndarray, null: np.ndarray, oid: int,
+                c: int) -> np.ndarray:
+        """Fields decoded one by one: bytea as bytes, the other types as their text, which the
+        INSERT casts to the column's type."""
+        arr = np.empty(len(ln), object)
+        raws = [None if n < 0 else buf[o:o + n] for o, n in zip(off.tolist(), ln.tolist(), strict=True)]
+        if oid == types.BYTEA:
+            arr[:] = raws
+            return arr
+        enc = types.encode_text(oid)
+        out: list[str | None] = []
+        for i, raw in enumerate(raws):
+            if raw is None:
+                out.append(None)
+                continue
+            try:
+                if oid == types.NUMERIC:
+                    text = _numeric_text(raw)
+                    out.append(text if text is not None else enc(types.decode_param(oid, 1, raw)).decode())
+                else:
+                    out.append(enc(types.decode_param(oid, 1, raw)).decode())
+            except (struct.error, ValueError, OverflowError, UnicodeDecodeError, SluiceError) as e:
+                raise self._error(f"incorrect binary data format: {e}", "22P03", self.rows + i + 1, c) from e
+        arr[:] = out
+        return arr
 
 
 def _numeric_text(raw: bytes) -> str | None:
-    """PostgreSQL's binary numeric as its text, None for NaN and infinities."""
+    """PostgreSQL's binary numeric as its text (digits beyond dscale truncated, as its
+    numeric_recv does), None for NaN and infinities.
+
+    >>> _numeric_text(bytes.fromhex("0003000000000004" "007b" "0d80" "0064"))  # 123.345600
+    '123.3456'
+    """
     ndigits, weight, sign, dscale = _NUMERIC_HEAD.unpack_from(raw)
     if sign not in (0, 0x4000):
         return None
+    if len(raw) != 8 + 2 * ndigits:
+        raise ValueError("wrong length")
     digits = "".join(f"{d:04d}" for d in struct.unpack_from(f"!{ndigits}H", raw, 8))
     whole = (weight + 1) * 4
     if whole > 0:
@@ -369,63 +687,6 @@ def _numeric_text(raw: bytes) -> str | None:
 
 
 _NUMERIC_HEAD = struct.Struct("!hhHh")
-
-
-def binary_cell(oid: int) -> Callable[[bytes], str]:
-    """A decoder of one binary COPY field of type ``oid`` into a cell of the quoted CSV file
-    (NULL ``\\N``, quote ``"``): integers, booleans, strings, numerics and dates directly,
-    other types through their binary decoder and text encoder (see :func:`binary_rows_to_csv`).
-
-    >>> binary_cell(23)(b"\\x00\\x00\\x00\\x07"), binary_cell(25)(b'a"b')
-    ('7', '"a""b"')
-    >>> binary_cell(1700)(bytes.fromhex("0003000000000004" "007b" "0d80" "0064"))  # 123.345600
-    '123.3456'
-    """
-    from sqlsluice.middleware import types
-
-    enc = types.encode_text(oid)
-
-    def generic(raw: bytes) -> str:
-        return '"' + enc(types.decode_param(oid, 1, raw)).decode().replace('"', '""') + '"'
-
-    ints = {types.INT2: "!h", types.INT4: "!i", types.OID: "!i", types.INT8: "!q"}
-    if oid in ints:
-        unpack = struct.Struct(ints[oid]).unpack
-
-        def integer(raw: bytes) -> str:
-            return str(unpack(raw)[0])
-        return integer
-    if oid == types.BOOL:
-        return lambda raw: "false" if raw == b"\x00" else "true"
-    if oid in (types.TEXT, types.VARCHAR, types.BPCHAR, types.NAME):
-        return lambda raw: '"' + raw.decode().replace('"', '""') + '"'
-    if oid == types.NUMERIC:
-        def numeric(raw: bytes) -> str:
-            text = _numeric_text(raw)
-            return text if text is not None else generic(raw)
-        return numeric
-    if oid == types.DATE:
-        unpack_i = _I.unpack
-        fromordinal = __import__("datetime").date.fromordinal
-        epoch = types.PG_EPOCH_DATE.toordinal()
-
-        def date(raw: bytes) -> str:
-            days = unpack_i(raw)[0]
-            if -700000 < days < 2900000:  # years 84 .. 9939: no infinities, no BC
-                return fromordinal(days + epoch).isoformat()
-            return generic(raw)
-        return date
-    return generic
-
-
-def binary_rows_to_csv(rows: Sequence[Sequence[bytes | None]], cells: Sequence[Callable[[bytes], str]]) -> bytes:
-    """Rows of raw binary COPY fields as lines of the quoted CSV file (see :func:`binary_cell`);
-    malformed data raises BackendError 22P03."""
-    try:
-        return "".join(",".join("\\N" if raw is None else f(raw) for raw, f in zip(fields, cells, strict=True))
-                       + "\n" for fields in rows).encode()
-    except (struct.error, ValueError, OverflowError, UnicodeDecodeError, SluiceError) as e:
-        raise BackendError(f"invalid binary COPY data: {e}", sqlstate="22P03") from e
 
 
 def csv_line(cells: Sequence[str | None]) -> str:

@@ -27,13 +27,11 @@ from sqlsluice.middleware import codec, compat, pgsemantics, types
 from sqlsluice.middleware.connection import ClientConnection, error_message
 from sqlsluice.middleware.copy import (
     BINARY_TRAILER,
-    BinaryCopyReader,
+    BinaryCopyDecoder,
     CopySpec,
     TextCopyWriter,
-    binary_cell,
     binary_header,
     binary_row,
-    binary_rows_to_csv,
     csv_header,
     load_error,
     parse_copy,
@@ -46,6 +44,7 @@ from sqlsluice.middleware.sqltext import max_param, split_statements
 
 log = logging.getLogger("sqlsluice.session")
 BATCH_ROWS = 2000
+BINARY_CHUNK = 8 << 20  # binary COPY FROM data decoded and inserted per this many bytes
 FLUSH_BYTES = 1 << 16
 CLIENT_CHECK_S = 0.5  # while a statement runs, how often to look whether its client has gone
 T = TypeVar("T")
@@ -517,11 +516,9 @@ class DuckDBHandler:
             raise SluiceError("COPY FROM requires a table, not a query", sqlstate="42601")
         target = await self.call(self._target_columns, spec)
         ncols = len(target)
-        binary = spec.format == "binary"
-        reader = BinaryCopyReader(ncols) if binary else None
-        oids = [types.oid_for(c.type) for c in target]
-        cells = [binary_cell(o) for o in oids] if binary else []
-        self.send(codec.copy_in_response(int(binary), [int(binary)] * ncols))
+        if spec.format == "binary":
+            return await self._copy_in_binary(spec, target)
+        self.send(codec.copy_in_response(0, [0] * ncols))
         await self.flush()
         self.state.copy_in()
         fd, path = tempfile.mkstemp(prefix="sluice-copy-", suffix=".csv")
@@ -535,8 +532,6 @@ class DuckDBHandler:
                     if code == codec.COPY_DATA:
                         if text is not None:
                             text.feed(payload)
-                        elif reader is not None:
-                            out.write(binary_rows_to_csv(reader.feed(payload), cells))
                         else:
                             out.write(payload)
                     elif code == codec.COPY_DONE:
@@ -563,6 +558,94 @@ class DuckDBHandler:
             with contextlib.suppress(OSError):
                 os.unlink(path)
         return f"COPY {n}"
+
+    async def _copy_in_binary(self, spec: CopySpec, target: list[ColumnInfo]) -> str:
+        """Binary COPY FROM: chunks of about BINARY_CHUNK bytes decoded column by column
+        (:class:`BinaryCopyDecoder`) and inserted in bulk on the worker thread while the next
+        chunk arrives, all in one transaction (the client's, or one opened here), so that an
+        error anywhere leaves the table as it was."""
+        decoder = BinaryCopyDecoder([types.oid_for(c.type) for c in target], spec.source, [c.name for c in target])
+        self.send(codec.copy_in_response(1, [1] * len(target)))
+        await self.flush()
+        self.state.copy_in()
+        own_tx = not self.session.in_transaction
+        began = done = False
+        fd, csv_path = tempfile.mkstemp(prefix="sluice-copy-", suffix=".csv")  # a batch's text columns
+        os.close(fd)
+        pending: asyncio.Future[int] | None = None
+        chunks: list[bytes] = []
+        size = n = 0
+        try:
+            if own_tx:
+                await self.call(self.session.execute, "BEGIN")
+                began = True
+            while True:
+                code, payload = await self.pull()
+                if code == codec.COPY_DATA:
+                    chunks.append(payload)
+                    size += len(payload)
+                    if size >= BINARY_CHUNK:
+                        if pending is not None:
+                            n += await pending
+                        pending = asyncio.ensure_future(self.call(self._insert_binary, spec, decoder,
+                                                                  b"".join(chunks), False, csv_path))
+                        chunks, size = [], 0
+                elif code == codec.COPY_DONE:
+                    break
+                elif code == codec.COPY_FAIL:
+                    raise BackendError(f"COPY from stdin failed: {codec.parse_copy_fail(payload)}", sqlstate="57014")
+                elif code in (codec.FLUSH, codec.SYNC):
+                    continue  # ignored during COPY IN, as PostgreSQL does
+                elif code == codec.TERMINATE:
+                    raise ConnectionResetError("client terminated during COPY")
+                else:
+                    raise ProtocolViolation(f"unexpected message type {code!r} during COPY from stdin")
+            self.state.copy_done()
+            if pending is not None:
+                n += await pending
+                pending = None
+            n += await self.call(self._insert_binary, spec, decoder, b"".join(chunks), True, csv_path)
+            if began:
+                await self.call(self.session.execute, "COMMIT")
+            done = True
+        finally:
+            if self.state.phase.value == "copy_in":
+                self.state.copy_done()
+            if pending is not None:
+                with contextlib.suppress(Exception):
+                    await pending
+            if began and not done:
+                with contextlib.suppress(Exception):
+                    await self.call(self.session.execute, "ROLLBACK")
+            elif not done:
+                self.session._failed = True  # the client's transaction is aborted, as PostgreSQL's is
+            with contextlib.suppress(OSError):
+                os.unlink(csv_path)
+        return f"COPY {n}"
+
+    def _insert_binary(self, spec: CopySpec, decoder: BinaryCopyDecoder, data: bytes, final: bool,
+                       csv_path: str) -> int:
+        """Decode a chunk of binary COPY data and insert its rows (worker thread)."""
+        batch = decoder.feed(data, final=final)
+        if batch is None:
+            return 0
+        if batch.text_columns:
+            with open(csv_path, "wb") as f:
+                f.write(batch.text_csv)
+        con = self.session._con
+        view = "__sluice_copy_batch"
+        con.register(view, batch.columns)
+        try:
+            cols = f" ({', '.join(spec.columns)})" if spec.columns else ""
+            self.session.execute(f"INSERT INTO {spec.source}{cols} {batch.select_sql(view, csv_path)}")
+        except SluiceError as e:
+            if "out of range" in e.message and e.sqlstate == "22P02":
+                raise BackendError("numeric field overflow", sqlstate="22003",
+                                   detail=e.message.split("\n")[0]) from None
+            raise
+        finally:
+            con.unregister(view)
+        return batch.rows
 
     def _target_columns(self, spec: CopySpec) -> list[ColumnInfo]:
         cols = ", ".join(spec.columns) if spec.columns else "*"
