@@ -16,7 +16,7 @@ import time
 from collections import Counter
 
 from sqlsluice.bench.pool_proofs import tpcds_catalog
-from sqlsluice.bench.tpcds_data import tpcds_queries
+from sqlsluice.databases.tpcds import tpcds_queries
 from sqlsluice.rewriters.api import certify
 from sqlsluice.rewriters.candidates import Candidate
 from sqlsluice.rewriters.rules import apply_rules

@@ -45,7 +45,7 @@ def pg_db(pg_cluster: PgCluster, request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def tpcds_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """TPC-DS at scale factor 0.01 in a DuckDB file (generated once per run, ~1 s)."""
-    from sqlsluice.bench.tpcds_data import generate_tpcds_duckdb
+    from sqlsluice.databases.tpcds import generate_tpcds_duckdb
 
     path = tmp_path_factory.mktemp("tpcds") / "tpcds_sf0_01.duckdb"
     generate_tpcds_duckdb(path, sf=0.01, progress=False)

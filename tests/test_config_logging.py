@@ -260,7 +260,7 @@ def test_error_messages_to_clients_are_masked(duck_server):
 # -- the connect hint -----------------------------------------------------------------------------
 
 def test_connect_hint_fits_the_backend():
-    from sqlsluice.middleware.commands import connect_hint
+    from sqlsluice.serving.demo import connect_hint
 
     assert connect_hint("duckdb:///.sluice/tpcds_sf0_1.duckdb", "127.0.0.1", 6543) == \
         "psql -h 127.0.0.1 -p 6543 -U sluice tpcds_sf0_1"

@@ -18,7 +18,6 @@ One run, on a throwaway PostgreSQL with ``max_connections = 50`` (``pgbench -i -
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import pwd
 import shutil
@@ -31,8 +30,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import typer
-
 from sqlsluice.bench.proxy import (
     ServeProcess,
     _Env,
@@ -43,7 +40,6 @@ from sqlsluice.bench.proxy import (
     process_cpu_seconds,
     run_pgbench,
 )
-from sqlsluice.cliapp import bench_app, handle_errors
 from sqlsluice.errors import BackendError, ConfigError
 
 POOL_SIZE = 20
@@ -297,46 +293,3 @@ def bench(*, clients: int = 1000, queries: int = 10, duration: int = 10, pgbench
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-@bench_app.command("pool")
-@handle_errors
-def pool_command(
-    clients: int = typer.Option(1000, "--clients", min=1, help="concurrent asyncpg clients"),
-    queries: int = typer.Option(10, "--queries", min=1, help="queries (transactions) per asyncpg client"),
-    duration: int = typer.Option(10, "--duration", min=1, help="seconds per pgbench run"),
-    pgbench_clients: int = typer.Option(8, "--pgbench-clients", min=1, help="pgbench clients (-c)"),
-    jobs: int = typer.Option(2, "--jobs", min=1, help="pgbench threads (-j)"),
-    rounds: int = typer.Option(1, "--rounds", min=1, help="interleaved pgbench rounds; TPS are medians"),
-    pool_size: int = typer.Option(POOL_SIZE, "--pool-size", min=1, help="server connections (both poolers)"),
-    json_out: Path = typer.Option(None, "--json", help="write the figures here"),
-) -> None:
-    """Transaction pooling: many asyncpg clients onto max_connections=50, and TPS vs PgBouncer.
-
-    Starts a throwaway PostgreSQL (max_connections = 50), sluice serve in transaction mode
-    and Debian's pgbouncer in transaction mode (make system-deps-pgbouncer).
-
-    Example: sluice bench pool --clients 1000 --duration 10 --rounds 3 --json pool.json
-    """
-    def say(m: str) -> None:
-        typer.echo(m, err=True)
-
-    out = bench(clients=clients, queries=queries, duration=duration, pgbench_clients=pgbench_clients, jobs=jobs,
-                rounds=rounds, pool_size=pool_size, log=say)
-    m = out["many_clients"]
-    typer.echo(f"{m['clients']} asyncpg clients x {m['queries_per_client']} queries, transaction mode, "
-               f"pool_size {pool_size}, max_connections 50: {m['ok_clients']} succeeded, {m['failed_clients']} failed "
-               f"in {m['wall_s']:.1f} s")
-    for k, n in m["errors"].items():
-        typer.echo(f"  {n} x {k}")
-    typer.echo(f"  query latency p50 {m['query_p50_ms']:.1f} ms, p99 {m['query_p99_ms']:.1f} ms; "
-               f"login p50 {m['connect_p50_ms']:.1f} ms, p99 {m['connect_p99_ms']:.1f} ms")
-    typer.echo(f"  server connections at most {m['max_server_connections']}; proxy RSS peak "
-               f"{m['proxy_rss_peak_mb']:.0f} MiB, at the end {m['proxy_rss_end_mb']:.0f} MiB")
-    tps = out["tps"]
-    typer.echo(f"pgbench -S -c {pgbench_clients} -j {jobs}, {duration} s x {rounds}: sqlsluice "
-               f"{tps['sqlsluice simple']:.0f} TPS, pgbouncer {tps['pgbouncer simple']:.0f} TPS (simple), ratio "
-               f"{tps['ratio sqlsluice/pgbouncer (simple)']:.2f}; sqlsluice prepared {tps['sqlsluice prepared']:.0f} TPS")
-    cpu = out["proxy_cpu_us_per_tx"]
-    typer.echo(f"  proxy CPU per transaction: sqlsluice {cpu['sqlsluice simple']:.1f} us (simple), "
-               f"{cpu['sqlsluice prepared']:.1f} us (prepared); pgbouncer {cpu['pgbouncer simple']:.1f} us (simple)")
-    if json_out is not None:
-        json_out.write_text(json.dumps(out, indent=2))

@@ -8,25 +8,19 @@ check a rewrite: EQUIVALENT (proved), NOT_EQUIVALENT (a counterexample), UNKNOWN
 from __future__ import annotations
 
 import csv
-import json
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
-
-import typer
-
-from sqlsluice.cliapp import bench_app, handle_errors
-from sqlsluice.config import shared_data_dir
 
 
 def tpcds_catalog() -> Any:
     """The TPC-DS schema with its keys (generated at sf 0 by DuckDB's extension, in memory)."""
     import duckdb
 
-    from sqlsluice.bench.tpcds_data import load_extension
+    from sqlsluice.bench.tpcds_load import with_tpcds_keys
     from sqlsluice.databases.duckdb_backend import DuckDBBackend
-    from sqlsluice.rewriters.tpcds_load import with_tpcds_keys
+    from sqlsluice.databases.tpcds import load_extension
 
     be = DuckDBBackend(":memory:")
     con: duckdb.DuckDBPyConnection = be._db
@@ -118,39 +112,9 @@ def _short_reason(rec: dict[str, Any]) -> str:
     return why[:100]
 
 
-@bench_app.command("rewrite-pool")
-@handle_errors
-def rewrite_pool_cmd(
-    pool: Path = typer.Option(None, "--pool", help="CSV with original_sql, rewritten_sql "
-                                                   "(default: ../shared/data/rewrite/llmr2/pos_pool_dsb.csv)."),
-    budget: float = typer.Option(4.0, "--budget", help="Verifier time budget per pair, seconds."),
-    limit: int = typer.Option(0, "--limit", help="Only the first N pairs (0: all)."),
-    json_out: Path = typer.Option(None, "--json", help="Write the summary and one record per pair here."),
-    only: str = typer.Option("", "--only", help="Only these rows (0-based, comma-separated, ranges a-b), "
-                                                "e.g. --only 18-25,197."),
-    jobs: int = typer.Option(1, "--jobs", help="Pairs verified at once (processes); budgets are wall-clock."),
-) -> None:
-    """Prove a pool of recorded rewrites (LLM-R2's DSB positive pool by default) over TPC-DS's schema."""
-    from rich.progress import Progress
-
-    pool = pool or shared_data_dir() / "rewrite" / "llmr2" / "pos_pool_dsb.csv"
-    if not pool.is_file():
-        raise FileNotFoundError(2, "No such file", str(pool))
-    with Progress(transient=True) as bar:
-        task = bar.add_task("proving", total=None)
-        out = prove_pool(pool, budget_s=budget, limit=limit or None, only=_parse_only(only), jobs=max(1, jobs),
-                         progress=lambda d, t: bar.update(task, completed=d, total=t))
-    if json_out:
-        json_out.write_text(json.dumps(out, indent=1))
-    v = out["verdicts"]
-    typer.echo(f"{out['pairs']} pairs: {v.get('EQUIVALENT', 0)} proved ({out['proved_share'] * 100:.1f}%), "
-               f"{v.get('NOT_EQUIVALENT', 0)} refuted, {v.get('UNKNOWN', 0)} unknown, {v.get('ERROR', 0)} errors "
-               f"in {out['seconds']} s")
-    for why, n in list(out["undecided_reasons"].items())[:8]:
-        typer.echo(f"  {n:4d}  {why}")
 
 
-def _parse_only(text: str) -> list[int] | None:
+def parse_only(text: str) -> list[int] | None:
     """``"1,4-6"`` -> ``[1, 4, 5, 6]``; empty -> None."""
     out: list[int] = []
     for part in text.replace(" ", "").split(","):

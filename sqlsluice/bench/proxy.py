@@ -18,7 +18,6 @@ relay LISTEN_PORT UPSTREAM_HOST UPSTREAM_PORT [uvloop|asyncio]``.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import shutil
@@ -28,13 +27,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import typer
-
-from sqlsluice.cliapp import bench_app, handle_errors
 from sqlsluice.errors import BackendError, ConfigError
 
 TARGETS = ("direct", "relay", "sqlsluice")
@@ -372,35 +368,6 @@ def _print_table(summary: dict[str, dict[str, dict[str, float]]], title: str) ->
     Console(width=max(Console().width, 110)).print(table)
 
 
-@bench_app.command("proxy")
-@handle_errors
-def proxy_command(
-    upstream: str = typer.Option(None, "--upstream", help="postgresql://USER:PASS@HOST:PORT/DB (default: a "
-                                 "throwaway local cluster)"),
-    duration: int = typer.Option(10, "--duration", min=1, help="seconds per pgbench run"),
-    clients: int = typer.Option(8, "--clients", min=1, help="pgbench clients (-c)"),
-    jobs: int = typer.Option(2, "--jobs", min=1, help="pgbench threads (-j)"),
-    rounds: int = typer.Option(1, "--rounds", min=1, help="interleaved rounds; figures are medians over rounds"),
-    json_out: Path = typer.Option(None, "--json", help="write all measurements and the summary here"),
-) -> None:
-    """Proxy overhead: pgbench -S (simple and prepared) direct vs. byte relay vs. sqlsluice.
-
-    Runs pgbench -i -s 1 on the upstream first (it creates the pgbench_* tables there).
-
-    Example: sluice bench proxy --upstream postgresql://postgres@127.0.0.1:5432/postgres --duration 10 --rounds 3
-    """
-    def say(m: str) -> None:
-        typer.echo(m, err=True)
-
-    ms = bench(upstream, duration=duration, clients=clients, jobs=jobs, rounds=rounds, log=say)
-    summary = summarize(ms)
-    loop = ",".join(sorted({m.event_loop for m in ms if m.event_loop})) or "-"
-    _print_table(summary, f"pgbench -S, {clients} clients, -j {jobs}, {duration} s x {rounds} round(s), "
-                          f"event loop {loop}")
-    if json_out is not None:
-        json_out.write_text(json.dumps({"settings": {"duration": duration, "clients": clients, "jobs": jobs,
-                                                      "rounds": rounds, "event_loop": loop},
-                                        "measurements": [asdict(m) for m in ms], "summary": summary}, indent=2))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import threading
 import time
 from collections import Counter
@@ -28,7 +29,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import typer
 from sqlglot import exp
 
 from sqlsluice.databases.catalog import Catalog, Column, Table
@@ -1430,12 +1430,12 @@ def run_command(*, queries: int, seed: int, json_out: Path | None, backends: str
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
         rep = fuzz(queries=queries, seed=seed, engines=engines, rules=chosen, include_prepare=include_prepare,
-                   log=lambda m: typer.echo(m, err=True), progress=progress)
+                   log=lambda m: print(m, file=sys.stderr, flush=True), progress=progress)
     finally:
         signal.signal(signal.SIGTERM, previous)
     print_report(rep)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(rep, indent=1, default=str), encoding="utf-8")
-        typer.echo(f"wrote {json_out}")
+        print(f"wrote {json_out}")
     return 1 if rep["totals"]["mismatches"] else 0

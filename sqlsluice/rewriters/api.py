@@ -70,16 +70,15 @@ _CATALOGS: dict[tuple[str, str], Catalog] = {}
 
 
 def catalog_for(backend: Backend) -> Catalog:
-    """The backend's catalog (with TPC-DS keys filled in when it is TPC-DS), cached per stats version."""
-    from sqlsluice.rewriters.tpcds_load import with_tpcds_keys
-
+    """The backend's catalog, cached per stats version.  Only the keys the database declares
+    (and so enforces) are in it: a key assumed from a table's name is not a proof."""
     try:
         ver = backend.stats_version()
     except SluiceError:
         ver = ""
     key = (backend.url, ver)
     if key not in _CATALOGS:
-        _CATALOGS[key] = with_tpcds_keys(backend.catalog(row_counts=False))
+        _CATALOGS[key] = backend.catalog(row_counts=False)
     return _CATALOGS[key]
 
 

@@ -33,7 +33,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,21 +153,18 @@ def _literal(v: Any) -> exp.Expr | None:
     return None
 
 
-def instantiate(sql: str, param_oids: tuple[int, ...], bind: Any, dialect: str) -> str | None:
-    """The literal instance of a prepared ``sql`` under a Bind's values (text or binary format).
+def instantiate(sql: str, values: Sequence[Any] | None, dialect: str) -> str | None:
+    """The literal instance of a prepared ``sql`` under a Bind's decoded parameter ``values``.
 
     Numbers become number literals, everything else an untyped string literal, which
     PostgreSQL resolves from context just as it does a parameter.  None when a value has no
-    such literal (NULL, arrays, bytea) or the Bind does not match.
+    such literal (NULL, arrays, bytea) or there are no values (the Bind did not match).
     """
-    from sqlsluice.middleware.types import decode_param
-
-    if len(bind.params) != len(param_oids):
+    if values is None:
         return None
     try:
-        values = [decode_param(param_oids[i], bind.param_format(i), raw) for i, raw in enumerate(bind.params)]
         tree = sqlglot.parse_one(sql, read=dialect)
-    except (SluiceError, sqlglot.errors.SqlglotError, IndexError):
+    except (sqlglot.errors.SqlglotError, IndexError):
         return None
     lits = [_literal(v) for v in values]
     for node in list(tree.find_all(exp.Parameter)):
@@ -969,25 +966,34 @@ class OnlineRewriter:
             raise BackendError(str(err).strip()) from err
         return ptypes, cols
 
-    def bound(self, key: str, sql: str, param_oids: tuple[int, ...], bind: Any) -> None:
+    def bound(self, key: str, sql: str, param_oids: tuple[int, ...],
+              values: Callable[[tuple[int, ...]], Sequence[Any] | None]) -> None:
         """The first Bind of a Parse whose shape needs a literal instance (unknown shape, or no
-        instance recorded to re-time): build it in the background.  Never blocks."""
+        instance recorded to re-time): build it in the background.  Never blocks.
+
+        ``values`` decodes the Bind's parameters under the statement's parameter types (known
+        only after a Describe here); the wire format is the caller's business."""
         if self._closed:
             return
         with self._lock:
             if key in self._bound_jobs or key in self._pending or key in self._instances:
                 return
             self._bound_jobs.add(key)
-        self._enqueue("bound", (key, sql, param_oids, bind))
+        self._enqueue("bound", (key, sql, param_oids, values))
         self._ensure_worker()
 
     def wants_instance(self, key: str) -> bool:
         with self._lock:
             return key not in self._instances and key not in self._bound_jobs
 
-    def _bound(self, key: str, sql: str, param_oids: tuple[int, ...], bind: Any) -> None:
+    def _bound(self, key: str, sql: str, param_oids: tuple[int, ...],
+               values: Callable[[tuple[int, ...]], Sequence[Any] | None]) -> None:
         ptypes, _ = self.describe(sql, param_oids)
-        inst = instantiate(sql, ptypes, bind, self.dialect)
+        try:
+            decoded = values(ptypes)
+        except (SluiceError, ValueError, IndexError):
+            decoded = None
+        inst = instantiate(sql, decoded, self.dialect)
         if inst is None:
             self.stats.reasons["bind values not expressible as literals"] = \
                 self.stats.reasons.get("bind values not expressible as literals", 0) + 1

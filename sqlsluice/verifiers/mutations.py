@@ -3,7 +3,7 @@
 Each operator changes one thing in a query (a constant, a comparison, a predicate, a join type,
 DISTINCT, an aggregate, UNION vs UNION ALL, NOT EXISTS -> NOT IN).  A mutant usually changes the
 query's meaning but not always; the benchmark counts a mutant as a semantic change only when
-some database shows the difference (see :mod:`sqlsluice.verifiers.bench`).
+some database shows the difference (see :mod:`sqlsluice.bench.verify`).
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def test_report_renders_all_charts_in_chromium(spider_bird: Path, questions: lis
         out.write_text(json.dumps(doc))
         inputs += ["--json", str(out)]
     tpcds = tmp_path / "tpcds.json"
-    # the rewrite benchmark's format (sqlsluice.rewriters.bench: BenchReport.to_json)
+    # the rewrite benchmark's format (sqlsluice.bench.rewrite: BenchReport.to_json)
     tpcds.write_text(json.dumps({"name": "tpcds", "queries": [
         {"query": q, "time_original": 0.2, "time_rewrite": 0.2 / s if s else None, "speedup": s,
          "rules": ["filter_into_join"], "verdict": v, "served": s is not None}

@@ -75,7 +75,7 @@ def test_pool_missing_file_and_stored_demonstrations(tmp_path: Path) -> None:
 
 
 def test_db_context_for_tpcds_query(tpcds_tiny: Path) -> None:
-    from sqlsluice.bench.tpcds_data import tpcds_queries
+    from sqlsluice.databases.tpcds import tpcds_queries
 
     b = connect(f"duckdb:///{tpcds_tiny}")
     try:

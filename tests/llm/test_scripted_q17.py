@@ -51,8 +51,8 @@ TOP_RIGHT = TOP_REVERSED.replace("p.p_retailprice DESC", "p.p_retailprice")
 def tpch(tmp_path_factory: pytest.TempPathFactory, pg_cluster: PgCluster) -> Iterator[Backend]:
     """TPC-H at sf 0.02 on PostgreSQL (no index on l_partkey: the correlated average is re-run
     per outer row, the decorrelated form aggregates once)."""
-    from sqlsluice.bench.tpcds_data import load_extension
-    from sqlsluice.rewriters.tpcds_load import copy_duckdb_to_postgres
+    from sqlsluice.bench.tpcds_load import copy_duckdb_to_postgres
+    from sqlsluice.databases.tpcds import load_extension
 
     path = tmp_path_factory.mktemp("tpch") / "tpch.duckdb"
     con = duckdb.connect(str(path))

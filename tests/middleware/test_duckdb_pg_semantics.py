@@ -363,10 +363,10 @@ def test_asyncpg_parameter_types_match_real_postgresql(server, pg_cluster, pg_db
 def test_tpcds_queries_match_real_postgresql(tpcds_tiny, pg_db, tmp_path):
     from psycopg.conninfo import make_conninfo
 
-    from sqlsluice.bench.tpcds_data import tpcds_queries
+    from sqlsluice.bench.tpcds_load import copy_duckdb_to_postgres
     from sqlsluice.config import Config
+    from sqlsluice.databases.tpcds import tpcds_queries
     from sqlsluice.middleware.server import ServerThread, SluiceServer
-    from sqlsluice.rewriters.tpcds_load import copy_duckdb_to_postgres
 
     copy_duckdb_to_postgres(tpcds_tiny, pg_db)
     served = tmp_path / "tpcds.duckdb"

@@ -405,8 +405,8 @@ def test_metrics_count_rewrites_searched_stored_served(pg_db, tpcds_tiny, sluice
     try:
         from sqlsluice.bench.tpcds_load import copy_duckdb_to_postgres
     except ImportError:
-        from sqlsluice.rewriters.tpcds_load import copy_duckdb_to_postgres
-    from sqlsluice.bench.tpcds_data import tpcds_queries
+        from sqlsluice.bench.tpcds_load import copy_duckdb_to_postgres
+    from sqlsluice.databases.tpcds import tpcds_queries
 
     copy_duckdb_to_postgres(tpcds_tiny, pg_db)
     # sf=0.01 is tiny: no 1.2x margin asked

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from sqlsluice.bench.tpcds_load import copy_duckdb_to_postgres, with_tpcds_keys
 from sqlsluice.config import Config, RewriteConfig
 from sqlsluice.databases import Backend, Catalog, connect
 from sqlsluice.middleware.pipeline import Pipeline, default_pipeline
 from sqlsluice.middleware.server import ServerThread, SluiceServer
 from sqlsluice.rewriters.online import OnlineRewriter, RewriteStore
-from sqlsluice.rewriters.proxy_stage import make_rewrite_stage
-from sqlsluice.rewriters.tpcds_load import copy_duckdb_to_postgres, with_tpcds_keys
-from sqlsluice.serving import ProductPipeline
+from sqlsluice.serving.pipeline import ProductPipeline
+from sqlsluice.serving.rewrite_stage import make_rewrite_stage
 from sqlsluice.state import StateStore
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "rules"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sqlsluice.bench.tpcds_data import tpcds_queries
 from sqlsluice.databases import Backend, Catalog
+from sqlsluice.databases.tpcds import tpcds_queries
 from sqlsluice.rewriters.api import is_rewritable, rewrite
 from sqlsluice.rewriters.search import search
 from sqlsluice.verifiers import compare_results

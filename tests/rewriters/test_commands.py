@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 import sqlsluice.cli  # noqa: F401 - registers the feature commands
-from sqlsluice.cliapp import app
+from sqlsluice.cli.app import app
 
 runner = CliRunner()
 
@@ -68,7 +68,7 @@ def test_every_command_has_an_example_in_its_help() -> None:
 
 
 def test_bench_dsb_runs_selected_queries(tpcds_copy: Path, shared_data: Path, tmp_path: Path) -> None:
-    from sqlsluice.rewriters.bench import to_markdown
+    from sqlsluice.bench.rewrite import to_markdown
 
     out = tmp_path / "dsb.json"
     r = runner.invoke(app, ["bench", "dsb", "--db", f"duckdb:///{tpcds_copy}", "--sf", "0.01", "--timeout", "30",

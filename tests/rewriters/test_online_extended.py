@@ -21,7 +21,7 @@ import asyncpg
 import psycopg
 import pytest
 
-from sqlsluice.bench.tpcds_data import tpcds_queries
+from sqlsluice.databases.tpcds import tpcds_queries
 from sqlsluice.rewriters.online import OnlineRewriter, fingerprint
 
 

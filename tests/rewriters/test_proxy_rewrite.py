@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from sqlsluice.bench.tpcds_data import tpcds_queries
+from sqlsluice.databases.tpcds import tpcds_queries
 from sqlsluice.rewriters.online import OnlineRewriter
 
 

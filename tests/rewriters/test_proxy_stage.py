@@ -10,7 +10,7 @@ from sqlsluice.databases import connect
 from sqlsluice.middleware.pipeline import Forward, SessionContext, default_pipeline
 from sqlsluice.rewriters.api import rewrite
 from sqlsluice.rewriters.online import Entry, RewriteStore, fingerprint, template_of
-from sqlsluice.rewriters.proxy_stage import make_rewrite_stage
+from sqlsluice.serving.rewrite_stage import make_rewrite_stage
 from sqlsluice.state import StateStore
 
 Q = ("SELECT i.i_item_id FROM item AS i WHERE i.i_current_price > 1.2 * (SELECT AVG(j.i_current_price) "

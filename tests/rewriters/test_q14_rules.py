@@ -132,7 +132,7 @@ def test_random_tables_with_nulls_and_duplicates_postgres(pg_db: str, small_cata
 
 
 def test_q14_rewrite_gives_the_same_result_on_duckdb(tpcds_backend: Backend, tpcds_catalog: Catalog) -> None:
-    from sqlsluice.bench.tpcds_data import tpcds_queries
+    from sqlsluice.databases.tpcds import tpcds_queries
 
     q = tpcds_queries()[14]
     a = apply_rules(q, Q14_RULES, tpcds_catalog, "duckdb")
@@ -145,7 +145,7 @@ def test_q14_rewrite_gives_the_same_result_on_duckdb(tpcds_backend: Backend, tpc
 
 
 def test_q14_rewrite_not_refuted_by_verifier(tpcds_catalog: Catalog) -> None:
-    from sqlsluice.bench.tpcds_data import tpcds_queries
+    from sqlsluice.databases.tpcds import tpcds_queries
 
     q = tpcds_queries()[14]
     a = apply_rules(q, Q14_RULES, tpcds_catalog, "duckdb")

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from sqlsluice.cli import app
+from sqlsluice.cli.rewrites import open_store
 from sqlsluice.rewriters.online import Entry, RewriteStore
-from sqlsluice.rewriters.review_commands import open_store
 from sqlsluice.state import NamespacedState, StateStore
 
 runner = CliRunner()

@@ -85,7 +85,7 @@ def test_apply_rules_resolves_calcite_names_and_counts_unknown(tpcds_catalog: Ca
 
 
 def test_no_rule_raises_on_any_tpcds_query(tpcds_catalog: Catalog) -> None:
-    from sqlsluice.bench.tpcds_data import tpcds_queries
+    from sqlsluice.databases.tpcds import tpcds_queries
 
     for n, q in tpcds_queries().items():
         tree = prepare(q, tpcds_catalog, "duckdb")

@@ -10,8 +10,8 @@ import pytest
 from sqlglot import exp
 from sqlglot.optimizer.merge_subqueries import merge_subqueries
 
-from sqlsluice.bench.tpcds_data import tpcds_queries
 from sqlsluice.databases import Backend, Catalog
+from sqlsluice.databases.tpcds import tpcds_queries
 from sqlsluice.rewriters.rules import SEARCH, apply_rules, prepare
 from sqlsluice.rewriters.rules.basic import _mergeable_body
 from sqlsluice.rewriters.search import search

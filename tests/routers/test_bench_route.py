@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from sqlsluice.cliapp import app
-from sqlsluice.routers.bench import measure_costs, run_bench
+from sqlsluice.bench.route import measure_costs, run_bench
+from sqlsluice.cli.app import app
 
 
 def test_offline_bench_reference_rows(label_sample, labels_path: Path) -> None:

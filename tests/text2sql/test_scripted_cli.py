@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from sqlsluice.cliapp import app
+from sqlsluice.cli.app import app
 
 
 def _config(tmp_path: Path, base_url: str) -> Path:

@@ -9,8 +9,8 @@ import pytest
 
 from sqlsluice.middleware.pipeline import Pipeline, settings_stage
 from sqlsluice.middleware.server import ServerThread, SluiceServer
+from sqlsluice.serving.ask_stage import ask_stage
 from sqlsluice.state import StateStore
-from sqlsluice.text2sql.proxy_stage import ask_stage
 from sqlsluice.text2sql.querylog import recent
 
 ANSWERS = {

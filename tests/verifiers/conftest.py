@@ -21,8 +21,8 @@ def tpcds_catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
     """The 24 TPC-DS tables (no rows), read back through the DuckDB backend."""
     import duckdb
 
-    from sqlsluice.bench.tpcds_data import load_extension
     from sqlsluice.databases import connect
+    from sqlsluice.databases.tpcds import load_extension
 
     path: Path = tmp_path_factory.mktemp("tpcds_schema") / "schema.duckdb"
     con = duckdb.connect(str(path))

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import sqlglot
 
+from sqlsluice.bench.verify import load_spes, mutation_suite
 from sqlsluice.databases import Catalog
 from sqlsluice.verifiers import verify
-from sqlsluice.verifiers.bench import load_spes, mutation_suite
 from sqlsluice.verifiers.mutations import MUTATORS, mutants
 
 

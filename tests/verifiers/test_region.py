@@ -226,7 +226,7 @@ def test_regions_and_a_folded_constant_in_the_top_query(cat: Catalog) -> None:
 @pytest.fixture(scope="module")
 def q4_chain() -> tuple[Catalog, list[tuple[str, str, str]]]:
     from sqlsluice.bench.pool_proofs import tpcds_catalog
-    from sqlsluice.bench.tpcds_data import tpcds_queries
+    from sqlsluice.databases.tpcds import tpcds_queries
     from sqlsluice.rewriters.api import derive_steps
     from sqlsluice.rewriters.rules import apply_rules
 

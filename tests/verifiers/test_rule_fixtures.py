@@ -33,7 +33,7 @@ PAIRS = _pairs()
 
 @pytest.fixture(scope="module")
 def keyed_tpcds(tpcds_catalog: Catalog) -> Catalog:
-    from sqlsluice.rewriters.tpcds_load import with_tpcds_keys
+    from sqlsluice.bench.tpcds_load import with_tpcds_keys
 
     return with_tpcds_keys(tpcds_catalog)
 

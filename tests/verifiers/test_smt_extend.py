@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 import sqlglot
 
+from sqlsluice.bench.verify import _typed_empty
 from sqlsluice.databases import Catalog
 from sqlsluice.verifiers import verify
-from sqlsluice.verifiers.bench import _typed_empty
 from sqlsluice.verifiers.smt import prove
 from sqlsluice.verifiers.smt_extend import (
     alpha_equivalent,

@@ -136,7 +136,7 @@ def test_tpcds_filter_rewrites_are_proved() -> None:
     """The rewrites the two rules make of TPC-DS q9 (scalar subqueries) and q28 (derived tables,
     LIMIT 100) are proved by the SMT tier (a budget, not a timed assertion)."""
     from sqlsluice.bench.pool_proofs import tpcds_catalog
-    from sqlsluice.bench.tpcds_data import tpcds_queries
+    from sqlsluice.databases.tpcds import tpcds_queries
     from sqlsluice.rewriters.rules import apply_rules
     from sqlsluice.verifiers.smt import prove
 

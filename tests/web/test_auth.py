@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 from sqlsluice.rewriters.online import Entry, RewriteStore
+from sqlsluice.serving.web import timings
+from sqlsluice.serving.web.auth import SessionKeys, check_password
+from sqlsluice.serving.web.data import side_by_side, tep_series
 from sqlsluice.state import NamespacedState, StateStore
-from sqlsluice.web import timings
-from sqlsluice.web.auth import SessionKeys, check_password
-from sqlsluice.web.data import side_by_side, tep_series
 
 
 def test_password_checked_through_a_scram_exchange() -> None:

@@ -11,8 +11,8 @@ import pytest
 from sqlsluice.config import Config
 from sqlsluice.middleware.server import SluiceServer, rewrite_namespace
 from sqlsluice.rewriters.online import Entry, RewriteStore
+from sqlsluice.serving.web import data
 from sqlsluice.state import NamespacedState, default_store
-from sqlsluice.web import data
 
 
 def test_each_database_has_its_own_store_and_decisions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

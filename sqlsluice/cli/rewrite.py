@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from sqlsluice.cliapp import app, bench_app, fail, handle_errors
+from sqlsluice.cli.app import app, bench_app, fail, handle_errors
 from sqlsluice.config import shared_data_dir
 
 REWRITERS = ("rules", "llm-r2", "lithe", "all")
@@ -53,7 +53,7 @@ def rewrite_cmd(
 
 
 def _print_row(q: object) -> None:
-    from sqlsluice.rewriters.bench import QueryResult
+    from sqlsluice.bench.rewrite import QueryResult
 
     assert isinstance(q, QueryResult)
 
@@ -66,7 +66,7 @@ def _print_row(q: object) -> None:
 
 
 def _print_totals(rep: object) -> None:
-    from sqlsluice.rewriters.bench import BenchReport
+    from sqlsluice.bench.rewrite import BenchReport
 
     assert isinstance(rep, BenchReport)
     t = rep.totals()
@@ -80,9 +80,9 @@ def _print_totals(rep: object) -> None:
 
 def _run(name: str, db: str, sf: float, queries: dict[str, str], runs: int, timeout: float, out: Path | None,
          rewriter: str) -> None:
+    from sqlsluice.bench.rewrite import duckdb_reference, run_bench
+    from sqlsluice.bench.tpcds_load import load_tpcds
     from sqlsluice.config import load_config
-    from sqlsluice.rewriters.bench import duckdb_reference, run_bench
-    from sqlsluice.rewriters.tpcds_load import load_tpcds
 
     if rewriter not in REWRITERS:
         fail(f"unknown rewriter {rewriter!r}: use one of {', '.join(REWRITERS)}")
@@ -112,7 +112,7 @@ def bench_tpcds(
 
     Example: sluice bench tpcds --db duckdb:///.sluice/tpcds.duckdb --sf 0.1 --queries 1,4,11 --json out.json
     """
-    from sqlsluice.bench.tpcds_data import tpcds_queries
+    from sqlsluice.databases.tpcds import tpcds_queries
 
     allq = tpcds_queries()
     sel = allq
@@ -144,7 +144,7 @@ def bench_dsb(
 
     Example: sluice bench dsb --db duckdb:///.sluice/tpcds.duckdb --sf 0.1 --timeout 30
     """
-    from sqlsluice.rewriters.bench import dsb_queries
+    from sqlsluice.bench.rewrite import dsb_queries
 
     root = data or shared_data_dir() / "rewrite" / "rbot" / "dsb"
     if not root.is_dir():

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import functools
 import glob
+import json
 import os
 import threading
 from pathlib import Path
@@ -11,6 +13,8 @@ from pathlib import Path
 import duckdb
 
 from sqlsluice.errors import ConfigError
+
+_KEYS = Path(__file__).parent / "data" / "tpcds_keys.json"
 
 
 def extension_path(name: str) -> str:
@@ -44,14 +48,49 @@ def tpcds_queries() -> dict[int, str]:
     return {int(n): q for n, q in rows}
 
 
+@functools.cache
+def tpcds_keys() -> dict[str, list[str]]:
+    """``{table: primary key columns}`` for the 24 TPC-DS tables (the specification's keys)."""
+    d = json.loads(_KEYS.read_text())
+    return {k: list(v) for k, v in d.items() if not k.startswith("_")}
+
+
+def declare_tpcds_keys(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Declare TPC-DS's primary keys on the tables of a DuckDB database that have none
+    (DuckDB's generator declares no keys).  DuckDB checks them as it builds each index, so a
+    key that the data violates is not declared.  Returns the tables that got one.
+
+    Keys are declared, never assumed: the rewriter and the verifier use only the keys a
+    database enforces, since a key assumed on data that later gets a duplicate row would
+    make a key-based rewrite change the answer."""
+    have = {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY'").fetchall()}
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    done = []
+    for t, pk in tpcds_keys().items():
+        if t in tables and t not in have:
+            try:
+                con.execute(f'ALTER TABLE "{t}" ADD PRIMARY KEY ({", ".join(pk)})')
+            except duckdb.Error:
+                continue  # duplicate or NULL key values: the table stays without a key
+            done.append(t)
+    return done
+
+
 def generate_tpcds_duckdb(path: str | Path, *, sf: float = 0.1, progress: bool = True) -> Path:
     """Generate TPC-DS at scale factor ``sf`` into a DuckDB file (skipped if it exists)."""
     path = Path(path)
     if path.exists():
         con = duckdb.connect(str(path), read_only=True)
         ok = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'store_sales'").fetchone()
+        keyed = con.execute("SELECT count(*) FROM duckdb_constraints() "
+                            "WHERE constraint_type = 'PRIMARY KEY'").fetchone()
         con.close()
         if ok and ok[0]:
+            if not (keyed and keyed[0]):  # a file from before keys were declared
+                con = duckdb.connect(str(path))
+                declare_tpcds_keys(con)
+                con.close()
             return path
         path.unlink()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,6 +124,7 @@ def generate_tpcds_duckdb(path: str | Path, *, sf: float = 0.1, progress: bool =
                     bar.update(task, completed=pct)
             bar.update(task, completed=100)
     t.join()
+    declare_tpcds_keys(con)
     con.close()
     tmp.rename(path)
     return path

@@ -4,7 +4,7 @@ Admin users of ``[[users]]`` (``admin = true``) log in at ``/console/login``; th
 the rewrite store of every database (original and rewritten SQL side by side, rules, proof,
 verified and served timings as plotly charts) with approve / reject / forget, which drive
 review mode (``[rewrite] mode = "review"``), and the ASK history with TEP over time.
-Starlette routes (:mod:`sqlsluice.web.app`) on the server's own event loop; Jinja2
+Starlette routes (:mod:`sqlsluice.serving.web.app`) on the server's own event loop; Jinja2
 templates; plotly.js served from the ``plotly`` package (no CDN).
 """
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 def console_routes(server: SluiceServer) -> list[Any]:
-    """The console's routes, to mount in the server's HTTP app (:func:`sqlsluice.metrics.make_app`)."""
-    from sqlsluice.web.app import console_routes as routes
+    """The console's routes, to mount in the server's HTTP app (:func:`sqlsluice.serving.metrics.make_app`)."""
+    from sqlsluice.serving.web.app import console_routes as routes
 
     return routes(server)

@@ -42,7 +42,7 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from sqlsluice.middleware.server import SluiceServer
 
-log = logging.getLogger("sqlsluice.metrics")
+log = logging.getLogger("sqlsluice.serving.metrics")
 
 HEALTH_TIMEOUT_S = 2.0
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -170,7 +170,7 @@ def _ledger_metrics(srv: Any) -> Iterator[Any]:
 
 # --- HTTP --------------------------------------------------------------------------------
 def make_app(server: SluiceServer) -> Any:
-    """The Starlette app: ``/metrics``, ``/healthz`` and the web console (:mod:`sqlsluice.web`)."""
+    """The Starlette app: ``/metrics``, ``/healthz`` and the web console (:mod:`sqlsluice.serving.web`)."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
@@ -197,7 +197,7 @@ def make_app(server: SluiceServer) -> Any:
                                                                           type(e).__name__)}, status_code=503)
         return JSONResponse({"status": "ok", "backend_ms": round((time.perf_counter() - t0) * 1000, 3)})
 
-    from sqlsluice.web import console_routes  # the web console (/console/...), same port
+    from sqlsluice.serving.web import console_routes  # the web console (/console/...), same port
 
     return Starlette(routes=[Route("/metrics", metrics), Route("/healthz", healthz), *console_routes(server)])
 

@@ -134,7 +134,7 @@ def make_rewrite_stage(backend: Backend, config: Config | None = None, store: Re
         (to search an unknown shape, or to re-time a served rewrite against the original)."""
         if not rewriter.wants_instance(key):
             return None
-        return lambda bind: rewriter.bound(key, sql, oids, bind)
+        return lambda bind: rewriter.bound(key, sql, oids, bind_values(bind))
 
     def _decision(ctx: SessionContext, sql: str, oids: tuple[int, ...], p: Prepared,
                   current: Any, *, at_parse: bool) -> Forward:
@@ -157,3 +157,17 @@ def make_rewrite_stage(backend: Backend, config: Config | None = None, store: Re
         return Forward(sql, info, on_bind=first_bind, current=current if pending else None)
 
     return rewrite_stage, rewriter
+
+
+def bind_values(bind: Any) -> Callable[[tuple[int, ...]], list[Any] | None]:
+    """Decodes a Bind's parameters (text or binary format, as the client sent them) under the
+    statement's parameter types, which the rewriter learns later; None when the counts differ.
+    The wire format stays here: the rewriter only sees Python values."""
+    from sqlsluice.middleware.types import decode_param
+
+    def decode(ptypes: tuple[int, ...]) -> list[Any] | None:
+        if len(bind.params) != len(ptypes):
+            return None
+        return [decode_param(ptypes[i], bind.param_format(i), raw) for i, raw in enumerate(bind.params)]
+
+    return decode

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from sqlsluice.cliapp import app, fail, handle_errors
+from sqlsluice.cli.app import app, fail, handle_errors
 
 llm_app = typer.Typer(help="The LLM layer: check the configured endpoint, usage ledger, prompt templates.",
                       no_args_is_help=True)

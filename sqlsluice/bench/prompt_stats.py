@@ -7,7 +7,7 @@ server's stand-in tokenizer; it counts ``ss_ext_sales_price`` as one token where
 use several, so it is a lower bound; characters / 4 is the usual rule of thumb for BPE).
 Cost uses the shipped price table and the characters / 4 estimate.
 
-    python -m sqlsluice.llm.prompt_stats --db duckdb:///.sluice/tpcds_sf0_01.duckdb
+    python -m sqlsluice.bench.prompt_stats --db duckdb:///.sluice/tpcds_sf0_01.duckdb
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default="gpt-4o-mini")
     args = ap.parse_args(argv)
 
-    from sqlsluice.bench.tpcds_data import tpcds_queries
     from sqlsluice.databases import connect
+    from sqlsluice.databases.tpcds import tpcds_queries
     from sqlsluice.llm.ledger import cost_usd
     from sqlsluice.llm.prompts import load_prompt
     from sqlsluice.llm.scripted_server import count_tokens

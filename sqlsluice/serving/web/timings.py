@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-log = logging.getLogger("sqlsluice.web")
+log = logging.getLogger("sqlsluice.serving.web")
 
 DDL = ("CREATE TABLE IF NOT EXISTS sluice_rewrite_timings (ns TEXT, fingerprint TEXT, ts DOUBLE PRECISION, "
        "kind TEXT, n BIGINT, mean_s DOUBLE PRECISION, min_s DOUBLE PRECISION, max_s DOUBLE PRECISION)")

@@ -29,7 +29,7 @@ from sqlsluice.middleware.pipeline import (
 if TYPE_CHECKING:
     from sqlsluice.rewriters.online import OnlineRewriter
 
-log = logging.getLogger("sqlsluice.serving")
+log = logging.getLogger("sqlsluice.serving.pipeline")
 
 # literals blanked out: a cheap shape key for the negative cache (no parse on the hot path)
 _LITERALS = re.compile(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\b")
@@ -42,7 +42,7 @@ class ProductPipeline:
 
     def __init__(self, config: Config, backend_url: str, backend: Backend | None = None, *,
                  namespace: str = "") -> None:
-        from sqlsluice.text2sql.proxy_stage import ask_stage
+        from sqlsluice.serving.ask_stage import ask_stage
 
         self.config = config
         self.backend_url = backend_url
@@ -63,7 +63,7 @@ class ProductPipeline:
     def _connect(self) -> None:
         """Open the rewriter's backend; when the database is unreachable, serve without
         rewriting (logged, with the reason in ``SHOW sluice.last``) and retry later."""
-        from sqlsluice.rewriters.proxy_stage import make_rewrite_stage
+        from sqlsluice.serving.rewrite_stage import make_rewrite_stage
 
         if self.online is not None or time.monotonic() < self._next_try:
             return

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sqlsluice.cliapp import app, fail, handle_errors
+from sqlsluice.cli.app import app, fail, handle_errors
 
 rewrites_app = typer.Typer(help="Review stored rewrites: list, show, approve, reject, forget.",
                            no_args_is_help=True)

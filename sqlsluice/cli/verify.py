@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from sqlsluice.cliapp import app, bench_app, fail, handle_errors
+from sqlsluice.cli.app import app, bench_app, fail, handle_errors
 from sqlsluice.config import shared_data_dir
 
 
@@ -152,7 +152,7 @@ def bench_verify_cmd(
 
     Example: sluice bench verify --json verify.json --budget 1.0 --mutants 400
     """
-    from sqlsluice.verifiers.bench import load_spes, load_verieql, run_mutations, run_pairs
+    from sqlsluice.bench.verify import load_spes, load_verieql, run_mutations, run_pairs
 
     data = data or shared_data_dir()
     if not (data / "equivalence").is_dir():

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlsluice.web import timings
+from sqlsluice.serving.web import timings
 
 ACTIONS = {"approve": "approved", "reject": "rejected", "forget": "forgotten"}
 

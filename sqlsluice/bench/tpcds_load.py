@@ -1,29 +1,20 @@
 """Load TPC-DS into a benchmark target: DuckDB's dsdgen, then (for PostgreSQL) CSV + COPY + ANALYZE.
 
-DuckDB's generator declares no keys; :func:`tpcds_keys` gives the standard TPC-DS primary
-keys (package data).  :func:`with_tpcds_keys` adds them to a catalog (the rewrite rules
-that need keys use them), and :func:`load_tpcds` can declare them on PostgreSQL, which
-builds one unique index per primary key and no other index.
+The standard TPC-DS primary keys (:func:`~sqlsluice.databases.tpcds.tpcds_keys`) are declared
+in the database, DuckDB or PostgreSQL (one unique index per primary key and no other index):
+the rewriter and the verifier trust declared, enforced keys only.  :func:`with_tpcds_keys`
+adds them to a catalog for benchmarks that prove recorded pairs over TPC-DS's schema with no
+database at hand (LLM-R2's pool).
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
-from functools import cache
 from pathlib import Path
 
 from sqlsluice.databases import Backend, Catalog, connect
+from sqlsluice.databases.tpcds import declare_tpcds_keys, tpcds_keys
 from sqlsluice.errors import BackendError
-
-_KEYS = Path(__file__).parent / "data" / "tpcds_keys.json"
-
-
-@cache
-def tpcds_keys() -> dict[str, list[str]]:
-    """``{table: primary key columns}`` for the 24 TPC-DS tables."""
-    d = json.loads(_KEYS.read_text())
-    return {k: list(v) for k, v in d.items() if not k.startswith("_")}
 
 
 def is_tpcds(catalog: Catalog) -> bool:
@@ -63,18 +54,19 @@ def load_tpcds(url: str, *, sf: float, cache_dir: Path | None = None, primary_ke
     DuckDB targets are generated in place.  PostgreSQL targets get the tables from a DuckDB
     file generated in ``cache_dir`` (CSV export, ``COPY FROM STDIN``, then ``ANALYZE``).
     """
-    from sqlsluice.bench.tpcds_data import generate_tpcds_duckdb
+    from sqlsluice.databases.tpcds import generate_tpcds_duckdb
 
     if url.startswith("duckdb://"):
         be = connect(url)
         if not has_tpcds(be):
-            from sqlsluice.bench.tpcds_data import load_extension
             from sqlsluice.databases.duckdb_backend import DuckDBBackend
+            from sqlsluice.databases.tpcds import load_extension
 
             assert isinstance(be, DuckDBBackend)
             con = be._db.cursor()
             load_extension(con, "tpcds")
             con.execute(f"CALL dsdgen(sf={sf})")
+            declare_tpcds_keys(con)
             con.close()
         return be
     be = connect(url)

@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from sqlsluice.cliapp import app, fail, handle_errors
+from sqlsluice.cli.app import app, fail, handle_errors
 
 
 @app.command("ask")

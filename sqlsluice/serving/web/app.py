@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from sqlsluice.web import data, timings
-from sqlsluice.web.auth import COOKIE, SessionKeys, check_password
+from sqlsluice.serving.web import data, timings
+from sqlsluice.serving.web.auth import COOKIE, SessionKeys, check_password
 
 if TYPE_CHECKING:
     from sqlsluice.middleware.server import SluiceServer
 
-log = logging.getLogger("sqlsluice.web")
+log = logging.getLogger("sqlsluice.serving.web")
 
 HERE = Path(__file__).resolve().parent
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "

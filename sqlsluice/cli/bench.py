@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from sqlsluice.cliapp import bench_app, data_app, handle_errors
+from sqlsluice.cli.app import bench_app, data_app, handle_errors
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -419,4 +419,118 @@ def rules_fuzz(
         raise typer.Exit(code)
 
 
-from sqlsluice.bench import pool as _pool  # noqa: E402,F401  (registers `sluice bench pool`)
+@bench_app.command("proxy")
+@handle_errors
+def proxy_command(
+    upstream: str = typer.Option(None, "--upstream", help="postgresql://USER:PASS@HOST:PORT/DB (default: a "
+                                 "throwaway local cluster)"),
+    duration: int = typer.Option(10, "--duration", min=1, help="seconds per pgbench run"),
+    clients: int = typer.Option(8, "--clients", min=1, help="pgbench clients (-c)"),
+    jobs: int = typer.Option(2, "--jobs", min=1, help="pgbench threads (-j)"),
+    rounds: int = typer.Option(1, "--rounds", min=1, help="interleaved rounds; figures are medians over rounds"),
+    json_out: Path = typer.Option(None, "--json", help="write all measurements and the summary here"),
+) -> None:
+    """Proxy overhead: pgbench -S (simple and prepared) direct vs. byte relay vs. sqlsluice.
+
+    Runs pgbench -i -s 1 on the upstream first (it creates the pgbench_* tables there).
+
+    Example: sluice bench proxy --upstream postgresql://postgres@127.0.0.1:5432/postgres --duration 10 --rounds 3
+    """
+    from dataclasses import asdict
+
+    from sqlsluice.bench.proxy import _print_table, bench, summarize
+
+    def say(m: str) -> None:
+        typer.echo(m, err=True)
+
+    ms = bench(upstream, duration=duration, clients=clients, jobs=jobs, rounds=rounds, log=say)
+    summary = summarize(ms)
+    loop = ",".join(sorted({m.event_loop for m in ms if m.event_loop})) or "-"
+    _print_table(summary, f"pgbench -S, {clients} clients, -j {jobs}, {duration} s x {rounds} round(s), "
+                          f"event loop {loop}")
+    if json_out is not None:
+        json_out.write_text(json.dumps({"settings": {"duration": duration, "clients": clients, "jobs": jobs,
+                                                      "rounds": rounds, "event_loop": loop},
+                                        "measurements": [asdict(m) for m in ms], "summary": summary}, indent=2))
+
+
+@bench_app.command("pool")
+@handle_errors
+def pool_command(
+    clients: int = typer.Option(1000, "--clients", min=1, help="concurrent asyncpg clients"),
+    queries: int = typer.Option(10, "--queries", min=1, help="queries (transactions) per asyncpg client"),
+    duration: int = typer.Option(10, "--duration", min=1, help="seconds per pgbench run"),
+    pgbench_clients: int = typer.Option(8, "--pgbench-clients", min=1, help="pgbench clients (-c)"),
+    jobs: int = typer.Option(2, "--jobs", min=1, help="pgbench threads (-j)"),
+    rounds: int = typer.Option(1, "--rounds", min=1, help="interleaved pgbench rounds; TPS are medians"),
+    pool_size: int = typer.Option(20, "--pool-size", min=1, help="server connections (both poolers)"),
+    json_out: Path = typer.Option(None, "--json", help="write the figures here"),
+) -> None:
+    """Transaction pooling: many asyncpg clients onto max_connections=50, and TPS vs PgBouncer.
+
+    Starts a throwaway PostgreSQL (max_connections = 50), sluice serve in transaction mode
+    and Debian's pgbouncer in transaction mode (make system-deps-pgbouncer).
+
+    Example: sluice bench pool --clients 1000 --duration 10 --rounds 3 --json pool.json
+    """
+    from sqlsluice.bench.pool import bench
+
+    def say(m: str) -> None:
+        typer.echo(m, err=True)
+
+    out = bench(clients=clients, queries=queries, duration=duration, pgbench_clients=pgbench_clients, jobs=jobs,
+                rounds=rounds, pool_size=pool_size, log=say)
+    m = out["many_clients"]
+    typer.echo(f"{m['clients']} asyncpg clients x {m['queries_per_client']} queries, transaction mode, "
+               f"pool_size {pool_size}, max_connections 50: {m['ok_clients']} succeeded, {m['failed_clients']} failed "
+               f"in {m['wall_s']:.1f} s")
+    for k, n in m["errors"].items():
+        typer.echo(f"  {n} x {k}")
+    typer.echo(f"  query latency p50 {m['query_p50_ms']:.1f} ms, p99 {m['query_p99_ms']:.1f} ms; "
+               f"login p50 {m['connect_p50_ms']:.1f} ms, p99 {m['connect_p99_ms']:.1f} ms")
+    typer.echo(f"  server connections at most {m['max_server_connections']}; proxy RSS peak "
+               f"{m['proxy_rss_peak_mb']:.0f} MiB, at the end {m['proxy_rss_end_mb']:.0f} MiB")
+    tps = out["tps"]
+    typer.echo(f"pgbench -S -c {pgbench_clients} -j {jobs}, {duration} s x {rounds}: sqlsluice "
+               f"{tps['sqlsluice simple']:.0f} TPS, pgbouncer {tps['pgbouncer simple']:.0f} TPS (simple), ratio "
+               f"{tps['ratio sqlsluice/pgbouncer (simple)']:.2f}; sqlsluice prepared {tps['sqlsluice prepared']:.0f} TPS")
+    cpu = out["proxy_cpu_us_per_tx"]
+    typer.echo(f"  proxy CPU per transaction: sqlsluice {cpu['sqlsluice simple']:.1f} us (simple), "
+               f"{cpu['sqlsluice prepared']:.1f} us (prepared); pgbouncer {cpu['pgbouncer simple']:.1f} us (simple)")
+    if json_out is not None:
+        json_out.write_text(json.dumps(out, indent=2))
+
+
+@bench_app.command("rewrite-pool")
+@handle_errors
+def rewrite_pool_cmd(
+    pool: Path = typer.Option(None, "--pool", help="CSV with original_sql, rewritten_sql "
+                                                   "(default: ../shared/data/rewrite/llmr2/pos_pool_dsb.csv)."),
+    budget: float = typer.Option(4.0, "--budget", help="Verifier time budget per pair, seconds."),
+    limit: int = typer.Option(0, "--limit", help="Only the first N pairs (0: all)."),
+    json_out: Path = typer.Option(None, "--json", help="Write the summary and one record per pair here."),
+    only: str = typer.Option("", "--only", help="Only these rows (0-based, comma-separated, ranges a-b), "
+                                                "e.g. --only 18-25,197."),
+    jobs: int = typer.Option(1, "--jobs", help="Pairs verified at once (processes); budgets are wall-clock."),
+) -> None:
+    """Prove a pool of recorded rewrites (LLM-R2's DSB positive pool by default) over TPC-DS's schema."""
+    from rich.progress import Progress
+
+    from sqlsluice.bench.pool_proofs import parse_only, prove_pool
+    from sqlsluice.config import shared_data_dir
+
+    pool = pool or shared_data_dir() / "rewrite" / "llmr2" / "pos_pool_dsb.csv"
+    if not pool.is_file():
+        raise FileNotFoundError(2, "No such file", str(pool))
+    with Progress(transient=True) as bar:
+        task = bar.add_task("proving", total=None)
+        out = prove_pool(pool, budget_s=budget, limit=limit or None, only=parse_only(only), jobs=max(1, jobs),
+                         progress=lambda d, t: bar.update(task, completed=d, total=t))
+    if json_out:
+        json_out.write_text(json.dumps(out, indent=1))
+    v = out["verdicts"]
+    typer.echo(f"{out['pairs']} pairs: {v.get('EQUIVALENT', 0)} proved ({out['proved_share'] * 100:.1f}%), "
+               f"{v.get('NOT_EQUIVALENT', 0)} refuted, {v.get('UNKNOWN', 0)} unknown, {v.get('ERROR', 0)} errors "
+               f"in {out['seconds']} s")
+    for why, n in list(out["undecided_reasons"].items())[:8]:
+        typer.echo(f"  {n:4d}  {why}")

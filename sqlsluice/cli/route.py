@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from sqlsluice.cliapp import bench_app, fail, handle_errors, route_app
+from sqlsluice.cli.app import bench_app, fail, handle_errors, route_app
 from sqlsluice.config import shared_data_dir
 
 
@@ -46,8 +46,8 @@ def train_cmd(
 
     Example: sluice route train --labels ../shared/data/bird/ellie_pipeline_labels.jsonl --budget 0.36 --out router.joblib
     """
+    from sqlsluice.bench.route import measure_costs
     from sqlsluice.routers.base import fit_learned, save_router
-    from sqlsluice.routers.bench import measure_costs
     from sqlsluice.routers.labels import load_labels
 
     if budget is not None and lam is not None:
@@ -82,7 +82,7 @@ def bench_route_cmd(
     """
     import numpy as np
 
-    from sqlsluice.routers.bench import CostReport, format_table, measure_costs, paired_bootstrap, run_bench
+    from sqlsluice.bench.route import CostReport, format_table, measure_costs, paired_bootstrap, run_bench
     from sqlsluice.routers.labels import load_labels
 
     if folds < 2:

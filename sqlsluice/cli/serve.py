@@ -4,40 +4,16 @@ from __future__ import annotations
 
 import logging
 from enum import Enum, StrEnum
-from pathlib import PurePath
 from typing import Annotated, Any
 
 import typer
 
-from sqlsluice.cliapp import app, handle_errors
+from sqlsluice.cli.app import app, handle_errors
 
 LOG_LEVEL_HELP = "debug | info | warning | error (default: log.level in the config, else info)"
 HTTP_LISTEN_HELP = ("HOST:PORT for /metrics (Prometheus) and /healthz, e.g. 127.0.0.1:6544 "
                     "(default: http.listen in the config, else off)")
 LOG_FORMAT_HELP = "text | json: one JSON object per line (default: log.format in the config, else text)"
-
-
-def connect_hint(backend_url: str, host: str, port: int, user: str | None = None) -> str:
-    """The ``psql`` line that fits the backend: the DuckDB file's name (the demo's is
-    ``tpcds_sf0_1``), or the PostgreSQL URL's database and user; never a password.
-
-    >>> connect_hint("duckdb:///.sluice/tpcds_sf0_1.duckdb", "127.0.0.1", 6543)
-    'psql -h 127.0.0.1 -p 6543 -U sluice tpcds_sf0_1'
-    >>> connect_hint("postgresql://app:secret@db:5432/shop", "0.0.0.0", 6543)
-    'psql -h 127.0.0.1 -p 6543 -U app shop'
-    """
-    from urllib.parse import unquote, urlsplit
-
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    if backend_url.startswith(("postgresql://", "postgres://")):
-        parts = urlsplit(backend_url)
-        db = unquote(parts.path.lstrip("/")) or "postgres"
-        name = user or unquote(parts.username or "") or "postgres"
-    else:
-        path = backend_url.split("///", 1)[-1]
-        db = "memory" if path in (":memory:", "") else PurePath(path).stem
-        name = user or "sluice"
-    return f"psql -h {shown} -p {port} -U {name} {db}"
 
 
 def _run_server(config_path: str | None, backend: str | None, listen: str | None, *,
@@ -46,7 +22,9 @@ def _run_server(config_path: str | None, backend: str | None, listen: str | None
     from sqlsluice.config import DEFAULT_BACKEND, DEMO_DB, Config, load_config
     from sqlsluice.errors import ConfigError
     from sqlsluice.logs import configure_logging, mask, register_config_secrets
-    from sqlsluice.middleware.server import SluiceServer, serve
+    from sqlsluice.middleware.server import SluiceServer
+    from sqlsluice.serving.demo import connect_hint
+    from sqlsluice.serving.lifecycle import serve
 
     def load() -> Config:
         """The config as the command line says (SIGHUP runs it again; flags still win)."""
@@ -137,12 +115,11 @@ def demo_cmd(
     Example:  sluice demo
     then:     psql -h 127.0.0.1 -p 6543 -U sluice tpcds_sf0_1
     """
-    from sqlsluice.bench.tpcds_data import generate_tpcds_duckdb
-    from sqlsluice.config import DEMO_DB, STATE_DIR, load_config
+    from sqlsluice.config import load_config
+    from sqlsluice.serving.demo import build_demo
 
     load_config(config, listen=listen, http_listen=http_listen)  # every config mistake before the (long) build
-    path = DEMO_DB if sf == 0.1 else STATE_DIR / f"tpcds_sf{str(sf).replace('.', '_')}.duckdb"
-    generate_tpcds_duckdb(path, sf=sf, progress=True)
+    path = build_demo(sf)
     _run_server(config, f"duckdb:///{path}", listen, log_level=_lower(log_level), log_format=_lower(log_format),
                 http_listen=http_listen)
 
