@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,26 +108,30 @@ def build_duckdb(path: Path) -> list[tuple[str, list[str]]]:
     """TPC-DS SF 0.01 with the primary keys its data allows, and the extra schema; returns the keys."""
     import duckdb
 
-    from sqlsluice.bench.tpcds_data import generate_tpcds_duckdb
-    from sqlsluice.rewriters.tpcds_load import tpcds_keys
+    from sqlsluice.databases.tpcds import generate_tpcds_duckdb, tpcds_keys
 
-    generate_tpcds_duckdb(path, sf=0.01, progress=False)
-    keys = []
+    generate_tpcds_duckdb(path, sf=0.01, progress=False)  # declares the keys its data allows
     with duckdb.connect(str(path)) as con:
+        declared = {str(t) for (t,) in con.execute(
+            "SELECT table_name FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY'").fetchall()}
         for table, cols in sorted(tpcds_keys().items()):
+            if table in declared:
+                continue
             try:
                 con.execute(f"ALTER TABLE {table} ADD PRIMARY KEY ({', '.join(cols)})")
-                keys.append((table, cols))
             except duckdb.Error:
                 pass  # duplicates in generated data: no key on either side
-    return keys
+        # the keys DuckDB holds, in the key's column order (PostgreSQL gets the same ones)
+        rows = con.execute("SELECT table_name, constraint_column_names FROM duckdb_constraints() "
+                           "WHERE constraint_type = 'PRIMARY KEY' ORDER BY table_name").fetchall()
+    return [(str(t), list(c)) for t, c in rows]
 
 
 def build_postgres(dsn: str, duck: Path, keys: Sequence[tuple[str, list[str]]]) -> None:
     import psycopg
 
+    from sqlsluice.bench.tpcds_load import copy_duckdb_to_postgres
     from sqlsluice.databases.postgres_backend import settle_statistics
-    from sqlsluice.rewriters.tpcds_load import copy_duckdb_to_postgres
 
     copy_duckdb_to_postgres(duck, dsn, primary_keys=False)
     with psycopg.connect(dsn, autocommit=True) as c:
@@ -363,13 +367,13 @@ def capture(tools: Sequence[str]) -> None:
 
 
 # --- compare -----------------------------------------------------------------------------------
-_ONE_STRING = {1043: 25, 1015: 1009}  # varchar (and varchar[]) and text: DuckDB has one string type
+_ONE_STRING: dict[int | str, int | str] = {1043: 25, 1015: 1009}  # varchar (and varchar[]) and text: DuckDB has one string type
 
 
 @dataclass
 class Shape:
     names: list[str] = field(default_factory=list)
-    oids: list[int] = field(default_factory=list)
+    oids: list[int | str] = field(default_factory=list)  # a type of the browsed schema by its name
     tag: str = ""
     rows: int = 0
     error: str = ""  # "SQLSTATE message" when the statement failed
@@ -442,7 +446,8 @@ class Target:
                 self.conn.exec_(b"ROLLBACK")
             return shape
         shape.names = [(res.fname(i) or b"").decode() for i in range(res.nfields)]
-        shape.oids = [res.ftype(i) for i in range(res.nfields)]
+        # our own types (the enum) have an OID of each server's choosing: compared by name
+        shape.oids = [self.oids.get(f"nsptype:{res.ftype(i)}", res.ftype(i)) for i in range(res.nfields)]
         shape.tag = (res.command_status or b"").decode()
         shape.rows = res.ntuples
         return shape
@@ -458,6 +463,9 @@ def catalog_oids(host: str, port: int, db: str = DB) -> dict[str, str]:
         rows += c.execute("SELECT 'nspoid:current', oid::text FROM pg_catalog.pg_namespace "
                           "WHERE nspname = current_schema()").fetchall()
         rows += [("nsp:current", str(c.execute("SELECT current_schema()").fetchone()[0]))]  # type: ignore[index]
+        rows += c.execute("SELECT 'nsptype:' || t.oid::text, t.typname FROM pg_catalog.pg_type t JOIN "
+                          "pg_catalog.pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = current_schema()"
+                          ).fetchall()
     return {str(n): str(o) for n, o in rows}
 
 
@@ -487,7 +495,7 @@ def replay(pg_port: int, sl_port: int, tools: Sequence[str], db: str = DB) -> di
     return out
 
 
-def served(duck: Path) -> Iterator[int]:
+def served(duck: Path) -> Generator[int, None, None]:
     """``sluice serve`` over the DuckDB file (a subprocess); yields its port."""
     import socket
 

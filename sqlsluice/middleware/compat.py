@@ -120,12 +120,23 @@ _DUCK_TYPE_OIDS = {
 }
 
 
+# an enum type of duckdb_types() as DuckDB writes a column's type (``ENUM('a', 'b')``): the
+# column type names no enum, so a column of an enum type is told by its labels (the first such type)
+_ENUM_TYPE_TEXT = ("'ENUM(' || array_to_string(list_transform(labels, _l -> '''' || replace(_l, '''', '''''') "
+                   "|| ''''), ', ') || ')'")
+_ENUM_OIDS_SQL = (f"SELECT {_ENUM_TYPE_TEXT} AS t, min(type_oid) FROM duckdb_types() WHERE logical_type = 'ENUM' "
+                  "AND NOT internal AND type_oid IS NOT NULL GROUP BY 1")
+
+
 def _duck_type_oid_case(expr: str) -> str:
-    """SQL: the PostgreSQL type OID of the DuckDB type named by ``expr`` (25 for types without one)."""
+    """SQL: the PostgreSQL type OID of the DuckDB type named by ``expr`` (an enum's own OID, as
+    PostgreSQL has it; 25 for types without one)."""
     scalar = " ".join(f"WHEN {_sql_str(k)} THEN {v}" for k, v in _DUCK_TYPE_OIDS.items())
     arrays = " ".join(f"WHEN {_sql_str(k + '[]')} THEN {types.ARRAY_OF.get(v, 1009)}"
                       for k, v in _DUCK_TYPE_OIDS.items() if types.ARRAY_OF.get(v))
     return (f"CASE WHEN {expr} LIKE 'DECIMAL%[]' THEN 1231 WHEN {expr} LIKE 'DECIMAL%' THEN 1700 "
+            f"WHEN {expr} LIKE 'ENUM(%' AND {expr} NOT LIKE '%[]' THEN COALESCE((SELECT min(type_oid) "
+            f"FROM duckdb_types() WHERE logical_type = 'ENUM' AND NOT internal AND {_ENUM_TYPE_TEXT} = {expr}), 25) "
             f"ELSE CASE {expr} {scalar} {arrays} ELSE 25 END END")
 
 
@@ -167,6 +178,7 @@ class Compat:
         self._timeout_s: float | None = None  # None: unparsable, the server's applies
         self._meta: Any = None  # a second DuckDB connection for catalog look-ups
         self._col_types: dict[tuple[str | None, str], str | None] = {}
+        self._enum_oids: dict[str, int] = {}  # DuckDB's ENUM('a', 'b') column type -> the enum's OID
         self.unguarded = 0  # statements run without the division guard (sqlglot's text did not bind)
         self._client_sql: dict[str, str] = {}  # statement run -> the client's text (see written_as)
         # result column OIDs where PostgreSQL's type differs, per (sql, DuckDB types, names)
@@ -375,9 +387,10 @@ class Compat:
             self.notices.append(("WARNING", "25P01", "there is no transaction in progress"))
             return MaterializedResult(status="COMMIT" if w1 in ("COMMIT", "END") else "ROLLBACK")
         run_sql = pgsemantics.duckdb_schema(sql)  # public.t: DuckDB's main.t
-        if w1 in ("CREATE", "ALTER", "DROP") and (self._col_types or self._oid_overrides):
+        if w1 in ("CREATE", "ALTER", "DROP") and (self._col_types or self._oid_overrides or self._enum_oids):
             self._col_types.clear()
             self._oid_overrides.clear()
+            self._enum_oids.clear()
         if w1 == "CREATE" and "SERIAL" in sql.upper():
             run_sql = self._serial(run_sql)
         if len(sql) <= 65536 and _PG_MARKERS.search(sql):
@@ -530,6 +543,9 @@ class Compat:
         (``sum(int)`` int8, ``avg(int)`` numeric, ``current_user`` name) and those pinned
         for known client statements."""
         oids = [types.oid_for(c.type) for c in columns]
+        for pos, c in enumerate(columns):
+            if c.type.startswith("ENUM("):
+                oids[pos] = self._enum_oid(c.type) or oids[pos]  # PostgreSQL sends the enum type's OID
         pinned = COLUMN_OIDS.get(sql)
         if pinned:
             return [pinned.get(c.name, o) for c, o in zip(columns, oids, strict=True)]
@@ -556,14 +572,26 @@ class Compat:
         inferred = infer_param_types(sql, len(declared), self._column_type)
         return [d or i for d, i in zip(declared, inferred, strict=True)]
 
+    def _meta_cursor(self) -> Any:
+        if self._meta is None:
+            # not the session's own connection: that one may hold a result a portal still reads
+            self._meta = self.session.backend._db.cursor()  # type: ignore[attr-defined]
+        return self._meta
+
+    def _enum_oid(self, duck_type: str) -> int | None:
+        """The OID of the enum type a column of DuckDB type ``ENUM('a', ...)`` has (None: unknown)."""
+        if duck_type not in self._enum_oids:
+            try:  # (re)read the enum types: one may have been created since, by any session
+                self._enum_oids = {str(t): int(o) for t, o in self._meta_cursor().execute(_ENUM_OIDS_SQL).fetchall()}
+            except duckdb.Error:
+                return None
+        return self._enum_oids.get(duck_type)
+
     def _column_type(self, table: str | None, column: str) -> str | None:
         key = (table.lower() if table else None, column.lower())
         if key in self._col_types:
             return self._col_types[key]
-        if self._meta is None:
-            # not the session's own connection: that one may hold a result a portal still reads
-            self._meta = self.session.backend._db.cursor()  # type: ignore[attr-defined]
-        con = self._meta
+        con = self._meta_cursor()
         try:
             if table and column.startswith("#"):
                 row = con.execute("SELECT data_type FROM duckdb_columns() WHERE lower(table_name) = lower(?) "
@@ -592,14 +620,19 @@ def _pg_types_values() -> str:
         arr = types.ARRAY_OF.get(oid)
         if arr:
             rows.append((arr, "_" + typname, "b", oid, name + "[]"))
-    return ", ".join(f"({o}::BIGINT, {_sql_str(n)}, {_sql_str(k)}, {e}::BIGINT, {_sql_str(d)})"
+    return ", ".join(f"({o}::BIGINT, {_sql_str(n)}, {_sql_str(k)}, {e}::BIGINT, {_sql_str(d)}, 'pg_catalog')"
                      for o, n, k, e, d in rows)
 
 
-_PG_TYPES = f"(VALUES {_pg_types_values()}) AS pgt(oid, name, kind, elemtype, display)"
-# asyncpg's INTRO_LOOKUP_TYPES, answered from the catalogue above (arrays first need their element)
+# PostgreSQL's built-in types sluice sends, and DuckDB's enum types (kind 'e', their schema)
+_PG_TYPES = (f"(SELECT * FROM (VALUES {_pg_types_values()}) AS v(oid, name, kind, elemtype, display, ns) "
+             "UNION ALL SELECT e.oid::BIGINT, e.typname, 'e', 0::BIGINT, e.typname, n.nspname "
+             "FROM pg_catalog.pg_type e JOIN pg_catalog.pg_namespace n ON n.oid = e.typnamespace "
+             "WHERE e.typtype = 'e' AND e.oid IS NOT NULL) AS pgt")
+# asyncpg's INTRO_LOOKUP_TYPES, answered from the catalogue above (arrays first need their element);
+# kind and elemdelim are "char" as in PostgreSQL (asyncpg reads them as bytes)
 ASYNCPG_INTROSPECT = (
-    "SELECT t.oid, 'pg_catalog' AS ns, t.name, t.kind::BLOB AS kind, NULL::BIGINT AS basetype, "
+    "SELECT t.oid, t.ns, t.name, t.kind, NULL::BIGINT AS basetype, "
     "CASE WHEN t.elemtype = 0 THEN NULL ELSE t.elemtype END AS elemtype, "
     "CASE WHEN t.elemtype = 0 THEN NULL ELSE ',' END AS elemdelim, NULL::BIGINT AS range_subtype, "
     "NULL::BIGINT[] AS attrtypoids, NULL::VARCHAR[] AS attrnames, "
@@ -611,14 +644,14 @@ ASYNCPG_INTROSPECT = (
     "ORDER BY depth DESC")
 # asyncpg's TYPE_BY_NAME
 ASYNCPG_TYPE_BY_NAME = (
-    "SELECT t.oid, CASE WHEN t.elemtype = 0 THEN NULL ELSE t.elemtype END AS elemtype, t.kind::BLOB AS kind "
-    f"FROM {_PG_TYPES.replace('pgt', 't')} WHERE t.name = $1::VARCHAR AND $2::VARCHAR = 'pg_catalog'")
+    "SELECT t.oid, CASE WHEN t.elemtype = 0 THEN NULL ELSE t.elemtype END AS elemtype, t.kind "
+    f"FROM {_PG_TYPES.replace('pgt', 't')} WHERE t.name = $1::VARCHAR AND t.ns = $2::VARCHAR")
 
 # statements whose parameter / result column OIDs are PostgreSQL types DuckDB cannot name
-# (asyncpg decodes its own introspection with built-in codecs only: oid, oid[], text[], name)
+# (asyncpg decodes its own introspection with built-in codecs only: oid, oid[], text[], name, "char")
 PARAM_OIDS: dict[str, list[int]] = {ASYNCPG_INTROSPECT: [1028], ASYNCPG_TYPE_BY_NAME: [types.NAME, types.NAME]}
 _OID_COLS = {"oid": types.OID, "basetype": types.OID, "elemtype": types.OID, "range_subtype": types.OID,
-             "attrtypoids": 1028, "name": types.NAME, "ns": types.NAME}
+             "attrtypoids": 1028, "name": types.NAME, "ns": types.NAME, "kind": types.CHAR, "elemdelim": types.CHAR}
 COLUMN_OIDS: dict[str, dict[str, int]] = {ASYNCPG_INTROSPECT: _OID_COLS, ASYNCPG_TYPE_BY_NAME: _OID_COLS}
 
 # --- pg_catalog shim: CTEs adding what DuckDB's emulation lacks ---------------------------
