@@ -56,6 +56,7 @@ from sqlsluice.rewriters.api import (
 )
 from sqlsluice.rewriters.rules import BY_NAME, prepare, run_rule
 from sqlsluice.rewriters.safety import side_effect_reason
+from sqlsluice.rewriters.search import counting_failures
 from sqlsluice.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -202,8 +203,9 @@ class Entry:
 class RewriteStore:
     """Stored rewrites (and "no rewrite found" markers) in ``sluice_rewrites`` of a :class:`StateStore`."""
 
-    def __init__(self, state: StateStore) -> None:
+    def __init__(self, state: StateStore, *, review: bool = False) -> None:
         self.state = state
+        self.review = review  # review mode: a stored rewrite without a decision is not served
         state.ensure(_DDL)
         state.ensure(_PROOF_DDL)
         # a namespaced view (one database of several) keeps its decisions apart too
@@ -220,25 +222,32 @@ class RewriteStore:
     def set_status(self, key: str, status: str, by: str) -> None:
         if status not in STATUSES:
             raise ValueError(f"unknown review status {status!r}")
-        self.state.execute(f"DELETE FROM {self._status} WHERE fingerprint = ?", [key])
+        # one statement (an upsert, SQLite 3.24+ and PostgreSQL): a DELETE then INSERT let a
+        # reader in between see no decision, i.e. a stored rewrite it would serve
         self.state.execute(f"INSERT INTO {self._status} (fingerprint, status, decided_by, decided_at) "
-                           "VALUES (?, ?, ?, ?)", [key, status, by, time.time()])
+                           "VALUES (?, ?, ?, ?) ON CONFLICT (fingerprint) DO UPDATE SET status = excluded.status, "
+                           "decided_by = excluded.decided_by, decided_at = excluded.decided_at",
+                           [key, status, by, time.time()])
 
     def clear_status(self, key: str) -> None:
         self.state.execute(f"DELETE FROM {self._status} WHERE fingerprint = ?", [key])
 
     def review_status(self, e: Entry) -> str:
         """What serving does with a stored entry: ``pending`` | ``approved`` | ``rejected`` |
-        ``served`` (stored outside review mode) | ``none`` (no rewrite: searched, none found)."""
+        ``served`` (no decision, outside review mode) | ``none`` (no rewrite: searched, none found).
+        In review mode a stored rewrite without a decision is ``pending``: nobody approved it."""
         if not e.has_rewrite:
             return "none"
         st = self.status(e.fingerprint)
-        return st[0] if st is not None else "served"
+        return st[0] if st is not None else PENDING if self.review else "served"
 
     def blocked(self, key: str) -> str | None:
-        """Why the stored rewrite of ``key`` may not be served (pending review, rejected), or None."""
+        """Why the stored rewrite of ``key`` may not be served (pending review, rejected), or None.
+        In review mode a rewrite with no decision recorded is held: only ``approved`` serves."""
         st = self.status(key)
-        if st is None or st[0] == APPROVED:
+        if st is None:
+            return f"pending review, no decision recorded (sluice rewrites approve {key})" if self.review else None
+        if st[0] == APPROVED:
             return None
         if st[0] == PENDING:
             return f"pending review (sluice rewrites approve {key})"
@@ -255,9 +264,8 @@ class RewriteStore:
         return [str(r[0]) for r in rows]
 
     def put_proof(self, key: str, proof: dict[str, Any]) -> None:
-        self.state.execute("DELETE FROM sluice_rewrite_proofs WHERE fingerprint = ?", [key])
-        self.state.execute("INSERT INTO sluice_rewrite_proofs (fingerprint, proof) VALUES (?, ?)",
-                           [key, json.dumps(proof)])
+        self.state.execute("INSERT INTO sluice_rewrite_proofs (fingerprint, proof) VALUES (?, ?) "
+                           "ON CONFLICT (fingerprint) DO UPDATE SET proof = excluded.proof", [key, json.dumps(proof)])
 
     def proof(self, key: str) -> dict[str, Any] | None:
         rows = self.state.execute("SELECT proof FROM sluice_rewrite_proofs WHERE fingerprint = ?", [key])
@@ -273,10 +281,14 @@ class RewriteStore:
         return Entry(r[0], r[1], r[2], json.loads(r[3] or "[]"), r[4], r[5], r[6], r[7], r[8])
 
     def put(self, e: Entry) -> None:
-        self.state.execute("DELETE FROM sluice_rewrites WHERE fingerprint = ?", [e.fingerprint])
+        # an upsert: a reader never finds the shape missing (and searches it again) meanwhile
         self.state.execute(
             "INSERT INTO sluice_rewrites (fingerprint, original_template, rewritten_template, rules, verdict, "
-            "speedup, time_original, stats_version, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "speedup, time_original, stats_version, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (fingerprint) DO UPDATE SET original_template = excluded.original_template, "
+            "rewritten_template = excluded.rewritten_template, rules = excluded.rules, verdict = excluded.verdict, "
+            "speedup = excluded.speedup, time_original = excluded.time_original, "
+            "stats_version = excluded.stats_version, created = excluded.created",
             [e.fingerprint, e.original_template, e.rewritten_template, json.dumps(e.rules), e.verdict, e.speedup,
              e.time_original, e.stats_version, e.created])
 
@@ -389,6 +401,8 @@ class OnlineRewriter:
         self.backend = backend
         self.config = config or Config()
         self.store = store or RewriteStore(default_store())
+        if self.review:
+            self.store.review = True  # a rewrite stored without a decision waits for one
         self.dialect = backend.dialect
         self.stats_refresh_s = stats_refresh_s
         self.timeout_s = timeout_s or min(self.config.server.statement_timeout_s, 120.0)
@@ -637,10 +651,15 @@ class OnlineRewriter:
     def _search(self, key: str, sql: str) -> Rewrite:
         ver = self.stats_version()
         self.note_instance(key, sql)
-        rw = rewrite(self.backend, sql, config=self.config, rewriter=self.config.rewrite.rewriter, timing=True,
-                     timeout_s=self.timeout_s)
+        with counting_failures() as failed:  # states the search dropped (generator errors)
+            rw = rewrite(self.backend, sql, config=self.config, rewriter=self.config.rewrite.rewriter, timing=True,
+                         timeout_s=self.timeout_s)
         self.stats.searched += 1
-        self.stats.reasons[rw.reason] = self.stats.reasons.get(rw.reason, 0) + 1
+        with self._lock:
+            self.stats.reasons[rw.reason] = self.stats.reasons.get(rw.reason, 0) + 1
+            for why, n in failed.items():
+                self.stats.reasons[f"search state dropped: {why}"] = \
+                    self.stats.reasons.get(f"search state dropped: {why}", 0) + n
         template = template_of(sql, self.dialect)
         ok = rw.rewritten and rw.speedup is not None and rw.speedup >= self.config.rewrite.min_speedup
         if ok and rw.source != "rules" and self._replay(sql, rw.rules) is None:

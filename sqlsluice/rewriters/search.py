@@ -11,6 +11,10 @@ run decides).
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from sqlglot import exp
@@ -18,6 +22,31 @@ from sqlglot import exp
 from sqlsluice.databases import Backend, Catalog
 from sqlsluice.errors import SluiceError
 from sqlsluice.rewriters.rules import SEARCH, Rule, fixed_point, prepare, resolve, run_rule
+
+log = logging.getLogger(__name__)
+
+# where the searches of this context count the states they dropped, by reason (see
+# :func:`counting_failures`): the online rewriter adds them to its ``stats.reasons``
+_FAILURES: ContextVar[dict[str, int] | None] = ContextVar("sluice_search_failures", default=None)
+
+
+@contextmanager
+def counting_failures() -> Iterator[dict[str, int]]:
+    """Count, by reason, the search states dropped by the searches run inside this block."""
+    counts: dict[str, int] = {}
+    token = _FAILURES.set(counts)
+    try:
+        yield counts
+    finally:
+        _FAILURES.reset(token)
+
+
+class StateFailed(Exception):
+    """One search state could not be built or written as SQL (a sqlglot generator error)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass
@@ -34,6 +63,7 @@ class SearchResult:
     states: list[State] = field(default_factory=list)  # best first, original excluded
     explains: int = 0
     errors: int = 0
+    failed: dict[str, int] = field(default_factory=dict)  # states dropped, by reason (generator errors)
 
 
 class _Applications:
@@ -53,9 +83,15 @@ class _Applications:
         self.alive: list[exp.Expr] = []  # every tree keyed by id() outlives the search
 
     def sql_of(self, tree: exp.Expr) -> str:
+        """The tree's SQL; :class:`StateFailed` when sqlglot cannot write it (seen: a
+        ``U&'..' UESCAPE '*'`` literal, whose escape sqlglot compiles as a regular expression)."""
         if id(tree) not in self.sqls:
+            try:
+                sql = tree.sql(dialect=self.dialect)
+            except Exception as e:  # any generator error fails this state only
+                raise StateFailed(f"SQL generation failed: {type(e).__name__}: {e}"[:120]) from e
             self.alive.append(tree)
-            self.sqls[id(tree)] = tree.sql(dialect=self.dialect)
+            self.sqls[id(tree)] = sql
         return self.sqls[id(tree)]
 
     def apply(self, rule: Rule, tree: exp.Expr) -> exp.Expr | None:
@@ -105,8 +141,25 @@ def search(sql: str, catalog: Catalog | None, backend: Backend | None, *, dialec
     scorer = _Scorer(backend, dialect, max_explains)
     root = prepare(sql, catalog, dialect)
     memo = _Applications(catalog, dialect)
-    base = memo.sql_of(root)
+    failed: dict[str, int] = {}
+
+    def drop(state_rules: list[str], err: StateFailed) -> None:
+        """A state that cannot be written as SQL is dropped, not the search."""
+        failed[err.reason] = failed.get(err.reason, 0) + 1
+        counts = _FAILURES.get()
+        if counts is not None:
+            counts[err.reason] = counts.get(err.reason, 0) + 1
+        log.debug("search state %s dropped: %s; statement: %s", state_rules or "(original)", err.reason, sql)
+
     orig_cost = scorer.cost(sql)
+    try:
+        base = memo.sql_of(root)
+    except StateFailed as err:
+        # the statement itself cannot be written back (every state derived from it carries the
+        # same node): nothing to search, the original is served
+        drop([], err)
+        return SearchResult(original_cost=orig_cost, states=[], explains=scorer.calls, errors=scorer.errors,
+                            failed=failed)
     seen: dict[str, State] = {}
     children: dict[str, list[State]] = {}
     applications = [0]
@@ -122,7 +175,11 @@ def search(sql: str, catalog: Catalog | None, backend: Backend | None, *, dialec
             new = memo.apply(r, state.expr)
             if new is None:
                 continue
-            s = memo.sql_of(new)
+            try:
+                s = memo.sql_of(new)
+            except StateFailed as err:
+                drop([*state.rules, r.name], err)
+                continue
             if s == state.sql or s == base:
                 continue
             if s in seen:
@@ -160,7 +217,11 @@ def search(sql: str, catalog: Catalog | None, backend: Backend | None, *, dialec
     # (``root`` is already prepared, and qualifying is idempotent, so this is apply_rules)
     catalog_rules = [c for c in (resolve(r.name) for r in rules * 2) if c is not None]
     full_expr, full_applied, _ = fixed_point(root, catalog_rules, memo.run)
-    full_sql = memo.sql_of(full_expr)
+    try:
+        full_sql = memo.sql_of(full_expr)
+    except StateFailed as err:
+        drop(full_applied, err)
+        full_sql = base  # no "all" state
     if full_applied and full_sql not in seen and full_sql != base:
         st = State(full_expr, full_sql, full_applied, float("inf"))
         c = scorer.cost(full_sql)
@@ -177,4 +238,5 @@ def search(sql: str, catalog: Catalog | None, backend: Backend | None, *, dialec
     fs = seen.get(full_sql)
     if fs is not None and fs.cost != float("inf") and fs not in picked:
         picked.append(fs)
-    return SearchResult(original_cost=orig_cost, states=picked, explains=scorer.calls, errors=scorer.errors)
+    return SearchResult(original_cost=orig_cost, states=picked, explains=scorer.calls, errors=scorer.errors,
+                        failed=failed)

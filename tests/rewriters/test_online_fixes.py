@@ -1,0 +1,179 @@
+"""Issue #11 follow-ups in the online rewriter, each a defect seen before:
+
+* a review decision is written in one statement: no reader ever sees a stored rewrite
+  without its decision in between (it would serve it), and in review mode a stored
+  rewrite with no decision at all is held, not served;
+* the background search drops a state sqlglot cannot write as SQL (``U&'..' UESCAPE '*'``:
+  sqlglot compiles the escape as a regular expression, "nothing to repeat") instead of
+  failing the whole search;
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlglot import exp
+
+from sqlsluice.config import Config, RewriteConfig
+from sqlsluice.databases import Backend, Catalog, connect
+from sqlsluice.rewriters.api import rewrite
+from sqlsluice.rewriters.online import (
+    APPROVED,
+    PENDING,
+    REJECTED,
+    Entry,
+    OnlineRewriter,
+    RewriteStore,
+    fingerprint,
+    template_of,
+)
+from sqlsluice.rewriters.rules import SEARCH, Rule
+from sqlsluice.rewriters.search import counting_failures, search
+from sqlsluice.state import StateStore
+
+Q = ("SELECT i.i_item_id FROM item AS i WHERE i.i_category = '{cat}' AND i.i_current_price > 1.2 * "
+     "(SELECT AVG(j.i_current_price) FROM item AS j WHERE j.i_category = i.i_category) ORDER BY 1")
+
+
+class _Probed(StateStore):
+    """A state store that, after each statement it runs, records what ``probe`` (a reader on
+    another connection) sees: the states between the statements of one write."""
+
+    def __init__(self, url: str, probe: Callable[[], Any]) -> None:
+        super().__init__(url)
+        self.probe = probe
+        self.seen: list[Any] = []
+        self.statements: list[str] = []
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        rows = super().execute(sql, params)
+        if not sql.lstrip().upper().startswith(("SELECT", "CREATE")):
+            self.statements.append(sql)
+            self.seen.append(self.probe())
+        return rows
+
+
+def test_a_review_decision_is_never_missing_while_it_changes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    reader = RewriteStore(StateStore(url))  # another process (the proxy) serving from the store
+    key = "f" * 32
+    writer_state = _Probed(url, lambda: reader.blocked(key))
+    writer = RewriteStore(writer_state)  # `sluice rewrites ...` deciding
+    writer.put(Entry(key, "SELECT 1", "SELECT 1", ["scalar_subquery_to_join"], "EQUIVALENT", 2.0, 1.0, "v", 0.0))
+    writer.set_status(key, REJECTED, "dba")
+    writer_state.seen.clear()
+    writer_state.statements.clear()
+    # rejected -> pending (found again, waiting for a review): not served at any moment
+    writer.set_status(key, PENDING, "search")
+    assert writer_state.statements, "the decision was written"
+    assert all(seen is not None for seen in writer_state.seen), writer_state.seen
+    assert reader.status(key)[:2] == (PENDING, "search")  # type: ignore[index]
+    # the stored rewrite itself is replaced in place too: a reader never finds the shape gone
+    writer_state.probe = lambda: reader.get(key) is not None
+    writer_state.seen.clear()
+    writer.put(Entry(key, "SELECT 1", "SELECT 1", ["exists_to_in"], "EQUIVALENT", 3.0, 1.0, "v", 1.0))
+    assert writer_state.seen and all(writer_state.seen)
+    e = reader.get(key)
+    assert e is not None and e.rules == ["exists_to_in"] and e.speedup == 3.0
+    writer_state.probe = lambda: reader.proof(key) is not None
+    writer.put_proof(key, {"status": "PROVED"})
+    writer_state.seen.clear()
+    writer.put_proof(key, {"status": "PROVED", "by": "whole query"})
+    assert writer_state.seen and all(writer_state.seen)
+    assert reader.proof(key) == {"status": "PROVED", "by": "whole query"}
+
+
+def test_review_mode_holds_a_stored_rewrite_without_a_decision(tpcds_tiny: Path, tmp_path: Path) -> None:
+    db = tmp_path / "tpcds.duckdb"
+    shutil.copy(tpcds_tiny, db)
+    be = connect(f"duckdb:///{db}")
+    store = RewriteStore(StateStore(f"sqlite:///{tmp_path / 'state.sqlite'}"))
+    online = OnlineRewriter(be, Config(rewrite=RewriteConfig(mode="review")), store, stats_refresh_s=0.0)
+    try:
+        first, second = Q.format(cat="Music"), Q.format(cat="Books")
+        rw = rewrite(be, first, timing=False)
+        assert rw.rules
+        key, _ = fingerprint(first, "duckdb")
+        # stored with no decision (a store filled outside review mode, or a decision lost)
+        store.put(Entry(key, template_of(first, "duckdb"), template_of(rw.sql, "duckdb"), rw.rules, rw.verdict,
+                        2.0, 1.0, online.stats_version(), 0.0))
+        assert store.status(key) is None
+        out, info = online.lookup_ex(second)
+        assert out is None and "no decision recorded" in info["rewrite"], info
+        assert store.review_status(store.get(key)) == PENDING  # type: ignore[arg-type]
+        assert online.stats.held == 1
+        store.set_status(key, APPROVED, "dba")
+        out, info = online.lookup_ex(second)
+        assert out is not None and info["rewritten"] and "'Books'" in out, info
+        # the same store outside review mode serves a rewrite with no decision
+        plain = RewriteStore(StateStore(f"sqlite:///{tmp_path / 'state.sqlite'}"))
+        plain.clear_status(key)
+        assert plain.blocked(key) is None and plain.review_status(plain.get(key)) == "served"  # type: ignore[arg-type]
+        assert store.blocked(key) is not None
+    finally:
+        online.close()
+        be.close()
+
+
+# -- a state sqlglot cannot write drops that state, not the search ----------------------------
+def _poison(tree: exp.Expr, *, schema: Catalog | None = None, dialect: str | None = None) -> exp.Expr:
+    """A rule whose output sqlglot cannot write: it adds ``U&'d*0061t' UESCAPE '*'`` to the
+    projection (sqlglot compiles the escape as a regular expression: 'nothing to repeat')."""
+    if not isinstance(tree, exp.Select):
+        return tree
+    out = tree.copy()
+    out.select(exp.UnicodeString(this="d*0061t", escape=exp.Literal.string("*")), copy=False)
+    return out
+
+
+def _small(url: str) -> Backend:
+    """Two small tables on PostgreSQL (sqlglot writes ``U&'..' UESCAPE`` for PostgreSQL only)."""
+    be = connect(url)
+    with be.session() as s:
+        s.execute("CREATE TABLE t (a int PRIMARY KEY, b text, n int)")
+        s.execute("CREATE TABLE u (a int, c int)")
+        s.execute("INSERT INTO t SELECT g, 'dat', g FROM generate_series(1, 50) g")
+        s.execute("INSERT INTO u SELECT g % 7, g % 3 FROM generate_series(1, 50) g")
+        s.execute("ANALYZE")
+    return be
+
+
+SCALAR = "SELECT t.a FROM t WHERE t.n > (SELECT AVG(u.c) FROM u WHERE u.a = t.a) AND t.b = '{b}'"
+
+
+def test_a_state_that_cannot_be_written_is_dropped_not_the_search(pg_db: str) -> None:
+    poison = Rule("select_unicode_poison", None, "test: an output sqlglot cannot generate", _poison, ("test",))
+    be = _small(pg_db)
+    try:
+        with counting_failures() as failed:
+            res = search(SCALAR.format(b="dat"), be.catalog(row_counts=False), be, rules=(poison, *SEARCH))
+    finally:
+        be.close()
+    assert [st.rules for st in res.states] == [["scalar_subquery_to_join"]]
+    assert res.failed and all("nothing to repeat" in why for why in res.failed), res.failed
+    assert failed == res.failed
+
+
+def test_uescape_statement_is_searched_without_a_worker_error(pg_db: str, tmp_path: Path) -> None:
+    be = _small(pg_db)
+    store = RewriteStore(StateStore(f"sqlite:///{tmp_path / 'state.sqlite'}"))
+    online = OnlineRewriter(be, Config(), store, stats_refresh_s=0.0)
+    try:
+        sql = "SELECT a FROM t WHERE b = U&'d*0061t' UESCAPE '*' AND a IN (SELECT a FROM u WHERE u.c = 1)"
+        assert be.execute(sql).rows  # PostgreSQL accepts it: 'dat'
+        assert online.submit(sql)
+        assert online.wait_idle(120)
+        assert online.stats.errors == 0 and online.stats.searched == 1, online.stats
+        dropped = {k: n for k, n in online.stats.reasons.items() if k.startswith("search state dropped")}
+        assert dropped and all("nothing to repeat" in k for k in dropped), online.stats.reasons
+        key, _ = fingerprint(sql, "postgres")
+        e = store.get(key)
+        assert e is not None and not e.has_rewrite  # searched: no rewrite, not searched again
+        assert online.submit(sql) is False
+        assert online.lookup(sql) is None  # the original is served
+    finally:
+        online.close()
+        be.close()
