@@ -161,8 +161,13 @@ class Backend(abc.ABC):
         return time.perf_counter() - t0, r
 
     def stats_version(self) -> str:
-        """Changes when the catalog or statistics change (drops stored rewrites)."""
+        """Changes when the catalog or statistics change (stored rewrites are re-timed)."""
         return self.catalog(row_counts=True).fingerprint()
+
+    def schema_version(self) -> str:
+        """Changes when the schema changes: tables, columns and their types, keys and other
+        constraints (what a rewrite's soundness rests on; stored rewrites are dropped)."""
+        return self.catalog(row_counts=False).schema_fingerprint()
 
     @abc.abstractmethod
     def close(self) -> None: ...

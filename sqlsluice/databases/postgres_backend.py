@@ -240,8 +240,18 @@ class PostgresBackend(Backend):
             return [ColumnInfo((d.fname(i) or b"").decode(), f"{int(d.ftype(i))}:{int(d.fmod(i))}")
                     for i in range(d.nfields)]
 
-    def stats_version(self) -> str:
+    def schema_version(self) -> str:
+        """One digest of what the rewriter's soundness rests on: relations, columns (types,
+        NOT NULL), constraints, view definitions and user functions (volatility, body).
+        Temporary objects (other sessions' ``pg_temp_N``) and schema ``sluice`` are left out."""
         with self.pool.connection() as conn:
+            row = conn.execute(_SCHEMA_VERSION_SQL).fetchone()
+        return str(row[0]) if row else ""
+
+    def stats_version(self) -> str:
+        """:meth:`schema_version` and the planner statistics (row estimates, analyze times)."""
+        with self.pool.connection() as conn:
+            schema = conn.execute(_SCHEMA_VERSION_SQL).fetchone()
             row = conn.execute(
                 # reltuples only in factor-of-two buckets: VACUUM replaces ANALYZE's estimate with an
                 # exact count, which is not a change of statistics worth dropping rewrites for.
@@ -252,12 +262,34 @@ class PostgresBackend(Backend):
                 " JOIN pg_namespace n ON n.oid = c.relnamespace"
                 " WHERE c.relkind IN ('r','p','i') AND n.nspname NOT IN ('pg_catalog','information_schema')"
                 " AND n.nspname <> 'sluice'").fetchone()
-        return str(row[0]) if row else ""
+        return (str(schema[0]) if schema else "") + ":" + (str(row[0]) if row else "")
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+
+_USER_NS = ("n.nspname NOT IN ('pg_catalog', 'information_schema', 'sluice') AND n.nspname NOT LIKE 'pg\\_toast%'"
+            " AND n.nspname NOT LIKE 'pg\\_temp\\_%'")
+_SCHEMA_VERSION_SQL = (
+    "SELECT md5(coalesce(string_agg(x, ',' ORDER BY x), '')) FROM ("
+    " SELECT 'r:' || c.oid || ':' || n.nspname || '.' || c.relname || ':' || c.relkind::text AS x"
+    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+    f" WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'i') AND {_USER_NS}"
+    " UNION ALL SELECT 'a:' || a.attrelid || ':' || a.attnum || ':' || a.attname || ':' || a.atttypid || ':'"
+    " || a.atttypmod || ':' || a.attnotnull"
+    " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+    f" WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {_USER_NS}"
+    " UNION ALL SELECT 'c:' || co.oid || ':' || co.conrelid || ':' || co.contype::text || ':' || co.convalidated || ':'"
+    " || pg_get_constraintdef(co.oid)"
+    f" FROM pg_constraint co JOIN pg_namespace n ON n.oid = co.connamespace WHERE {_USER_NS}"
+    " UNION ALL SELECT 'v:' || c.oid || ':' || md5(coalesce(pg_get_viewdef(c.oid), ''))"
+    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+    f" WHERE c.relkind IN ('v', 'm') AND {_USER_NS}"
+    " UNION ALL SELECT 'f:' || p.oid || ':' || p.proname || ':' || p.provolatile::text || ':' || md5(coalesce(p.prosrc, ''))"
+    f" FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {_USER_NS}"
+    ") s")
 
 
 def settle_statistics(conn: psycopg.Connection[Any]) -> None:

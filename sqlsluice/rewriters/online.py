@@ -3,22 +3,27 @@
 A SELECT is fingerprinted with its literals lifted to parameters.  The first sight of a
 shape runs the original and queues a background job (search -> verify -> time); when the
 rule rewrite is equivalent and faster, the rule sequence is stored per fingerprint in
-``sluice_rewrites`` together with the backend's statistics version.  A later query of the
+``sluice_rewrites`` together with the backend's schema and statistics versions.  A later query of the
 same shape replays that rule sequence on its own text, i.e. the stored rewrite is
 re-instantiated with this call's literals; the rules' applicability checks run again on
 the concrete query, so a rule whose precondition depended on a literal (pruning a UNION
 branch on ``'w' = 's'``) cannot be carried over to literals where it would be wrong: when
 the replay does not reproduce the stored sequence the original is served.  Stored
-rewrites are dropped when the statistics version changes or when one is observed slower
-than the original.
+rewrites are dropped when the schema changes (tables, columns, keys, constraints: what
+their soundness rests on).  A change of statistics (an ANALYZE, autovacuum's autoanalyze)
+bears only on speed: the rewrite stays served and is re-timed against the original in the
+background, and demoted only if that finds it slower, as it is when one is observed
+slower when served.
 
 Review mode (``[rewrite] mode = "review"``, as SQL plan baselines): a rewrite the search
 stores is ``pending`` and is not served until approved (``sluice rewrites approve FP`` or
 :meth:`RewriteStore.set_status`); ``rejected`` is never served and is kept, so the shape is
-not searched again until statistics change; forgetting deletes it (searched again on next
-sight).  The decision lives in ``sluice_rewrite_status``; a stored rewrite without a row
-there (stored outside review mode) is served.  Any decision is dropped with the rewrite
-when statistics change, so a rewrite found again waits for a new review.
+not searched again until the schema changes; forgetting deletes it (searched again on
+next sight).  The decision lives in ``sluice_rewrite_status`` and is written in one
+statement; outside review mode a stored rewrite without a row there is served, in review
+mode it is held (nobody approved it).  A decision is dropped with the rewrite when the
+schema changes, so a rewrite found again waits for a new review; a statistics change keeps
+both (it is the same rewrite).
 """
 
 from __future__ import annotations
@@ -327,6 +332,7 @@ class _Stats:
     bound_instances: int = 0  # literal instances built from a first Bind and queued
     observed: int = 0  # served executions fed back (rewrites and originals)
     rechecks: int = 0  # served rewrites re-timed against the original after looking slower
+    retimed: int = 0  # stored rewrites re-timed because the statistics changed (kept meanwhile)
     proved: int = 0  # stored rewrites whose certificate is a proof (PROVED)
     pending: int = 0  # stored for review (review mode), not served until approved
     held: int = 0  # lookups that found a stored rewrite pending review or rejected
@@ -412,6 +418,7 @@ class OnlineRewriter:
         self._pending: set[str] = set()
         self._lock = threading.Lock()
         self._stats_ver: tuple[float, str] | None = None
+        self._retiming: set[str] = set()  # shapes queued for a re-time after a statistics change
         self._replays: OrderedDict[tuple[str, str], str | None] = OrderedDict()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -434,17 +441,58 @@ class OnlineRewriter:
 
     # -- statistics version, cached ------------------------------------------------------
     def stats_version(self) -> str:
+        """The version stamped on a stored entry: ``<schema version>/<statistics version>``.
+
+        Only the schema part bears on soundness (tables, columns, keys, constraints: what the
+        rules' preconditions and the proofs read); statistics only bear on speed."""
         now = time.monotonic()
         with self._lock:
             if self._stats_ver is not None and now - self._stats_ver[0] < self.stats_refresh_s:
                 return self._stats_ver[1]
         try:
-            v = self.backend.stats_version()
+            v = f"{self.backend.schema_version()}/{self.backend.stats_version()}"
         except SluiceError:
-            v = ""
+            v = ""  # unknown: every stored entry counts as from another schema (dropped)
         with self._lock:
             self._stats_ver = (now, v)
         return v
+
+    def _changed(self, e: Entry) -> str | None:
+        """What changed since ``e`` was stored: None (nothing), ``"statistics"`` (the rewrite is
+        still sound: keep serving it, re-time it) or ``"schema"`` (drop it).  An entry stamped
+        before versions had a schema part, or while the version was unknown, counts as schema."""
+        cur = self.stats_version()
+        if e.stats_version == cur:
+            return None
+        old_schema, sep, _ = e.stats_version.partition("/")
+        new_schema, sep2, _ = cur.partition("/")
+        return "statistics" if sep and sep2 and old_schema and old_schema == new_schema else "schema"
+
+    def _still_sound(self, e: Entry, instance: str | None) -> bool:
+        """False when the schema changed since ``e`` was stored (it is dropped: searched again on
+        next sight); on a statistics change, True, with a background re-time of the rewrite
+        against the original queued (it is demoted only if that finds it slower)."""
+        what = self._changed(e)
+        if what == "schema":
+            self._drop(e.fingerprint, "schema changed")
+            return False
+        if what == "statistics" and e.has_rewrite:
+            self._retime(e.fingerprint, instance)
+        return True
+
+    def _retime(self, key: str, instance: str | None) -> None:
+        """Queue one re-time of the stored rewrite of ``key`` after a statistics change."""
+        if self._closed:
+            return
+        with self._lock:
+            if key in self._retiming:
+                return
+            self._retiming.add(key)
+            self.stats.retimed += 1
+        if instance is not None:
+            self.note_instance(key, instance)
+        self._enqueue("retime", (key,))
+        self._ensure_worker()
 
     def invalidate_stats(self) -> None:
         with self._lock:
@@ -503,9 +551,8 @@ class OnlineRewriter:
                 why = self._dropped.get(key)
             miss["rewrite"] = f"dropped: {why}" if why else "no stored rewrite" if e is not None else "unknown shape"
             return None, miss
-        if e.stats_version != self.stats_version():
-            self._drop(key, "statistics or schema changed")  # search again on next sight
-            miss["rewrite"] = "dropped: statistics or schema changed"
+        if not self._still_sound(e, sql):  # the schema changed: searched again on next sight
+            miss["rewrite"] = "dropped: schema changed"
             return None, miss
         held = self.store.blocked(key)
         if held is not None:
@@ -528,8 +575,7 @@ class OnlineRewriter:
         e = self.store.get(instance_key(key, lits))
         if e is None or not e.has_rewrite or e.original_template != sql:
             return None
-        if e.stats_version != self.stats_version():
-            self._drop(e.fingerprint, "statistics or schema changed")
+        if not self._still_sound(e, sql):
             return None
         if self.store.blocked(e.fingerprint) is not None:
             self.stats.held += 1
@@ -597,8 +643,12 @@ class OnlineRewriter:
                 self.stats.reasons[f"not rewritten: {unsafe}"] = self.stats.reasons.get(f"not rewritten: {unsafe}", 0) + 1
             return False
         e = self.store.get(key)
-        if e is not None and e.stats_version == self.stats_version():
-            return False
+        if e is not None:
+            what = self._changed(e)
+            # a stored rewrite outlives a statistics change (re-timed, see _still_sound); a "no
+            # rewrite" marker is searched again, the search may find one under new statistics
+            if what is None or what == "statistics" and e.has_rewrite:
+                return False
         with self._lock:
             self._pending.add(key)
             self.stats.submitted += 1
@@ -633,6 +683,8 @@ class OnlineRewriter:
                     self._bound(*arg)
                 elif kind == "recheck":
                     self._recheck(*arg)
+                elif kind == "retime":
+                    self._recheck(*arg, statistics_changed=True)
             except Exception as e:  # the worker must survive anything a job does
                 self.stats.errors += 1
                 log.exception("background rewrite job failed: %s", e)
@@ -647,6 +699,8 @@ class OnlineRewriter:
                         sv = self._served.get(arg[0])
                         if sv is not None:
                             sv.recheck_pending = False
+                    elif kind == "retime":
+                        self._retiming.discard(arg[0])
 
     def _search(self, key: str, sql: str) -> Rewrite:
         ver = self.stats_version()
@@ -786,19 +840,35 @@ class OnlineRewriter:
         self._ensure_worker()
         return note + ": re-timing both"
 
-    def _recheck(self, key: str) -> None:
+    def _recheck(self, key: str, *, statistics_changed: bool = False) -> None:
         """Time the original and the stored rewrite side by side on a literal instance of the
         shape; drop the rewrite when it is slower (or returns other rows), else refresh its
-        baseline."""
+        baseline and stamp it with the current statistics version.
+
+        ``statistics_changed``: queued because the statistics changed since it was stored (not
+        because it looked slow when served): with no instance to re-time it is kept as it is
+        (its soundness does not rest on statistics; the served-time feedback still watches)."""
         e = self.store.get(key)
         if e is None or not e.has_rewrite:
+            return
+        ver = self.stats_version()
+        if self._changed(e) == "schema":
+            self._drop(key, "schema changed")
             return
         with self._lock:
             inst = self._instances.get(key)
             sv = self._served.setdefault(key, Served())
-            note = sv.note
+            note = "after a statistics change" if statistics_changed else f"after serving ({sv.note})"
             orig = sv.original()
             slower = orig is not None and sv.rewrite_s is not None and sv.rewrite_s > orig * SLOWER_MARGIN
+        instance_only = key.startswith("i:")  # an LLM rewrite, of exactly one literal instance
+        if instance_only:
+            inst = e.original_template
+        if inst is None and statistics_changed:
+            self.store.put(Entry(key, e.original_template, e.rewritten_template, e.rules, e.verdict, e.speedup,
+                                 e.time_original, ver, e.created))
+            log.info("re-time: rewrite %s kept under new statistics (no literal instance to re-time)", key)
+            return
         if inst is None:
             if slower:
                 self._demote(key, f"slower when served ({note}); no literal instance to re-time")
@@ -806,7 +876,7 @@ class OnlineRewriter:
                 with self._lock:
                     sv.expected_s, sv.n_rewrite = sv.rewrite_s, 0
             return
-        rsql = self._replay(inst, e.rules)
+        rsql = e.rewritten_template if instance_only else self._replay(inst, e.rules)
         if rsql is None:
             self._demote(key, "stored rules no longer apply to the recorded instance")
             return
@@ -837,20 +907,21 @@ class OnlineRewriter:
         best_o = min(t_o) if t_o else None
         best_r = min(t_r) if t_r else None
         if best_r is None and best_o is not None:
-            self._demote(key, f"slower than the original, re-timed after serving ({note}): rewrite timed out, "
+            self._demote(key, f"slower than the original, re-timed {note}: rewrite timed out, "
                               f"original {best_o * 1000:.3g} ms")
             return
         if best_r is not None and best_o is not None and best_r > best_o:
-            self._demote(key, f"slower than the original, re-timed after serving ({note}): rewrite "
+            self._demote(key, f"slower than the original, re-timed {note}: rewrite "
                               f"{best_r * 1000:.3g} ms > original {best_o * 1000:.3g} ms")
             return
         # still faster (or the original timed out): refresh the baseline, start counting again
         speed = None if best_o is None or not best_r else best_o / best_r
         self.store.put(Entry(key, e.original_template, e.rewritten_template, e.rules, e.verdict, speed or e.speedup,
-                             best_o if best_o is not None else e.time_original, e.stats_version, e.created))
+                             best_o if best_o is not None else e.time_original, ver, e.created))
         with self._lock:
             self._served[key] = Served(original_s=best_o, n_original=1 if best_o is not None else 0,
-                                       baseline_s=best_o, expected_s=best_r, note="re-timed: rewrite still faster")
+                                       baseline_s=best_o, expected_s=best_r,
+                                       note=f"re-timed {note}: rewrite still faster")
             self._generation += 1
         log.info("re-check: rewrite %s still faster (%s vs %s)", key, best_r, best_o)
 
@@ -869,8 +940,9 @@ class OnlineRewriter:
         e = self.store.get(key)
         if e is None:
             return
+        # stamped with the version it was found slower under: searched again when it changes
         self.store.put(Entry(key, e.original_template, "", [], "NONE", None, e.time_original,
-                             e.stats_version, time.time()))
+                             self.stats_version(), time.time()))
         self.store.clear_status(key)
         self._note_dropped(key, why)
         log.warning("rewrite %s %s: dropped", key, why)
@@ -929,9 +1001,8 @@ class OnlineRewriter:
             if not pending and inst is not None:
                 pending = self.submit(inst)  # searched before (statistics changed since): again
             return miss(key, "queued" if pending else "unknown shape: queued at the first Bind")
-        if e.stats_version != self.stats_version():
-            self._drop(key, "statistics or schema changed")
-            return miss(key, "dropped: statistics or schema changed")
+        if not self._still_sound(e, None):
+            return miss(key, "dropped: schema changed")
         if not e.has_rewrite:
             why = self.dropped_reason(key)
             return miss(key, f"dropped: {why}" if why else "no stored rewrite")

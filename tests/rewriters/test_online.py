@@ -1,5 +1,6 @@
 """OnlineRewriter at the Python level: fingerprints, stored rewrites replayed with new literals,
-drops on statistics change and on observed slowness, writes never rewritten, shadow mode."""
+re-timed on a statistics change, dropped on a schema change and on observed slowness, writes
+never rewritten, shadow mode."""
 
 from __future__ import annotations
 
@@ -65,14 +66,24 @@ def test_stored_rewrite_replayed_with_this_calls_literals(tpcds_tiny: Path, tmp_
         else:
             assert "re-timed" in (online.dropped_reason(key) or "")
             assert online.lookup(second) is None
-        # statistics change -> stored rewrites dropped
+        # statistics change -> the rewrite (still sound) stays served and is re-timed
         store.put(Entry(key, template_of(first, "duckdb"), "", rw.rules, rw.verdict, 2.0, 1.0,
                         online.stats_version(), 0.0))
         assert online.lookup(second) is not None
-        be.execute("INSERT INTO item SELECT * FROM item LIMIT 1")
+        be.execute("INSERT INTO item SELECT * REPLACE (i_item_sk + 1000000 AS i_item_sk) FROM item LIMIT 1")
+        online.invalidate_stats()
+        assert online.lookup(second) is not None and online.stats.retimed == 1
+        assert online.wait_idle(60) and online.stats.errors == 0
+        kept = store.get(key)
+        assert kept is not None and kept.stats_version == online.stats_version()
+        assert kept.has_rewrite or "re-timed after a statistics change" in (online.dropped_reason(key) or "")
+        # schema change -> stored rewrites dropped
+        store.put(Entry(key, template_of(first, "duckdb"), "", rw.rules, rw.verdict, 2.0, 1.0,
+                        online.stats_version(), 0.0))
+        be.execute("CREATE TABLE sluice_test_extra (a INTEGER)")
         online.invalidate_stats()
         assert online.lookup(second) is None
-        assert store.get(key) is None
+        assert store.get(key) is None and online.dropped_reason(key) == "schema changed"
     finally:
         online.close()
         be.close()

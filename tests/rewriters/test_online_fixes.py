@@ -177,3 +177,57 @@ def test_uescape_statement_is_searched_without_a_worker_error(pg_db: str, tmp_pa
     finally:
         online.close()
         be.close()
+
+
+# -- statistics vs schema ------------------------------------------------------------------
+def test_statistics_change_keeps_the_rewrite_and_retimes_schema_change_drops(pg_db: str, tmp_path: Path) -> None:
+    be = _small(pg_db)
+    store = RewriteStore(StateStore(f"sqlite:///{tmp_path / 'state.sqlite'}"))
+    online = OnlineRewriter(be, Config(), store, stats_refresh_s=0.0)
+    try:
+        first, second = SCALAR.format(b="dat"), SCALAR.format(b="zzz")
+        rw = rewrite(be, first, timing=False)
+        assert rw.rules == ["scalar_subquery_to_join"], rw.reason
+        key, _ = fingerprint(first, "postgres")
+        v0 = online.stats_version()
+        store.put(Entry(key, template_of(first, "postgres"), template_of(rw.sql, "postgres"), rw.rules, rw.verdict,
+                        2.0, 1.0, v0, 0.0))
+        assert online.lookup(second) is not None
+        # what autovacuum's autoanalyze does: new statistics, same schema
+        with be.session() as s:
+            s.execute("INSERT INTO u SELECT g % 11, g % 5 FROM generate_series(1, 5000) g")
+            s.execute("ANALYZE u")
+        online.invalidate_stats()
+        v1 = online.stats_version()
+        assert v1 != v0 and v1.split("/")[0] == v0.split("/")[0]
+        hit = online.lookup(second)
+        assert hit is not None and hit[1]["rules"] == rw.rules  # still served meanwhile
+        prepared = online.lookup_prepared(SCALAR.replace("'{b}'", "$1"), ())
+        assert prepared.sql is not None and prepared.info["rewritten"], prepared.info
+        assert online.stats.retimed == 1  # one re-time queued for the shape, not one per lookup
+        assert online.wait_idle(120) and online.stats.errors == 0, online.stats
+        e = store.get(key)
+        assert e is not None and e.stats_version == v1  # re-timed under the new statistics
+        if e.has_rewrite:
+            assert online.lookup(second) is not None and online.dropped_reason(key) is None
+        else:  # found slower on the re-time: demoted (and only then)
+            assert "re-timed after a statistics change" in (online.dropped_reason(key) or "")
+            store.put(Entry(key, template_of(first, "postgres"), template_of(rw.sql, "postgres"), rw.rules,
+                            rw.verdict, 2.0, 1.0, v1, 0.0))
+            assert online.lookup(second) is not None
+        # a schema change the planner statistics do not show (a foreign key): dropped
+        with be.session() as s:
+            s.execute("DELETE FROM u WHERE a NOT IN (SELECT a FROM t)")
+            s.execute("ALTER TABLE u ADD CONSTRAINT u_t FOREIGN KEY (a) REFERENCES t (a)")
+        online.invalidate_stats()
+        assert online.stats_version().split("/")[0] != v1.split("/")[0]
+        out, info = online.lookup_ex(second)
+        assert out is None and info["rewrite"] == "dropped: schema changed", info
+        assert store.get(key) is None and online.dropped_reason(key) == "schema changed"
+        # a rewrite stored before versions had a schema part is dropped too (nothing vouches for it)
+        store.put(Entry(key, template_of(first, "postgres"), template_of(rw.sql, "postgres"), rw.rules, rw.verdict,
+                        2.0, 1.0, "0123456789abcdef", 0.0))
+        assert online.lookup(second) is None and store.get(key) is None
+    finally:
+        online.close()
+        be.close()
