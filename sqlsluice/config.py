@@ -42,8 +42,17 @@ Example ``sluice.toml``::
     [pool]                      # optional: PostgreSQL server connection pooling (README "Pooling")
     pool_mode = "session"       # session | transaction
     pool_size = 20              # server connections per (database, upstream role)
-    max_client_conn = 1000      # clients per database; beyond: FATAL 53300
+    max_client_conn = 1000      # clients of the whole server, all databases; beyond: FATAL 53300
     query_wait_timeout = 120    # seconds a client waits for a server connection, then 53300
+    server_idle_timeout = 600   # close a pooled server connection idle longer than this (0: never)
+    server_lifetime = 3600      # close a server connection older than this when it comes back (0: never)
+
+    [auth]                      # optional: PgBouncer's auth_query for clients not in [[users]]
+    user = "pgbouncer"          # auth_user: the upstream role that runs the query (enables it)
+    password = "..."            # its password (else the backend URL's, when it names this role)
+    query = "SELECT usename, passwd FROM pg_shadow WHERE usename = $1"   # PgBouncer's default
+    # dbname = "postgres"       # auth_dbname: where the query runs (default: the client's database)
+    cache_s = 10                # how long a looked-up secret is reused
 
 The file is validated as a whole: every mistake is reported, one line each
 (``sluice.toml: server.listen: port 99999 is out of range 1-65535``), and ``sluice``
@@ -262,8 +271,14 @@ class DatabaseConfig(Strict):
     # pooling of this database's PostgreSQL server connections; None: the [pool] value
     pool_mode: Literal["session", "transaction"] | None = None
     pool_size: int | None = Field(default=None, ge=1)
-    max_client_conn: int | None = Field(default=None, ge=1)
+    max_client_conn: int | None = Field(default=None, ge=1)  # clients of this database
     query_wait_timeout: float | None = Field(default=None, gt=0)
+    server_idle_timeout: float | None = Field(default=None, ge=0)
+    server_lifetime: float | None = Field(default=None, ge=0)
+    # auth_query for this database (PgBouncer's per-database auth_user / auth_query / auth_dbname)
+    auth_user: str | None = None
+    auth_query: str | None = None
+    auth_dbname: str | None = None
 
 
 class PoolConfig(Strict):
@@ -273,14 +288,37 @@ class PoolConfig(Strict):
     with it; with ``pool_size`` server connections are reused (after ``DISCARD ALL``).
     ``transaction`` holds a server connection from a transaction's first statement to its end.
     ``pool_size`` counts server connections per (database, upstream role); ``max_client_conn``
-    clients per database; a client waits up to ``query_wait_timeout`` seconds for a server
-    connection (FIFO), then gets 53300.
+    the clients of the whole server (every database; ``[databases]`` entries may set their own
+    limit); a client waits up to ``query_wait_timeout`` seconds for a server connection (FIFO),
+    then gets 53300.  A pooled server connection idle longer than ``server_idle_timeout``
+    seconds is closed, and one older than ``server_lifetime`` seconds is closed when it comes
+    back (0: never), as in PgBouncer.
     """
 
     pool_mode: Literal["session", "transaction"] = "session"
     pool_size: int | None = Field(default=None, ge=1)  # transaction mode: 20 when unset
     max_client_conn: int | None = Field(default=None, ge=1)
     query_wait_timeout: float = Field(default=120.0, gt=0)
+    server_idle_timeout: float = Field(default=600.0, ge=0)
+    server_lifetime: float = Field(default=3600.0, ge=0)
+
+
+DEFAULT_AUTH_QUERY = "SELECT usename, passwd FROM pg_shadow WHERE usename = $1"
+
+
+class AuthConfig(Strict):
+    """``[auth]``: PgBouncer's ``auth_query``.  A client that is not in ``[[users]]`` is checked
+    against the secret (SCRAM verifier or md5 hash) that ``query`` returns for its name, run
+    upstream as ``user`` (``auth_user``; it enables the lookup) in ``dbname`` (default: the
+    client's database).  ``password`` is that role's password; unset: the backend URL's when
+    the URL names the same role, else a ``[[users]]`` entry of that name.
+    """
+
+    user: str | None = None
+    password: str | None = None
+    query: str = DEFAULT_AUTH_QUERY
+    dbname: str | None = None
+    cache_s: float = Field(default=10.0, ge=0)  # how long a looked-up secret (or its absence) is reused
 
 
 class Config(Strict):
@@ -294,6 +332,7 @@ class Config(Strict):
     # client database name -> backend; empty: every name goes to ``server.backend``
     databases: dict[str, DatabaseConfig | str] = Field(default_factory=dict)
     pool: PoolConfig = Field(default_factory=PoolConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
     source: str | None = None
 
     def user(self, name: str) -> User | None:
@@ -359,9 +398,12 @@ def semantic_errors(data: dict[str, Any]) -> list[str]:
     server: dict[str, Any] = data["server"] if isinstance(data.get("server"), dict) else {}
     users: list[Any] = data["users"] if isinstance(data.get("users"), list) else []
     auth = server.get("auth")
-    if auth in ("cleartext", "md5", "scram-sha-256") and not users:
+    dbs: dict[str, Any] = data["databases"] if isinstance(data.get("databases"), dict) else {}
+    auth_user = (data["auth"].get("user") if isinstance(data.get("auth"), dict) else None) or any(
+        isinstance(d, dict) and d.get("auth_user") for d in dbs.values())
+    if auth in ("cleartext", "md5", "scram-sha-256") and not users and not auth_user:
         errors.append(f"server.auth: auth = {auth!r} needs at least one [[users]] entry "
-                      "(name, password): nobody could log in")
+                      "(name, password) or [auth] user (auth_query): nobody could log in")
     if bool(server.get("tls_cert")) != bool(server.get("tls_key")):
         errors.append("server.tls_cert, server.tls_key: give both or neither")
     names = [u.get("name") for u in users if isinstance(u, dict)]

@@ -1,10 +1,14 @@
 """Pooling of PostgreSQL server connections (PgBouncer's ``pool_mode``, ``pool_size``,
-``max_client_conn``, ``query_wait_timeout``).
+``max_client_conn``, ``query_wait_timeout``, ``server_idle_timeout``, ``server_lifetime``).
 
 One :class:`Pool` per (upstream host, port, database, role); the server's
-:class:`PoolManager` holds them and counts clients per database.  A client that finds
-every server connection busy waits in a FIFO queue for up to ``query_wait_timeout``
-seconds, then gets 53300.
+:class:`PoolManager` holds them and counts clients per database (``[pool] max_client_conn``,
+the limit over all databases, is the server's).  A client that finds every server
+connection busy waits in a FIFO queue for up to ``query_wait_timeout`` seconds, then gets
+53300.  A server connection idle longer than ``server_idle_timeout`` is closed (a janitor
+task looks every few seconds, and a checkout never takes one); one older than
+``server_lifetime`` is closed when it comes back, or while idle.  ``SHOW sluice.pools``
+(:func:`pools_view`) shows each pool as PgBouncer's ``SHOW POOLS`` does.
 
 Modes (the relay side is :class:`sqlsluice.middleware.upstream.UpstreamRelay`):
 
@@ -43,16 +47,20 @@ import hashlib
 import logging
 import re
 import struct
+import time
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlsluice.databases.base import ColumnInfo
 from sqlsluice.errors import SluiceError
-from sqlsluice.middleware import codec
+from sqlsluice.middleware import codec, pipeline
 from sqlsluice.middleware.upstream_auth import UpstreamSession, UpstreamTarget, open_upstream
 
 if TYPE_CHECKING:
     from sqlsluice.config import Config
+    from sqlsluice.middleware.pipeline import SessionContext
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +82,10 @@ class PoolTimeout(SluiceError):
 class PoolSettings:
     mode: str = "session"  # session | transaction
     size: int | None = None  # None in session mode: no pool (one upstream per client)
-    max_client_conn: int | None = None
+    max_client_conn: int | None = None  # clients of this database (its [databases] entry)
     query_wait_timeout: float = 120.0
+    server_idle_timeout: float = 600.0  # 0: never
+    server_lifetime: float = 3600.0  # 0: never
 
     @property
     def pooled(self) -> bool:
@@ -84,25 +94,30 @@ class PoolSettings:
 
 def pool_settings(config: Config, database: str) -> PoolSettings:
     """The pool settings of the client database ``database``: its ``[databases]`` entry
-    (or the ``*`` entry) over ``[pool]``.
+    (or the ``*`` entry) over ``[pool]``.  ``max_client_conn`` is the entry's own limit;
+    ``[pool] max_client_conn`` counts the clients of all databases (the server checks it).
 
     >>> from sqlsluice.config import Config
-    >>> cfg = Config.model_validate({"pool": {"pool_size": 5},
+    >>> cfg = Config.model_validate({"pool": {"pool_size": 5, "server_lifetime": 60},
     ...     "databases": {"a": {"backend": "postgresql://h/a", "pool_mode": "transaction"}}})
-    >>> pool_settings(cfg, "a"), pool_settings(cfg, "b").mode
-    (PoolSettings(mode='transaction', size=5, max_client_conn=None, query_wait_timeout=120.0), 'session')
+    >>> a = pool_settings(cfg, "a")
+    >>> a.mode, a.size, a.server_lifetime, pool_settings(cfg, "b").mode
+    ('transaction', 5, 60.0, 'session')
     """
     p = config.pool
     entry = config.databases.get(database, config.databases.get("*"))
-    mode, size, maxc, wait = p.pool_mode, p.pool_size, p.max_client_conn, p.query_wait_timeout
+    mode, size, maxc, wait = p.pool_mode, p.pool_size, None, p.query_wait_timeout
+    idle, life = p.server_idle_timeout, p.server_lifetime
     if entry is not None and not isinstance(entry, str):
         mode = entry.pool_mode or mode
         size = entry.pool_size or size
-        maxc = entry.max_client_conn or maxc
+        maxc = entry.max_client_conn
         wait = entry.query_wait_timeout or wait
+        idle = idle if entry.server_idle_timeout is None else entry.server_idle_timeout
+        life = life if entry.server_lifetime is None else entry.server_lifetime
     if mode == "transaction" and size is None:
         size = DEFAULT_TX_POOL_SIZE
-    return PoolSettings(mode, size, maxc, wait)
+    return PoolSettings(mode, size, maxc, wait, idle, life)
 
 
 def startup_settings(params: dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -253,6 +268,7 @@ class ServerConn:
         self.applied: tuple[tuple[str, str], ...] = ()  # settings applied since the last RESET ALL
         self.prepared: set[bytes] = set()  # statements prepared under our own names
         self.unnamed: object | None = None  # which client's Parse the unnamed statement holds
+        self.created = self.idle_since = time.monotonic()
 
     @property
     def conn(self) -> Any:
@@ -329,16 +345,56 @@ class Pool:
     # PgBouncer, from a server connection seen before, so that a login takes none)
     welcome: dict[tuple[tuple[str, str], ...], bytes] = field(default_factory=dict)
     opened: int = 0  # server connections opened so far
+    name: str = ""  # the client database name this pool serves
+    mode: str = "session"
+    idle_timeout: float = 600.0  # server_idle_timeout (0: never)
+    lifetime: float = 3600.0  # server_lifetime (0: never)
+    opening: int = 0  # connections being opened now (part of ``total``)
+    clients: int = 0  # clients using this pool now
+    closed_idle: int = 0  # connections closed by server_idle_timeout
+    closed_old: int = 0  # connections closed by server_lifetime
+    wait_since: dict[int, float] = field(default_factory=dict)  # id(waiter) -> when it began
+
+    def expired(self, c: ServerConn, now: float) -> str | None:
+        """Why ``c`` should be closed now ("lifetime", or "idle" when it is idle), else None."""
+        if self.lifetime and now - c.created >= self.lifetime:
+            return "lifetime"
+        if self.idle_timeout and c in self.idle and now - c.idle_since >= self.idle_timeout:
+            return "idle"
+        return None
 
     def try_acquire(self) -> ServerConn | None:
         """An idle connection at once (nobody waiting before us), else None."""
+        now = time.monotonic()
         while self.idle and not self.waiters:
-            c = self.idle.pop()
-            if not c.closed and not c.conn._buf:
+            c = self.idle[-1]
+            why = self.expired(c, now)
+            self.idle.pop()
+            if not c.closed and not c.conn._buf and why is None:
                 return c
-            # closed, or it said something while idle (a FATAL on its way, a notice): not reused
+            # closed, too old or idle too long, or it said something while idle (a FATAL on its
+            # way, a notice): not reused
+            self._count_expired(why)
             self.discard(c)
         return None
+
+    def _count_expired(self, why: str | None) -> None:
+        if why == "idle":
+            self.closed_idle += 1
+        elif why == "lifetime":
+            self.closed_old += 1
+
+    def sweep(self) -> None:
+        """Close the idle connections past ``server_idle_timeout`` or ``server_lifetime``."""
+        now = time.monotonic()
+        for c in list(self.idle):
+            why = self.expired(c, now)
+            if why is not None or c.closed:
+                with contextlib.suppress(ValueError):
+                    self.idle.remove(c)
+                self._count_expired(why)
+                log.debug("closing a server connection of %s (%s)", self.name, why or "closed")
+                self.discard(c)
 
     async def acquire(self, timeout: float) -> ServerConn:
         c = self.try_acquire()
@@ -348,6 +404,7 @@ class Pool:
             return await self._open()
         fut: asyncio.Future[ServerConn | None] = asyncio.get_running_loop().create_future()
         self.waiters.append(fut)
+        self.wait_since[id(fut)] = time.monotonic()
         try:
             got = await asyncio.wait_for(fut, timeout)
         except TimeoutError:
@@ -356,6 +413,7 @@ class Pool:
                 f"free within query_wait_timeout ({timeout:g} s): all {self.size} (pool_size) are busy",
                 sqlstate="53300", hint="raise pool_size or query_wait_timeout, or shorten transactions") from None
         finally:
+            self.wait_since.pop(id(fut), None)
             with contextlib.suppress(ValueError):
                 self.waiters.remove(fut)
         if got is None:  # a slot became free: open a connection in it
@@ -364,12 +422,15 @@ class Pool:
 
     async def _open(self) -> ServerConn:
         self.total += 1
+        self.opening += 1
         try:
             s = await open_upstream(self.target, None)
         except BaseException:
             self.total -= 1
             self._hand_over(None)
             raise
+        finally:
+            self.opening -= 1
         self.opened += 1
         return ServerConn(s, self)
 
@@ -388,6 +449,11 @@ class Pool:
             self.discard(c)
             return
         c.conn.on_data = c.conn.on_lost = None
+        c.idle_since = time.monotonic()
+        if self.lifetime and c.idle_since - c.created >= self.lifetime:  # server_lifetime
+            self.closed_old += 1
+            self.discard(c)
+            return
         if len(c.prepared) > self.max_prepared:
             c.prepared.clear()
             _later(self.reset_and_release(c, ("DEALLOCATE ALL",)))
@@ -418,23 +484,54 @@ class Pool:
             self.idle.pop().close()
 
 
+_MANAGERS: weakref.WeakSet[PoolManager] = weakref.WeakSet()  # of this process (SHOW sluice.pools)
+
+
 class PoolManager:
     """All pools of one server, and the client count of each database."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config  # for each pool's settings (server_idle_timeout ...); the server's
         self.pools: dict[tuple[Any, ...], Pool] = {}
         self.clients: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._client_pool: dict[Any, Pool | None] = {}  # a client's task -> the pool it uses
+        self._janitor: asyncio.Task[None] | None = None
+        _MANAGERS.add(self)
 
     def pool(self, target: UpstreamTarget, size: int, database: str = "") -> Pool:
-        """The pool of the client database ``database`` (its settings) as ``target``'s role."""
+        """The pool of the client database ``database`` (its settings) as ``target``'s role.
+        Called by a client's task after :meth:`client_in`: the client counts in this pool."""
         key = (database, target.host, target.port, target.database, target.user, target.password,
                tuple(sorted(target.options.items())))
         p = self.pools.get(key)
         if p is None:
-            p = self.pools[key] = Pool(target, size)
+            p = self.pools[key] = Pool(target, size, name=database)
         p.size = size  # a reload may change it
+        if self.config is not None:
+            s = pool_settings(self.config, database)
+            p.mode, p.idle_timeout, p.lifetime = s.mode, s.server_idle_timeout, s.server_lifetime
+        task = _current_task()
+        if task is not None and task in self._client_pool and self._client_pool[task] is None:
+            self._client_pool[task] = p
+            p.clients += 1
+        self._start_janitor()
         return p
+
+    def _start_janitor(self) -> None:
+        if self._janitor is None or self._janitor.done():
+            self._janitor = asyncio.ensure_future(self._sweep_forever())
+
+    async def _sweep_forever(self) -> None:
+        """Close idle connections past server_idle_timeout / server_lifetime, every few seconds."""
+        while self.pools:
+            limits = [t for p in self.pools.values() for t in (p.idle_timeout, p.lifetime) if t]
+            await asyncio.sleep(min(max(min(limits, default=10.0) / 4, 0.05), 5.0))
+            for p in list(self.pools.values()):
+                try:
+                    p.sweep()
+                except Exception:  # never let one pool stop the sweeping of the others
+                    log.exception("sweeping a pool failed")
 
     def later(self, coro: Any) -> None:
         t = asyncio.ensure_future(coro)
@@ -447,8 +544,15 @@ class PoolManager:
             raise SluiceError(f'sorry, too many clients already: database "{database}" has max_client_conn '
                               f"= {limit} clients connected", sqlstate="53300")
         self.clients[database] = n + 1
+        task = _current_task()
+        if task is not None:
+            self._client_pool[task] = None  # its pool, once :meth:`pool` is called
 
     def client_out(self, database: str) -> None:
+        task = _current_task()
+        p = self._client_pool.pop(task, None) if task is not None else None
+        if p is not None:
+            p.clients -= 1
         n = self.clients.get(database, 0) - 1
         if n <= 0:
             self.clients.pop(database, None)
@@ -456,13 +560,54 @@ class PoolManager:
             self.clients[database] = n
 
     def stats(self) -> list[dict[str, Any]]:
-        return [{"database": p.target.database, "user": p.target.user, "size": p.size, "open": p.total,
-                 "idle": len(p.idle), "waiting": len(p.waiters), "opened": p.opened, "setups": p.setups}
-                for p in self.pools.values()]
+        """One dict per pool, PgBouncer's ``SHOW POOLS`` columns where they mean something here:
+        ``cl_active`` clients of the pool not waiting for a server connection, ``cl_waiting``
+        those waiting (at login or at a transaction's first message), ``sv_active`` server
+        connections handed out (or being reset), ``sv_idle``, ``sv_login`` (being opened), and
+        ``maxwait_s``, how long the oldest waiter has waited."""
+        now = time.monotonic()
+        out = []
+        for p in list(self.pools.values()):
+            waiting = len(p.waiters)
+            idle = len(p.idle)
+            since = list(p.wait_since.values())
+            out.append({"database": p.name, "user": p.target.user, "pool_mode": p.mode,
+                        "cl_active": max(p.clients - waiting, 0), "cl_waiting": waiting,
+                        "sv_active": max(p.total - idle - p.opening, 0), "sv_idle": idle, "sv_login": p.opening,
+                        "maxwait_s": round(now - min(since), 3) if since else 0.0, "pool_size": p.size,
+                        "upstream_database": p.target.database, "size": p.size, "open": p.total, "idle": idle,
+                        "waiting": waiting, "opened": p.opened, "setups": p.setups,
+                        "closed_idle": p.closed_idle, "closed_lifetime": p.closed_old})
+        return out
 
     def close(self) -> None:
+        if self._janitor is not None:
+            self._janitor.cancel()
+            self._janitor = None
         for p in self.pools.values():
             p.close()
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop
+        return None
+
+
+_POOL_COLUMNS = (("database", "VARCHAR"), ("user", "VARCHAR"), ("pool_mode", "VARCHAR"), ("cl_active", "BIGINT"),
+                 ("cl_waiting", "BIGINT"), ("sv_active", "BIGINT"), ("sv_idle", "BIGINT"), ("sv_login", "BIGINT"),
+                 ("maxwait_s", "DOUBLE"), ("pool_size", "BIGINT"))
+
+
+def pools_view(ctx: SessionContext) -> tuple[list[ColumnInfo], list[tuple[Any, ...]]]:
+    """``SHOW sluice.pools``: one row per pool of the servers of this process (PgBouncer's
+    ``SHOW POOLS``); no rows without pooling (``[pool]``, ``[databases]``)."""
+    rows = [tuple(s[name] for name, _ in _POOL_COLUMNS) for m in list(_MANAGERS) for s in m.stats()]
+    return [ColumnInfo(name, kind) for name, kind in _POOL_COLUMNS], sorted(rows, key=lambda r: (r[0], r[1]))
+
+
+pipeline.ADMIN_VIEWS["sluice.pools"] = pools_view
 
 
 _UNKNOWN: tuple[tuple[str, str], ...] = (("?", "?"),)  # settings a server connection has: not known

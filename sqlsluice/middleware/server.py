@@ -34,6 +34,7 @@ import secrets
 import ssl
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -41,12 +42,22 @@ from sqlsluice.config import Config, DatabaseConfig
 from sqlsluice.databases import Backend, connect, parse_url
 from sqlsluice.errors import ConfigError, InvalidPassword, ProtocolViolation, SluiceError
 from sqlsluice.middleware import codec
-from sqlsluice.middleware.auth import ScramExchange, check_md5
+from sqlsluice.middleware.auth import (
+    ScramExchange,
+    ScramVerifier,
+    StoredSecret,
+    check_cleartext,
+    check_md5,
+    is_md5_hash,
+    md5_hash_answer,
+    parse_secret,
+)
 from sqlsluice.middleware.connection import Canceller, ClientConnection
 from sqlsluice.middleware.framing import read_message, read_startup
 from sqlsluice.middleware.pipeline import Pipeline, SessionContext, default_pipeline
 from sqlsluice.middleware.pool import PoolManager
 from sqlsluice.middleware.tap import ConnTap
+from sqlsluice.middleware.upstream_auth import SecretLookup, UpstreamTarget
 
 log = logging.getLogger("sqlsluice.server")
 
@@ -148,8 +159,6 @@ class SluiceServer:
         # what route_database makes of the backend URL's own database (the same database)
         self._home_url = self.backend_url
         if self.kind == "postgres" and not self.config.databases:
-            from sqlsluice.middleware.upstream_auth import UpstreamTarget
-
             with contextlib.suppress(SluiceError):
                 self._home_url = database_url(self.backend_url, UpstreamTarget.from_url(self.backend_url).database)
         self.backend = backend
@@ -161,7 +170,9 @@ class SluiceServer:
         self._backends: dict[str, Backend] = {}  # DuckDB backends of [databases] entries, opened on use
         # (pid, secret) -> canceller; the pid of a passthrough session is the upstream's own
         self._cancel: dict[tuple[int, int], Canceller] = {}
-        self.pools = PoolManager()  # pooled PostgreSQL server connections ([pool], [databases])
+        self.pools = PoolManager(self.config)  # pooled PostgreSQL server connections ([pool], [databases])
+        self.secrets = SecretLookup()  # auth_query's lookups and their cache ([auth])
+        self.clients_open = 0  # client connections past their startup packet ([pool] max_client_conn)
         self._server: asyncio.Server | None = None
         self._ssl: ssl.SSLContext | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -362,6 +373,7 @@ class SluiceServer:
             if a != b:
                 log.warning("config reload: %s changed; it takes effect after a restart", what)
         self.config = config
+        self.pools.config = config
         for p in self.products():
             with contextlib.suppress(AttributeError):
                 p.config = config
@@ -402,6 +414,7 @@ class SluiceServer:
                 b.close()
         self._backends.clear()
         self.pools.close()
+        self.secrets.close()
 
     # --- one client ---------------------------------------------------------------------
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -457,10 +470,22 @@ class SluiceServer:
         params = dict(pkt.params)
         if self.shutting_down:
             raise SluiceError("the database system is shutting down", sqlstate="57P03")
-        password = await self._authenticate(reader, writer, params, peer)
-        writer.write(codec.authentication_ok())
+        limit = self.config.pool.max_client_conn
+        if limit is not None and self.clients_open >= limit:  # PgBouncer's max_client_conn: all databases
+            raise SluiceError(f"sorry, too many clients already: max_client_conn = {limit} clients connected",
+                              sqlstate="53300")
+        self.clients_open += 1
+        try:
+            await self._serve_client(reader, writer, params, peer)
+        finally:
+            self.clients_open -= 1
+
+    async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                            params: dict[str, str], peer: Any) -> None:
         database = params.get("database") or params["user"]
         url = route_database(self.config, self.backend_url, database)
+        password = await self._authenticate(reader, writer, params, peer, database, url)
+        writer.write(codec.authentication_ok())
         if url is None:  # as PostgreSQL says it, after AuthenticationOk
             raise SluiceError(f'database "{database}" does not exist', sqlstate="3D000")
         kind, _ = parse_url(url)
@@ -500,11 +525,48 @@ class SluiceServer:
             if self.metrics is not None:
                 self.metrics.connections.dec()
 
+    def auth_query(self, database: str, url: str | None) -> tuple[UpstreamTarget, str, float] | None:
+        """Where and how ``auth_query`` looks a client of ``database`` up: the target (the
+        routed upstream, as ``auth_user`` in ``auth_dbname``), the query, the cache time; None
+        when no ``auth_user`` is configured for it or it is not served by PostgreSQL."""
+        cfg = self.config
+        a = cfg.auth
+        user, query, dbname = a.user, a.query, a.dbname
+        entry = cfg.databases.get(database, cfg.databases.get("*"))
+        if isinstance(entry, DatabaseConfig):
+            user = entry.auth_user or user
+            query = entry.auth_query or query
+            dbname = entry.auth_dbname or dbname
+        if not user or url is None or parse_url(url)[0] != "postgres":
+            return None
+        target = UpstreamTarget.from_url(url)
+        password = a.password if user == a.user else None  # [auth] password: [auth] user's
+        if password is None:
+            if target.user == user:
+                password = target.password
+            elif (u := cfg.user(user)) is not None:
+                password = u.upstream_password or u.password
+        return replace(target, user=user, password=password, database=dbname or target.database), query, a.cache_s
+
+    async def _lookup_secret(self, database: str, url: str | None, user: str) -> str | None:
+        """The secret ``auth_query`` returns for ``user`` (None: no such user, or no password)."""
+        how = self.auth_query(database, url)
+        if how is None:
+            return None
+        target, query, ttl = how
+        try:
+            return await self.secrets.secret(target, query, user, ttl)
+        except (SluiceError, OSError, TimeoutError) as e:
+            log.warning("auth_query as %r in database %r failed: %s", target.user, target.database, e)
+            raise SluiceError("authentication lookup (auth_query) failed upstream; see the proxy log",
+                              sqlstate="08006") from None
+
     async def _authenticate(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                            params: dict[str, str], peer: Any) -> str | None:
+                            params: dict[str, str], peer: Any, database: str = "",
+                            url: str | None = None) -> str | None:
         cfg = self.config
         user = params["user"]
-        method = cfg.server.auth or ("scram-sha-256" if cfg.users else "trust")
+        method = cfg.server.auth or ("scram-sha-256" if cfg.users or cfg.auth.user else "trust")
         if method == "trust":
             if not cfg.users and not _is_local(peer) and cfg.server.auth is None:
                 raise SluiceError(f'no users configured: only local connections are trusted (user "{user}")',
@@ -512,6 +574,23 @@ class SluiceServer:
             return None
         u = cfg.user(user)
         failed = InvalidPassword(f'password authentication failed for user "{user}"')
+        # the secret to check against: a [[users]] password, else what auth_query returns (a
+        # SCRAM verifier, an md5 hash, a plain password; None: unknown, refused the same way)
+        plain: str | None = u.password if u is not None else None
+        stored_text: str | None = None
+        verifier: ScramVerifier | None = None
+        if u is None:
+            stored_text = await self._lookup_secret(database, url, user)
+            parsed = parse_secret(stored_text)
+            if isinstance(parsed, ScramVerifier):
+                verifier = parsed
+            elif isinstance(parsed, str) and not is_md5_hash(parsed):
+                plain = parsed
+        md5_hash = stored_text if stored_text is not None and is_md5_hash(stored_text) else None
+        if verifier is not None and method == "md5":
+            method = "scram-sha-256"  # as PostgreSQL's md5 method does for a SCRAM-stored password
+        elif md5_hash is not None and cfg.server.auth is None:
+            method = "md5"  # no method configured: the one the stored secret allows
 
         async def read_password() -> bytes:
             code, payload = await asyncio.wait_for(read_message(reader, 1 << 16), STARTUP_TIMEOUT_S)
@@ -525,7 +604,12 @@ class SluiceServer:
             writer.write(codec.authentication_cleartext())
             await writer.drain()
             sent = codec.parse_password(await read_password())
-            if u is None or not secrets.compare_digest(sent.encode(), u.password.encode()):
+            if plain is not None:
+                ok = secrets.compare_digest(sent.encode(), plain.encode())
+            else:
+                secret = verifier or md5_hash
+                ok = secret is not None and check_cleartext(sent, secret, user)
+            if not ok:
                 raise failed
             return sent
         if method == "md5":
@@ -533,16 +617,18 @@ class SluiceServer:
             writer.write(codec.authentication_md5(salt))
             await writer.drain()
             sent = codec.parse_password(await read_password())
-            if u is None or not check_md5(sent, u.password, user, salt):
-                raise failed
-            return u.password
+            if plain is not None and check_md5(sent, plain, user, salt):
+                return plain
+            if md5_hash is not None and secrets.compare_digest(sent.encode(), md5_hash_answer(md5_hash, salt).encode()):
+                return StoredSecret(md5_hash)
+            raise failed
         # SCRAM-SHA-256; a missing user still runs the exchange (no user enumeration)
         writer.write(codec.authentication_sasl(["SCRAM-SHA-256"]))
         await writer.drain()
         init = codec.parse_sasl_initial(await read_password())
         if init.mechanism != "SCRAM-SHA-256":
             raise ProtocolViolation(f"unsupported SASL mechanism {init.mechanism!r}", sqlstate="28000")
-        scram = ScramExchange(u.password if u else secrets.token_hex(16))
+        scram = ScramExchange(verifier or plain or secrets.token_hex(16))
         writer.write(codec.authentication_sasl_continue(scram.first(init.data)))
         await writer.drain()
         final = codec.parse_sasl_response(await read_password())
@@ -550,10 +636,13 @@ class SluiceServer:
             server_final = scram.final(final)
         except InvalidPassword:
             raise failed from None
-        if u is None:
+        if verifier is None and plain is None:
             raise failed
         writer.write(codec.authentication_sasl_final(server_final))
-        return u.password
+        if verifier is not None:
+            assert stored_text is not None
+            return StoredSecret(stored_text, verifier=verifier, client_key=scram.client_key)
+        return plain
 
 
 class _SessionSink:

@@ -12,20 +12,32 @@ startup packet (``application_name``, ``client_encoding``, ``DateStyle``, ``Time
 ``options``, ``extra_float_digits`` ...) are passed on, so the upstream session is
 configured as the client asked; ``user``, ``database`` and ``replication`` always come
 from the URL.
+
+A client checked by ``auth_query`` (:class:`SecretLookup`) has no plaintext password here:
+its target's password is a :class:`sqlsluice.middleware.auth.StoredSecret`, and the
+upstream's challenge is answered with the ClientKey recovered from the client's SCRAM proof
+(SCRAM pass-through) or with the md5 hash (see :mod:`sqlsluice.middleware.auth`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import hmac
+import logging
+import secrets
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlsluice.errors import BackendError, ConfigError, InvalidPassword, ProtocolViolation, SluiceError
 from sqlsluice.middleware import codec
+from sqlsluice.middleware.auth import StoredSecret, is_md5_hash, md5_hash_answer, scram_client_proof
 from sqlsluice.middleware.framing import MAX_MESSAGE
 
+log = logging.getLogger(__name__)
 _I = struct.Struct("!i")
 _HDR = struct.Struct("!ci")
 
@@ -252,6 +264,9 @@ async def _authenticate(target: UpstreamTarget, reader: UpstreamConnection,
                         writer: UpstreamConnection, payload: bytes) -> None:
     """Answer one Authentication request (payload of an 'R' message other than AuthOk)."""
     kind = _I.unpack_from(payload)[0]
+    if isinstance(target.password, StoredSecret):
+        await _pass_through(target, target.password, kind, reader, writer, payload)
+        return
     if kind == codec.AUTH_CLEARTEXT:
         writer.write(codec.message(codec.PASSWORD, codec.cstr(_need_password(target))))
     elif kind == codec.AUTH_MD5:
@@ -298,6 +313,61 @@ async def _scram(target: UpstreamTarget, reader: UpstreamConnection, writer: Ups
         client.set_server_final(body[4:].decode())
     except scramp.ScramException as e:
         raise InvalidPassword(f"upstream SCRAM server signature is invalid: {e}", sqlstate="28P01") from e
+
+
+async def _pass_through(target: UpstreamTarget, secret: StoredSecret, kind: int, reader: UpstreamConnection,
+                        writer: UpstreamConnection, payload: bytes) -> None:
+    """Answer the upstream's challenge for a client checked by auth_query: md5 with the stored
+    hash, SCRAM with the ClientKey recovered from the client's proof."""
+    failed = InvalidPassword(f'password authentication failed for user "{target.user}"', sqlstate="28P01")
+    if kind == codec.AUTH_MD5 and is_md5_hash(secret):
+        writer.write(codec.message(codec.PASSWORD, codec.cstr(md5_hash_answer(secret, payload[4:8]))))
+        await writer.drain()
+        return
+    if kind != codec.AUTH_SASL or secret.verifier is None or not secret.client_key:
+        log.warning("upstream asks user %r for authentication method %d, which the secret from auth_query "
+                    "cannot answer (a SCRAM verifier answers SCRAM, an md5 hash md5)", target.user, kind)
+        raise failed
+    mechs = [m.decode() for m in payload[4:].split(b"\x00") if m]
+    if "SCRAM-SHA-256" not in mechs:
+        raise BackendError(f"upstream offers no supported SASL mechanism ({', '.join(mechs)})", sqlstate="28000")
+    v = secret.verifier
+    cnonce = base64.b64encode(secrets.token_bytes(18)).decode()
+    first_bare = "n=,r=" + cnonce
+    first = ("n,," + first_bare).encode()
+    writer.write(codec.message(codec.PASSWORD, codec.cstr("SCRAM-SHA-256") + _I.pack(len(first)) + first))
+    await writer.drain()
+    code, body = await _read(reader)
+    if code == codec.ERROR_RESPONSE:
+        raise _upstream_error(body)
+    if code != codec.AUTHENTICATION or _I.unpack_from(body)[0] != codec.AUTH_SASL_CONTINUE:
+        raise ProtocolViolation("upstream SCRAM exchange: expected SASLContinue")
+    server_first = body[4:].decode()
+    attrs = dict(p.split("=", 1) for p in server_first.split(",") if len(p) > 1 and p[1] == "=")
+    try:
+        salt, iterations = base64.b64decode(attrs.get("s", "")), int(attrs.get("i", "0"))
+    except ValueError:
+        salt, iterations = b"", 0
+    nonce = attrs.get("r", "")
+    if not nonce.startswith(cnonce) or len(nonce) == len(cnonce):
+        raise ProtocolViolation("upstream SCRAM exchange: bad nonce")
+    if (salt, iterations) != (v.salt, v.iterations):
+        # the role's password changed since auth_query read it: the ClientKey is of no use
+        log.info("upstream SCRAM salt of user %r differs from the auth_query verifier's", target.user)
+        raise failed
+    final_bare = "c=biws,r=" + nonce
+    auth_message = f"{first_bare},{server_first},{final_bare}".encode()
+    proof = scram_client_proof(secret.client_key, v.stored_key, auth_message)
+    writer.write(codec.message(codec.PASSWORD, f"{final_bare},p={base64.b64encode(proof).decode()}".encode()))
+    await writer.drain()
+    code, body = await _read(reader)
+    if code == codec.ERROR_RESPONSE:
+        raise _upstream_error(body)
+    if code != codec.AUTHENTICATION or _I.unpack_from(body)[0] != codec.AUTH_SASL_FINAL:
+        raise ProtocolViolation("upstream SCRAM exchange: expected SASLFinal")
+    want = b"v=" + base64.b64encode(hmac.new(v.server_key, auth_message, hashlib.sha256).digest())
+    if not hmac.compare_digest(body[4:].strip(), want):
+        raise InvalidPassword("upstream SCRAM server signature is invalid", sqlstate="28P01")
 
 
 async def open_upstream(target: UpstreamTarget, client_params: dict[str, str] | None = None, *,
@@ -363,3 +433,108 @@ async def cancel_upstream(target: UpstreamTarget, pid: int, secret: int, *, time
         pass
     finally:
         writer.close()
+
+
+# --- auth_query ---------------------------------------------------------------------------
+async def run_query(session: UpstreamSession, sql: str, params: tuple[str, ...], *,
+                    timeout: float = 10.0) -> list[list[str | None]]:
+    """Run ``sql`` with text parameters (``$1`` ...) over the extended protocol on a fresh
+    session; rows as text; raises the upstream's error."""
+    conn = session.conn
+    bind = (b"\0\0" + struct.pack("!hh", 0, len(params))
+            + b"".join(_I.pack(len(p.encode())) + p.encode() for p in params) + struct.pack("!h", 0))
+    conn.write(codec.message(codec.PARSE, b"\0" + codec.cstr(sql) + struct.pack("!h", 0))
+               + codec.message(codec.BIND, bind) + codec.message(codec.EXECUTE, b"\0" + _I.pack(0))
+               + codec.message(codec.SYNC))
+    rows: list[list[str | None]] = []
+    err: SluiceError | None = None
+
+    async def read() -> None:
+        nonlocal err
+        while True:
+            code, body = await _read(conn)
+            if code == codec.DATA_ROW:
+                n, pos = struct.unpack_from("!h", body)[0], 2
+                row: list[str | None] = []
+                for _ in range(n):
+                    ln = _I.unpack_from(body, pos)[0]
+                    pos += 4
+                    row.append(None if ln < 0 else body[pos:pos + ln].decode())
+                    pos += max(ln, 0)
+                rows.append(row)
+            elif code == codec.ERROR_RESPONSE:
+                f = codec.parse_error_fields(body)
+                err = BackendError(f"auth_query: {f.message}", sqlstate=f.sqlstate or "XX000")
+            elif code == codec.READY_FOR_QUERY:
+                return
+
+    await asyncio.wait_for(read(), timeout)
+    if err is not None:
+        raise err
+    return rows
+
+
+def _target_key(t: UpstreamTarget) -> tuple[object, ...]:
+    return (t.host, t.port, t.user, t.password, t.database, tuple(sorted(t.options.items())))
+
+
+class SecretLookup:
+    """PgBouncer's ``auth_query``: the secret PostgreSQL stores for a user, read upstream as
+    ``auth_user``; results (a missing user too) are kept ``ttl`` seconds, per (upstream,
+    query, user).  One idle session per upstream target is kept for the next lookup."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[object, ...], tuple[float, str | None]] = {}
+        self._idle: dict[tuple[object, ...], UpstreamSession] = {}
+        self._locks: dict[tuple[object, ...], asyncio.Lock] = {}
+        self.lookups = 0  # queries run upstream (cache misses)
+
+    async def secret(self, target: UpstreamTarget, query: str, user: str, ttl: float) -> str | None:
+        """The ``passwd`` column (second) of ``query``'s row for ``user``; None when there is no
+        row or no password.  Raises when the lookup cannot run (logged without secrets)."""
+        key = (*_target_key(target), query, user)
+        hit = self._cache.get(key)
+        now = time.monotonic()
+        if hit is not None and now < hit[0]:
+            return hit[1]
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:  # a burst of logins of one user runs one query
+            hit = self._cache.get(key)
+            if hit is not None and time.monotonic() < hit[0]:
+                return hit[1]
+            value = await self._query(target, query, user)
+            if ttl > 0:
+                if len(self._cache) > 10000:
+                    self._cache.clear()
+                self._cache[key] = (time.monotonic() + ttl, value)
+        self._locks.pop(key, None)
+        return value
+
+    def forget(self, target: UpstreamTarget, query: str, user: str) -> None:
+        self._cache.pop((*_target_key(target), query, user), None)
+
+    async def _query(self, target: UpstreamTarget, query: str, user: str) -> str | None:
+        self.lookups += 1
+        tkey = _target_key(target)
+        session = self._idle.pop(tkey, None)
+        if session is None or session.conn.closed or session.conn._buf:
+            if session is not None:
+                session.conn.close()
+            session = await open_upstream(target, {"application_name": "sqlsluice auth_query"})
+        try:
+            rows = await run_query(session, query, (user,))
+        except BaseException:
+            session.conn.close()
+            raise
+        if tkey in self._idle:
+            session.conn.close()
+        else:
+            self._idle[tkey] = session
+        if not rows or len(rows[0]) < 2:
+            return None
+        return rows[0][1]
+
+    def close(self) -> None:
+        for s in self._idle.values():
+            s.conn.close()
+        self._idle.clear()

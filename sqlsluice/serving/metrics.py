@@ -19,7 +19,10 @@ What is exported (all names start with ``sluice_``):
   router, as ``SET sluice.router`` names it);
 * ``llm_tokens_total{model,direction}``, ``llm_cost_usd_total{model}``: the LLM usage
   ledger of the state store (every LLM call of this and other proxies sharing it);
-* ``config_reloads_total{result}``: SIGHUP reloads (``ok`` | ``failed``).
+* ``config_reloads_total{result}``: SIGHUP reloads (``ok`` | ``failed``);
+* ``pool_client_active{database}``, ``pool_client_waiting{database}``,
+  ``pool_server_active{database}``, ``pool_server_idle{database}``: the server connection
+  pools (``SHOW sluice.pools`` summed over each client database's pools, one per upstream role).
 
 ``/healthz`` answers 200 ``{"status": "ok"}`` when the backend answers ``SELECT 1`` within
 2 s, else 503 with the reason (also while the server shuts down).
@@ -131,7 +134,30 @@ class _EngineCollector(Collector):
                               "(original's time - served mean), from the served-time feedback (this process)")
         g.add_metric([], saved)
         yield g
+        yield from _pool_metrics(srv)
         yield from _ledger_metrics(srv)
+
+
+_POOL_GAUGES = (("client_active", "cl_active", "Clients of a pool not waiting for a server connection"),
+                ("client_waiting", "cl_waiting", "Clients waiting for a server connection"),
+                ("server_active", "sv_active", "Server connections handed out to clients (or being reset)"),
+                ("server_idle", "sv_idle", "Idle server connections in the pool"))
+
+
+def _pool_metrics(srv: Any) -> Iterator[Any]:
+    """The pools of the server, summed per client database (``SHOW sluice.pools``)."""
+    pools = getattr(srv, "pools", None)
+    by_db: dict[str, dict[str, int]] = {}
+    with contextlib.suppress(Exception):  # a pool added while we read: the next scrape has it
+        for s in pools.stats() if pools is not None else []:
+            d = by_db.setdefault(str(s["database"]), dict.fromkeys((k for _, k, _ in _POOL_GAUGES), 0))
+            for _, key, _ in _POOL_GAUGES:
+                d[key] += int(s[key])
+    for name, key, doc in _POOL_GAUGES:
+        g = GaugeMetricFamily(f"sluice_pool_{name}", doc, labels=["database"])
+        for db, d in sorted(by_db.items()):
+            g.add_metric([db], d[key])
+        yield g
 
 
 def _time_saved(online: Any) -> float:
