@@ -92,6 +92,14 @@ _PG_TYPE_NAMES = {
 }
 
 
+# The OID of a constraint (and of its index: PostgreSQL has a pg_class and a pg_index row for each
+# primary key and unique constraint, DuckDB none): CON_OID_BASE + its place in duckdb_constraints().
+# DuckDB's own pg_constraint.oid is table_oid * 1000000 + that place, past int4 and PostgreSQL's
+# uint32 oids (pgjdbc, DBeaver read oids as int4); the base lies far above the OIDs DuckDB hands
+# out. Like DuckDB's, the number changes when an earlier table is dropped.
+CON_OID_BASE = 1_500_000_000
+_CON_OID = f"({CON_OID_BASE} + {{0}}.oid % 1000000)::BIGINT"
+
 # a DuckDB schema name as clients see it: main (DuckDB's default) is PostgreSQL's public
 _PG_SCHEMA = "(CASE {0} WHEN 'main' THEN 'public' ELSE {0} END)"
 
@@ -231,7 +239,7 @@ class Compat:
             "array_to_string(d.constraint_column_names, '_') || '_key' END || ' ON ' || "
             + _PG_SCHEMA.format("d.schema_name") + " || '.' || d.table_name || ' USING btree (' || "
             "array_to_string(d.constraint_column_names, ', ') || ')' END "
-            "FROM duckdb_constraints() d WHERE d.table_oid = idx // 1000000 AND d.constraint_index = idx % 1000000 "
+            f"FROM duckdb_constraints() d WHERE d.constraint_index = idx - {CON_OID_BASE} "
             "AND d.constraint_type IN ('PRIMARY KEY', 'UNIQUE')))",
             "CREATE OR REPLACE TEMP MACRO pg_get_indexdef(idx) AS sluice_indexdef(idx, 0), "
             "(idx, col, pretty) AS sluice_indexdef(idx, col)",
@@ -240,7 +248,7 @@ class Compat:
             "WHEN 'UNIQUE' THEN 'UNIQUE (' || array_to_string(d.constraint_column_names, ', ') || ')' "
             "WHEN 'CHECK' THEN 'CHECK ' || CASE WHEN d.expression LIKE '(%' THEN d.expression "
             "ELSE '(' || d.expression || ')' END ELSE d.constraint_text END "
-            "FROM duckdb_constraints() d WHERE d.table_oid = con // 1000000 AND d.constraint_index = con % 1000000)",
+            f"FROM duckdb_constraints() d WHERE d.constraint_index = con - {CON_OID_BASE})",
             "CREATE OR REPLACE TEMP MACRO pg_get_constraintdef(con) AS sluice_condef(con), "
             "(con, pretty) AS sluice_condef(con)",
             # the query only, as PostgreSQL prints it (DuckDB keeps the CREATE VIEW statement)
@@ -727,7 +735,7 @@ SHIM_VIEWS: dict[str, str] = {
                 "'FOREIGN KEY') AS relhastriggers, "
                 "(CASE relkind WHEN 'r' THEN 2 WHEN 'i' THEN 403 ELSE 0 END)::BIGINT AS relam), "
                 "false AS relforcerowsecurity FROM pg_catalog.pg_class UNION ALL BY NAME "
-                "SELECT k.oid, " + _CON_NAME + " AS relname, c.relnamespace, 'i' AS relkind, 403::BIGINT AS relam, "
+                "SELECT " + _CON_OID.format("k") + " AS oid, " + _CON_NAME + " AS relname, c.relnamespace, 'i' AS relkind, 403::BIGINT AS relam, "
                 "'p' AS relpersistence, 'd' AS relreplident, false AS relforcerowsecurity, false AS relhasindex, "
                 "false AS relispartition, false AS relhasrules, false AS relhastriggers, false AS relrowsecurity, "
                 "0::BIGINT AS relchecks, len(k.conkey)::BIGINT AS relnatts, 0 AS reltablespace, 0 AS reloftype, "
@@ -802,7 +810,7 @@ SHIM_VIEWS: dict[str, str] = {
                 "'[]'), ', '), c.column_name)) FROM duckdb_columns() c WHERE c.table_oid = d.table_oid AND "
                 "list_contains(string_split(trim(d.expressions, '[]'), ', '), c.column_name)) AS keys "
                 "FROM duckdb_indexes() d) x ON x.index_oid = i.indexrelid UNION ALL BY NAME "
-                "SELECT k.oid AS indexrelid, k.conrelid AS indrelid, len(k.conkey)::SMALLINT AS indnatts, "
+                "SELECT " + _CON_OID.format("k") + " AS indexrelid, k.conrelid AS indrelid, len(k.conkey)::SMALLINT AS indnatts, "
                 "len(k.conkey)::SMALLINT AS indnkeyatts, true AS indisunique, k.contype = 'p' AS indisprimary, "
                 "false AS indisexclusion, true AS indimmediate, false AS indisclustered, true AS indisvalid, "
                 "false AS indcheckxmin, true AS indisready, true AS indislive, false AS indisreplident, "
@@ -814,11 +822,12 @@ SHIM_VIEWS: dict[str, str] = {
     # DuckDB numbers conkey from 0 (PostgreSQL: attnum, from 1), names constraints by their
     # definition, lists NOT NULL as contype 'x' (PostgreSQL: exclusion constraints) and
     # leaves confrelid 0 (psql's "Referenced by:" looks it up)
-    "pg_constraint": "SELECT k.* REPLACE (" + _CON_NAME + " AS conname, c.relnamespace AS connamespace, "
+    "pg_constraint": "SELECT k.* REPLACE (" + _CON_OID.format("k") + " AS oid, " + _CON_NAME + " AS conname, "
+                     "c.relnamespace AS connamespace, "
                      "list_transform(k.conkey, x -> x + 1) AS conkey, "
                      # a foreign key's index: the referenced table's primary key (pgjdbc joins it)
-                     "CASE WHEN k.contype IN ('p', 'u') THEN k.oid WHEN k.contype = 'f' THEN COALESCE((SELECT "
-                     "p.oid FROM pg_catalog.pg_constraint p JOIN pg_catalog.pg_class r ON r.oid = p.conrelid "
+                     "CASE WHEN k.contype IN ('p', 'u') THEN " + _CON_OID.format("k") + " WHEN k.contype = 'f' "
+                     "THEN COALESCE((SELECT " + _CON_OID.format("p") + " FROM pg_catalog.pg_constraint p JOIN pg_catalog.pg_class r ON r.oid = p.conrelid "
                      "WHERE r.relname = d.referenced_table AND p.contype = 'p' LIMIT 1), k.conindid) "
                      "ELSE k.conindid END AS conindid, "
                      "COALESCE((SELECT r.oid FROM pg_catalog.pg_class r WHERE r.relname = d.referenced_table "
@@ -841,7 +850,7 @@ SHIM_VIEWS: dict[str, str] = {
                     "'list', 'struct', 'map', 'union') THEN 'x' ELSE 'p' END AS attstorage, -1 AS attstattarget, "
                     "'' AS attcompression), attrelid AS _tab FROM pg_catalog.pg_attribute "
                     # an index's columns (PostgreSQL lists them under the index's oid: psql's \\d <index>)
-                    "UNION ALL BY NAME SELECT k.oid AS attrelid, k.conrelid AS _tab, a.attname, a.atttypid, a.atttypmod, "
+                    "UNION ALL BY NAME SELECT " + _CON_OID.format("k") + " AS attrelid, k.conrelid AS _tab, a.attname, a.atttypid, a.atttypmod, "
                     "list_position(k.conkey, a.attnum - 1)::INTEGER AS attnum, false AS attisdropped, "
                     "a.attnotnull, 'p' AS attstorage, -1 AS attstattarget, '' AS attcompression, false AS atthasdef "
                     "FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid "

@@ -1,8 +1,8 @@
 """The column types of PostgreSQL 15's catalogs (pg_catalog tables and views,
 information_schema views), as RowDescription reports them (domains as their base type).
 
-Generated from a PostgreSQL 15 server; sluice over DuckDB types a catalog query's result
-columns from it (:func:`column_oid`)."""
+Generated from a PostgreSQL 15 server by bench/gen_pgcatalog_types.py; sluice over DuckDB
+types a catalog query's result columns from it (:func:`column_oid`)."""
 
 from __future__ import annotations
 
