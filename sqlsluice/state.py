@@ -8,6 +8,7 @@ SQL given to :meth:`StateStore.execute` uses ``?`` placeholders and portable typ
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import threading
@@ -100,9 +101,42 @@ _default: StateStore | None = None
 
 
 def default_store() -> StateStore:
+    """The store of ``$SLUICE_STATE``, else ``.sluice/state.sqlite`` (one per process)."""
     global _default
     if _default is None:
-        import os
-
         _default = StateStore(os.environ.get("SLUICE_STATE"))
     return _default
+
+
+def as_url(state: str) -> str:
+    """A ``server.state`` value as a store URL: a plain path is a SQLite file.
+
+    >>> as_url("/var/lib/sluice/state.sqlite"), as_url("postgresql://h/db")
+    ('sqlite:////var/lib/sluice/state.sqlite', 'postgresql://h/db')
+    """
+    return state if state.startswith(("postgresql://", "postgres://", "sqlite:///")) else f"sqlite:///{state}"
+
+
+def state_url(config: Any = None) -> str | None:
+    """Where shared state lives for ``config``: ``$SLUICE_STATE`` (the environment overrides
+    the file, as ``$SLUICE_BACKEND`` does), else ``server.state`` of the config, else None
+    (``.sluice/state.sqlite``)."""
+    url = os.environ.get("SLUICE_STATE") or getattr(getattr(config, "server", None), "state", None)
+    return as_url(url) if url else None
+
+
+_STORES: dict[str, StateStore] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def store_for(config: Any = None) -> StateStore:
+    """The state store ``config`` names (see :func:`state_url`), one per URL and process:
+    the rewrite store, query log, LLM ledger and cache all use this one."""
+    if os.environ.get("SLUICE_STATE") or not getattr(getattr(config, "server", None), "state", None):
+        return default_store()
+    url = state_url(config)
+    assert url is not None
+    with _STORES_LOCK:
+        if url not in _STORES:
+            _STORES[url] = StateStore(url)
+        return _STORES[url]

@@ -193,18 +193,11 @@ class LLM:
         return comp
 
 
-_STORES: dict[str, StateStore] = {}
-
-
 def _store_for(config: Config) -> StateStore:
-    url = config.server.state
-    if not url:
-        return default_store()
-    if url not in _STORES:
-        if not url.startswith(("postgresql://", "postgres://", "sqlite:///")):
-            url = f"sqlite:///{url}"
-        _STORES[config.server.state or url] = StateStore(url)
-    return _STORES[config.server.state or url]
+    """``$SLUICE_STATE``, else ``server.state``, else the default store (one per URL)."""
+    from sqlsluice.state import store_for
+
+    return store_for(config)
 
 
 def resolve_model(config: Config, role: str) -> str | None:

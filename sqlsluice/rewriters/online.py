@@ -402,11 +402,11 @@ class OnlineRewriter:
 
     def __init__(self, backend: Backend, config: Config | None = None, store: RewriteStore | None = None, *,
                  stats_refresh_s: float = 5.0, timeout_s: float | None = None) -> None:
-        from sqlsluice.state import default_store
+        from sqlsluice.state import store_for
 
         self.backend = backend
         self.config = config or Config()
-        self.store = store or RewriteStore(default_store())
+        self.store = store or RewriteStore(store_for(self.config))  # $SLUICE_STATE, else server.state
         if self.review:
             self.store.review = True  # a rewrite stored without a decision waits for one
         self.dialect = backend.dialect
@@ -476,8 +476,8 @@ class OnlineRewriter:
         if what == "schema":
             self._drop(e.fingerprint, "schema changed")
             return False
-        if what == "statistics" and e.has_rewrite:
-            self._retime(e.fingerprint, instance)
+        if what == "statistics" and e.has_rewrite and (self.store.status(e.fingerprint) or ("",))[0] != REJECTED:
+            self._retime(e.fingerprint, instance)  # (a rejected one is never served: nothing to time)
         return True
 
     def _retime(self, key: str, instance: str | None) -> None:

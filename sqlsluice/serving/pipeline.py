@@ -73,9 +73,9 @@ class ProductPipeline:
             store = None
             if self.namespace:
                 from sqlsluice.rewriters.online import RewriteStore
-                from sqlsluice.state import NamespacedState, default_store
+                from sqlsluice.state import NamespacedState, store_for
 
-                store = RewriteStore(NamespacedState(default_store(), self.namespace))
+                store = RewriteStore(NamespacedState(store_for(self.config), self.namespace))
             self.rewrite_stage, self.online = make_rewrite_stage(self.backend, self.config, store)
             self.unavailable_reason = ""
         except SluiceError as e:

@@ -68,16 +68,8 @@ def recent(store: StateStore | None = None, limit: int = 20, kind: str | None = 
     return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
 
 
-_STORES: dict[str, StateStore] = {}
-
-
 def store_for(config: Any) -> StateStore:
-    """The state store a config names (``server.state``), else the default one."""
-    url = getattr(getattr(config, "server", None), "state", None)
-    if not url:
-        return default_store()
-    if not url.startswith(("postgresql://", "postgres://", "sqlite:///")):
-        url = f"sqlite:///{url}"
-    if url not in _STORES:
-        _STORES[url] = StateStore(url)
-    return _STORES[url]
+    """The state store of a config: ``$SLUICE_STATE``, else ``server.state``, else the default one."""
+    from sqlsluice.state import store_for as shared_store_for
+
+    return shared_store_for(config)

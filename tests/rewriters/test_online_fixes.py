@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlglot import exp
 
 from sqlsluice.config import Config, RewriteConfig
@@ -231,3 +232,50 @@ def test_statistics_change_keeps_the_rewrite_and_retimes_schema_change_drops(pg_
     finally:
         online.close()
         be.close()
+
+
+# -- server.state is the store everything uses -----------------------------------------------
+def test_configured_state_is_the_one_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import duckdb
+    import psycopg
+    from typer.testing import CliRunner
+
+    import sqlsluice.state as state
+    from sqlsluice.cli import app
+    from sqlsluice.config import load_config
+    from sqlsluice.llm.client import _store_for
+    from sqlsluice.middleware.server import ServerThread
+    from sqlsluice.text2sql import querylog
+
+    from .conftest import product_server
+
+    monkeypatch.chdir(tmp_path)  # the default store would be ./.sluice/state.sqlite
+    monkeypatch.delenv("SLUICE_STATE", raising=False)
+    monkeypatch.setattr(state, "_default", None)
+    db = tmp_path / "shop.duckdb"
+    with duckdb.connect(str(db)) as d:
+        d.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, n INTEGER)")
+        d.execute("INSERT INTO t SELECT i, i % 10 FROM range(1, 200) s(i)")
+    configured = tmp_path / "configured.sqlite"
+    (tmp_path / "sluice.toml").write_text(f'[server]\nbackend = "duckdb:///{db}"\nstate = "{configured}"\n')
+    cfg = load_config(str(tmp_path / "sluice.toml"))
+    url = f"sqlite:///{configured}"
+    assert state.state_url(cfg) == url
+    server, product = product_server(cfg, f"duckdb:///{db}")
+    with ServerThread(server) as st, psycopg.connect(host="127.0.0.1", port=st.port, user="postgres",
+                                                     dbname="shop", autocommit=True) as c:
+        assert c.execute("SELECT k FROM t WHERE n = 3 ORDER BY k LIMIT 2").fetchall() == [(3,), (13,)]
+        assert product.online is not None and product.online.wait_idle(120)
+        assert product.online.store.state.url == url  # the online rewriter's store
+        assert product.online.stats.searched == 1
+    key, _ = fingerprint("SELECT k FROM t WHERE n = 3 ORDER BY k LIMIT 2", "duckdb")
+    assert RewriteStore(StateStore(url)).get(key) is not None  # stored in the configured file
+    assert not (tmp_path / ".sluice" / "state.sqlite").exists()  # and nothing in the default one
+    # the query log and the LLM ledger, and `sluice rewrites --config`, use the same store
+    assert querylog.store_for(cfg).url == url and _store_for(cfg).url == url
+    r = CliRunner().invoke(app, ["rewrites", "list", "--all", "--config", str(tmp_path / "sluice.toml")])
+    assert r.exit_code == 0 and key[:12] in r.stdout, r.stdout
+    # $SLUICE_STATE overrides the file (as $SLUICE_BACKEND does; README, `sluice rewrites --help`)
+    monkeypatch.setenv("SLUICE_STATE", f"sqlite:///{tmp_path / 'env.sqlite'}")
+    assert state.state_url(cfg) == f"sqlite:///{tmp_path / 'env.sqlite'}"
+    assert state.store_for(cfg).url == f"sqlite:///{tmp_path / 'env.sqlite'}"

@@ -57,7 +57,7 @@ def databases(server: Any) -> list[Database]:
         out.append(Database(ns, label, online.store, online, online.dialect))
     from sqlsluice.middleware.server import rewrite_namespace
     from sqlsluice.rewriters.online import RewriteStore
-    from sqlsluice.state import NamespacedState, default_store
+    from sqlsluice.state import NamespacedState, store_for
 
     for name, entry in getattr(server.config, "databases", {}).items():
         url = _entry_url(entry)
@@ -66,10 +66,10 @@ def databases(server: Any) -> list[Database]:
         ns = rewrite_namespace(url)
         if ns not in seen:
             seen.add(ns)
-            out.append(Database(ns, f"{name} ({redact(url)})", RewriteStore(NamespacedState(default_store(), ns)),
+            out.append(Database(ns, f"{name} ({redact(url)})", RewriteStore(NamespacedState(store_for(server.config), ns)),
                                 None, "duckdb" if url.startswith("duckdb") else "postgres"))
     if not out and not getattr(server.config, "databases", None):
-        out.append(Database("", redact(server.backend_url), RewriteStore(default_store()), None,
+        out.append(Database("", redact(server.backend_url), RewriteStore(store_for(server.config)), None,
                             "duckdb" if server.backend_url.startswith("duckdb") else "postgres"))
     return out
 
