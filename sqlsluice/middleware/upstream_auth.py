@@ -517,15 +517,26 @@ class SecretLookup:
         self.lookups += 1
         tkey = _target_key(target)
         session = self._idle.pop(tkey, None)
-        if session is None or session.conn.closed or session.conn._buf:
-            if session is not None:
+        if session is not None and (session.conn.closed or session.conn._buf):
+            session.conn.close()  # ended (or said something) while idle
+            session = None
+        reused = session is not None
+        while True:
+            if session is None:
+                session = await open_upstream(target, {"application_name": "sqlsluice auth_query"})
+            try:
+                rows = await run_query(session, query, (user,))
+                break
+            except (ConnectionError, asyncio.IncompleteReadError) as e:
                 session.conn.close()
-            session = await open_upstream(target, {"application_name": "sqlsluice auth_query"})
-        try:
-            rows = await run_query(session, query, (user,))
-        except BaseException:
-            session.conn.close()
-            raise
+                session = None
+                if not reused:
+                    raise BackendError(f"auth_query: the upstream closed the connection: {e}",
+                                       sqlstate="08006") from e
+                reused = False  # the kept session had gone stale: once more on a new one
+            except BaseException:
+                session.conn.close()
+                raise
         if tkey in self._idle:
             session.conn.close()
         else:

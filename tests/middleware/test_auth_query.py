@@ -271,3 +271,18 @@ def test_md5_hash_parses_as_text() -> None:
     h = "md5" + hashlib.md5(b"pwuser").hexdigest()
     assert parse_secret(h) == h
     assert parse_secret(None) is None and parse_secret("SCRAM-SHA-256$bad") is None
+
+
+def test_a_lookup_session_closed_upstream_is_replaced(upstream: str) -> None:
+    srv = _server(upstream, auth={"cache_s": 0})
+    with ServerThread(srv) as th:
+        with psycopg.connect(_dsn(th.port, SCRAM_USER, SCRAM_PW, _db(upstream))) as c:
+            c.execute("SELECT 1")
+        with psycopg.connect(upstream, autocommit=True) as admin:  # the kept lookup sessions end
+            n = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                              "WHERE application_name = 'sqlsluice auth_query' AND usename = %s", [AUTH_USER])
+            row = n.fetchone()
+            assert row is not None and row[0] >= 1  # this server's, and those of other tests' servers
+        with psycopg.connect(_dsn(th.port, SCRAM_USER, SCRAM_PW, _db(upstream))) as c:
+            assert c.execute("SELECT current_user").fetchone() == (SCRAM_USER,)
+        assert srv.secrets.lookups == 2
