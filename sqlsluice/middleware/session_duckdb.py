@@ -137,6 +137,7 @@ class Statement:
     copy: CopySpec | None = None  # COPY ... FROM STDIN / TO STDOUT
     cursor: CursorCommand | None = None  # DECLARE / FETCH / MOVE / CLOSE of a SQL cursor
     params_inferred: bool = False
+    last: dict[str, Any] | None = None  # the Parse's record for SHOW sluice.last (each Execute restores it)
 
 
 @dataclass
@@ -744,7 +745,10 @@ class DuckDBHandler:
         if len(stmts) > 1:
             raise SluiceError("cannot insert multiple commands into a prepared statement", sqlstate="42601")
         sql = stmts[0] if stmts else ""
+        before = self.ctx.last
         decision = await self.pipeline.handle(self.ctx, sql, extended=True) if sql else Forward("")
+        # this statement's record (none for SHOW sluice.last, which keeps the one before)
+        last = self.ctx.last if self.ctx.last is not before else None
         nparams = max(len(msg.param_oids), max_param(sql))
         oids = list(msg.param_oids) + [0] * (nparams - len(msg.param_oids))
         if isinstance(decision, Reply):
@@ -762,6 +766,7 @@ class DuckDBHandler:
                     oids = [o or forced[i] if i < len(forced) else o for i, o in enumerate(oids)]
                 cmd = parse_cursor_command(local) if local.lstrip()[:1] in "DdFfMmCc" else None
                 st = Statement(local, oids, copy=spec, cursor=cmd)
+        st.last = last
         self.statements[msg.name] = st
         self.send(codec.parse_complete())
 
@@ -789,6 +794,11 @@ class DuckDBHandler:
             st.params_inferred = True
         params = [types.decode_param(st.param_oids[i] or types.TEXT, msg.param_format(i), raw)
                   for i, raw in enumerate(msg.params)]
+        if st.reply is not None and st.reply.status == "SHOW" and st.sql.lstrip()[:12].lower() == "show sluice.":
+            # a prepared SHOW sluice.*: answered now, not with what it said at its Parse
+            fresh = await self.pipeline.handle(self.ctx, st.sql, extended=True)
+            if isinstance(fresh, Reply) and fresh.columns == st.reply.columns:
+                st.reply = fresh
         old = self.portals.pop(msg.portal, None)
         if old is not None and old.result is not None:
             old.result.close()
@@ -882,6 +892,8 @@ class DuckDBHandler:
         if portal is None:
             raise SluiceError(f'portal "{msg.portal}" does not exist', sqlstate="34000")
         st = portal.stmt
+        if st.last is not None and self.ctx.last is not st.last:
+            self.ctx.last = st.last  # SHOW sluice.last: this execution, not the latest Parse
         if not st.sql and st.reply is None:
             self.send(codec.empty_query_response())
             return
