@@ -66,6 +66,7 @@ class Val:
     n: Any  # z3 Bool: is NULL
     kind: str  # int real float str bool date ts time null opaque:<type>
     lit: str | None = None  # raw text of a string literal (for coercion to dates)
+    naive: bool = False  # a "ts" known to be a TIMESTAMP without time zone (a date shifted by an interval)
 
 
 @dataclass
@@ -537,6 +538,14 @@ class Scope:
                 av, bv, k = _unify(a, b)
                 r = av + bv if isinstance(e, exp.Add) else av - bv if isinstance(e, exp.Sub) else av * bv
                 return Val(r, z3.Or(a.n, b.n), k)
+            shifted = _shift_by_interval(e, a, b)
+            if shifted is not None:
+                return shifted
+            if isinstance(e, exp.Add | exp.Sub) and {a.kind, b.kind} == {"date", "int"} and (
+                    isinstance(e, exp.Add) or a.kind == "date"):
+                # date ± integer is a date (PostgreSQL and DuckDB alike): days, exactly
+                r = a.v + b.v if isinstance(e, exp.Add) else a.v - b.v
+                return Val(r, z3.Or(a.n, b.n), "date")
             return self.opaque(type(e).__name__, [a, b], _arith_kind(a.kind, b.kind))
         if isinstance(e, exp.Case):
             return self.case(e)
@@ -557,6 +566,10 @@ class Scope:
             target = _kind_of_type(e.to)
             if a.kind == "null":
                 return Val(None, z3.BoolVal(True), "null")
+            if target == "ts" and not _naive_ts(e.to) and a.naive:
+                return self.opaque("cast:" + e.to.sql("duckdb"), [a], target)  # to a zone: not the same number
+            if target == "ts" and _naive_ts(e.to) and a.kind == "date" and a.v is not None:
+                return Val(a.v * _DAY_US, a.n, "ts", naive=True)  # the date's midnight
             if a.kind == target and target in ("int", "str", "bool", "date", "ts") and not _narrowing(e.to):
                 return a
             if a.kind == "int" and target == "real":
@@ -564,7 +577,7 @@ class Scope:
             if a.kind == "str" and a.lit is not None and target in ("date", "ts"):
                 days = _date_lit(a.lit, target)
                 if days is not None:
-                    return Val(z3.IntVal(days), z3.BoolVal(False), target)
+                    return Val(z3.IntVal(days), z3.BoolVal(False), target, naive=_naive_ts(e.to))
             return self.opaque("cast:" + e.to.sql("duckdb"), [a], target)
         if isinstance(e, exp.Subquery) and not e.args.get("alias"):
             return self.subquery_val(e)
@@ -883,11 +896,18 @@ def _arith_kind(a: str, b: str) -> str:
 
 def _coerce_pair(a: Val, b: Val) -> tuple[Any, Any]:
     ka, kb = a.kind, b.kind
+    if ka == kb == "ts" and a.naive != b.naive:
+        raise Outside("comparison of a timestamp without time zone with one that may have a zone")
     if ka == kb:
         return a.v, b.v
     num = ("int", "real", "float")
     if ka in num and kb in num:
         return (z3.ToReal(a.v) if ka == "int" else a.v), (z3.ToReal(b.v) if kb == "int" else b.v)
+    # a date against a TIMESTAMP without time zone: the date is its midnight (both engines)
+    if ka == "date" and kb == "ts" and b.naive:
+        return a.v * _DAY_US, b.v
+    if ka == "ts" and kb == "date" and a.naive:
+        return a.v, b.v * _DAY_US
     if ka in ("date", "ts") and kb == "str" and b.lit is not None:
         v = _date_lit(b.lit, ka)
         if v is not None:
@@ -897,6 +917,62 @@ def _coerce_pair(a: Val, b: Val) -> tuple[Any, Any]:
         if v is not None:
             return z3.IntVal(v), b.v
     raise Outside(f"comparison of {ka} with {kb}")
+
+
+_DAY_US = 86_400_000_000
+_FIXED_US = {"DAY": _DAY_US, "DAYS": _DAY_US, "WEEK": 7 * _DAY_US, "WEEKS": 7 * _DAY_US,
+             "HOUR": 3_600_000_000, "HOURS": 3_600_000_000, "MINUTE": 60_000_000, "MINUTES": 60_000_000,
+             "SECOND": 1_000_000, "SECONDS": 1_000_000}
+
+
+def _naive_ts(t: exp.DataType) -> bool:
+    """A TIMESTAMP without time zone (DuckDB's TIMESTAMP, sqlglot's DATETIME for it)."""
+    return t.this in (exp.DataType.Type.TIMESTAMP, exp.DataType.Type.DATETIME) and not t.expressions
+
+
+def _interval_us(iv: exp.Expression) -> int | None:
+    """A constant interval of whole days, weeks, hours, minutes or seconds, in microseconds (None
+    for months and years, whose length depends on the date, and for anything not a literal)."""
+    if not isinstance(iv, exp.Interval) or not isinstance(iv.this, exp.Literal):
+        return None
+    parts = iv.this.this.split()
+    unit = iv.args.get("unit")
+    if unit is not None:
+        parts.append(unit.name if isinstance(unit, exp.Expression) else str(unit))
+    if len(parts) != 2 or parts[1].upper() not in _FIXED_US:
+        return None
+    try:
+        n = int(parts[0])
+    except ValueError:
+        return None
+    return n * _FIXED_US[parts[1].upper()]
+
+
+def _shift_by_interval(e: exp.Expression, a: Val, b: Val) -> Val | None:
+    """``date ± INTERVAL 'n' DAY`` (and ``INTERVAL .. + date``, weeks, hours, minutes, seconds):
+    PostgreSQL and DuckDB both give a TIMESTAMP without time zone, the date at midnight moved by
+    a fixed length of time; with dates as days and timestamps as microseconds since 1970-01-01
+    that is ``date * 86400e6 ± n * unit``, exactly.  A timestamp operand is shifted only when it is
+    known to be without time zone (``naive``: with a zone, a day is not always 24 hours).  Months
+    and years (calendar arithmetic) stay uninterpreted."""
+    if isinstance(e, exp.Add) and a.kind == "opaque:interval":
+        a, b, iv = b, a, e.this
+    else:
+        iv = e.expression
+    if not isinstance(e, exp.Add | exp.Sub) or b.kind != "opaque:interval":
+        return None
+    while isinstance(iv, exp.Paren):
+        iv = iv.this
+    us = _interval_us(iv)
+    if us is None or a.v is None:
+        return None
+    if a.kind == "date":
+        base = a.v * _DAY_US
+    elif a.kind == "ts" and a.naive:
+        base = a.v
+    else:
+        return None
+    return Val(base + us if isinstance(e, exp.Add) else base - us, a.n, "ts", naive=True)
 
 
 def _date_lit(s: str, kind: str) -> int | None:
@@ -1370,12 +1446,52 @@ def normalize(q: Query, catalog: Catalog) -> Query:
 
 
 def _substitute(e: exp.Expression, alias: str, repl: dict[str, exp.Expression]) -> exp.Expression:
-    def sub(n: exp.Expression) -> exp.Expression:
-        if isinstance(n, exp.Column) and n.table == alias and n.name.lower() in repl:
-            return repl[n.name.lower()].copy()
-        return n
+    """``e`` with the columns ``alias.n`` (n in ``repl``) that refer to this block's ``alias``
+    replaced (see :func:`free_columns`: a subquery that declares ``alias`` itself keeps its own)."""
+    c = e.copy()
+    for col in free_columns(c, alias):
+        if col.name.lower() in repl:
+            new = repl[col.name.lower()].copy()
+            if col is c:
+                return new
+            col.replace(new)
+    return c
 
-    return e.copy().transform(sub, copy=False)
+
+def free_columns(e: exp.Expression, alias: str) -> list[exp.Column]:
+    """The columns of ``e`` qualified by ``alias`` that refer to the enclosing block's ``alias``.
+
+    SQL resolves a qualifier in the innermost query that declares it: inside a subquery whose
+    own FROM/JOIN declares ``alias`` (``.. > (SELECT AVG(t.x) FROM t WHERE t.k = o.k)`` with an
+    outer ``t`` as well) every ``alias.c`` of its select list, WHERE, ON, GROUP BY, HAVING and of
+    the subqueries nested there is the inner one, and renaming or substituting it as the outer
+    one would change the subquery (a correlated AVG over one row instead of the group).  The
+    bodies of that subquery's own derived tables and CTEs are evaluated in the enclosing scope
+    (their siblings are not visible without LATERAL), so they are searched with the outer
+    binding; under LATERAL the name is taken as the inner one's (nothing substituted)."""
+    out: list[exp.Column] = []
+
+    def visit(n: exp.Expression) -> None:
+        if isinstance(n, exp.Column):
+            if n.table == alias:
+                out.append(n)
+            return
+        if isinstance(n, exp.Select):
+            frm = n.args.get("from_") or n.args.get("from")
+            sources = ([frm.this] if frm is not None else []) + [j.this for j in n.args.get("joins") or []]
+            if any(s.alias_or_name == alias for s in sources):
+                w = n.args.get("with")
+                if w is not None:
+                    visit(w)
+                for s in sources:
+                    if isinstance(s, exp.Subquery):
+                        visit(s.this)
+                return
+        for child in n.iter_expressions():
+            visit(child)
+
+    visit(e)
+    return out
 
 
 _FRESH = itertools.count()
@@ -1546,13 +1662,12 @@ def _prune_query(q: Query, keep: list[int]) -> Query | None:
 
 
 def _rename_alias(e: exp.Expression, old: str, new: str) -> exp.Expression:
-    def ren(n: exp.Expression) -> exp.Expression:
-        if isinstance(n, exp.Column) and n.table == old:
-            n = n.copy()
-            n.set("table", exp.to_identifier(new))
-        return n
-
-    return e.copy().transform(ren, copy=False)
+    """``e`` with its references to this block's ``old`` qualified by ``new`` (a subquery that
+    declares ``old`` itself keeps its own: :func:`free_columns`)."""
+    c = e.copy()
+    for col in free_columns(c, old):
+        col.set("table", exp.to_identifier(new))
+    return c
 
 
 _STRICT = (exp.Column, exp.Literal, exp.Paren, exp.Add, exp.Sub, exp.Mul, exp.Neg, exp.EQ, exp.NEQ, exp.GT,
@@ -1594,18 +1709,24 @@ def _merge_left_derived(q: Block) -> Block:
 def _merge_spj(q: Block) -> Block:
     """An inner derived table that is itself a select-project-join block (no GROUP BY, DISTINCT,
     LEFT JOIN) merges into the outer block: its tables join the outer ones, its filter joins the
-    outer filter, its output expressions replace references to its columns."""
+    outer filter, its output expressions replace references to its columns.
+
+    A derived table with LEFT JOINs merges only into a block that reads nothing else (one unit, no
+    LEFT JOIN of its own): ``SELECT f FROM (SELECT .. FROM a LEFT JOIN b ON o WHERE p) t WHERE q``
+    filters the rows of ``a LEFT JOIN b ON o`` by ``p`` and then by ``q``, which is
+    ``SELECT f FROM a LEFT JOIN b ON o WHERE p AND q`` (TPC-DS q93); beside other tables the LEFT
+    JOIN's place among the joins would matter."""
     for ui, u in enumerate(q.units):
         g = u.derived
-        if not isinstance(g, Block) or g.group is not None or g.ljs:
+        if not isinstance(g, Block) or g.group is not None or (g.ljs and (len(q.units) != 1 or q.ljs)):
             continue
         names = [n for n, _, _ in u.columns]
         if len(names) != len(g.outputs) or len(set(names)) != len(names):
             continue
         if any(o.find(exp.Select) for o in g.outputs):
             continue  # a scalar subquery output would be copied into the outer expressions
-        fresh = {gu.alias: f"{gu.alias}__m{next(_FRESH)}" for gu in g.units}
-        if len(fresh) != len(g.units):
+        fresh = {gu.alias: f"{gu.alias}__m{next(_FRESH)}" for gu in [*g.units, *(lu for lu, _ in g.ljs)]}
+        if len(fresh) != len(g.units) + len(g.ljs):
             continue
 
         def rn(e: exp.Expression, fresh: dict[str, str] = fresh) -> exp.Expression:
@@ -1614,11 +1735,12 @@ def _merge_spj(q: Block) -> Block:
             return e
 
         units = [Unit(fresh[gu.alias], gu.type_key, gu.columns, gu.derived) for gu in g.units]
+        g_ljs = [(Unit(fresh[lu.alias], lu.type_key, lu.columns, lu.derived), rn(on)) for lu, on in g.ljs]
         repl = {n: rn(o) for n, o in zip(names, g.outputs, strict=True)}
         a = u.alias
         merged = Block(
             [*q.units[:ui], *units, *q.units[ui + 1:]],
-            [(lu, _substitute(on, a, repl)) for lu, on in q.ljs],
+            [*g_ljs, *((lu, _substitute(on, a, repl)) for lu, on in q.ljs)],
             [rn(c) for c in g.conds] + [_substitute(c, a, repl) for c in q.conds],
             _subst_list(q.group, a, repl),
             _substitute(q.having, a, repl) if q.having is not None else None,
@@ -1765,6 +1887,30 @@ def _distinct_wrapper(q: Block) -> Query:
     return SetOp("distinct", True, [inner], q.out_kinds)
 
 
+def model_text(q: Query) -> str:
+    """The whole model of a query as text: two queries with the same text are one model (same
+    tables under the same names, same filters, joins, groups and outputs, subqueries as the same
+    functions), so they return the same bag; every normalisation that led there preserves it.
+    Derived tables are written out in full, base tables by name (a one-row unit that
+    :func:`~sqlsluice.verifiers.smt_filter.pair_one_row_units` proved the same in both is one such
+    name, as the prover also takes it)."""
+    def x(e: exp.Expression | None) -> str:
+        return "-" if e is None else e.sql("duckdb", comments=False)
+
+    def unit(u: Unit) -> str:
+        body = u.type_key if u.derived is None or u.type_key.startswith("table:") else "(" + model_text(u.derived) + ")"
+        return f"{u.alias}:{body}:{u.columns}"
+
+    if isinstance(q, SetOp):
+        return f"{q.kind}/{q.distinct}/{q.out_kinds}[" + ";".join(model_text(c) for c in q.children) + "]"
+    return "|".join([
+        ",".join(unit(u) for u in q.units),
+        ",".join(f"{unit(u)} ON {x(on)}" for u, on in q.ljs),
+        " AND ".join(x(c) for c in q.conds),
+        "-" if q.group is None else "GROUP " + ",".join(x(g) for g in q.group),
+        x(q.having), ",".join(x(o) for o in q.outputs), str(q.out_kinds)])
+
+
 def _strip_order(e: exp.Expression) -> exp.Expression:
     """Top-level ORDER BY without LIMIT does not change the bag of rows."""
     if e.args.get("order") is not None and not (e.args.get("limit") or e.args.get("offset") or e.args.get("fetch")):
@@ -1804,6 +1950,8 @@ def _prove(q1: exp.Expression, q2: exp.Expression, catalog: Catalog, dialect: st
         from sqlsluice.verifiers.smt_filter import pair_one_row_units  # one-row aggregates proved alike
 
         pair_one_row_units(m1, m2, catalog, dialect == "duckdb")
+        if model_text(m1) == model_text(m2):  # one model: nothing left for z3 to compare
+            return SMTResult(True, "proved: both queries normalise to the same model")
         ok = Prover(deadline, frozenset(t.name.lower() for t in catalog.tables),
                     binary_strings=dialect == "duckdb", catalog=catalog).equiv(m1, m2)
         if not ok:  # aggregate normal forms: a second model of both queries (smt_aggregates)

@@ -32,6 +32,11 @@ to ``d.v`` or ``d.k`` is only evaluated on kept rows, where ``d.k = R.c`` and ``
 the subquery.  The SMT tier then models each subquery as an uninterpreted function of its
 correlated values (the same subquery, up to alias names, conjunct order and the sides of
 ``=``, is the same function), which is how the original query is modelled too.
+
+The subquery put back declares ``S``'s tables under fresh aliases (``S``'s own references
+renamed with them, scope-aware): the rule's output reuses the outer query's table names inside
+``d`` (TPC-DS q32 joins ``catalog_sales`` outside and inside), and an outer expression equated
+to a key, copied into the subquery, must keep meaning the outer table.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ _NULL_ON_EMPTY = (exp.Avg, exp.Sum, exp.Min, exp.Max)
 def recorrelate(q: Block) -> Block:
     """``q`` (an SMT :class:`~sqlsluice.verifiers.smt.Block`) with each decorrelated scalar
     aggregate it joins put back as a correlated scalar subquery (see the module docstring)."""
-    from sqlsluice.verifiers.smt import Block, _substitute
+    from sqlsluice.verifiers.smt import _FRESH, Block, _rename_alias, _substitute
 
     flat: list[Any] = []
     for cond in q.conds:  # a JOIN's ON condition arrives as one conjunct
@@ -57,7 +62,6 @@ def recorrelate(q: Block) -> Block:
         flat.extend(x.unnest() if isinstance(x, exp.Paren) else x for x in (c.flatten() if isinstance(c, exp.And) else [c]))
     if len(flat) != len(q.conds):
         q = Block(q.units, q.ljs, flat, q.group, q.having, q.outputs, q.out_kinds)
-    outer_aliases = {u.alias for u in q.units} | {u.alias for u, _ in q.ljs}
     # a scalar subquery's value is read by a filter, not output: such units first (a grouped unit
     # whose keys happen to be equated too is then left as the join it also is, as in the original)
     shown = {c.table for o in [*q.outputs, *(q.group or [])] for c in o.find_all(exp.Column)}
@@ -68,8 +72,6 @@ def recorrelate(q: Block) -> Block:
             continue
         if any(not gu.type_key.startswith("table:") and gu.source is None for gu in g.units):
             continue
-        if {gu.alias for gu in g.units} & outer_aliases:
-            continue  # the subquery's own aliases would shadow outer ones
         names = [n for n, _, _ in u.columns]
         if len(names) != len(g.outputs) or len(set(names)) != len(names):
             continue
@@ -111,14 +113,23 @@ def recorrelate(q: Block) -> Block:
         repl: dict[str, exp.Expression] = {}
         for n, outer in equated.items():
             repl[n] = outer
+        # the subquery's tables under fresh aliases: an outer expression equated to a key must not
+        # be captured by an inner table of the same name (the rule's output reuses the names)
+        fresh = {gu.alias: f"{gu.alias}__c{next(_FRESH)}" for gu in g.units}
+
+        def inner(e: exp.Expression, fresh: dict[str, str] = fresh) -> exp.Expression:
+            for old, new in fresh.items():
+                e = _rename_alias(e, old, new)
+            return e
+
         for n, agg in aggs.items():
-            corr = [exp.EQ(this=keys[k].copy(), expression=equated[k].copy()) for k in keys]
-            where = exp.and_(*[c.copy() for c in g.conds], *corr)
-            sel = exp.Select(expressions=[agg.copy()])
+            corr = [exp.EQ(this=inner(keys[k]), expression=equated[k].copy()) for k in keys]
+            where = exp.and_(*[inner(c) for c in g.conds], *corr)
+            sel = exp.Select(expressions=[inner(agg)])
             first, *rest = g.units
-            sel = sel.from_(_source(first))
+            sel = sel.from_(_source(first, fresh[first.alias]))
             for gu in rest:
-                sel = sel.join(_source(gu))
+                sel = sel.join(_source(gu, fresh[gu.alias]))
             sel = sel.where(where)
             repl[n] = exp.Subquery(this=sel)
         a = u.alias
@@ -160,9 +171,9 @@ def _strict_in(c: exp.Expression, alias: str, names: set[str]) -> bool:
     return False
 
 
-def _source(u: Any) -> exp.Expression:
-    """A unit as a FROM item: its base table, or its derived table's body, under its alias."""
-    alias = exp.TableAlias(this=exp.to_identifier(u.alias, quoted=True))
+def _source(u: Any, name: str) -> exp.Expression:
+    """A unit as a FROM item: its base table, or its derived table's body, under alias ``name``."""
+    alias = exp.TableAlias(this=exp.to_identifier(name, quoted=True))
     if u.type_key.startswith("table:"):
         return exp.Table(this=exp.to_identifier(u.type_key.split(":", 1)[1], quoted=True), alias=alias)
     return exp.Subquery(this=u.source.copy(), alias=alias)
