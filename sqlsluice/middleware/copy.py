@@ -389,88 +389,108 @@ class BinaryCopyDecoder:
                 (f", column {self.names[col]}" if col is not None else "")
         return BackendError(message, sqlstate=sqlstate, detail=detail)
 
-    def feed(self, data: bytes, *, final: bool = False) -> ColumnBatch | None:
-        """Decode the complete rows of ``pending + data``; ``final``: the stream ends here."""
-        buf = self.pending + data if self.pending else bytes(data)
+    def feed(self, data: bytes | Sequence[bytes], *, final: bool = False) -> ColumnBatch | None:
+        """Decode the complete rows of what is pending and ``data`` (bytes, or a list of the
+        CopyData payloads received); ``final``: the stream ends here."""
+        parts = [data] if isinstance(data, bytes | bytearray | memoryview) else list(data)
+        padded = b"".join([self.pending, *parts, _PAD])  # one copy of the chunk
+        n = len(padded) - len(_PAD)
         self.pending = b""
         if self.finished:
-            if buf:
+            if n:
                 raise self._error("received copy data after EOF marker")
             return None
         pos = 0
         if not self.header_done:
-            if len(buf) < 19 or len(buf) < 19 + max(_I.unpack_from(buf, 15)[0], 0):
-                if buf[:11] != BINARY_SIGNATURE[:len(buf[:11])]:
+            if n < 19 or n < 19 + max(_I.unpack_from(padded, 15)[0], 0):
+                if padded[:min(n, 11)] != BINARY_SIGNATURE[:min(n, 11)]:
                     raise self._error("COPY file signature not recognized")
                 if final:
-                    raise self._error("invalid COPY file header (missing length)" if len(buf) >= 11
+                    raise self._error("invalid COPY file header (missing length)" if n >= 11
                                       else "COPY file signature not recognized")
-                self.pending = buf
+                self.pending = padded[:n]
                 return None
-            if buf[:11] != BINARY_SIGNATURE:
+            if padded[:11] != BINARY_SIGNATURE:
                 raise self._error("COPY file signature not recognized")
-            (flags,) = _I.unpack_from(buf, 11)
+            (flags,) = _I.unpack_from(padded, 11)
             if flags & 0x10000:
                 raise self._error("invalid COPY file header (WITH OIDS)")
             if flags >> 16:
                 raise self._error("unrecognized critical flags in COPY file header")
-            (ext,) = _I.unpack_from(buf, 15)
+            (ext,) = _I.unpack_from(padded, 15)
             if ext < 0:
                 raise self._error("invalid COPY file header (wrong length)")
             pos = 19 + ext
             self.header_done = True
-        lens, offs, stop = self._scan(buf, pos)
-        self.pending = buf[stop:]
+        lens, offs, stop = self._scan(padded, pos)
+        self.pending = padded[stop:n]
         if final and self.pending:
             raise self._error("unexpected EOF in COPY data")
-        rows = lens.shape[1]
+        rows = len(lens[0]) if lens else 0
         if not rows:
             return None
-        batch = self._decode(buf + _PAD, lens, offs)
+        batch = self._decode(padded, lens, offs)
         self.rows += rows
         return batch
 
-    def _scan(self, buf: bytes, pos: int) -> tuple[np.ndarray, np.ndarray, int]:
-        """Lengths and offsets (ncols x rows) of the fields of the complete rows from ``pos``,
-        and where the undecoded rest starts."""
+    def _scan(self, buf: bytes, pos: int) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+        """Lengths and offsets (a column's array each) of the fields of the complete rows from
+        ``pos`` in ``buf`` (zero-padded past its end), and where the undecoded rest starts."""
         b = np.frombuffer(buf, np.uint8)
-        n, ncols = len(b), self.ncols
+        n, ncols = len(b) - len(_PAD), self.ncols
         i32 = _be_view(b, ">i4")
-        if n - pos >= 2:
-            cand = np.flatnonzero((b[pos:n - 1] == ncols >> 8) & (b[pos + 1:] == ncols & 0xFF)) + pos
-        else:
-            cand = np.zeros(0, np.int64)
+        cand = np.flatnonzero((b[pos:n - 1] == ncols >> 8) & (b[pos + 1:n] == ncols & 0xFF)) + pos
         k = len(cand)
-        lens = np.zeros((ncols, k), np.int32)
-        offs = np.zeros((ncols, k), np.int64)
+        lens = []
         q = cand + 2
         ok = np.ones(k, bool)
         bad = np.zeros(k, bool)
-        for c in range(ncols):
+        for _ in range(ncols):
             ok &= q + 4 <= n
-            ln = np.where(ok, i32[np.where(ok, q, 0)], 0) if len(i32) else np.zeros(k, np.int32)
-            bad |= ln < -1
-            lens[c] = ln
-            offs[c] = q + 4
+            ln = i32[np.minimum(q, n)]
+            bad |= (ln < -1) & ok
+            lens.append(ln)
             q = q + 4 + np.maximum(ln, 0)
         ok &= q <= n
         end = np.where(ok & ~bad, q, -1)
-        nxt = np.searchsorted(cand, end)
-        valid = (end >= 0) & (nxt < k)
-        valid[valid] = cand[nxt[valid]] == end[valid]
-        chain: list[int] = []
+        # a row's end is mostly the next candidate; the others are looked up
+        link = np.full(k, -1, np.int64)
+        valid = np.zeros(k, bool)
+        valid[:-1] = end[:-1] == cand[1:]
+        link[valid] = np.flatnonzero(valid) + 1
+        other = np.flatnonzero(~valid & (end >= 0))
+        if len(other):
+            at = np.searchsorted(cand, end[other])
+            hit = at < k
+            hit[hit] = cand[at[hit]] == end[other][hit]
+            link[other[hit]] = at[hit]
+            valid[other[hit]] = True
+        chain = np.zeros(0, np.int64)
         p, incomplete = pos, False
-        first = int(np.searchsorted(cand, pos))
-        if first < k and cand[first] == pos:
-            links = np.where(valid, nxt, -1).tolist()
-            append = chain.append
-            i = first
-            while i >= 0:
-                append(i)
-                i = links[i]
-            last = chain[-1]
+        if k and cand[0] == pos:
+            # the rows are the chain of links from the first candidate; a true row start always
+            # has a link into it, so candidates without one (inside a row's data) drop out
+            keep = np.ones(k, bool)
+            for _ in range(4):
+                into = np.zeros(k, bool)
+                into[link[keep & valid]] = True
+                into[0] = True
+                if np.count_nonzero(into & keep) == np.count_nonzero(keep):
+                    break
+                keep &= into
+            kept = np.flatnonzero(keep)
+            step = link[kept]
+            linked = step[:-1] == kept[1:]
+            m = len(linked) if linked.all() else int(np.argmin(linked))
+            rest = []
+            i = int(step[m])
+            while i >= 0:  # what the pruning left: followed one link at a time
+                rest.append(i)
+                i = int(link[i])
+            chain = np.concatenate([kept[:m + 1], np.array(rest, np.int64)])
+            last = int(chain[-1])
             if end[last] < 0:
-                chain.pop()
+                chain = chain[:-1]
                 if bad[last]:
                     raise self._error("invalid field size", row=self.rows + len(chain) + 1)
                 p, incomplete = int(cand[last]), True
@@ -484,10 +504,15 @@ class BinaryCopyDecoder:
             p += 2
             if p < n:
                 raise self._error("received copy data after EOF marker")
-        sel = np.array(chain, np.int64)
-        return lens[:, sel], offs[:, sel], p
+        lens = [ln[chain] for ln in lens]
+        offs = []
+        q = cand[chain] + 2
+        for ln in lens:
+            offs.append(q + 4)
+            q = q + 4 + np.maximum(ln, 0)
+        return lens, offs, p
 
-    def _decode(self, buf: bytes, lens: np.ndarray, offs: np.ndarray) -> ColumnBatch:
+    def _decode(self, buf: bytes, lens: list[np.ndarray], offs: list[np.ndarray]) -> ColumnBatch:
         b = np.frombuffer(buf, np.uint8)
         cols: dict[str, np.ndarray] = {}
         exprs: list[str] = []
@@ -550,7 +575,7 @@ class BinaryCopyDecoder:
                 cols[f"n{c}"] = null
                 expr = f"CASE WHEN n{c} THEN NULL ELSE {expr} END"
             exprs.append(expr)
-        batch = ColumnBatch(lens.shape[1], cols, exprs)
+        batch = ColumnBatch(len(lens[0]) if lens else 0, cols, exprs)
         if text:
             self._text_csv(b, text, batch)
         return batch
@@ -604,14 +629,15 @@ class BinaryCopyDecoder:
         when some value needs the value-by-value path (NaN, infinities, more than 16 digits,
         digits beyond its dscale that PostgreSQL truncates)."""
         at = np.where(null, 0, off)
-        i16 = _be_view(b, ">i2")
         short = ~null & (ln < 8)
         if short.any():
             raise self._error("incorrect binary data format", "22P03", self.rows + int(short.argmax()) + 1, c)
-        nd = i16[at].astype(np.int64)
-        weight = i16[at + 2].astype(np.int64)
-        sign = _be_view(b, ">u2")[at + 4]
-        dscale = i16[at + 6].astype(np.int64)
+        u64 = _be_view(b, ">u8")
+        head = u64[at]  # ndigits, weight, sign, dscale: four 16-bit fields in one read
+        nd = (head >> 48).astype(np.uint16).view(np.int16).astype(np.int64)
+        weight = ((head >> 32) & 0xFFFF).astype(np.uint16).view(np.int16).astype(np.int64)
+        sign = ((head >> 16) & 0xFFFF).astype(np.uint16)
+        dscale = (head & 0xFFFF).astype(np.uint16).view(np.int16).astype(np.int64)
         wrong = ~null & (ln != 8 + 2 * nd)
         if wrong.any():
             raise self._error("incorrect binary data format", "22P03", self.rows + int(wrong.argmax()) + 1, c)
@@ -624,9 +650,14 @@ class BinaryCopyDecoder:
         if groups > 4 or int((weight + groups)[nz].max()) > 3:
             return None
         value = np.zeros(len(ln), np.int64)
-        for j in range(int(nd[nz].max())):
+        most = int(nd[nz].max())
+        quad = u64[at + 8] if most <= 4 else None  # up to four digits in one read
+        for j in range(most):
             has = nz & (j < nd)
-            digit = _be_view(b, ">u2")[np.where(has, at + 8 + 2 * j, 0)].astype(np.int64)
+            if quad is not None:
+                digit = ((quad >> (48 - 16 * j)) & 0xFFFF).astype(np.int64)
+            else:
+                digit = _be_view(b, ">u2")[np.where(has, at + 8 + 2 * j, 0)].astype(np.int64)
             if (has & (digit >= 10000)).any():
                 raise self._error('invalid digit in external "numeric" value', "22P03", col=c)
             value += np.where(has, digit * _POW10000[np.where(has, weight - j + groups, 0)], 0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -28,6 +29,7 @@ from sqlsluice.middleware.connection import ClientConnection, error_message
 from sqlsluice.middleware.copy import (
     BINARY_TRAILER,
     BinaryCopyDecoder,
+    ColumnBatch,
     CopySpec,
     TextCopyWriter,
     binary_header,
@@ -562,9 +564,9 @@ class DuckDBHandler:
 
     async def _copy_in_binary(self, spec: CopySpec, target: list[ColumnInfo]) -> str:
         """Binary COPY FROM: chunks of about BINARY_CHUNK bytes decoded column by column
-        (:class:`BinaryCopyDecoder`) and inserted in bulk on the worker thread while the next
-        chunk arrives, all in one transaction (the client's, or one opened here), so that an
-        error anywhere leaves the table as it was."""
+        (:class:`BinaryCopyDecoder`) on a thread of their own while the session's worker
+        inserts the batch before in bulk, all in one transaction (the client's, or one opened
+        here), so that an error anywhere leaves the table as it was."""
         decoder = BinaryCopyDecoder([types.oid_for(c.type) for c in target], spec.source, [c.name for c in target])
         self.send(codec.copy_in_response(1, [1] * len(target)))
         await self.flush()
@@ -573,6 +575,7 @@ class DuckDBHandler:
         began = done = False
         fd, csv_path = tempfile.mkstemp(prefix="sluice-copy-", suffix=".csv")  # a batch's text columns
         os.close(fd)
+        decoding = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sluice-copy-decode")
         pending: asyncio.Future[int] | None = None
         chunks: list[bytes] = []
         size = n = 0
@@ -582,34 +585,39 @@ class DuckDBHandler:
                 began = True
             while True:
                 code, payload = await self.pull()
+                final = code == codec.COPY_DONE
                 if code == codec.COPY_DATA:
                     chunks.append(payload)
                     size += len(payload)
-                    if size >= BINARY_CHUNK:
-                        if pending is not None:
-                            n += await pending
-                        pending = asyncio.ensure_future(self.call(self._insert_binary, spec, decoder,
-                                                                  b"".join(chunks), False, csv_path))
-                        chunks, size = [], 0
-                elif code == codec.COPY_DONE:
-                    break
+                    if size < BINARY_CHUNK:
+                        continue
                 elif code == codec.COPY_FAIL:
                     raise BackendError(f"COPY from stdin failed: {codec.parse_copy_fail(payload)}", sqlstate="57014")
                 elif code in (codec.FLUSH, codec.SYNC):
                     continue  # ignored during COPY IN, as PostgreSQL does
                 elif code == codec.TERMINATE:
                     raise ConnectionResetError("client terminated during COPY")
-                else:
+                elif not final:
                     raise ProtocolViolation(f"unexpected message type {code!r} during COPY from stdin")
-            self.state.copy_done()
+                if final:
+                    self.state.copy_done()
+                batch = await self.loop.run_in_executor(decoding, functools.partial(decoder.feed, chunks, final=final))
+                chunks, size = [], 0
+                if pending is not None:
+                    n += await pending
+                    pending = None
+                if batch is not None:
+                    pending = asyncio.ensure_future(self.call(self._insert_batch, spec, batch, csv_path))
+                if final:
+                    break
             if pending is not None:
                 n += await pending
                 pending = None
-            n += await self.call(self._insert_binary, spec, decoder, b"".join(chunks), True, csv_path)
             if began:
                 await self.call(self.session.execute, "COMMIT")
             done = True
         finally:
+            decoding.shutdown(wait=False)
             if self.state.phase.value == "copy_in":
                 self.state.copy_done()
             if pending is not None:
@@ -624,12 +632,8 @@ class DuckDBHandler:
                 os.unlink(csv_path)
         return f"COPY {n}"
 
-    def _insert_binary(self, spec: CopySpec, decoder: BinaryCopyDecoder, data: bytes, final: bool,
-                       csv_path: str) -> int:
-        """Decode a chunk of binary COPY data and insert its rows (worker thread)."""
-        batch = decoder.feed(data, final=final)
-        if batch is None:
-            return 0
+    def _insert_batch(self, spec: CopySpec, batch: ColumnBatch, csv_path: str) -> int:
+        """Insert one decoded batch of binary COPY rows (worker thread)."""
         if batch.text_columns:
             with open(csv_path, "wb") as f:
                 f.write(batch.text_csv)
