@@ -341,6 +341,18 @@ class Config(Strict):
                 return u
         return None
 
+    @property
+    def auth_query_enabled(self) -> bool:
+        """An ``auth_user`` is set in ``[auth]`` or for some ``[databases]`` entry."""
+        return bool(self.auth.user) or any(isinstance(d, DatabaseConfig) and d.auth_user
+                                           for d in self.databases.values())
+
+    @property
+    def auth_method(self) -> str:
+        """The client authentication in force: ``server.auth``, else scram-sha-256 when there
+        are ``[[users]]`` or an ``auth_query``, else trust (localhost only)."""
+        return self.server.auth or ("scram-sha-256" if self.users or self.auth_query_enabled else "trust")
+
 
 def load_config(path: str | os.PathLike[str] | None = None, *, listen: str | None = None,
                 backend: str | None = None, http_listen: str | None = None) -> Config:

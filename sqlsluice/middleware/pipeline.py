@@ -245,7 +245,7 @@ def is_admin(ctx: SessionContext) -> bool:
     u = cfg.user(ctx.user)
     if u is not None:
         return bool(u.admin)
-    if cfg.users or (cfg.server.auth or "trust") != "trust" or ctx.client_addr is None:
+    if cfg.users or cfg.auth_method != "trust" or ctx.client_addr is None:
         return False
     if ctx.client_addr == "":
         return True

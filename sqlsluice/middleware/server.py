@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hmac
 import inspect
 import ipaddress
 import logging
@@ -172,6 +173,7 @@ class SluiceServer:
         self._cancel: dict[tuple[int, int], Canceller] = {}
         self.pools = PoolManager(self.config)  # pooled PostgreSQL server connections ([pool], [databases])
         self.secrets = SecretLookup()  # auth_query's lookups and their cache ([auth])
+        self._mock_key = secrets.token_bytes(16)  # mock SCRAM salts of unknown users
         self.clients_open = 0  # client connections past their startup packet ([pool] max_client_conn)
         self._server: asyncio.Server | None = None
         self._ssl: ssl.SSLContext | None = None
@@ -566,7 +568,7 @@ class SluiceServer:
                             url: str | None = None) -> str | None:
         cfg = self.config
         user = params["user"]
-        method = cfg.server.auth or ("scram-sha-256" if cfg.users or cfg.auth.user else "trust")
+        method = cfg.auth_method
         if method == "trust":
             if not cfg.users and not _is_local(peer) and cfg.server.auth is None:
                 raise SluiceError(f'no users configured: only local connections are trusted (user "{user}")',
@@ -628,7 +630,11 @@ class SluiceServer:
         init = codec.parse_sasl_initial(await read_password())
         if init.mechanism != "SCRAM-SHA-256":
             raise ProtocolViolation(f"unsupported SASL mechanism {init.mechanism!r}", sqlstate="28000")
-        scram = ScramExchange(verifier or plain or secrets.token_hex(16))
+        # an unknown user gets a salt of its own that does not change between attempts, as a
+        # known one does (PostgreSQL's mock authentication)
+        scram = ScramExchange(verifier or plain or secrets.token_hex(16),
+                              salt=None if verifier or plain else hmac.new(self._mock_key, user.encode(),
+                                                                            "sha256").digest()[:16])
         writer.write(codec.authentication_sasl_continue(scram.first(init.data)))
         await writer.drain()
         final = codec.parse_sasl_response(await read_password())

@@ -286,3 +286,61 @@ def test_a_lookup_session_closed_upstream_is_replaced(upstream: str) -> None:
         with psycopg.connect(_dsn(th.port, SCRAM_USER, SCRAM_PW, _db(upstream))) as c:
             assert c.execute("SELECT current_user").fetchone() == (SCRAM_USER,)
         assert srv.secrets.lookups == 2
+
+
+def test_a_per_database_auth_user_alone_turns_authentication_on(upstream: str) -> None:
+    """No [[users]], no [auth] user, no server.auth: one database's auth_user is enough, and
+    its clients (on loopback) are not admins, as they would be under trust.  The auth_user's
+    password comes from the backend URL, which names that role."""
+    cfg = Config.model_validate({"server": {"backend": upstream}, "databases": {
+        "only": {"backend": _as(upstream, AUTH_USER, AUTH_PW), "auth_user": AUTH_USER},
+        "nopw": {"backend": upstream, "auth_user": AUTH_USER}}})
+    assert cfg.auth_method == "scram-sha-256"
+    with ServerThread(SluiceServer(cfg)) as th:
+        with psycopg.connect(_dsn(th.port, SCRAM_USER, SCRAM_PW, "only"), autocommit=True) as c:
+            assert c.execute("SELECT current_user").fetchone() == (SCRAM_USER,)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                c.execute("SHOW sluice.pools")
+        # no password for the auth_user: the lookup cannot run, and the client is told so
+        with pytest.raises(psycopg.OperationalError, match=r"authentication lookup \(auth_query\) failed"):
+            psycopg.connect(_dsn(th.port, SCRAM_USER, SCRAM_PW, "nopw")).close()
+
+
+def _server_first(port: int, user: str, database: str) -> str:
+    """The server-first SCRAM message the proxy sends ``user`` (a raw protocol exchange)."""
+    import socket
+    import struct
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        body = struct.pack("!i", 196608) + f"user\0{user}\0database\0{database}\0\0".encode()
+        s.sendall(struct.pack("!i", len(body) + 4) + body)
+
+        def read() -> tuple[bytes, bytes]:
+            head = b""
+            while len(head) < 5:
+                head += s.recv(5 - len(head))
+            n = struct.unpack("!i", head[1:])[0] - 4
+            data = b""
+            while len(data) < n:
+                data += s.recv(n - len(data))
+            return head[:1], data
+
+        code, data = read()
+        assert code == b"R" and struct.unpack("!i", data[:4])[0] == 10  # AuthenticationSASL
+        first = b"n,,n=,r=abcdefghijklmnop"
+        msg = b"SCRAM-SHA-256\0" + struct.pack("!i", len(first)) + first
+        s.sendall(b"p" + struct.pack("!i", len(msg) + 4) + msg)
+        code, data = read()
+        assert code == b"R" and struct.unpack("!i", data[:4])[0] == 11  # SASLContinue
+        return data[4:].decode()
+
+
+def test_an_unknown_user_gets_the_same_salt_each_time(proxy: tuple[SluiceServer, int], upstream: str) -> None:
+    """As a known user does: the salt does not tell an unknown user from a known one."""
+    _srv, port = proxy
+
+    def salt(user: str) -> str:
+        return next(p for p in _server_first(port, user, _db(upstream)).split(",") if p.startswith("s="))
+
+    assert salt("aq_nobody") == salt("aq_nobody") != salt("aq_nobody2")
+    assert salt(SCRAM_USER) == salt(SCRAM_USER)
