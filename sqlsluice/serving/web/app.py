@@ -98,7 +98,7 @@ def console_routes(server: SluiceServer) -> list[Any]:
 
     def local_policy() -> bool:
         cfg = server.config
-        return not cfg.users and (cfg.server.auth or "trust") == "trust"
+        return not cfg.users and cfg.auth_method == "trust"
 
     def local_trust(request: Request) -> bool:
         """As over the wire (``SHOW sluice.stats``): with no users and trust authentication, a
