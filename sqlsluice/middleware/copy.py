@@ -527,7 +527,10 @@ class BinaryCopyDecoder:
                 size = np.dtype(fmt).itemsize
                 wrong = ~null & (ln != size)
                 if wrong.any():
-                    raise self._error("incorrect binary data format", "22P03", self.rows + int(wrong.argmax()) + 1, c)
+                    at = int(wrong.argmax())
+                    if ln[at] < size:  # PostgreSQL's receive function runs out of bytes
+                        raise self._error("insufficient data left in message", "08P01", self.rows + at + 1, c)
+                    raise self._error("incorrect binary data format", "22P03", self.rows + at + 1, c)
                 vals = _be_view(b, fmt)[np.where(null, 0, off)]
                 if has_null:
                     vals[null] = 0
@@ -617,7 +620,7 @@ class BinaryCopyDecoder:
         try:
             csv.decode()
         except UnicodeDecodeError as e:
-            raise self._error('invalid byte sequence for encoding "UTF8"', "22021") from e
+            raise self._error(_utf8_error(csv, e.start), "22021") from e
         line_ends = ends[width - 1::width]
         batch.longest_line = int(np.diff(line_ends, prepend=0).max()) if rows else 0
         batch.text_columns = [t[0] for t in text]
@@ -692,6 +695,18 @@ class BinaryCopyDecoder:
                 raise self._error(f"incorrect binary data format: {e}", "22P03", self.rows + i + 1, c) from e
         arr[:] = out
         return arr
+
+
+def _utf8_error(data: bytes, at: int) -> str:
+    """PostgreSQL's message for invalid UTF-8 at ``data[at]``: the bytes of the sequence that
+    the lead byte announces.
+
+    >>> _utf8_error(b"ab\\xc3(", 2)
+    'invalid byte sequence for encoding "UTF8": 0xc3 0x28'
+    """
+    lead = data[at]
+    size = 2 if lead & 0xE0 == 0xC0 else 3 if lead & 0xF0 == 0xE0 else 4 if lead & 0xF8 == 0xF0 else 1
+    return 'invalid byte sequence for encoding "UTF8": ' + " ".join(f"0x{x:02x}" for x in data[at:at + size])
 
 
 def _numeric_text(raw: bytes) -> str | None:

@@ -276,3 +276,120 @@ def test_binary_copy_infinities_as_postgresql(both):
     duck, pg = both
     assert duck.execute(q).fetchall() == pg.execute(q).fetchall() == [
         (1, False, True, False, True, False), (2, False, False, False, False, False), (3, True, False, True, False, True)]
+
+
+def _bin_row(*fields: bytes | None) -> bytes:
+    import struct as st
+
+    return st.pack("!h", len(fields)) + b"".join(
+        st.pack("!i", -1) if f is None else st.pack("!i", len(f)) + f for f in fields)
+
+
+def _bin_ok(i: int) -> bytes:
+    import struct as st
+
+    return _bin_row(st.pack("!i", i), f"row {i}".encode(), None)
+
+
+_HDR = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+
+
+@pytest.mark.parametrize("data, sqlstate, message", [
+    (b"PGCOPX\n\xff\r\n\x00" + bytes(8) + b"\xff\xff", "22P04", "COPY file signature not recognized"),
+    (_HDR + _bin_ok(1) + _bin_row(b"\x00\x00\x00\x02", b"x") + b"\xff\xff", "22P04", "row field count is 2, expected 3"),
+    (_HDR + _bin_ok(1) + b"\x00\x03\x00\x00\x00\x04\x00\x00\x00\x02\xff\xff\xff\xfe", "22P04", "invalid field size"),
+    (_HDR + _bin_ok(1) + _bin_ok(2)[:9], "22P04", "unexpected EOF in COPY data"),
+    (_HDR + _bin_ok(1) + b"\xff\xff" + _bin_ok(2), "22P04", "received copy data after EOF marker"),
+    (_HDR + _bin_ok(1) + _bin_row(b"\x00\x00\x02", b"x", None) + b"\xff\xff", "08P01",
+     "insufficient data left in message"),
+    (_HDR + _bin_ok(1) + _bin_row(b"\x00\x00\x00\x00\x02", b"x", None) + b"\xff\xff", "22P03",
+     "incorrect binary data format"),
+    (_HDR + _bin_ok(1) + _bin_row(b"\x00\x00\x00\x02", b"ok \xc3(", None) + b"\xff\xff", "22021",
+     'invalid byte sequence for encoding "UTF8": 0xc3 0x28'),
+    (_HDR + _bin_ok(1) + _bin_row(b"\x00\x00\x00\x02", b"a\x00b", None) + b"\xff\xff", "22021",
+     'invalid byte sequence for encoding "UTF8": 0x00'),
+    (_HDR + _bin_ok(1) + _bin_row(b"\x00\x00\x00\x02", b"x", bytes.fromhex("0001000000000000" "2710")) + b"\xff\xff",
+     "22P03", 'invalid digit in external "numeric" value'),
+])
+def test_bad_binary_data_is_postgresql_error(server, pg_db, data, sqlstate, message):
+    for dsn in (server.dsn(), pg_db):
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute("DROP TABLE IF EXISTS bin_bad")
+            c.execute("CREATE TABLE bin_bad (id INTEGER, s TEXT, n NUMERIC(10,2))")
+            c.execute("INSERT INTO bin_bad VALUES (0, 'before', 1.5)")
+            with pytest.raises(psycopg.Error) as e:
+                with c.cursor() as cur, cur.copy("COPY bin_bad FROM STDIN (FORMAT binary)") as cp:
+                    cp.write(data)
+            assert (e.value.sqlstate, str(e.value).split("\n")[0]) == (sqlstate, message), dsn
+            # nothing of the COPY is left, and the session goes on
+            assert c.execute("SELECT id, s FROM bin_bad").fetchall() == [(0, "before")]
+
+
+def test_binary_copy_is_one_transaction(both, small_batches):
+    """A duplicate key or bad data in a late batch undoes the batches already inserted."""
+    rows = [(i, f"row {i}", None) for i in range(3000)]
+    types = ["int4", "text", "numeric"]
+    for c in both:
+        c.execute("DROP TABLE IF EXISTS bin_tx")
+        c.execute("CREATE TABLE bin_tx (id INTEGER PRIMARY KEY, s TEXT, n NUMERIC(10,2))")
+        c.execute("INSERT INTO bin_tx VALUES (-1, 'before', NULL)")
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            copy_binary(c, [*rows, (5, "again", None)], "bin_tx", types)
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            copy_binary(c, [*rows, (-1, "again", None)], "bin_tx", types)
+        assert c.execute("SELECT id, s FROM bin_tx").fetchall() == [(-1, "before")]
+        with pytest.raises(psycopg.errors.BadCopyFileFormat):
+            with c.cursor() as cur, cur.copy("COPY bin_tx FROM STDIN (FORMAT binary)") as cp:
+                cp.write(_HDR + b"".join(_bin_ok(i) for i in range(2000)) + b"\x00\x01")
+                cp.write(b"\x00\x00\x00\x01x" + b"\xff\xff")
+        assert c.execute("SELECT count(*) FROM bin_tx").fetchone() == (1,)
+        # inside the client's transaction: the error aborts it, as any error does
+        c.execute("BEGIN")
+        c.execute("INSERT INTO bin_tx VALUES (-2, 'in tx', NULL)")
+        assert copy_binary(c, rows[:10], "bin_tx", types) == 10
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            copy_binary(c, rows[:20], "bin_tx", types)
+        with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+            c.execute("SELECT 1")
+        c.execute("ROLLBACK")
+        assert c.execute("SELECT id, s FROM bin_tx").fetchall() == [(-1, "before")]
+        c.execute("BEGIN")
+        assert copy_binary(c, rows, "bin_tx", types) == 3000
+        c.execute("COMMIT")
+        assert c.execute("SELECT count(*), sum(id) FROM bin_tx").fetchone() == (3001, sum(range(3000)) - 1)
+
+
+@pytest.mark.parametrize("fmt", ["text", "csv", "binary"])
+def test_psql_backslash_copy_from_file_as_postgresql(server, pg_db, tmp_path, fmt):
+    """psql's \\copy of a file PostgreSQL wrote (COPY TO in that format) into both."""
+    import os
+    import subprocess
+
+    rows = bin_rows(400)
+    with psycopg.connect(pg_db, autocommit=True) as pg:
+        pg.execute(BIN_DDL)
+        copy_binary(pg, rows)
+        if fmt != "binary":  # bytea's text form (\x0aff) does not load over DuckDB in text/CSV COPY yet
+            pg.execute("ALTER TABLE bin_all DROP COLUMN raw")
+        pg.execute("CREATE TABLE bin_back (LIKE bin_all)")
+    path = tmp_path / f"all.{fmt}"
+    env = {**os.environ, "PGCONNECT_TIMEOUT": "10", "PGTZ": "UTC"}
+    pg_url = psycopg.conninfo.conninfo_to_dict(pg_db)
+    to_pg = ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-h", str(pg_url["host"]), "-p", str(pg_url["port"]),
+             "-U", str(pg_url["user"]), str(pg_url["dbname"])]
+    to_duck = ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-h", server.host, "-p", str(server.port), "-U", "sluice", "tpcds"]
+    opts = f"WITH (FORMAT {fmt})"
+    r = subprocess.run([*to_pg, "-c", f"\\copy bin_all TO '{path}' {opts}"], capture_output=True, text=True, env=env,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    with psycopg.connect(server.dsn(), autocommit=True) as duck:
+        duck.execute("DROP TABLE IF EXISTS bin_all")
+        duck.execute(BIN_DDL if fmt == "binary" else BIN_DDL.replace(" raw BYTEA,", ""))
+    for base, table in ((to_duck, "bin_all"), (to_pg, "bin_back")):
+        r = subprocess.run([*base, "-c", f"\\copy {table} FROM '{path}' {opts}"], capture_output=True, text=True,
+                           env=env, timeout=120)
+        assert r.returncode == 0 and "COPY 400" in r.stdout, r.stderr
+    with psycopg.connect(server.dsn()) as duck, psycopg.connect(pg_db) as pg:
+        got = duck.execute("SELECT * FROM bin_all ORDER BY id").fetchall()
+        assert got == pg.execute("SELECT * FROM bin_back ORDER BY id").fetchall()
+        assert got == pg.execute("SELECT * FROM bin_all ORDER BY id").fetchall()
