@@ -136,16 +136,18 @@ _ENUM_OIDS_SQL = (f"SELECT {_ENUM_TYPE_TEXT} AS t, min(type_oid) FROM duckdb_typ
                   "AND NOT internal AND type_oid IS NOT NULL GROUP BY 1")
 
 
-def _duck_type_oid_case(expr: str) -> str:
+def _duck_type_oid_case(expr: str, *, enums: bool = True) -> str:
     """SQL: the PostgreSQL type OID of the DuckDB type named by ``expr`` (an enum's own OID, as
-    PostgreSQL has it; 25 for types without one)."""
+    PostgreSQL has it, unless ``enums`` is false (a subquery: not in a lambda); 25 for types
+    without one)."""
     scalar = " ".join(f"WHEN {_sql_str(k)} THEN {v}" for k, v in _DUCK_TYPE_OIDS.items())
     arrays = " ".join(f"WHEN {_sql_str(k + '[]')} THEN {types.ARRAY_OF.get(v, 1009)}"
                       for k, v in _DUCK_TYPE_OIDS.items() if types.ARRAY_OF.get(v))
     return (f"CASE WHEN {expr} LIKE 'DECIMAL%[]' THEN 1231 WHEN {expr} LIKE 'DECIMAL%' THEN 1700 "
-            f"WHEN {expr} LIKE 'ENUM(%' AND {expr} NOT LIKE '%[]' THEN COALESCE((SELECT min(type_oid) "
-            f"FROM duckdb_types() WHERE logical_type = 'ENUM' AND NOT internal AND {_ENUM_TYPE_TEXT} = {expr}), 25) "
-            f"ELSE CASE {expr} {scalar} {arrays} ELSE 25 END END")
+            + (f"WHEN {expr} LIKE 'ENUM(%' AND {expr} NOT LIKE '%[]' THEN COALESCE((SELECT min(type_oid) "
+               f"FROM duckdb_types() WHERE logical_type = 'ENUM' AND NOT internal AND {_ENUM_TYPE_TEXT} = {expr}), "
+               "25) " if enums else "")
+            + f"ELSE CASE {expr} {scalar} {arrays} ELSE 25 END END")
 
 
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
@@ -278,7 +280,8 @@ class Compat:
             "((typemod - 4) % 65536) || ')' "
             "WHEN type_oid IN (1043, 1042) AND typemod > 4 THEN CASE type_oid WHEN 1043 THEN 'character varying' "
             "ELSE 'character' END || '(' || (typemod - 4) || ')' "
-            + " ".join(f"WHEN type_oid = {o} THEN {_sql_str(n)}" for o, n in _pg_display_names())
+            + " ".join(f"WHEN type_oid = {o} THEN {_sql_str(n)}"
+                       for o, n in [*_pg_display_names(), (27, "tid"), (28, "xid"), (29, "cid")])  # system columns
             + " ELSE (SELECT typname FROM pg_catalog.pg_type WHERE oid = type_oid LIMIT 1) END",
             "CREATE OR REPLACE TEMP MACRO pg_get_serial_sequence(tab, col) AS NULL::VARCHAR",
             "CREATE OR REPLACE TEMP MACRO pg_collation_is_visible(oid) AS true",
@@ -712,7 +715,13 @@ def _pg_type_shim() -> str:
 SHIM_VIEWS: dict[str, str] = {
     "pg_type": _pg_type_shim(),
     # read as they are, but with PostgreSQL's columns (see _PG_ORDERED)
-    "pg_proc": "SELECT * FROM pg_catalog.pg_proc",
+    # PostgreSQL's column types: costs are float4, types OIDs (DuckDB names the types)
+    "pg_proc": "SELECT * REPLACE (procost::FLOAT AS procost, prorows::FLOAT AS prorows, "
+               "COALESCE(TRY_CAST(provariadic AS BIGINT), 0)::BIGINT AS provariadic, "
+               "(" + _duck_type_oid_case("prorettype") + ")::BIGINT AS prorettype, "
+               "list_transform(proargtypes, _t -> (" + _duck_type_oid_case("_t", enums=False) + ")::BIGINT) "
+               "AS proargtypes) "
+               "FROM pg_catalog.pg_proc",
     "pg_description": "SELECT * FROM pg_catalog.pg_description",
     "pg_attrdef": "SELECT * FROM pg_catalog.pg_attrdef",
     "pg_enum": "SELECT * FROM pg_catalog.pg_enum",
@@ -842,7 +851,8 @@ SHIM_VIEWS: dict[str, str] = {
     # PostgreSQL's storage kinds (psql's \\d+ "Storage"), no statistics target, no compression
     # atttypid / atttypmod as PostgreSQL has them (DuckDB's are its own type ids), from the column's
     # DuckDB type; the table's own columns and an index's columns (below)
-    "pg_attribute": "SELECT x.* EXCLUDE (_tab) REPLACE (COALESCE(" + _duck_type_oid_case("dc.data_type") + ", 25)::BIGINT AS atttypid, "
+    "pg_attribute": "SELECT x.* EXCLUDE (_tab) REPLACE (CASE WHEN x.attnum < 0 THEN x.atttypid ELSE COALESCE("
+                    + _duck_type_oid_case("dc.data_type") + ", 25) END::BIGINT AS atttypid, "
                     "CASE WHEN dc.data_type LIKE 'DECIMAL(%' THEN ((x.atttypmod // 1000) * 65536 + "
                     "x.atttypmod % 1000 + 4) ELSE -1 END::INTEGER AS atttypmod) FROM (" +
                     "SELECT * REPLACE (CASE WHEN pg_catalog.format_type(atttypid, atttypmod) LIKE 'numeric%' "
@@ -862,8 +872,15 @@ SHIM_VIEWS: dict[str, str] = {
                     "FROM (SELECT index_oid, table_oid, unnest(string_split(trim(expressions, '[]'), ', ')) AS col, "
                     "generate_subscripts(string_split(trim(expressions, '[]'), ', '), 1) AS pos "
                     "FROM duckdb_indexes()) x JOIN pg_catalog.pg_attribute a ON a.attrelid = x.table_oid "
-                    "AND a.attname = x.col) x LEFT JOIN duckdb_columns() dc ON dc.table_oid = x._tab "
-                    "AND dc.column_name = x.attname",
+                    "AND a.attname = x.col "
+                    # a table's system columns, as PostgreSQL 15 lists them (negative attnum)
+                    "UNION ALL BY NAME SELECT r.oid AS attrelid, r.oid AS _tab, s.attname, s.atttypid::BIGINT AS "
+                    "atttypid, -1 AS atttypmod, s.attnum::INTEGER AS attnum, false AS attisdropped, true AS attnotnull, "
+                    "'p' AS attstorage, 0 AS attstattarget, '' AS attcompression, false AS atthasdef "
+                    "FROM pg_catalog.pg_class r, (VALUES ('tableoid', 26, -6), ('cmax', 29, -5), ('xmax', 28, -4), "
+                    "('cmin', 29, -3), ('xmin', 28, -2), ('ctid', 27, -1)) s(attname, atttypid, attnum) "
+                    "WHERE r.relkind = 'r') x LEFT JOIN duckdb_columns() dc ON dc.table_oid = x._tab "
+                    "AND dc.column_name = x.attname AND x.attnum > 0",
     "pg_am": "SELECT 2::BIGINT AS oid, 'heap' AS amname, 3::BIGINT AS amhandler, 't' AS amtype "
              "UNION ALL SELECT 403, 'btree', 330, 'i'",
     "pg_range": "SELECT 0::BIGINT AS rngtypid, 0::BIGINT AS rngsubtype WHERE false",
