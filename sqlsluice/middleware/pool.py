@@ -529,6 +529,9 @@ class PoolManager:
             await asyncio.sleep(min(max(min(limits, default=10.0) / 4, 0.05), 5.0))
             for p in list(self.pools.values()):
                 try:
+                    if self.config is not None:  # a reload may have changed them
+                        s = pool_settings(self.config, p.name)
+                        p.idle_timeout, p.lifetime = s.server_idle_timeout, s.server_lifetime
                     p.sweep()
                 except Exception:  # never let one pool stop the sweeping of the others
                     log.exception("sweeping a pool failed")
@@ -570,7 +573,13 @@ class PoolManager:
         for p in list(self.pools.values()):
             waiting = len(p.waiters)
             idle = len(p.idle)
-            since = list(p.wait_since.values())
+            since: list[float] = []
+            for _ in range(3):  # read from another thread (admin views, /metrics): the loop may change it
+                try:
+                    since = list(p.wait_since.values())
+                    break
+                except RuntimeError:
+                    continue
             out.append({"database": p.name, "user": p.target.user, "pool_mode": p.mode,
                         "cl_active": max(p.clients - waiting, 0), "cl_waiting": waiting,
                         "sv_active": max(p.total - idle - p.opening, 0), "sv_idle": idle, "sv_login": p.opening,

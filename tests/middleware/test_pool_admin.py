@@ -179,3 +179,15 @@ def test_pool_settings_per_database_override_pool_defaults() -> None:
     # [pool] max_client_conn is the whole server's, not each database's
     assert (other.server_idle_timeout, other.server_lifetime, other.max_client_conn) == (30, 100, None)
     assert Config().pool.server_idle_timeout == 600 and Config().pool.server_lifetime == 3600
+
+
+def test_a_reload_shortens_server_idle_timeout_of_open_pools(upstream: str) -> None:
+    srv = _server(upstream, idle={"pool_mode": "session", "pool_size": 1})
+    with ServerThread(srv) as th:
+        with psycopg.connect(_dsn(th.port, "idle"), autocommit=True) as c:
+            row = c.execute("SELECT pg_backend_pid()").fetchone()
+            assert row is not None
+        assert row[0] in _server_pids(upstream)  # idle in the pool (600 s by default)
+        srv.reload(_server(upstream, pool={"server_idle_timeout": 0.2},
+                           idle={"pool_mode": "session", "pool_size": 1}).config)
+        _until(lambda: row[0] not in _server_pids(upstream), "the idle connection is closed after the reload")
