@@ -172,11 +172,13 @@ def configure_logging(level: str = "info", fmt: str = "text", *, stream: IO[str]
 
 
 def register_config_secrets(cfg: Any, *urls: str | None) -> None:
-    """Register the secrets a config holds: user passwords, URL passwords, the LLM API key."""
+    """Register the secrets a config holds: user passwords, URL passwords, the auth_query
+    role's password, the LLM API key."""
     import os
 
     for u in getattr(cfg, "users", []):
-        register_secret(u.password)
+        register_secret(u.password, u.upstream_password)
+    register_secret(getattr(getattr(cfg, "auth", None), "password", None))
     server = getattr(cfg, "server", None)
     for url in (getattr(server, "backend", None), getattr(server, "state", None), *urls):
         register_url(url)

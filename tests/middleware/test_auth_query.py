@@ -344,3 +344,11 @@ def test_an_unknown_user_gets_the_same_salt_each_time(proxy: tuple[SluiceServer,
 
     assert salt("aq_nobody") == salt("aq_nobody") != salt("aq_nobody2")
     assert salt(SCRAM_USER) == salt(SCRAM_USER)
+
+
+def test_the_auth_user_password_is_masked_in_logs() -> None:
+    from sqlsluice.logs import mask, register_config_secrets
+
+    cfg = Config.model_validate({"auth": {"user": "lookup", "password": "lookup-secret-9"}})
+    register_config_secrets(cfg)
+    assert "lookup-secret-9" not in mask("connecting as lookup with lookup-secret-9")
