@@ -227,6 +227,23 @@ def reply_as_sql(reply: Reply) -> str:
     return f"SELECT * FROM (VALUES {', '.join(rows)}) AS t({names})"
 
 
+_MARKS = ("advisory", "ADVISORY", "set_config", "SET_CONFIG")
+
+
+def plain_query(sql: str) -> bool:
+    """One ``SELECT``/``WITH`` statement that calls no advisory lock function and no
+    ``set_config``: what transaction pooling lets through as it is (pool.refusal is None, pool.is_set
+    is False, not DEALLOCATE/DISCARD), decided without their regular expressions (the hot path).
+
+    >>> plain_query("SELECT abalance FROM pgbench_accounts WHERE aid = 7;"), plain_query("SELECT 1; LISTEN x")
+    (True, False)
+    >>> plain_query("select pg_advisory_lock(1)"), plain_query("SET x = 1")
+    (False, False)
+    """
+    return (sql.lstrip()[:6].upper().startswith(("SELECT", "WITH")) and ";" not in sql.rstrip().rstrip(";")
+            and not any(m in sql for m in _MARKS))
+
+
 def _fatal(sqlstate: str, msg: str) -> bytes:
     return codec.error_response(sqlstate, msg, severity="FATAL")
 
@@ -414,6 +431,11 @@ class UpstreamRelay:
         self._bind_obs: tuple[float, Callable[[float], None]] | None = None  # a Bind waiting for its Sync
         self._open = False  # client messages sent upstream since the last Sync (a batch is open)
         self._nprivate = 0  # variants parsed upstream under our own names
+        # SHOW sluice.last after Bind/Execute with no Parse (a prepared statement run again):
+        # each statement's Parse record, and the latest Bind sent on (its chunk and offset,
+        # read only when a statement asks the pipeline: nothing per message on the hot path)
+        self._records: dict[bytes, dict[str, Any]] = {}
+        self._last_bind: tuple[bytes, int] | None = None
 
     # -- upstream -> client ------------------------------------------------------------
     def _on_upstream_data(self, data: bytes) -> None:
@@ -586,12 +608,23 @@ class UpstreamRelay:
             return
         sql = self._whole_query(data)
         if sql is not None:
+            if self._last_bind is not None:
+                self._settle_last()
             if self._tx is not None:
                 pre = self._tx_pre(sql)
                 if pre is not None:
                     self._start(self._query_decided(data, sql, pre))
                     return
-            coro = self.conn.pipeline.handle(self.conn.ctx, sql, extended=False)
+            pipeline = self.conn.pipeline
+            fast = pipeline.try_fast(self.conn.ctx, sql) if pipeline.fast is not None else None
+            if fast is not None:  # the pipeline's answer without running its stages
+                if self._forward_unchanged(data, sql, fast):
+                    if self.uconn.needs_drain():
+                        self._start(self._drain_upstream())
+                else:
+                    self._start(self._query_decided(data, sql, fast))
+                return
+            coro = pipeline.handle(self.conn.ctx, sql, extended=False)
             decision: Forward | Reply | SluiceError
             try:
                 yielded = coro.send(None)
@@ -687,6 +720,8 @@ class UpstreamRelay:
             end = pos + 1 + _unpack_i(data, pos + 1)[0]
             if t == _B or t == _C or t == _D:
                 msg = data[pos:end]
+                if t == _B:
+                    self._last_bind = (data, pos)
                 new = self._tx_named(t, msg)
                 if new != msg:
                     pieces.append(data[start:pos])
@@ -717,6 +752,7 @@ class UpstreamRelay:
         n = len(data)
         pos = 0
         syncs = 0
+        bind = -1
         slow = self._slow
         while pos + 5 <= n:
             t = data[pos]
@@ -725,11 +761,15 @@ class UpstreamRelay:
                 return 0
             if t == _S or t == _F:
                 syncs += 1
+            elif t == _B:
+                bind = pos
             pos += 1 + ln
         if pos != n:
             return 0
         if syncs:
             self.sent_syncs += syncs
+        if bind >= 0:
+            self._last_bind = (data, bind)
         self._open = t != _S and t != _F
         uw = self.uwriter
         uw.write(data)
@@ -773,6 +813,8 @@ class UpstreamRelay:
                 if start < pos:
                     self._send(buf[start:pos])
                 msg = bytes(buf[pos:end])
+                if t == _B and not self._stmts:
+                    self._last_bind = (msg, 0)
                 if t == _C and self._stmts:
                     self._closed_stmt(buf, pos, end)
                 elif t == _B and self._stmts:
@@ -805,6 +847,8 @@ class UpstreamRelay:
                 if not ok:
                     return False
                 self._open = t == _P
+            elif t == _B:
+                self._last_bind = (bytes(buf[pos:min(end, n)]), 0)  # (a watched one: _bind above)
             elif t == _S or t == _F:
                 self.sent_syncs += 1
                 self._open = False
@@ -896,6 +940,8 @@ class UpstreamRelay:
 
     async def _decide(self, sql: str, extended: bool) -> Forward | Reply:
         """The pipeline's answer, after transaction pooling's own (refusals, DEALLOCATE ...)."""
+        if self._last_bind is not None:
+            self._settle_last()
         if self._tx is not None:
             pre = self._tx_pre(sql)
             if isinstance(pre, SluiceError):
@@ -903,6 +949,33 @@ class UpstreamRelay:
             if pre is not None:
                 return pre
         return await self.conn.pipeline.handle(self.conn.ctx, sql, extended=extended)
+
+    def _settle_last(self) -> None:
+        """``ctx.last`` := the record of the statement the latest Bind ran, when that Bind came
+        after the latest statement the pipeline saw (a prepared statement executed again)."""
+        assert self._last_bind is not None
+        data, pos = self._last_bind
+        self._last_bind = None
+        try:
+            p1 = data.index(0, pos + 5)
+            name = bytes(data[p1 + 1:data.index(0, p1 + 1)])
+        except ValueError:
+            return  # the Bind's names had not all arrived: keep what is recorded
+        rec = self._records.get(name)
+        if rec is not None:
+            self.conn.ctx.last = rec
+
+    def _record(self, name: bytes, before: Any) -> None:
+        """Keep the Parse's record of statement ``name`` (none: a SHOW sluice.last, which keeps
+        the record before it) for :meth:`_settle_last`."""
+        self._last_bind = None  # this Parse is newer than any Bind sent before it
+        last = getattr(self.conn.ctx, "last", None)
+        if last is None or last is before:
+            self._records.pop(name, None)
+            return
+        if name not in self._records and len(self._records) >= _MAX_WATCHED:
+            del self._records[next(iter(self._records))]
+        self._records[name] = last
 
     async def _query_decided(self, raw: bytes, sql: str, decision: Forward | Reply | SluiceError) -> bool:
         """Act on the pipeline's answer to a Query."""
@@ -948,6 +1021,7 @@ class UpstreamRelay:
         name = payload[:name_end]
         new_sql: str | None
         decision: Forward | Reply | None = None
+        before = getattr(ctx, "last", None)
         try:
             if hasattr(ctx, "parse_param_oids"):
                 ctx.parse_param_oids = oids
@@ -968,8 +1042,25 @@ class UpstreamRelay:
             self._send(codec.message(codec.PARSE, payload[:name_end + 1] + codec.cstr(new_sql) + rest))
         if self._nprivate:
             self._forget_variants(sql)
+        self._record(name, before)
         self._watch(name, decision, new_sql or sql, client_types, sql)
+        if (isinstance(decision, Reply) and decision.status == "SHOW" and name and self._tx is None
+                and new_sql is not None and sql.lstrip()[:12].lower() == "show sluice."):
+            self._watch_show(name, sql, new_sql, client_types)
         return True
+
+    def _watch_show(self, name: bytes, sql: str, parsed: str, types: bytes) -> None:
+        """A prepared ``SHOW sluice.*`` (asyncpg caches it): each Bind asks the pipeline again
+        and runs the answer, parsed under one name of our own (the previous one closed)."""
+        async def refresh() -> Forward | None:
+            fresh = await self._decide(sql, True)
+            return Forward(reply_as_sql(fresh), current=refresh) if isinstance(fresh, Reply) else None
+
+        if name in self._stmts or len(self._stmts) < _MAX_WATCHED:
+            w = _Watched(Forward(parsed, current=refresh), parsed, types, sql, None)
+            w.show = True
+            self._stmts[name] = w
+            self._slow = _SLOW_BIND
 
     def _watch(self, name: bytes, decision: Forward | Reply | None, sql: str = "", types: bytes = b"",
                original: str = "") -> None:
@@ -1011,6 +1102,8 @@ class UpstreamRelay:
             return None  # malformed: the upstream answers it
         name = bytes(buf[p1 + 1:p2])
         w = self._stmts.get(name)
+        if w is None or not w.show:  # (a SHOW sluice.* is not the statement it describes)
+            self._last_bind = (bytes(buf[pos:end]), 0)
         if w is None:
             return None
         if w.on_bind is not None:
@@ -1045,8 +1138,10 @@ class UpstreamRelay:
                         target, observe, last = v[0], want.observe, v[1]
         if observe is not None:
             self._bind_obs = (time.perf_counter(), observe)
-        if last is not None and getattr(self.conn.ctx, "last", None) is not last:
-            self.conn.ctx.last = last  # SHOW sluice.last: this statement's execution
+        if last is not None and not w.show:
+            self._last_bind = None
+            if getattr(self.conn.ctx, "last", None) is not last:
+                self.conn.ctx.last = last  # SHOW sluice.last: this statement's execution
         if w.current is None and observe is None and w.on_bind is None and name in self._stmts:
             self._unwatch(name)
         if target == name:
@@ -1068,9 +1163,14 @@ class UpstreamRelay:
             if not fut.done():
                 fut.set_result(ok)
 
+        close = b""
+        if w.show:  # a SHOW's answer of before is not asked for again: one variant at a time
+            close = b"".join(codec.message(codec.CLOSE, b"S" + v + b"\0") for v, _ in w.variants.values())
+            self._nprivate -= len(w.variants)
+            w.variants.clear()
         self.sent_syncs += 1
         self.scanner.hidden[self.sent_syncs] = done
-        self._send(codec.message(codec.PARSE, vname + b"\0" + codec.cstr(want.sql) + types)
+        self._send(close + codec.message(codec.PARSE, vname + b"\0" + codec.cstr(want.sql) + types)
                    + codec.message(codec.SYNC))
         try:
             ok = await asyncio.wait_for(fut, 30.0)
@@ -1177,6 +1277,8 @@ class UpstreamRelay:
         """Transaction pooling's answer to a statement before the pipeline's (None: go on)."""
         tx = self._tx
         assert tx is not None
+        if plain_query(sql):
+            return None
         err = refusal(sql)
         if err is not None:
             return err
@@ -1345,7 +1447,7 @@ class _Watched:
     """A prepared statement the pipeline asked to hear about (``Forward.observe`` /
     ``on_bind`` / ``current`` at its Parse)."""
 
-    __slots__ = ("observe", "on_bind", "current", "sql", "types", "original", "last", "variants", "want")
+    __slots__ = ("observe", "on_bind", "current", "sql", "types", "original", "last", "variants", "want", "show")
 
     def __init__(self, d: Forward, sql: str, types: bytes, original: str, last: dict[str, Any] | None) -> None:
         self.observe = d.observe
@@ -1358,6 +1460,7 @@ class _Watched:
         # other forms parsed upstream under our own names: SQL -> (name, SHOW sluice.last record)
         self.variants: dict[str, tuple[bytes, dict[str, Any]]] = {}
         self.want: Forward | None = d  # the pipeline's answer ``last`` describes
+        self.show = False  # a prepared SHOW sluice.*: answered again at each Bind (never ``last``)
 
 
 class _ClientProtocol(asyncio.Protocol):
