@@ -128,6 +128,21 @@ class Forward:
     current: Callable[[], Awaitable[Forward | None]] | None = None
 
 
+_NEW = object.__new__
+
+
+def forward_as_is(sql: str, info: dict[str, Any]) -> Forward:
+    """``Forward(sql, info)`` with no callbacks, built without the frozen dataclass's field by
+    field ``__setattr__`` (the hot path; ``info`` is shared, read only).
+
+    >>> forward_as_is("SELECT 1", {}) == Forward("SELECT 1")
+    True
+    """
+    f: Forward = _NEW(Forward)
+    f.__dict__.update(sql=sql, info=info, param_oids=None, observe=None, on_bind=None, current=None)
+    return f
+
+
 @dataclass(frozen=True)
 class Reply:
     """Answer locally.  ``rows`` are Python values typed by ``columns`` (DuckDB type names)."""
@@ -318,11 +333,23 @@ ADMIN_VIEWS: dict[str, AdminView] = {
 }
 
 
-class Pipeline:
-    """An ordered list of stages; the first decision wins, else the SQL is forwarded unchanged."""
+# the answer to a simple-protocol statement when it is known without running the stages
+# (None: run them); never raises, never waits (see ``Pipeline.fast``)
+FastPath = Callable[[SessionContext, str], Forward | None]
 
-    def __init__(self, stages: Sequence[Stage] = ()) -> None:
+
+class Pipeline:
+    """An ordered list of stages; the first decision wins, else the SQL is forwarded unchanged.
+
+    ``fast``, when given, is asked first for a simple-protocol statement: a synchronous
+    shortcut that returns the decision the stages would have come to (a cached "forward
+    unchanged"), or None to run them.  What a session records (``SHOW sluice.last``, the
+    counters) is the same either way.
+    """
+
+    def __init__(self, stages: Sequence[Stage] = (), *, fast: FastPath | None = None) -> None:
         self.stages: list[Stage] = list(stages)
+        self.fast = fast
 
     def append(self, stage: Stage) -> None:
         self.stages.append(stage)
@@ -330,7 +357,37 @@ class Pipeline:
     def insert(self, index: int, stage: Stage) -> None:
         self.stages.insert(index, stage)
 
+    def try_fast(self, ctx: SessionContext, sql: str) -> Forward | None:
+        """The decision for a simple-protocol statement through :attr:`fast`, recorded as
+        :meth:`handle` records it; None when the stages have to run (call :meth:`handle`)."""
+        fast = self.fast
+        if fast is None:
+            return None
+        t0 = time.perf_counter()
+        decision = fast(ctx, sql)
+        if decision is None:
+            return None
+        ctx.activity = (sql, time.time())
+        COUNTERS["statements"] += 1
+        COUNTERS["forwarded"] += 1
+        last: dict[str, Any] = {"sql": sql, "extended": False, "action": "forward",
+                                "pipeline_ms": round((time.perf_counter() - t0) * 1000, 3)}
+        if decision.sql != sql:
+            COUNTERS["forwarded_rewritten"] += 1
+            last["forwarded_sql"] = decision.sql
+        if decision.info:
+            last.update(decision.info)
+        ctx.last = last
+        if log.isEnabledFor(logging.DEBUG):
+            what = "forward rewritten" if decision.sql != sql else "forward"
+            log.debug("%s@%s %s: %s", ctx.user, ctx.database, what, " ".join(sql.split())[:500])
+        return decision
+
     async def handle(self, ctx: SessionContext, sql: str, *, extended: bool) -> Decision:
+        if not extended and self.fast is not None:
+            fast = self.try_fast(ctx, sql)
+            if fast is not None:
+                return fast
         t0 = time.perf_counter()
         decision: Decision | None = None
         ctx.activity = (sql, time.time())

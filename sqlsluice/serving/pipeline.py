@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlsluice.config import Config
 from sqlsluice.databases import Backend, connect
@@ -23,6 +23,7 @@ from sqlsluice.middleware.pipeline import (
     Pipeline,
     SessionContext,
     Stage,
+    forward_as_is,
     settings_stage,
 )
 
@@ -35,6 +36,9 @@ log = logging.getLogger("sqlsluice.serving.pipeline")
 _LITERALS = re.compile(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\b")
 _NEGATIVE_TTL_S = 2.0
 _NEGATIVE_MAX = 10000
+# statements that no stage but rewriting can concern (not SET/SHOW/RESET, ASK, BEGIN ...)
+_HOT_HEADS = ("SELECT", "WITH", "(")
+_NO_INFO: dict[str, Any] = {}
 
 
 class ProductPipeline:
@@ -44,12 +48,13 @@ class ProductPipeline:
                  namespace: str = "") -> None:
         from sqlsluice.serving.ask_stage import ask_stage
 
-        self.config = config
+        # shape (literals blanked) -> (valid until, rewriter generation, SHOW sluice.last info)
+        self._no_rewrite: dict[str, tuple[float, int, dict[str, Any]]] = {}
+        self._config = config
         self.backend_url = backend_url
         # a server fronting several databases: each keeps its stored rewrites apart
         self.namespace = namespace
         self.ask_stage = ask_stage
-        self._no_rewrite: dict[str, float] = {}
         # the rewriter needs a backend of its own for EXPLAIN, verification runs and timing;
         # over DuckDB it shares the server's embedded database
         self._owned = backend is None
@@ -83,34 +88,83 @@ class ProductPipeline:
             self.unavailable_reason = f"rewriter unavailable: {e.message}"
             log.error("online rewriting disabled for now (retry in 30 s): %s", e.message)
 
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @config.setter
+    def config(self, config: Config) -> None:
+        """A new config (``SIGHUP``): decisions cached under the old one are forgotten."""
+        self._config = config
+        self._no_rewrite.clear()
+
+    def _generation(self) -> int:
+        online = self.online
+        return -1 if online is None else online._generation
+
+    def fast_path(self, ctx: SessionContext, sql: str) -> Forward | None:
+        """The whole pipeline's answer to a simple-protocol statement when it is known without
+        running the stages: "forward unchanged" (no I/O, no parse, no await; None: run them).
+
+        Only a statement that starts with ``SELECT``, ``WITH`` or ``(`` qualifies (no
+        ``SET``/``SHOW``/``RESET sluice.*``, no ``ASK``, no ``BEGIN``/``COMMIT``), outside an
+        explicit transaction, in a session whose first statement has been through the stages.
+        With ``sluice.rewrite = off`` the answer is "forward" at once (the rewrite stage would
+        only have tracked the transaction, which such a statement does not change); with
+        ``on``, the cached decision for the statement's shape (literals blanked), which
+        :meth:`fast_rewrite_stage` stored after a full lookup found nothing to serve.  An entry
+        holds while the rewriter's generation (bumped whenever a rewrite is stored, dropped,
+        approved or rejected) is the one it was made in, for at most ``_NEGATIVE_TTL_S``
+        seconds (changes made by another process, statistics), and until a config reload.
+        The cache only ever skips a rewrite: it can never serve a wrong one.
+        """
+        extra = ctx.extra
+        if "backend_url" not in extra:
+            return None
+        head = sql.lstrip()[:6].upper()
+        if not head.startswith(_HOT_HEADS):
+            return None
+        tx = extra.get("rewrite_tx")
+        if tx is not None and tx["open"]:
+            return None
+        mode = ctx.settings.get("sluice.rewrite", "off")
+        if mode == "off":
+            return forward_as_is(sql, _NO_INFO)
+        if mode != "on" or self.rewrite_stage is None:
+            return None
+        hit = self._no_rewrite.get(_LITERALS.sub("?", sql))
+        if hit is None or hit[0] < time.monotonic() or hit[1] != self._generation():
+            return None
+        return forward_as_is(sql, hit[2])
+
     async def fast_rewrite_stage(self, ctx: SessionContext, sql: str, extended: bool) -> Decision | None:
-        """The rewrite stage behind a negative cache.
+        """The rewrite stage; its "forward unchanged" answers to simple-protocol queries are
+        cached by shape for :meth:`fast_path`.
 
         Fingerprinting parses the statement; for a shape that was just looked up and has no
-        stored rewrite (the common case: point queries, or a search still running), skip the
-        parse for a couple of seconds and forward at once.  The cache only ever skips a
-        rewrite, so it can never serve a wrong one; a rewrite stored meanwhile is picked up
-        when the entry expires.
+        stored rewrite (the common case: point queries, or a search still running) the next
+        statements skip the parse and are forwarded at once.  What is cached never carries a
+        callback (a first run timed as the baseline of a queued search is not cached).
         """
-        head = sql.lstrip()[:6].upper()
         if self.rewrite_stage is None:
             return None
-        if extended or not head.startswith(("SELECT", "WITH", "(")):
-            return await self.rewrite_stage(ctx, sql, extended)  # keeps transaction tracking exact
-        if ctx.settings.get("sluice.rewrite", "off") != "on":
+        if extended or ctx.settings.get("sluice.rewrite", "off") != "on" or \
+                not sql.lstrip()[:6].upper().startswith(_HOT_HEADS):
             return await self.rewrite_stage(ctx, sql, extended)
         key = _LITERALS.sub("?", sql)
         now = time.monotonic()
-        until = self._no_rewrite.get(key)
-        if until is not None and until > now:
-            return Forward(sql, {"rewritten": False, "rewrite": "no stored rewrite"})
-        if self.rewrite_stage is None:
-            return Forward(sql, {"rewritten": False, "rewrite": self.unavailable_reason})
+        gen = self._generation()  # read before the lookup: a change meanwhile invalidates the entry
+        hit = self._no_rewrite.get(key)
+        if hit is not None and hit[0] > now and hit[1] == gen and not ctx.extra.get("rewrite_tx", {}).get("open"):
+            return Forward(sql, hit[2])
         decision = await self.rewrite_stage(ctx, sql, extended)
-        if decision is None or (isinstance(decision, Forward) and not decision.info.get("rewritten")):
-            if len(self._no_rewrite) >= _NEGATIVE_MAX:
-                self._no_rewrite.clear()
-            self._no_rewrite[key] = now + _NEGATIVE_TTL_S
+        if (type(decision) is Forward and decision.sql == sql and not decision.info.get("rewritten")
+                and decision.observe is None and decision.on_bind is None and decision.current is None):
+            cache = self._no_rewrite
+            cache.pop(key, None)
+            cache[key] = (now + _NEGATIVE_TTL_S, gen, decision.info)
+            if len(cache) > _NEGATIVE_MAX:  # bounded: the entry refreshed longest ago goes
+                del cache[next(iter(cache))]
         return decision
 
     async def bind_stage(self, ctx: SessionContext, sql: str, extended: bool) -> Decision | None:
@@ -120,7 +174,8 @@ class ProductPipeline:
 
     def __call__(self) -> Pipeline:
         self._connect()
-        return Pipeline([self.bind_stage, settings_stage, self.ask_stage, self.fast_rewrite_stage])
+        return Pipeline([self.bind_stage, settings_stage, self.ask_stage, self.fast_rewrite_stage],
+                        fast=self.fast_path)
 
     def close(self) -> None:
         if self.online is not None:
