@@ -85,8 +85,9 @@ def canonical_sql(q: exp.Expression, catalog: Catalog, dialect: str, *, safe: bo
     e = e.transform(_fold_inner_joins, copy=True)
     e = _rename_derived_columns(e)
     e = _rename_aliases(e)
+    e = _post_order(e, _in_to_or)
     e = _post_order(e, _sort_commutative)
-    e = _strip_output_names(e)
+    e = _strip_output_names(_order_by_position(e))
     return e.sql("duckdb", normalize=True)
 
 
@@ -103,9 +104,52 @@ def _post_order(e: exp.Expression, fn: object) -> exp.Expression:
     return root
 
 
+def _in_to_or(node: exp.Expression) -> exp.Expression:
+    """``x IN (a, b)`` -> ``x = a OR x = b`` for a list of literals (Calcite writes the OR).
+
+    The same in three-valued logic: IN is defined as the disjunction of the equalities, so a
+    NULL ``x`` (or no match with a NULL in the list) gives NULL on both sides.  ``NOT IN`` is the
+    negation of it, so it follows.  Lists of two to 32 literals only (no subquery, no columns).
+
+    >>> _in_to_or(exp.condition("x IN (1, 2)")).sql()
+    '(x = 1 OR x = 2)'
+    """
+    if (not isinstance(node, exp.In) or node.args.get("query") is not None or node.args.get("unnest")
+            or node.args.get("field") is not None or not 2 <= len(node.expressions) <= 32
+            or not all(isinstance(v, exp.Literal) for v in node.expressions)):
+        return node
+    # in parentheses: the text is compared, and ``NOT x IN (..)`` must not read ``NOT x = a OR x = b``
+    return exp.Paren(this=exp.or_(*[exp.EQ(this=node.this.copy(), expression=v.copy()) for v in node.expressions]))
+
+
+def _order_by_position(e: exp.Expression) -> exp.Expression:
+    """``SELECT x AS a .. ORDER BY a`` -> ``.. ORDER BY 1``: a sort key that names an output column
+    (an unqualified name equal to one output alias, which both DuckDB and PostgreSQL resolve to that
+    output column before any input column) is that column's position, so that output names can be
+    dropped.  Returns the query unchanged unless every key is such a name."""
+    order = e.args.get("order") if isinstance(e, exp.Select) else None
+    if not isinstance(order, exp.Order):
+        return e
+    names = [p.alias_or_name for p in e.expressions]
+    new_keys = []
+    for o in order.expressions:
+        key = o.this if isinstance(o, exp.Ordered) else None
+        if not (isinstance(key, exp.Column) and not key.table and names.count(key.name) == 1
+                and isinstance(e.expressions[names.index(key.name)], exp.Alias)):
+            return e
+        new = o.copy()
+        new.set("this", exp.Literal.number(names.index(key.name) + 1))
+        new_keys.append(new)
+    out = e.copy()
+    out.set("order", exp.Order(expressions=new_keys))
+    out.meta["positional_order"] = True
+    return out
+
+
 def _strip_output_names(e: exp.Expression) -> exp.Expression:
-    """Output column names do not matter for bag equality of rows."""
-    if isinstance(e, exp.Select) and not e.args.get("order"):
+    """Output column names do not matter for bag equality of rows (nor for a list sorted by
+    output positions)."""
+    if isinstance(e, exp.Select) and (not e.args.get("order") or e.meta.get("positional_order")):
         e = e.copy()
         e.set("expressions", [p.this if isinstance(p, exp.Alias) else p for p in e.expressions])
     return e

@@ -265,6 +265,7 @@ class _Col:
     kind: str
     nullable: bool
     decimal_scale: int = 2
+    limit: float = float("inf")  # DECIMAL(p, s): values below 10^(p - s) in magnitude fit
 
 
 @dataclass
@@ -292,6 +293,7 @@ class DifferentialTester:
         self.ordered = ordered
         self.nondet = nondeterministic
         self.rng = random.Random(seed)
+        self.dense_rng = random.Random(seed + 1)  # the dense databases' own generator (search)
         self.catalog = catalog
         self.exe = make_executor(engine, url)
         self.engine = self.exe.engine
@@ -304,6 +306,7 @@ class DifferentialTester:
             self.exe.create(t.name, [(c.name, col.type if (col := table.column(c.name)) else "VARCHAR")
                                      for c in t.cols])
         self._tie_variants: dict[tuple[str, int], tuple[str, str] | None] = {}
+        self.last_hit = False  # whether a query returned rows on the last database tried
         self._keyed: dict[tuple[str, str, int], tuple[str, int] | None] = {}
         # Both queries sort (ORDER BY at the top) but neither order is total: results are still
         # compared as bags, and also as lists where both orders are determined (no ties between
@@ -314,8 +317,10 @@ class DifferentialTester:
         # database that large (up to 60 rows a table), most rows copies of one with new keys
         self.count_rows = min(60, max((v for v in constants.ints if 8 <= v <= 58), default=0) + 2)
         self.pools = self._pools(constants)
+        self.exact: dict[str, dict[str, list[Any]]] = {}  # per column name, the literals themselves
         self.aimed = self._aimed(constants)
         self.join_columns = set(constants.join_columns)
+        self.negated = negated_tables(q1, self.engine) | negated_tables(q2, self.engine)
         self._deadline: float | None = None
         self._closed = threading.Event()
         self._watchdog = threading.Thread(target=self._watch, name="sluice-verify-watchdog", daemon=True)
@@ -334,7 +339,7 @@ class DifferentialTester:
             t = catalog.table(n)
             if t is None:
                 continue
-            cols = [_Col(c.name, _kind(c.type), c.nullable, _scale(c.type)) for c in t.columns]
+            cols = [_Col(c.name, _kind(c.type), c.nullable, _scale(c.type), _limit(c.type)) for c in t.columns]
             idx = {c.name.lower(): i for i, c in enumerate(cols)}
             keys = [[idx[k.lower()] for k in key if k.lower() in idx] for key in t.keys]
             tabs[t.name.lower()] = _Tab(t.name, cols, [k for k in keys if k])
@@ -430,18 +435,23 @@ class DifferentialTester:
             # the literal itself twice as often as its neighbours
             exact = {kind: [x for x in v if repr(x) in {repr(y) for y in _exact(lits, kind)}] for kind, v in kinds.items()}
             out[name] = {kind: sorted(v, key=repr) + exact[kind] for kind, v in kinds.items()}
+            self.exact[name] = {kind: v for kind, v in exact.items() if v}
         return out
 
     # -- generation -------------------------------------------------------------------------
-    def _value(self, c: _Col, pool_cap: int, null_p: float, focus: float = 0.0) -> Any:
-        if c.nullable and self.rng.random() < null_p:
+    def _value(self, c: _Col, pool_cap: int, null_p: float, focus: float = 0.0, join_width: int = 2) -> Any:
+        aimed = self.aimed.get(c.name.lower(), {}).get(c.kind)
+        filtered = focus == 1.0 and (aimed or c.name.lower() in self.join_columns)  # dense: never NULL
+        if c.nullable and not filtered and self.rng.random() < null_p:
             return None
         pool = self.pools[c.kind]
-        aimed = self.aimed.get(c.name.lower(), {}).get(c.kind)
         if aimed and self.rng.random() < focus:
-            pool = aimed
+            exact = self.exact.get(c.name.lower(), {}).get(c.kind) if focus == 1.0 else None
+            pool = exact if exact and self.rng.random() < 0.7 else aimed  # dense: mostly the literal itself
         elif c.name.lower() in self.join_columns and self.rng.random() < focus:
-            pool = pool[:2]  # join keys from two values: joins find partners
+            pool = pool[:join_width]  # join keys from two values (or one): joins find partners
+        if c.limit != float("inf"):  # a number the column cannot hold would fail the whole database
+            pool = [v for v in pool if abs(v) < c.limit] or [0]
         if pool_cap < len(pool):
             pool = pool[:pool_cap] if self.rng.random() < 0.5 else self.rng.sample(pool, pool_cap)
         v = self.rng.choice(pool)
@@ -449,14 +459,28 @@ class DifferentialTester:
             return Decimal(str(round(v, c.decimal_scale))) if c.decimal_scale >= 0 else v
         return v
 
-    def generate(self, max_rows: int, *, large: bool = False) -> DB:
+    def generate(self, max_rows: int, *, large: bool = False, dense: bool = False) -> DB:
+        """One random database of at most ``max_rows`` rows a table (``large``: at least half as many,
+        mostly copies of one row).  ``dense``: every column compared with a literal takes a value
+        aimed at it (mostly the literal itself), join columns one or two values, neither NULL, most tables non-empty
+        (those read only under NOT EXISTS mostly empty) and half the rows copies of another with new keys
+        (foreign keys drawn again from few parents): a query joining many filtered tables returns
+        rows only when every filter holds at once, which independent draws rarely give (1 database
+        in 150 on DSB's q10 shape), and a join that should have been a semi-join shows only when
+        one parent row has two matching children."""
         db: DB = {}
         pool_cap = self.rng.choice([2, 3, 4, 8, 100])
         null_p = self.rng.choice([0.0, 0.1, 0.3])
-        dup_p = self.rng.choice([0.0, 0.0, 0.5]) if not large else 0.95  # near-duplicate rows: DISTINCT, bags
-        focus = self.rng.choice([0.3, 0.8, 0.95])  # how often a column takes values aimed at its literals
+        dup_p = (0.95 if large else 0.5 if dense  # near-duplicate rows: DISTINCT, bags
+                 else self.rng.choice([0.0, 0.0, 0.5]))
+        focus = self.rng.choice([0.3, 0.8, 0.95]) if not dense else 1.0  # how often a column takes aimed values
+        join_width = 2 if not dense else self.rng.choice([1, 2])
+        filled = self.rng.choice([0.6, 0.9]) if dense else 0.0  # dense: how many tables get rows
         for t in self.tabs:
-            n = self.rng.randint(0, max_rows) if not large else self.rng.randint(max_rows // 2, max_rows)
+            low = max_rows // 2 if large else 1 if dense and self.rng.random() < filled else 0
+            n = self.rng.randint(low, max_rows)
+            if dense and t.name.lower() in self.negated and self.rng.random() < 0.7:
+                n = 0  # a table read only under NOT EXISTS / NOT IN: rows there mostly empty the result
             rows: list[Row] = []
             seen_keys: list[set[tuple[Any, ...]]] = [set() for _ in t.keys]
             for _ in range(n * 2):
@@ -469,7 +493,7 @@ class DifferentialTester:
                         for i in key:
                             row[i] = self._value(t.cols[i], 100, 0.0)
                 else:
-                    row = [self._value(c, pool_cap, null_p, focus) for c in t.cols]
+                    row = [self._value(c, pool_cap, null_p, focus, join_width) for c in t.cols]
                 ok = True
                 for cols, parent, pcols in t.fks:
                     prow = self._pick_parent(db, rows, t, parent, pcols)
@@ -532,6 +556,7 @@ class DifferentialTester:
         self.load(db)
         r1 = self.run(self.q1, deadline)
         r2 = self.run(self.q2, deadline)
+        self.last_hit = bool(r1 or r2)
         if compare_results(r1, r2, semantics=self.semantics, ordered=self.ordered):
             if not self.sorted_both or compare_results(r1, r2, semantics=self.semantics, ordered=True):
                 return None
@@ -650,25 +675,77 @@ class DifferentialTester:
             # sizes grow slowly: most bugs show on 1-3 rows, joins and groups need a few more
             max_rows = 1 + min(7, i // 15) if i % 5 else self.rng.randint(0, 3)
             large = self.count_rows > 2 and i % 10 == 7
-            db = self.generate(self.count_rows if large else max_rows, large=large)
+            batch = [self.generate(self.count_rows if large else max_rows, large=large)]
             i += 1
-            res.databases += 1
-            sizes = [len(r) for r in db.values()]
-            res.max_rows = max(res.max_rows, max(sizes, default=0))
-            res.total_rows += sum(sizes)
-            try:
-                d = self.differs(db, max(deadline, time.monotonic()) + 1.0)
-            except self.errors as e:
-                res.errors += 1
-                if not res.first_error:
-                    res.first_error = str(e).splitlines()[0]
-                continue
-            if d is not None:
-                db, d = self.shrink(db, d, start + budget_s * 1.5 + 0.5)
-                res.counterexample = Counterexample(
-                    inserts=self.inserts(db), q1_rows=[list(r) for r in d[0]], q2_rows=[list(r) for r in d[1]])
-                return res
+            if i % 4 == 1:  # now and then a dense database too, from a generator of its own (so that
+                # the sequence of the other databases stays what it was), and its rows doubled
+                self.rng, self.dense_rng = self.dense_rng, self.rng
+                try:
+                    batch.append(self.generate(self.rng.randint(1, 3), dense=True))
+                finally:
+                    self.rng, self.dense_rng = self.dense_rng, self.rng
+            for n, db in enumerate(batch):
+                res.databases += 1
+                sizes = [len(r) for r in db.values()]
+                res.max_rows = max(res.max_rows, max(sizes, default=0))
+                res.total_rows += sum(sizes)
+                try:
+                    d = self.differs(db, max(deadline, time.monotonic()) + 1.0)
+                    if d is None and n and self.last_hit and (twice := self.doubled(db)) is not None:
+                        db, d = twice, self.differs(twice, max(deadline, time.monotonic()) + 1.0)
+                        res.databases += 1
+                except self.errors as e:
+                    res.errors += 1
+                    if not res.first_error:
+                        res.first_error = str(e).splitlines()[0]
+                    continue
+                if d is not None:
+                    db, d = self.shrink(db, d, start + budget_s * 1.5 + 0.5)
+                    res.counterexample = Counterexample(
+                        inserts=self.inserts(db), q1_rows=[list(r) for r in d[0]], q2_rows=[list(r) for r in d[1]])
+                    return res
         return res
+
+    def doubled(self, db: DB) -> DB | None:
+        """``db`` with every row copied once, the copy's key columns given values no row has.
+
+        Tried after a database on which a query returns rows: every row that matched once now has a
+        twin with the same join and filter values, so a rewrite that joins where the original tested
+        for existence (EXISTS written as a join of the matching rows, without DISTINCT) counts a
+        customer twice.  Still a database of the schema: keys stay unique (fresh values), a table
+        whose key includes a foreign-key column keeps its rows as they are (a fresh value would
+        reference no parent), and a table without a key gets exact copies.  None when nothing could
+        be copied."""
+        out: DB = {}
+        fresh = 0
+        copied = False
+        for t in self.tabs:
+            rows = db.get(t.name, [])
+            key_cols = sorted({i for key in t.keys for i in key})
+            fk_cols = {i for cols, _, _ in t.fks for i in cols}
+            if not rows or any(i in fk_cols or t.cols[i].kind in ("bool", "time") for i in key_cols):
+                out[t.name] = rows
+                continue
+            taken = [{r[i] for r in rows} for i in key_cols]
+            twins = []
+            for r in rows:
+                row = list(r)
+                for j, i in enumerate(key_cols):
+                    v = _distinct_value(t.cols[i].kind, 10_000 + fresh)
+                    fresh += 1
+                    if v in taken[j] or (isinstance(v, int) and abs(v) >= t.cols[i].limit):
+                        break
+                    row[i] = v
+                else:
+                    twins.append(tuple(row))
+                    continue
+                break
+            if len(twins) != len(rows):
+                out[t.name] = rows
+                continue
+            out[t.name] = rows + twins
+            copied = True
+        return out if copied else None
 
     def shrink(self, db: DB, d: tuple[list[Row], list[Row]], deadline: float) -> tuple[DB, tuple[list[Row], list[Row]]]:
         """Delete rows one at a time while the queries still differ (FK-consistent deletions only)."""
@@ -871,6 +948,44 @@ def _exact(lits: set[str], kind: str) -> list[Any]:
             if kind == "str":
                 out.append(lit)
     return out
+
+
+def negated_tables(sql: str, dialect: str) -> set[str]:
+    """Tables a query reads only inside ``NOT EXISTS`` / ``NOT IN (subquery)`` (lower case).
+
+    >>> sorted(negated_tables("SELECT a FROM t WHERE NOT EXISTS (SELECT 1 FROM u, t WHERE u.x = t.a) "
+    ...                       "AND a NOT IN (SELECT y FROM v)", "duckdb"))
+    ['u', 'v']
+    """
+    try:
+        q = sqlglot.parse_one(sql, read=dialect)
+    except sqlglot.errors.SqlglotError:
+        return set()
+    under: set[int] = set()
+    for n in q.find_all(exp.Not):
+        inner = n.this.unnest() if isinstance(n.this, exp.Expression) else None
+        if isinstance(inner, exp.Exists) or (isinstance(inner, exp.In) and inner.args.get("query") is not None):
+            under.update(id(t) for t in inner.find_all(exp.Table))
+    inside = {t.name.lower() for t in q.find_all(exp.Table) if id(t) in under}
+    outside = {t.name.lower() for t in q.find_all(exp.Table) if id(t) not in under}
+    return inside - outside
+
+
+def _limit(type_sql: str) -> float:
+    """10^(p - s) for DECIMAL(p, s) (infinity for other types): the bound of what the column holds.
+
+    >>> _limit("DECIMAL(5,2)"), _limit("INTEGER")
+    (1000, inf)
+    """
+    t = type_sql.upper()
+    if "DECIMAL" in t or "NUMERIC" in t:
+        try:
+            params = [int(p.this.this) for p in exp.DataType.build(type_sql).expressions]
+        except (ValueError, AttributeError, TypeError):
+            return float("inf")
+        if params:
+            return 10 ** (params[0] - (params[1] if len(params) > 1 else 0))
+    return float("inf")
 
 
 def _scale(type_sql: str) -> int:
