@@ -48,15 +48,22 @@ def _state_url(state: str | None, config: str | None) -> str | None:
 
 def open_store(state: str | None = None, config: str | None = None, database: str | None = None) -> Any:
     """The :class:`~sqlsluice.rewriters.online.RewriteStore` the CLI reviews."""
+    from sqlsluice.config import load_config
+    from sqlsluice.errors import SluiceError
     from sqlsluice.rewriters.online import RewriteStore
     from sqlsluice.state import NamespacedState, StateStore
 
     base = StateStore(_state_url(state, config))
+    # in review mode a stored rewrite with no decision is pending (the server holds it)
+    try:
+        review = load_config(config).rewrite.mode == "review"
+    except SluiceError:
+        review = False  # the store was named (--state / $SLUICE_STATE): the file is not needed
     if database:
         from sqlsluice.middleware.server import rewrite_namespace
 
-        return RewriteStore(NamespacedState(base, rewrite_namespace(database)))
-    return RewriteStore(base)
+        return RewriteStore(NamespacedState(base, rewrite_namespace(database)), review=review)
+    return RewriteStore(base, review=review)
 
 
 def _one(store: Any, fp: str) -> Any:

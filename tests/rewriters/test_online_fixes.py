@@ -279,3 +279,21 @@ def test_configured_state_is_the_one_used(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("SLUICE_STATE", f"sqlite:///{tmp_path / 'env.sqlite'}")
     assert state.state_url(cfg) == f"sqlite:///{tmp_path / 'env.sqlite'}"
     assert state.store_for(cfg).url == f"sqlite:///{tmp_path / 'env.sqlite'}"
+
+
+def test_review_tools_show_a_rewrite_without_a_decision_as_pending(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from sqlsluice.cli import app
+
+    monkeypatch.delenv("SLUICE_STATE", raising=False)
+    url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    key = "c" * 32
+    RewriteStore(StateStore(url)).put(Entry(key, "SELECT 1", "SELECT 1", ["exists_to_in"], "EQUIVALENT", 2.0, 1.0,
+                                            "v", 0.0))
+    toml = tmp_path / "sluice.toml"
+    for mode, shown in (("review", "pending"), ("on", "served")):
+        toml.write_text(f'[server]\nstate = "{url}"\n\n[rewrite]\nmode = "{mode}"\n')
+        r = CliRunner().invoke(app, ["rewrites", "list", "--config", str(toml)])
+        assert r.exit_code == 0 and f"{key}  {shown}" in r.stdout, r.stdout

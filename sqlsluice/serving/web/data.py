@@ -59,6 +59,7 @@ def databases(server: Any) -> list[Database]:
     from sqlsluice.rewriters.online import RewriteStore
     from sqlsluice.state import NamespacedState, store_for
 
+    review = server.config.rewrite.mode == "review"  # no decision: pending, as the server holds it
     for name, entry in getattr(server.config, "databases", {}).items():
         url = _entry_url(entry)
         if name == "*":
@@ -66,11 +67,12 @@ def databases(server: Any) -> list[Database]:
         ns = rewrite_namespace(url)
         if ns not in seen:
             seen.add(ns)
-            out.append(Database(ns, f"{name} ({redact(url)})", RewriteStore(NamespacedState(store_for(server.config), ns)),
-                                None, "duckdb" if url.startswith("duckdb") else "postgres"))
+            store = RewriteStore(NamespacedState(store_for(server.config), ns), review=review)
+            out.append(Database(ns, f"{name} ({redact(url)})", store, None,
+                                "duckdb" if url.startswith("duckdb") else "postgres"))
     if not out and not getattr(server.config, "databases", None):
-        out.append(Database("", redact(server.backend_url), RewriteStore(store_for(server.config)), None,
-                            "duckdb" if server.backend_url.startswith("duckdb") else "postgres"))
+        out.append(Database("", redact(server.backend_url), RewriteStore(store_for(server.config), review=review),
+                            None, "duckdb" if server.backend_url.startswith("duckdb") else "postgres"))
     return out
 
 
