@@ -5,7 +5,7 @@ They work on the state store the server uses (``--state URL``, else ``$SLUICE_ST
 same store sees a decision within seconds (its cached lookups expire).  A fingerprint may be
 given by a unique prefix.  With ``[rewrite] mode = "review"`` a rewrite the server finds is
 ``pending`` and is served only after ``approve``; ``reject`` keeps it unserved (and the shape
-is not searched again until statistics change); ``forget`` deletes it (searched again on
+is not searched again until the schema changes); ``forget`` deletes it (searched again on
 next sight).
 """
 
@@ -177,7 +177,7 @@ def approve_cmd(fingerprint: FpArg, state: StateOpt = None, config: ConfigOpt = 
 def reject_cmd(fingerprint: FpArg, state: StateOpt = None, config: ConfigOpt = None, database: DatabaseOpt = None,
                by: ByOpt = None) -> None:
     """Reject a stored rewrite: never served, kept so the shape is not searched again until
-    statistics change.
+    the schema changes.
 
     Example: sluice rewrites reject 3fa2c1
     """
