@@ -15,6 +15,8 @@ What it reads:
   composite (nor arrays of a composite type), by OID:
   ``oid:typname:typlen:typtype:typcategory:typelem:typarray:typinput:typbasetype:schema`` with
   schema ``p`` (pg_catalog) or ``i`` (information_schema).
+- ``PG_OPCLASSES``: PostgreSQL's operator classes, by OID:
+  ``oid:opcmethod:opcname:opcfamily:opcintype:opcdefault:opckeytype`` (opcdefault ``t`` / ``f``).
 
 The text is wrapped as ruff format would leave it: an entry on one line when it fits in
 :data:`ONE_LINE` columns, else in parentheses, strings of at most :data:`WRAP` characters.
@@ -66,10 +68,16 @@ WHERE n.nspname IN ('pg_catalog', 'information_schema') AND t.typtype <> 'c'
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type e WHERE e.oid = t.typelem AND e.typtype = 'c')
 ORDER BY t.oid
 """
+_OPCLASSES = """
+SELECT oid, opcmethod, opcname, opcfamily, opcintype, CASE WHEN opcdefault THEN 't' ELSE 'f' END, opckeytype
+FROM pg_catalog.pg_opclass ORDER BY oid
+"""
+OPCLASSES_COMMENT = ("# PostgreSQL 15's operator classes: oid:opcmethod:opcname:opcfamily:opcintype:opcdefault:opckeytype\n")
 
 
-def read_catalog(conn: Any) -> tuple[dict[str, str], list[str]]:
-    """({"<schema>.<table>": "<column>:<oid> ..."}, ["oid:typname:...", ...]) from a PostgreSQL."""
+def read_catalog(conn: Any) -> tuple[dict[str, str], list[str], list[str]]:
+    """({"<schema>.<table>": "<column>:<oid> ..."}, ["oid:typname:...", ...], ["oid:opcmethod:...", ...])
+    from a PostgreSQL 15."""
     version = int(conn.execute("SHOW server_version_num").fetchone()[0])
     if version // 10000 != 15:
         raise SystemExit(f"PostgreSQL 15 expected, the server is {version}")
@@ -81,7 +89,8 @@ def read_catalog(conn: Any) -> tuple[dict[str, str], list[str]]:
         rows = conn.execute(_COLUMNS, [schema, name]).fetchall()
         cols[rel] = " ".join(f"{a}:{o}" for a, o in rows)
     types = [":".join(str(v) for v in row) for row in conn.execute(_PG_TYPES).fetchall()]
-    return cols, types
+    opclasses = [":".join(str(v) for v in row) for row in conn.execute(_OPCLASSES).fetchall()]
+    return cols, types, opclasses
 
 
 def _chunks(words: Sequence[str]) -> list[str]:
@@ -98,7 +107,7 @@ def _chunks(words: Sequence[str]) -> list[str]:
     return runs
 
 
-def render(cols: dict[str, str], types: Sequence[str]) -> str:
+def render(cols: dict[str, str], types: Sequence[str], opclasses: Sequence[str]) -> str:
     out = [HEADER, "_TYPES: dict[str, str] = {\n"]
     for key, value in cols.items():
         one = f'    "{key}": "{value}",'
@@ -112,6 +121,10 @@ def render(cols: dict[str, str], types: Sequence[str]) -> str:
     out.append(TYPES_COMMENT)
     out.append("PG_TYPES = (\n")
     out.extend(f'    "{run}"\n' for run in _chunks(types))
+    out.append(")\n\n")
+    out.append(OPCLASSES_COMMENT)
+    out.append("PG_OPCLASSES = (\n")
+    out.extend(f'    "{run}"\n' for run in _chunks(opclasses))
     out.append(")\n")
     return "".join(out)
 

@@ -683,6 +683,20 @@ _INFO_SCHEMA_COLUMNS = {
 }
 
 
+def _pg_opclass_shim() -> str:
+    """pg_opclass as PostgreSQL 15 has it (SQLAlchemy's get_indexes reads the non-default ones)."""
+    from sqlsluice.middleware.pgcatalog_types import PG_OPCLASSES
+
+    rows = []
+    for item in PG_OPCLASSES.split():
+        oid, method, name, family, intype, default, keytype = item.split(":")
+        rows.append(f"({oid}, {method}, '{name}', {family}, {intype}, {default == 't'}, {keytype})")
+    return ("SELECT v.oid::BIGINT AS oid, v.opcmethod::BIGINT AS opcmethod, v.opcname, 11::BIGINT AS opcnamespace, "
+            "10::BIGINT AS opcowner, v.opcfamily::BIGINT AS opcfamily, v.opcintype::BIGINT AS opcintype, "
+            "v.opcdefault, v.opckeytype::BIGINT AS opckeytype FROM (VALUES " + ", ".join(rows)
+            + ") AS v(oid, opcmethod, opcname, opcfamily, opcintype, opcdefault, opckeytype)")
+
+
 def _pg_type_shim() -> str:
     """pg_type as PostgreSQL 15 has it (its built-in types, numbered as PostgreSQL numbers them;
     clients look types up by the OIDs sluice sends), and DuckDB's enum types."""
@@ -804,8 +818,7 @@ SHIM_VIEWS: dict[str, str] = {
     "pg_extension": "SELECT 0::BIGINT AS oid, '' AS extname, 10::BIGINT AS extowner, 0::BIGINT AS extnamespace, "
                     "'' AS extversion WHERE false",
     "pg_event_trigger": "SELECT 0::BIGINT AS oid, '' AS evtname WHERE false",
-    "pg_opclass": "SELECT 0::BIGINT AS oid, '' AS opcname, 0::BIGINT AS opcnamespace, false AS opcdefault, "
-                  "0::BIGINT AS opcmethod WHERE false",
+    "pg_opclass": _pg_opclass_shim(),
     # DuckDB lists no index rows for primary keys and unique constraints; PostgreSQL has one
     # per constraint (SQLAlchemy joins pg_constraint.conindid = pg_index.indexrelid)
     # (DuckDB leaves an index's indkey NULL: its columns' numbers, as pgjdbc's getIndexInfo reads them)
