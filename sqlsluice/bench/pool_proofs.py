@@ -98,6 +98,8 @@ def prove_pool(pool: Path, *, budget_s: float = 4.0, limit: int | None = None, d
     reasons = Counter(_short_reason(rec) for rec in records if rec["verdict"] in ("UNKNOWN", "ERROR"))
     return {"pool": str(pool), "pairs": n, "budget_s": budget_s, "dialect": dialect, "jobs": jobs,
             "verdicts": dict(counts), "proved_share": round(counts["EQUIVALENT"] / n, 4) if n else 0.0,
+            # the share of the pairs not shown wrong: a refuted pair is decided (and no target for a proof)
+            "proved_share_not_refuted": round(counts["EQUIVALENT"] / max(1, n - counts["NOT_EQUIVALENT"]), 4),
             "seconds": round(time.monotonic() - t0, 1),
             "undecided_reasons": dict(reasons.most_common(15)), "records": records}
 
