@@ -486,7 +486,15 @@ class SluiceServer:
                             params: dict[str, str], peer: Any) -> None:
         database = params.get("database") or params["user"]
         url = route_database(self.config, self.backend_url, database)
-        password = await self._authenticate(reader, writer, params, peer, database, url)
+        try:
+            password = await self._authenticate(reader, writer, params, peer, database, url)
+        except InvalidPassword:
+            # a secret looked up before may be stale (the role's password changed): the next
+            # attempt looks it up again
+            how = self.auth_query(database, url) if self.config.user(params["user"]) is None else None
+            if how is not None:
+                self.secrets.forget(how[0], how[1], params["user"])
+            raise
         writer.write(codec.authentication_ok())
         if url is None:  # as PostgreSQL says it, after AuthenticationOk
             raise SluiceError(f'database "{database}" does not exist', sqlstate="3D000")

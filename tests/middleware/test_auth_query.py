@@ -352,3 +352,20 @@ def test_the_auth_user_password_is_masked_in_logs() -> None:
     cfg = Config.model_validate({"auth": {"user": "lookup", "password": "lookup-secret-9"}})
     register_config_secrets(cfg)
     assert "lookup-secret-9" not in mask("connecting as lookup with lookup-secret-9")
+
+
+def test_a_changed_password_is_looked_up_again_after_one_failure(upstream: str) -> None:
+    role = "aq_rot_" + uuid.uuid4().hex[:6]
+    with psycopg.connect(upstream, autocommit=True) as admin:
+        admin.execute("SET password_encryption = 'scram-sha-256'")
+        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'old-pw'")  # type: ignore[arg-type]
+        srv = _server(upstream, auth={"cache_s": 3600})
+        with ServerThread(srv) as th:
+            with psycopg.connect(_dsn(th.port, role, "old-pw", _db(upstream))) as c:
+                c.execute("SELECT 1")
+            admin.execute(f"ALTER ROLE {role} PASSWORD 'new-pw'")  # type: ignore[arg-type]
+            with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+                psycopg.connect(_dsn(th.port, role, "new-pw", _db(upstream))).close()  # the cached verifier
+            with psycopg.connect(_dsn(th.port, role, "new-pw", _db(upstream)), autocommit=True) as c:
+                assert c.execute("SELECT current_user").fetchone() == (role,)
+        admin.execute(f"DROP ROLE {role}")  # type: ignore[arg-type]
