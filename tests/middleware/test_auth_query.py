@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -369,3 +370,22 @@ def test_a_changed_password_is_looked_up_again_after_one_failure(upstream: str) 
             with psycopg.connect(_dsn(th.port, role, "new-pw", _db(upstream)), autocommit=True) as c:
                 assert c.execute("SELECT current_user").fetchone() == (role,)
         admin.execute(f"DROP ROLE {role}")  # type: ignore[arg-type]
+
+
+def test_sluice_serve_reads_auth_from_its_config_file(upstream: str, tmp_path: Any) -> None:
+    from sqlsluice.bench.proxy import ServeProcess
+
+    cfg = tmp_path / "sluice.toml"
+    cfg.write_text(f"""[auth]
+user = "{AUTH_USER}"
+password = {json.dumps(AUTH_PW)}
+
+[pool]
+pool_mode = "transaction"
+server_lifetime = 60
+""")
+    with ServeProcess(upstream, config=cfg) as proxy:
+        with psycopg.connect(_dsn(proxy.port, SCRAM_USER, SCRAM_PW, _db(upstream)), autocommit=True) as c:
+            assert c.execute("SELECT current_user").fetchone() == (SCRAM_USER,)
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(_dsn(proxy.port, SCRAM_USER, "wrong", _db(upstream))).close()
