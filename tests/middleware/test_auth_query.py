@@ -389,3 +389,22 @@ server_lifetime = 60
             assert c.execute("SELECT current_user").fetchone() == (SCRAM_USER,)
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
             psycopg.connect(_dsn(proxy.port, SCRAM_USER, "wrong", _db(upstream))).close()
+
+
+def test_config_checks_auth_and_pool_timeouts(tmp_path: Any) -> None:
+    from sqlsluice.config import ConfigInvalid, load_config
+
+    ok = tmp_path / "ok.toml"
+    ok.write_text('[server]\nauth = "scram-sha-256"\n[auth]\nuser = "lookup"\n')
+    assert load_config(ok).auth.query == "SELECT usename, passwd FROM pg_shadow WHERE usename = $1"
+    per_db = tmp_path / "db.toml"
+    per_db.write_text('[server]\nauth = "md5"\n[databases]\na = {backend = "postgresql://h/a", auth_user = "l"}\n')
+    assert load_config(per_db).auth_query_enabled
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[server]\nauth = "md5"\n[auth]\nquery = "SELECT 1"\ncache = 3\n[pool]\nserver_idle_timeout = -1\n')
+    with pytest.raises(ConfigInvalid) as e:
+        load_config(bad)
+    text = "\n".join(e.value.errors)
+    assert "auth.cache: unknown setting" in text
+    assert "pool.server_idle_timeout" in text
+    assert "or [auth] user (auth_query): nobody could log in" in text
