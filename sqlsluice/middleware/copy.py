@@ -374,6 +374,7 @@ class BinaryCopyDecoder:
     def __init__(self, oids: Sequence[int], table: str = "", names: Sequence[str] = ()) -> None:
         self.oids = list(oids)
         self.ncols = len(self.oids)
+        self.sizes = [np.dtype(_FIXED[o]).itemsize if o in _FIXED else 0 for o in self.oids]  # 0: any size
         self.table = table
         self.names = list(names) or [f"column{i + 1}" for i in range(self.ncols)]
         self.pending = b""
@@ -435,45 +436,44 @@ class BinaryCopyDecoder:
 
     def _scan(self, buf: bytes, pos: int) -> tuple[list[np.ndarray], list[np.ndarray], int]:
         """Lengths and offsets (a column's array each) of the fields of the complete rows from
-        ``pos`` in ``buf`` (zero-padded past its end), and where the undecoded rest starts."""
+        ``pos`` in ``buf`` (zero-padded past its end), and where the undecoded rest starts.
+
+        Candidates are the offsets holding the field count; each column's length prefix drops
+        those that cannot start a complete, well-formed row (past the end, a size below -1, a
+        fixed-size type of another size), which also drops the many candidates inside other
+        rows' data.  The rows are the chain of links (a row's end is the next row's start) from
+        the first; the row where the chain stops is examined alone (:meth:`_stop`)."""
         b = np.frombuffer(buf, np.uint8)
         n, ncols = len(b) - len(_PAD), self.ncols
         i32 = _be_view(b, ">i4")
         cand = np.flatnonzero((b[pos:n - 1] == ncols >> 8) & (b[pos + 1:n] == ncols & 0xFF)) + pos
-        k = len(cand)
-        lens = []
         q = cand + 2
-        ok = np.ones(k, bool)
-        bad = np.zeros(k, bool)
-        for _ in range(ncols):
-            ok &= q + 4 <= n
+        for size in self.sizes:
             ln = i32[np.minimum(q, n)]
-            bad |= (ln < -1) & ok
-            lens.append(ln)
+            fit = (q + 4 <= n) & ((ln == -1) | (ln == size) if size else ln >= -1)
+            cand, q, ln = cand[fit], q[fit], ln[fit]
             q = q + 4 + np.maximum(ln, 0)
-        ok &= q <= n
-        end = np.where(ok & ~bad, q, -1)
+        fit = q <= n
+        cand, end = cand[fit], q[fit]
+        k = len(cand)
         # a row's end is mostly the next candidate; the others are looked up
         link = np.full(k, -1, np.int64)
-        valid = np.zeros(k, bool)
-        valid[:-1] = end[:-1] == cand[1:]
-        link[valid] = np.flatnonzero(valid) + 1
-        other = np.flatnonzero(~valid & (end >= 0))
+        link[:-1][end[:-1] == cand[1:]] = np.flatnonzero(end[:-1] == cand[1:]) + 1
+        other = np.flatnonzero(link < 0)
         if len(other):
             at = np.searchsorted(cand, end[other])
             hit = at < k
             hit[hit] = cand[at[hit]] == end[other][hit]
             link[other[hit]] = at[hit]
-            valid[other[hit]] = True
         chain = np.zeros(0, np.int64)
-        p, incomplete = pos, False
+        p = pos
         if k and cand[0] == pos:
-            # the rows are the chain of links from the first candidate; a true row start always
-            # has a link into it, so candidates without one (inside a row's data) drop out
+            # the rows are the chain of links from the first candidate; a row start always has
+            # a link into it, so candidates without one (inside a row's data) drop out
             keep = np.ones(k, bool)
             for _ in range(4):
                 into = np.zeros(k, bool)
-                into[link[keep & valid]] = True
+                into[link[keep & (link >= 0)]] = True
                 into[0] = True
                 if np.count_nonzero(into & keep) == np.count_nonzero(keep):
                     break
@@ -488,29 +488,45 @@ class BinaryCopyDecoder:
                 rest.append(i)
                 i = int(link[i])
             chain = np.concatenate([kept[:m + 1], np.array(rest, np.int64)])
-            last = int(chain[-1])
-            if end[last] < 0:
-                chain = chain[:-1]
-                if bad[last]:
-                    raise self._error("invalid field size", row=self.rows + len(chain) + 1)
-                p, incomplete = int(cand[last]), True
-            else:
-                p = int(end[last])
-        if not incomplete and n - p >= 2:
-            count = int(_H.unpack_from(buf, p)[0])
-            if count != -1:
-                raise self._error(f"row field count is {count}, expected {ncols}", row=self.rows + len(chain) + 1)
-            self.finished = True
-            p += 2
-            if p < n:
-                raise self._error("received copy data after EOF marker")
-        lens = [ln[chain] for ln in lens]
-        offs = []
-        q = cand[chain] + 2
-        for ln in lens:
+            p = int(end[chain[-1]])
+        p = self._stop(buf, p, n, len(chain), i32)
+        starts = cand[chain]
+        lens, offs = [], []
+        q = starts + 2
+        for _ in range(ncols):
+            ln = i32[q]
+            lens.append(ln)
             offs.append(q + 4)
             q = q + 4 + np.maximum(ln, 0)
         return lens, offs, p
+
+    def _stop(self, buf: bytes, p: int, n: int, rows: int, i32: np.ndarray) -> int:
+        """Where the rows found end, at ``p``: the trailer, the start of a row that is not
+        complete yet (returned: kept for the next chunk), or an error in the row there."""
+        if n - p < 2:
+            return p
+        count = int(_H.unpack_from(buf, p)[0])
+        row = self.rows + rows + 1
+        if count == -1:
+            self.finished = True
+            if p + 2 < n:
+                raise self._error("received copy data after EOF marker")
+            return p + 2
+        if count != self.ncols:
+            raise self._error(f"row field count is {count}, expected {self.ncols}", row=row)
+        q = p + 2
+        for c, size in enumerate(self.sizes):
+            if q + 4 > n:
+                return p
+            ln = int(i32[q])
+            if ln < -1:
+                raise self._error("invalid field size", row=row)
+            if size and ln not in (-1, size):  # PostgreSQL's receive function runs out of, or leaves, bytes
+                if ln < size:
+                    raise self._error("insufficient data left in message", "08P01", row, c)
+                raise self._error("incorrect binary data format", "22P03", row, c)
+            q += 4 + max(ln, 0)
+        return p  # its data goes on past the end of what has come
 
     def _decode(self, buf: bytes, lens: list[np.ndarray], offs: list[np.ndarray]) -> ColumnBatch:
         b = np.frombuffer(buf, np.uint8)
