@@ -371,7 +371,8 @@ class Pipeline:
         COUNTERS["statements"] += 1
         COUNTERS["forwarded"] += 1
         last: dict[str, Any] = {"sql": sql, "extended": False, "action": "forward",
-                                "pipeline_ms": round((time.perf_counter() - t0) * 1000, 3)}
+                                # (milliseconds to 3 places; round() costs more than the rest)
+                                "pipeline_ms": int((time.perf_counter() - t0) * 1e6 + 0.5) / 1000}
         if decision.sql != sql:
             COUNTERS["forwarded_rewritten"] += 1
             last["forwarded_sql"] = decision.sql

@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("sqlsluice.serving.pipeline")
 
 # literals blanked out: a cheap shape key for the negative cache (no parse on the hot path)
-_LITERALS = re.compile(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\b")
+# (a number is a digit run not preceded by a word character, as ``\b\d+...\b``; written to
+# start with a digit or a quote so that the regex engine skips to those characters quickly)
+_LITERALS = re.compile(r"'(?:[^']|'')*'|\d(?<!\w\d)\d*(?:\.\d+)?(?:[eE][-+]?\d+)?(?!\w)")
 _NEGATIVE_TTL_S = 2.0
 _NEGATIVE_MAX = 10000
 # statements that no stage but rewriting can concern (not SET/SHOW/RESET, ASK, BEGIN ...)
@@ -133,7 +135,7 @@ class ProductPipeline:
         if mode != "on" or self.rewrite_stage is None:
             return None
         hit = self._no_rewrite.get(_LITERALS.sub("?", sql))
-        if hit is None or hit[0] < time.monotonic() or hit[1] != self._generation():
+        if hit is None or hit[0] < time.monotonic() or hit[1] != self.online._generation:  # type: ignore[union-attr]
             return None
         return forward_as_is(sql, hit[2])
 
