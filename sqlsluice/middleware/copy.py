@@ -142,6 +142,52 @@ def text_row_to_csv(line: bytes, delimiter: str = "\t", null: str = "\\N", *, ou
     return out_delimiter.join(out) + "\n"
 
 
+def _q(v: str) -> str:
+    return "'" + v.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    """A COPY FROM file as DuckDB's CSV reader reads it, as ``COPY`` or ``read_csv`` options.
+
+    >>> d = CsvDialect(",", "", '"', '"', header=True)
+    >>> print(d.read_csv_options())
+    header=true, auto_detect=false, delim=',', nullstr='', quote='"', escape='"', allow_quoted_nulls=false
+    """
+
+    delimiter: str
+    null: str
+    quote: str
+    escape: str
+    header: bool = False
+
+    @classmethod
+    def of(cls, spec: CopySpec) -> CsvDialect:
+        """CSV data as the client sent it."""
+        return cls(spec.delimiter, spec.null, spec.quote, spec.escape or spec.quote, spec.header)
+
+    def copy_options(self) -> str:
+        return (f"FORMAT csv, auto_detect false, HEADER {str(self.header).lower()}, DELIMITER {_q(self.delimiter)}, "
+                f"NULL {_q(self.null)}, QUOTE {_q(self.quote)}, ESCAPE {_q(self.escape)}, allow_quoted_nulls false")
+
+    def read_csv_options(self) -> str:
+        return (f"header={str(self.header).lower()}, auto_detect=false, delim={_q(self.delimiter)}, "
+                f"nullstr={_q(self.null)}, quote={_q(self.quote)}, escape={_q(self.escape)}, allow_quoted_nulls=false")
+
+
+def bytea_from_text(column: str) -> str:
+    """SQL turning PostgreSQL's text form of a bytea (hex ``\\x0aff``; else as DuckDB reads a
+    blob) read as VARCHAR into a BLOB.
+
+    >>> import duckdb
+    >>> hexed, empty = chr(92) + 'x00ff', chr(92) + 'x'
+    >>> duckdb.sql(f"SELECT {bytea_from_text('x')} FROM (VALUES ('{hexed}'), ('{empty}'), ('ab')) t(x)").fetchall()
+    [(b'\\x00\\xff',), (b'',), (b'ab',)]
+    """
+    return (f"CASE WHEN starts_with({column}, '\\x') THEN unhex(substr({column}, 3)) "
+            f"ELSE CAST({column} AS BLOB) END")
+
+
 class TextCopyWriter:
     """PostgreSQL text-format COPY data -> a file DuckDB's ``COPY ... FROM`` loads in bulk.
 
@@ -175,12 +221,13 @@ class TextCopyWriter:
         self.fast_blocks = 0
         self.slow_blocks = 0
 
+    def dialect(self) -> CsvDialect:
+        """How DuckDB's CSV reader reads the file written."""
+        return CsvDialect(self.delimiter, self.null, self.quote, self.quote)
+
     def options(self) -> str:
         """DuckDB ``COPY ... FROM`` options for the file written."""
-        def q(v: str) -> str:
-            return "'" + v.replace("'", "''") + "'"
-        return (f"FORMAT csv, auto_detect false, HEADER false, DELIMITER {q(self.delimiter)}, NULL {q(self.null)}, "
-                f"QUOTE {q(self.quote)}, ESCAPE {q(self.quote)}, allow_quoted_nulls false")
+        return self.dialect().copy_options()
 
     def feed(self, data: bytes) -> None:
         buf = self._pending + data if self._pending else data

@@ -31,9 +31,11 @@ from sqlsluice.middleware.copy import (
     BinaryCopyDecoder,
     ColumnBatch,
     CopySpec,
+    CsvDialect,
     TextCopyWriter,
     binary_header,
     binary_row,
+    bytea_from_text,
     csv_header,
     load_error,
     parse_copy,
@@ -553,8 +555,8 @@ class DuckDBHandler:
             self.state.copy_done()
             if failed is not None:
                 raise BackendError(f"COPY from stdin failed: {failed}", sqlstate="57014")
-            n = await self.call(self._copy_from_file, spec, path, text.options() if text is not None else None,
-                                [c.name for c in target])
+            n = await self.call(self._copy_from_file, spec, path,
+                                text.dialect() if text is not None else CsvDialect.of(spec), target)
         finally:
             if self.state.phase.value == "copy_in":
                 self.state.copy_done()
@@ -656,27 +658,27 @@ class DuckDBHandler:
         cols = ", ".join(spec.columns) if spec.columns else "*"
         return list(self.compat.execute(f"SELECT {cols} FROM {spec.source} LIMIT 0").columns)
 
-    def _copy_from_file(self, spec: CopySpec, path: str, options: str | None, names: list[str]) -> int:
-        """DuckDB's bulk ``COPY <table> FROM '<file>'``; ``options`` describe the file's format
-        (text: :meth:`TextCopyWriter.options`), else CSV as the client sent it, else the
-        quoted CSV the binary rows were converted to."""
+    def _copy_from_file(self, spec: CopySpec, path: str, dialect: CsvDialect, target: list[ColumnInfo]) -> int:
+        """DuckDB's bulk ``COPY <table> FROM '<file>'`` of the file written for a text or CSV
+        COPY (``dialect`` says how to read it); with a bytea column, an INSERT from
+        ``read_csv`` that reads PostgreSQL's hex form of bytea (DuckDB's COPY would not)."""
         def q(v: str) -> str:
             return "'" + v.replace("'", "''") + "'"
 
         cols = f" ({', '.join(spec.columns)})" if spec.columns else ""
-        if options is not None:
-            opts = options
-        elif spec.format == "csv":  # binary arrives here converted to quoted CSV
-            opts = (f"FORMAT csv, auto_detect false, HEADER {str(spec.header).lower()}, "
-                    f"DELIMITER {q(spec.delimiter)}, NULL {q(spec.null)}, QUOTE {q(spec.quote)}, "
-                    f"ESCAPE {q(spec.escape or spec.quote)}, allow_quoted_nulls false")
-        else:
-            opts = "FORMAT csv, auto_detect false, HEADER false, DELIMITER ',', NULL '\\N', QUOTE '\"', " \
-                   "ESCAPE '\"', allow_quoted_nulls false"
+        blob = [types.oid_for(c.type) == types.BYTEA for c in target]
         try:
-            r = self.compat.execute(f"COPY {spec.source}{cols} FROM {q(path)} ({opts})")
+            if not any(blob):
+                r = self.compat.execute(f"COPY {spec.source}{cols} FROM {q(path)} ({dialect.copy_options()})")
+            else:
+                idents = ['"' + c.name.replace('"', '""') + '"' for c in target]
+                types_ = ", ".join(f"{q(c.name)}: {q('VARCHAR' if is_blob else c.type)}"
+                                   for c, is_blob in zip(target, blob, strict=True))
+                exprs = ", ".join(bytea_from_text(i) if is_blob else i for i, is_blob in zip(idents, blob, strict=True))
+                r = self.session.execute(f"INSERT INTO {spec.source}{cols} SELECT {exprs} FROM read_csv({q(path)}, "
+                                         f"columns={{{types_}}}, {dialect.read_csv_options()})")
         except SluiceError as e:
-            raise load_error(e, spec, names) from None
+            raise load_error(e, spec, [c.name for c in target]) from None
         return max(r.rowcount, 0)
 
     async def stream(self, result: Result, encoders: list[Callable[[Any], bytes]],
