@@ -227,9 +227,6 @@ def reply_as_sql(reply: Reply) -> str:
     return f"SELECT * FROM (VALUES {', '.join(rows)}) AS t({names})"
 
 
-_MARKS = ("advisory", "ADVISORY", "set_config", "SET_CONFIG")
-
-
 def plain_query(sql: str) -> bool:
     """One ``SELECT``/``WITH`` statement that calls no advisory lock function and no
     ``set_config``: what transaction pooling lets through as it is (pool.refusal is None, pool.is_set
@@ -241,7 +238,8 @@ def plain_query(sql: str) -> bool:
     (False, False)
     """
     return (sql.lstrip()[:6].upper().startswith(("SELECT", "WITH")) and ";" not in sql.rstrip().rstrip(";")
-            and not any(m in sql for m in _MARKS))
+            and "advisory" not in sql and "ADVISORY" not in sql and "set_config" not in sql
+            and "SET_CONFIG" not in sql)
 
 
 def _fatal(sqlstate: str, msg: str) -> bytes:
