@@ -767,6 +767,8 @@ class Scope:
             return self.compare(type(e), self.val(e.this), self.val(e.expression))
         if isinstance(e, exp.NullSafeEQ | exp.NullSafeNEQ):
             va, vb = self.val(e.this), self.val(e.expression)
+            if {va.kind, vb.kind} == {"date", "ts"}:
+                raise Outside("IS [NOT] DISTINCT FROM between a date and a timestamp")
             eq = _ns_eq(va, vb)
             return Pred(eq if isinstance(e, exp.NullSafeEQ) else z3.Not(eq), z3.BoolVal(False))
         if isinstance(e, exp.Between):
@@ -1023,6 +1025,8 @@ def _ns_eq(a: Val, b: Val) -> Any:
         return b.n
     if b.kind == "null":
         return a.n
+    if {a.kind, b.kind} == {"date", "ts"}:
+        return z3.BoolVal(False)  # a DATE is never the same value as a TIMESTAMP (another type)
     try:
         av, bv = _coerce_pair(a, b)
     except Outside:

@@ -116,6 +116,8 @@ def recorrelate(q: Block) -> Block:
         # the subquery's tables under fresh aliases: an outer expression equated to a key must not
         # be captured by an inner table of the same name (the rule's output reuses the names)
         fresh = {gu.alias: f"{gu.alias}__c{next(_FRESH)}" for gu in g.units}
+        if {c.table for o in equated.values() for c in o.find_all(exp.Column)} & set(fresh.values()):
+            continue  # (an outer name that happens to be a fresh one would be captured)
 
         def inner(e: exp.Expression, fresh: dict[str, str] = fresh) -> exp.Expression:
             for old, new in fresh.items():
