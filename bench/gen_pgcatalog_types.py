@@ -15,6 +15,8 @@ What it reads:
   composite (nor arrays of a composite type), by OID:
   ``oid:typname:typlen:typtype:typcategory:typelem:typarray:typinput:typbasetype:schema`` with
   schema ``p`` (pg_catalog) or ``i`` (information_schema).
+- ``PG_ROW_TYPES``: the composite (row) types of the relations of ``pg_catalog`` and
+  ``information_schema``, by OID: ``oid:typname:typarray:typrelid:schema``.
 - ``PG_OPCLASSES``: PostgreSQL's operator classes, by OID:
   ``oid:opcmethod:opcname:opcfamily:opcintype:opcdefault:opckeytype`` (opcdefault ``t`` / ``f``).
 
@@ -68,6 +70,13 @@ WHERE n.nspname IN ('pg_catalog', 'information_schema') AND t.typtype <> 'c'
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type e WHERE e.oid = t.typelem AND e.typtype = 'c')
 ORDER BY t.oid
 """
+_ROW_TYPES = """
+SELECT t.oid, t.typname, t.typarray, t.typrelid, CASE n.nspname WHEN 'pg_catalog' THEN 'p' ELSE 'i' END
+FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+WHERE n.nspname IN ('pg_catalog', 'information_schema') AND t.typtype = 'c'
+ORDER BY t.oid
+"""
+ROW_TYPES_COMMENT = "# the row types of PostgreSQL 15's catalog relations: oid:typname:typarray:typrelid:schema (p / i)\n"
 _OPCLASSES = """
 SELECT oid, opcmethod, opcname, opcfamily, opcintype, CASE WHEN opcdefault THEN 't' ELSE 'f' END, opckeytype
 FROM pg_catalog.pg_opclass ORDER BY oid
@@ -75,9 +84,9 @@ FROM pg_catalog.pg_opclass ORDER BY oid
 OPCLASSES_COMMENT = ("# PostgreSQL 15's operator classes: oid:opcmethod:opcname:opcfamily:opcintype:opcdefault:opckeytype\n")
 
 
-def read_catalog(conn: Any) -> tuple[dict[str, str], list[str], list[str]]:
-    """({"<schema>.<table>": "<column>:<oid> ..."}, ["oid:typname:...", ...], ["oid:opcmethod:...", ...])
-    from a PostgreSQL 15."""
+def read_catalog(conn: Any) -> tuple[dict[str, str], list[str], list[str], list[str]]:
+    """({"<schema>.<table>": "<column>:<oid> ..."}, ["oid:typname:...", ...], ["oid:opcmethod:...", ...],
+    [row types "oid:typname:..."]) from a PostgreSQL 15."""
     version = int(conn.execute("SHOW server_version_num").fetchone()[0])
     if version // 10000 != 15:
         raise SystemExit(f"PostgreSQL 15 expected, the server is {version}")
@@ -90,7 +99,8 @@ def read_catalog(conn: Any) -> tuple[dict[str, str], list[str], list[str]]:
         cols[rel] = " ".join(f"{a}:{o}" for a, o in rows)
     types = [":".join(str(v) for v in row) for row in conn.execute(_PG_TYPES).fetchall()]
     opclasses = [":".join(str(v) for v in row) for row in conn.execute(_OPCLASSES).fetchall()]
-    return cols, types, opclasses
+    rowtypes = [":".join(str(v) for v in row) for row in conn.execute(_ROW_TYPES).fetchall()]
+    return cols, types, opclasses, rowtypes
 
 
 def _chunks(words: Sequence[str]) -> list[str]:
@@ -107,7 +117,7 @@ def _chunks(words: Sequence[str]) -> list[str]:
     return runs
 
 
-def render(cols: dict[str, str], types: Sequence[str], opclasses: Sequence[str]) -> str:
+def render(cols: dict[str, str], types: Sequence[str], opclasses: Sequence[str], rowtypes: Sequence[str]) -> str:
     out = [HEADER, "_TYPES: dict[str, str] = {\n"]
     for key, value in cols.items():
         one = f'    "{key}": "{value}",'
@@ -125,6 +135,10 @@ def render(cols: dict[str, str], types: Sequence[str], opclasses: Sequence[str])
     out.append(OPCLASSES_COMMENT)
     out.append("PG_OPCLASSES = (\n")
     out.extend(f'    "{run}"\n' for run in _chunks(opclasses))
+    out.append(")\n\n")
+    out.append(ROW_TYPES_COMMENT)
+    out.append("PG_ROW_TYPES = (\n")
+    out.extend(f'    "{run}"\n' for run in _chunks(rowtypes))
     out.append(")\n")
     return "".join(out)
 

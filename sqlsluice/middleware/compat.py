@@ -100,6 +100,12 @@ _PG_TYPE_NAMES = {
 CON_OID_BASE = 1_500_000_000
 _CON_OID = f"({CON_OID_BASE} + {{0}}.oid % 1000000)::BIGINT"
 
+# The row (composite) type of a table or view, as PostgreSQL has one for each: ROW_TYPE_BASE + 2 * the
+# relation's oid (its array: + 1; an enum's array: ROW_TYPE_BASE + 2 * the enum's oid + 1); int4 while
+# DuckDB's oids stay below 273 million
+ROW_TYPE_BASE = 1_600_000_000
+_ROW_TYPE_OID = f"({ROW_TYPE_BASE} + 2 * {{0}})::BIGINT"
+
 # a DuckDB schema name as clients see it: main (DuckDB's default) is PostgreSQL's public
 _PG_SCHEMA = "(CASE {0} WHEN 'main' THEN 'public' ELSE {0} END)"
 
@@ -699,31 +705,59 @@ def _pg_opclass_shim() -> str:
 
 def _pg_type_shim() -> str:
     """pg_type as PostgreSQL 15 has it (its built-in types, numbered as PostgreSQL numbers them;
-    clients look types up by the OIDs sluice sends), and DuckDB's enum types."""
-    from sqlsluice.middleware.pgcatalog_types import PG_TYPES
+    clients look types up by the OIDs sluice sends), DuckDB's enum types, the row types of
+    PostgreSQL's catalogs and of the database's tables and views, and an array type for each."""
+    from sqlsluice.middleware.pgcatalog_types import PG_ROW_TYPES, PG_TYPES
 
     rows = []
     for item in PG_TYPES.split():
         oid, name, ln, tt, cat, elem, arr, inp, base, ns = item.split(":")
         rows.append(f"({oid}, '{name}', {ln}, '{tt}', '{cat}', {elem}, {arr}, '{inp}', {base}, '{ns}')")
+    rowtypes = []
+    for item in PG_ROW_TYPES.split():
+        oid, name, arr, rel, ns = item.split(":")
+        rowtypes.append(f"({oid}, '{name}', {arr}, {rel}, '{ns}')")
     nsp = ("COALESCE((SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = '{0}' LIMIT 1), {1})")
-    return ("SELECT v.oid::BIGINT AS oid, v.typname, (CASE v.ns WHEN 'p' THEN " + nsp.format("pg_catalog", 11)
-            + " ELSE " + nsp.format("information_schema", 13000) + " END)::BIGINT AS typnamespace, "
-            "10::BIGINT AS typowner, v.typlen::SMALLINT AS typlen, v.typlen IN (1, 2, 4, 8) AS typbyval, "
-            "v.typtype, v.typcategory, false AS typispreferred, true AS typisdefined, ',' AS typdelim, "
-            "0::BIGINT AS typrelid, CASE WHEN v.typelem > 0 THEN 'array_subscript_handler' ELSE '-' END "
-            "AS typsubscript, v.typelem::BIGINT AS typelem, v.typarray::BIGINT AS typarray, v.typinput, "
-            "replace(v.typinput, '_in', '_out') AS typoutput, '-' AS typreceive, '-' AS typsend, '-' AS typmodin, "
-            "'-' AS typmodout, '-' AS typanalyze, 'i' AS typalign, 'p' AS typstorage, false AS typnotnull, "
-            "v.typbasetype::BIGINT AS typbasetype, -1 AS typtypmod, 0 AS typndims, 0::BIGINT AS typcollation, "
-            "NULL::VARCHAR AS typdefaultbin, NULL::VARCHAR AS typdefault, NULL::VARCHAR[] AS typacl "
-            "FROM (VALUES " + ", ".join(rows) + ") AS v(oid, typname, typlen, typtype, typcategory, typelem, "
-            "typarray, typinput, typbasetype, ns) UNION ALL BY NAME "
-            "SELECT oid, typname, typnamespace, 10::BIGINT AS typowner, 4::SMALLINT AS typlen, true AS typbyval, "
-            "'e' AS typtype, 'E' AS typcategory, false AS typispreferred, true AS typisdefined, ',' AS typdelim, "
-            "0::BIGINT AS typrelid, '-' AS typsubscript, 0::BIGINT AS typelem, 0::BIGINT AS typarray, "
-            "'enum_in' AS typinput, 'enum_out' AS typoutput, false AS typnotnull, 0::BIGINT AS typbasetype, "
-            "-1 AS typtypmod FROM pg_catalog.pg_type WHERE typtype = 'e' AND oid IS NOT NULL")
+    ns_case = ("(CASE v.ns WHEN 'p' THEN " + nsp.format("pg_catalog", 11) + " ELSE "
+               + nsp.format("information_schema", 13000) + " END)::BIGINT AS typnamespace")
+    enums = "FROM pg_catalog.pg_type WHERE typtype = 'e' AND oid IS NOT NULL"
+    return (
+        # the row types: PostgreSQL's catalogs' (their OIDs), the database's tables and views'
+        "WITH sluice_row_types AS (SELECT v.oid::BIGINT AS oid, v.typname, " + ns_case + ", "
+        "v.typrelid::BIGINT AS typrelid, v.typarray::BIGINT AS typarray FROM (VALUES " + ", ".join(rowtypes)
+        + ") AS v(oid, typname, typarray, typrelid, ns) UNION ALL SELECT " + _ROW_TYPE_OID.format("c.oid")
+        + ", c.relname, c.relnamespace::BIGINT, c.oid::BIGINT, " + _ROW_TYPE_OID.format("c.oid") + " + 1 "
+        "FROM pg_catalog.pg_class c WHERE c.relkind IN ('r', 'v') "
+        "AND c.relnamespace IN (SELECT oid FROM pg_catalog.pg_namespace)) "
+        "SELECT v.oid::BIGINT AS oid, v.typname, " + ns_case + ", "
+        "10::BIGINT AS typowner, v.typlen::SMALLINT AS typlen, v.typlen IN (1, 2, 4, 8) AS typbyval, "
+        "v.typtype, v.typcategory, false AS typispreferred, true AS typisdefined, ',' AS typdelim, "
+        "0::BIGINT AS typrelid, CASE WHEN v.typelem > 0 THEN 'array_subscript_handler' ELSE '-' END "
+        "AS typsubscript, v.typelem::BIGINT AS typelem, v.typarray::BIGINT AS typarray, v.typinput, "
+        "replace(v.typinput, '_in', '_out') AS typoutput, '-' AS typreceive, '-' AS typsend, '-' AS typmodin, "
+        "'-' AS typmodout, '-' AS typanalyze, 'i' AS typalign, 'p' AS typstorage, false AS typnotnull, "
+        "v.typbasetype::BIGINT AS typbasetype, -1 AS typtypmod, 0 AS typndims, 0::BIGINT AS typcollation, "
+        "NULL::VARCHAR AS typdefaultbin, NULL::VARCHAR AS typdefault, NULL::VARCHAR[] AS typacl "
+        "FROM (VALUES " + ", ".join(rows) + ") AS v(oid, typname, typlen, typtype, typcategory, typelem, "
+        "typarray, typinput, typbasetype, ns) UNION ALL BY NAME "
+        "SELECT oid, typname, typnamespace, 10::BIGINT AS typowner, 4::SMALLINT AS typlen, true AS typbyval, "
+        "'e' AS typtype, 'E' AS typcategory, false AS typispreferred, true AS typisdefined, ',' AS typdelim, "
+        "0::BIGINT AS typrelid, '-' AS typsubscript, 0::BIGINT AS typelem, "
+        + _ROW_TYPE_OID.format("oid") + " + 1 AS typarray, 'enum_in' AS typinput, 'enum_out' AS typoutput, "
+        "false AS typnotnull, 0::BIGINT AS typbasetype, -1 AS typtypmod " + enums + " UNION ALL BY NAME "
+        "SELECT oid, typname, typnamespace, 10::BIGINT AS typowner, -1::SMALLINT AS typlen, false AS typbyval, "
+        "'c' AS typtype, 'C' AS typcategory, false AS typispreferred, true AS typisdefined, ',' AS typdelim, "
+        "typrelid, '-' AS typsubscript, 0::BIGINT AS typelem, typarray, 'record_in' AS typinput, "
+        "'record_out' AS typoutput, false AS typnotnull, 0::BIGINT AS typbasetype, -1 AS typtypmod "
+        "FROM sluice_row_types UNION ALL BY NAME "
+        # the arrays of the row types and of the enums
+        "SELECT typarray AS oid, '_' || typname AS typname, typnamespace, 10::BIGINT AS typowner, "
+        "-1::SMALLINT AS typlen, false AS typbyval, 'b' AS typtype, 'A' AS typcategory, "
+        "false AS typispreferred, true AS typisdefined, ',' AS typdelim, 0::BIGINT AS typrelid, "
+        "'array_subscript_handler' AS typsubscript, oid AS typelem, 0::BIGINT AS typarray, "
+        "'array_in' AS typinput, 'array_out' AS typoutput, false AS typnotnull, 0::BIGINT AS typbasetype, "
+        "-1 AS typtypmod FROM (SELECT oid, typname, typnamespace, typarray FROM sluice_row_types UNION ALL "
+        "SELECT oid, typname, typnamespace, " + _ROW_TYPE_OID.format("oid") + " + 1 " + enums + ")")
 
 
 SHIM_VIEWS: dict[str, str] = {
@@ -752,6 +786,8 @@ SHIM_VIEWS: dict[str, str] = {
     # access methods as PostgreSQL names them (heap, btree), replica identity "default", and a
     # row (an index) for each primary key and unique constraint, as PostgreSQL has
     "pg_class": "SELECT * REPLACE (NULL::VARCHAR[] AS reloptions, 'd' AS relreplident, "
+                "CASE WHEN relkind IN ('r', 'v') AND relnamespace IN (SELECT oid FROM pg_catalog.pg_namespace) "
+                "THEN " + _ROW_TYPE_OID.format("oid") + " ELSE 0::BIGINT END AS reltype, "
                 # PostgreSQL implements foreign keys with triggers (psql lists them only then)
                 "relhastriggers OR oid IN (SELECT conrelid FROM pg_catalog.pg_constraint WHERE contype = 'f') "
                 "OR relname IN (SELECT referenced_table FROM duckdb_constraints() WHERE constraint_type = "
@@ -762,7 +798,7 @@ SHIM_VIEWS: dict[str, str] = {
                 "'p' AS relpersistence, 'd' AS relreplident, false AS relforcerowsecurity, false AS relhasindex, "
                 "false AS relispartition, false AS relhasrules, false AS relhastriggers, false AS relrowsecurity, "
                 "0::BIGINT AS relchecks, len(k.conkey)::BIGINT AS relnatts, 0 AS reltablespace, 0 AS reloftype, "
-                "0 AS relowner, NULL::VARCHAR[] AS reloptions "
+                "0 AS relowner, 0::BIGINT AS reltype, NULL::VARCHAR[] AS reloptions "
                 "FROM " + _CON_FROM + " WHERE k.contype IN ('p', 'u')",
     # PostgreSQL always lists pg_catalog (oid 11): psql's tab completion excludes its tables
     # with relnamespace <> (SELECT oid ... WHERE nspname = 'pg_catalog'), NULL without the row
