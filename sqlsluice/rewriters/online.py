@@ -1004,6 +1004,10 @@ class OnlineRewriter:
         if not self._still_sound(e, None):
             return miss(key, "dropped: schema changed")
         if not e.has_rewrite:
+            with self._lock:
+                inst = self._instances.get(key)
+            if inst is not None and self._changed(e) == "statistics" and self.submit(inst):
+                return miss(key, "queued: statistics changed since no rewrite was found")
             why = self.dropped_reason(key)
             return miss(key, f"dropped: {why}" if why else "no stored rewrite")
         held = self.store.blocked(key)

@@ -229,6 +229,14 @@ def test_statistics_change_keeps_the_rewrite_and_retimes_schema_change_drops(pg_
         store.put(Entry(key, template_of(first, "postgres"), template_of(rw.sql, "postgres"), rw.rules, rw.verdict,
                         2.0, 1.0, "0123456789abcdef", 0.0))
         assert online.lookup(second) is None and store.get(key) is None
+        # a "no rewrite found" marker is searched again once the statistics changed, at a Parse too
+        schema = online.stats_version().split("/")[0]
+        store.put(Entry(key, template_of(first, "postgres"), "", [], "NONE", None, 1.0, f"{schema}/before", 0.0))
+        online.note_instance(key, second)
+        searched = online.stats.searched
+        prepared = online.lookup_prepared(SCALAR.replace("'{b}'", "$1"), ())
+        assert prepared.sql is None and prepared.info["rewrite"].startswith("queued"), prepared.info
+        assert online.wait_idle(120) and online.stats.searched == searched + 1 and online.stats.errors == 0
     finally:
         online.close()
         be.close()
