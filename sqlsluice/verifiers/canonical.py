@@ -82,7 +82,10 @@ def _schema(catalog: Catalog) -> dict[str, Any]:
 
 def canonical_sql(q: exp.Expression, catalog: Catalog, dialect: str, *, safe: bool = False) -> str:
     e = optimized(q, catalog, dialect, safe=safe)
-    e = e.transform(_fold_inner_joins, copy=True)
+    # every SELECT, children first (sqlglot's transform does not descend into a node it replaced,
+    # so only the outermost SELECT with joins was folded: a CTE's or derived table's joins kept
+    # their written order)
+    e = _post_order(e, _fold_inner_joins)
     e = _rename_derived_columns(e)
     e = _rename_aliases(e)
     e = _post_order(e, _in_to_or)
@@ -109,17 +112,20 @@ def _in_to_or(node: exp.Expression) -> exp.Expression:
 
     The same in three-valued logic: IN is defined as the disjunction of the equalities, so a
     NULL ``x`` (or no match with a NULL in the list) gives NULL on both sides.  ``NOT IN`` is the
-    negation of it, so it follows.  Lists of two to 32 literals only (no subquery, no columns).
+    negation of it, so it follows.  Lists of two to 32 literals only (no subquery, no columns), and
+    ``x`` a column (IN reads ``x`` once, the OR once per literal: the same only for a column).  A
+    literal listed twice gives one equality (``p OR p`` is ``p`` in three-valued logic too).
 
     >>> _in_to_or(exp.condition("x IN (1, 2)")).sql()
     '(x = 1 OR x = 2)'
     """
     if (not isinstance(node, exp.In) or node.args.get("query") is not None or node.args.get("unnest")
             or node.args.get("field") is not None or not 2 <= len(node.expressions) <= 32
-            or not all(isinstance(v, exp.Literal) for v in node.expressions)):
+            or not all(isinstance(v, exp.Literal) for v in node.expressions) or not isinstance(node.this, exp.Column)):
         return node
+    values = list({v.sql(): v for v in node.expressions}.values())
     # in parentheses: the text is compared, and ``NOT x IN (..)`` must not read ``NOT x = a OR x = b``
-    return exp.Paren(this=exp.or_(*[exp.EQ(this=node.this.copy(), expression=v.copy()) for v in node.expressions]))
+    return exp.Paren(this=exp.or_(*[exp.EQ(this=node.this.copy(), expression=v.copy()) for v in values]))
 
 
 def _order_by_position(e: exp.Expression) -> exp.Expression:
@@ -156,6 +162,13 @@ def _strip_output_names(e: exp.Expression) -> exp.Expression:
 
 
 def _sort_commutative(node: exp.Expression) -> exp.Expression:
+    if (isinstance(node, exp.Group) and not any(node.args.get(k) for k in ("rollup", "cube", "grouping_sets", "totals"))
+            and len(node.expressions) > 1):
+        # GROUP BY a, b and GROUP BY b, a form the same groups (a plain list is a set of keys;
+        # ROLLUP / CUBE / GROUPING SETS keep their order)
+        new = node.copy()
+        new.set("expressions", sorted((x.copy() for x in node.expressions), key=lambda x: x.sql()))
+        return new
     if isinstance(node, _COMMUTATIVE):
         a, b = node.this, node.expression
         if a.sql() > b.sql():
@@ -206,9 +219,27 @@ def _fold_inner_joins(node: exp.Expression) -> exp.Expression:
 
 def _source_key(s: exp.Expression) -> str:
     if isinstance(s, exp.Table):
+        body = _cte_body(s)
+        if body is not None:  # a CTE is known by what it computes, not by its name (renamed later)
+            return "s:" + body.sql()
         return "t:" + s.name.lower()
     body = s.this if isinstance(s, exp.Subquery) else s
     return "s:" + body.sql()
+
+
+def _cte_body(t: exp.Table) -> exp.Expression | None:
+    """The body of the CTE of an enclosing WITH that ``t`` names (None: a base table)."""
+    if t.args.get("db"):
+        return None
+    p = t.parent
+    while p is not None:
+        w = p.args.get("with_") or p.args.get("with") if isinstance(p, exp.Query) else None
+        if isinstance(w, exp.With):
+            for c in w.expressions:
+                if c.alias_or_name == t.name:
+                    return c.this
+        p = p.parent
+    return None
 
 
 def _rename_aliases(e: exp.Expression) -> exp.Expression:

@@ -145,3 +145,40 @@ def test_exists_written_as_a_join_is_refuted(q10_cat: Catalog) -> None:
 def test_exists_written_as_a_distinct_join_is_not_refuted(q10_cat: Catalog) -> None:
     right = Q10_CALCITE.format(semi=SEMI.format(distinct="DISTINCT "))
     assert verify(Q10, right, q10_cat, "postgres", time_budget_s=3.0).verdict != "NOT_EQUIVALENT"
+
+
+# -- grouping keys, CTE joins ---------------------------------------------------------------------
+
+GROUPED = ("SELECT i.i_category, i.i_manager_id, COUNT(*) FROM item AS i, sales AS s WHERE s.s_item_sk = i.i_item_sk "
+           "AND i.i_category IN ('Books', 'Home', 'Home') GROUP BY {keys}")
+
+
+def test_group_by_key_order_and_repeated_in_literals(cat: Catalog) -> None:
+    q = GROUPED.format(keys="i.i_category, i.i_manager_id")
+    same = GROUPED.format(keys="i.i_manager_id, i.i_category").replace(", 'Home', 'Home')", ", 'Home')")
+    assert _canon(q, cat) == _canon(same, cat)
+
+
+def test_rollup_key_order_is_not_a_set(cat: Catalog) -> None:
+    # Calcite swapped DSB q27's ROLLUP (i_item_id, s_state): other subtotal rows (pool pairs 48-64)
+    q = GROUPED.format(keys="ROLLUP (i.i_category, i.i_manager_id)")
+    wrong = GROUPED.format(keys="ROLLUP (i.i_manager_id, i.i_category)")
+    assert _canon(q, cat) != _canon(wrong, cat)
+    assert verify(q, wrong, cat, "postgres", time_budget_s=2.0).verdict == "NOT_EQUIVALENT"
+
+
+def test_in_over_an_expression_is_left_alone(cat: Catalog) -> None:
+    # x IN (..) reads x once: only a column is written as the OR of equalities
+    q = "SELECT i_item_sk FROM item WHERE i_manager_id + 1 IN (3, 4)"
+    assert " IN " in _canon(q, cat)
+
+
+def test_joins_inside_a_cte_are_ordered_too(cat: Catalog) -> None:
+    # DISTINCT keeps the CTE from being merged into the main query
+    q = ("WITH c AS (SELECT DISTINCT s.s_ticket, i.i_category FROM sales AS s JOIN item AS i "
+         "ON s.s_item_sk = i.i_item_sk WHERE s.s_price > 10) SELECT c.i_category, COUNT(*) FROM c GROUP BY c.i_category")
+    same = ("WITH c AS (SELECT DISTINCT s.s_ticket, i.i_category FROM item AS i JOIN sales AS s "
+            "ON i.i_item_sk = s.s_item_sk AND s.s_price > 10) SELECT c.i_category, COUNT(*) FROM c GROUP BY c.i_category")
+    wrong = same.replace("s.s_price > 10", "s.s_price > 11")
+    assert _canon(q, cat) == _canon(same, cat)
+    assert _canon(q, cat) != _canon(wrong, cat)
