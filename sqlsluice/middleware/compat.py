@@ -561,7 +561,7 @@ class Compat:
         for known client statements."""
         oids = [types.oid_for(c.type) for c in columns]
         for pos, c in enumerate(columns):
-            if c.type.startswith("ENUM("):
+            if c.type.startswith("ENUM(") and not c.type.endswith("]"):
                 oids[pos] = self._enum_oid(c.type) or oids[pos]  # PostgreSQL sends the enum type's OID
         pinned = COLUMN_OIDS.get(sql)
         if pinned:
@@ -602,7 +602,8 @@ class Compat:
                 self._enum_oids = {str(t): int(o) for t, o in self._meta_cursor().execute(_ENUM_OIDS_SQL).fetchall()}
             except duckdb.Error:
                 return None
-        return self._enum_oids.get(duck_type)
+            self._enum_oids.setdefault(duck_type, 0)  # none such (dropped since): not read again
+        return self._enum_oids.get(duck_type) or None
 
     def _column_type(self, table: str | None, column: str) -> str | None:
         key = (table.lower() if table else None, column.lower())
