@@ -74,6 +74,7 @@ _PG_MARKERS = re.compile(r"pg_catalog\.|\b(?:current_user|session_user|current_r
                          re.I)
 _CREATE_TABLE = re.compile(r"^\s*CREATE\s+(?:TEMP\w*\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?((?:\"[^\"]+\"|\w+)"
                            r"(?:\.(?:\"[^\"]+\"|\w+))?)", re.I)
+_CREATE_PUBLIC = re.compile(r'^\s*CREATE\s+SCHEMA\s+(IF\s+NOT\s+EXISTS\s+)?(?:public|"public")\s*;?\s*$', re.I)
 _SERIAL_COL = re.compile(r"(\"[^\"]+\"|\b\w+)\s+(BIG|SMALL)?SERIAL\b", re.I)
 _EMPTY_CATALOG = re.compile(r"sluice_pg_(?:publication|policy|trigger|statistic_ext|event_trigger|rewrite)\b")
 _ROW_WORDS = frozenset({"SELECT", "WITH", "VALUES", "TABLE", "FROM", "SHOW", "DESCRIBE", "EXPLAIN", "PRAGMA",
@@ -403,6 +404,13 @@ class Compat:
         if w1 in ("COMMIT", "END", "ROLLBACK", "ABORT") and not s.in_transaction:
             self.notices.append(("WARNING", "25P01", "there is no transaction in progress"))
             return MaterializedResult(status="COMMIT" if w1 in ("COMMIT", "END") else "ROLLBACK")
+        public = _CREATE_PUBLIC.match(sql) if w1 == "CREATE" else None
+        if public is not None:
+            # public is DuckDB's main, which exists (migration tools create it "if not exists")
+            if public.group(1):
+                self.notices.append(("NOTICE", "42P06", 'schema "public" already exists, skipping'))
+                return MaterializedResult(status="CREATE SCHEMA")
+            raise BackendError('schema "public" already exists', sqlstate="42P06")
         run_sql = pgsemantics.duckdb_schema(sql)  # public.t: DuckDB's main.t
         if w1 in ("CREATE", "ALTER", "DROP") and (self._col_types or self._oid_overrides or self._enum_oids):
             self._col_types.clear()

@@ -88,3 +88,14 @@ def test_psql_copy_and_describe_public_table(server, conn) -> None:
     assert "public|sluice" in lines  # \dn
     head = psql(server, "\\pset tuples_only off", "\\d public.pub_t").stdout
     assert 'Table "public.pub_t"' in head and '"pub_t_pkey" PRIMARY KEY, btree (id)' in head
+
+
+def test_create_schema_public_as_postgresql(conn) -> None:
+    notices: list[str] = []
+    conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+    assert conn.execute('CREATE SCHEMA IF NOT EXISTS "public"').statusmessage == "CREATE SCHEMA"
+    assert notices == ['schema "public" already exists, skipping']
+    with pytest.raises(psycopg.errors.DuplicateSchema):
+        conn.execute("CREATE SCHEMA public")
+    names = [n for (n,) in conn.execute("SELECT nspname FROM pg_catalog.pg_namespace").fetchall()]
+    assert names.count("public") == 1 and "main" not in names
