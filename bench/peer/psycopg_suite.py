@@ -190,7 +190,29 @@ def run_suite(py: Path, src: Path, dsn: str, tag: str, out: Path, impl: str, ext
         counts[rec["outcome"]] = counts.get(rec["outcome"], 0) + 1
     lines = [ln.strip("= ") for ln in (r.stdout + r.stderr).splitlines() if re.search(r"\d+ (passed|failed)", ln)]
     return {"summary": lines[-1] if lines else f"no summary (pytest exited {r.returncode})", "counts": counts,
-            "seconds": seconds, "exit": r.returncode, "outcomes": outcomes}
+            "seconds": seconds, "exit": r.returncode, "results": str(results), "outcomes": outcomes}
+
+
+def slim(run: dict[str, object]) -> dict[str, object]:
+    """A run as the JSON keeps it: every test that did not pass, with its message (the passes are
+    the rest of the ``counts``; each test's outcome stays in the ``results`` JSON-lines file)."""
+    outcomes: dict[str, dict[str, str]] = run["outcomes"]  # type: ignore[assignment]
+    out = {k: v for k, v in run.items() if k != "outcomes"}
+    out["not_passed"] = {t: {"outcome": o["outcome"], "message": o["message"]} for t, o in outcomes.items()
+                         if o["outcome"] != "passed"}
+    return out
+
+
+def load_run(run: dict[str, object]) -> dict[str, object]:
+    """A run read back from a JSON written by this script (its results file when still there)."""
+    results = Path(str(run.get("results", "")))
+    if "outcomes" in run or not results.is_file():
+        return {**run, "outcomes": run.get("outcomes") or run.get("not_passed", {})}
+    outcomes = {}
+    for line in results.read_text().splitlines():
+        rec = json.loads(line)
+        outcomes[rec.pop("id")] = rec
+    return {**run, "outcomes": outcomes}
 
 
 def sluice_revision(tree: Path) -> str:
@@ -311,10 +333,10 @@ def main() -> None:
         sv = sh(["psql", cluster.dsn(DATABASE), "-Atc", "show server_version"], check=False).stdout.strip()
         report["server"] = f"PostgreSQL {sv}"
         if a.skip_direct:
-            report["direct"] = direct = json.loads(Path(a.skip_direct).read_text())["direct"]
+            direct = load_run(json.loads(Path(a.skip_direct).read_text())["direct"])
         else:
             dsn = f"host=127.0.0.1 port={cluster.port} user=postgres dbname={DATABASE}"
-            report["direct"] = direct = run_suite(py, src, dsn, "direct", out, a.impl, a.pytest_args, a.with_slow)
+            direct = run_suite(py, src, dsn, "direct", out, a.impl, a.pytest_args, a.with_slow)
         print(f"direct:         {direct['summary']} ({direct['seconds']} s) {direct['counts']}")
         # `python -m sqlsluice` finds the package in its working directory first, then PYTHONPATH
         os.chdir(out)
@@ -322,7 +344,7 @@ def main() -> None:
         proc, port = start_proxy(cluster.port, out, a.pool_mode)
         try:
             dsn = f"host=127.0.0.1 port={port} user=postgres dbname={DATABASE}"
-            report["proxy"] = proxied = run_suite(py, src, dsn, f"proxy-{a.pool_mode}", out, a.impl, a.pytest_args, a.with_slow)
+            proxied = run_suite(py, src, dsn, f"proxy-{a.pool_mode}", out, a.impl, a.pytest_args, a.with_slow)
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -331,17 +353,19 @@ def main() -> None:
                 proc.kill()
         print(f"through sluice: {proxied['summary']} ({proxied['seconds']} s, pool_mode={a.pool_mode}) "
               f"{proxied['counts']}")
+        report["direct"], report["proxy"] = slim(direct), slim(proxied)
         cmp = compare(direct, proxied)
         report.update(cmp)
         fails: dict[str, str] = cmp["proxy_only_failures"]  # type: ignore[assignment]
+        # session mode: no proxy-only failure is expected, so none is explained
+        why = {t: explain(t, m) if a.pool_mode == "transaction" else "" for t, m in fails.items()}
+        report["unexplained"] = sorted(t for t in why if not why[t])
         if a.pool_mode == "transaction":
             report["proxy_only_failures_by_refusal"] = refusal_classes(fails)
-            why = {t: explain(t, m) for t, m in fails.items()}
             report["explanations"] = EXPLAIN
             report["proxy_only_failures_explained"] = {k: sorted(t for t in why if why[t] == k) for k in EXPLAIN}
-            report["unexplained"] = sorted(t for t in why if not why[t])
-            print("by cause: " + ", ".join(f"{k} {sum(1 for v in why.values() if v == k)}" for k in EXPLAIN)
-                  + f", unexplained {len(report['unexplained'])}")  # type: ignore[arg-type]
+            print("by cause: " + ", ".join(f"{k} {sum(1 for v in why.values() if v == k)}" for k in EXPLAIN))
+        print(f"unexplained: {len(report['unexplained'])}")  # type: ignore[arg-type]
         print(f"failing only through sluice ({len(fails)}):")
         for t, msg in fails.items():
             print(f"  {t}: {msg.splitlines()[0] if msg else ''}"[:200])
