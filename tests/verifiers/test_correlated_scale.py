@@ -1,7 +1,9 @@
 """The correlated ``k * AVG`` threshold of TPC-DS q32/q92 and DSB query032/query092, decorrelated
 by ``scalar_subquery_to_join`` into a join with a grouped derived table, is PROVED (issue #11);
 wrong variants (a dropped predicate, 1.2 for 1.3, the COUNT bug, a LEFT JOIN keeping rows whose
-group is empty, another correlation key) are not, and the differential tier refutes them.
+group is empty, another correlation key) are not, and each is refuted (by the generated databases,
+or else by the small database written down beside it, given as the live database).  The same
+message hid q72 (date + integer) and q93 (a derived LEFT JOIN under GROUP BY): proved too.
 
 What stood in the way (each fixed in the SMT tier, each with its own small test below):
 - the rule's output reuses the outer table names inside the derived table (``catalog_sales``
