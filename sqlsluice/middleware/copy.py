@@ -344,6 +344,7 @@ def binary_row(row: Sequence[Any], encoders: Sequence[Callable[[Any], bytes]]) -
 _EPOCH_US = 10957 * 86_400_000_000  # 2000-01-01 (PostgreSQL's epoch) in microseconds since 1970
 _POW10000 = np.array([1, 10**4, 10**8, 10**12], np.int64)
 _POW10 = np.array([10**i for i in range(19)], np.int64)
+_DIGIT_MASK = np.array([0, 0xFFFF << 48, 0xFFFFFFFF << 32, 0xFFFFFFFFFFFF << 16, 2**64 - 1], np.uint64)
 _INT32_MAX, _INT64_MAX = 2**31 - 1, 2**63 - 1
 _FIXED = {types.INT2: ">i2", types.INT4: ">i4", types.INT8: ">i8", types.FLOAT4: ">f4", types.FLOAT8: ">f8",
           types.BOOL: "u1", types.DATE: ">i4", types.TIMESTAMP: ">i8", types.TIMESTAMPTZ: ">i8"}
@@ -493,15 +494,27 @@ class BinaryCopyDecoder:
         b = np.frombuffer(buf, np.uint8)
         n, ncols = len(b) - len(_PAD), self.ncols
         i32 = _be_view(b, ">i4")
-        cand = np.flatnonzero((b[pos:n - 1] == ncols >> 8) & (b[pos + 1:n] == ncols & 0xFF)) + pos
+        cand = np.flatnonzero(b[pos + 1:n] == ncols & 0xFF) + pos  # the count's low byte, then its high byte
+        cand = cand[b[cand] == ncols >> 8]
         q = cand + 2
+        lens: list[np.ndarray] = []
+        offs: list[np.ndarray] = []
         for size in self.sizes:
-            ln = i32[np.minimum(q, n)]
+            ln = i32[np.minimum(q, n)].astype(np.int32)
             fit = (q + 4 <= n) & ((ln == -1) | (ln == size) if size else ln >= -1)
-            cand, q, ln = cand[fit], q[fit], ln[fit]
+            if np.count_nonzero(fit) < len(fit):
+                cand, q, ln = cand[fit], q[fit], ln[fit]
+                lens = [x[fit] for x in lens]
+                offs = [x[fit] for x in offs]
+            lens.append(ln)
+            offs.append(q + 4)
             q = q + 4 + np.maximum(ln, 0)
         fit = q <= n
-        cand, end = cand[fit], q[fit]
+        if np.count_nonzero(fit) < len(fit):
+            cand, q = cand[fit], q[fit]
+            lens = [x[fit] for x in lens]
+            offs = [x[fit] for x in offs]
+        end = q
         k = len(cand)
         # a row's end is mostly the next candidate; the others are looked up
         link = np.full(k, -1, np.int64)
@@ -537,15 +550,9 @@ class BinaryCopyDecoder:
             chain = np.concatenate([kept[:m + 1], np.array(rest, np.int64)])
             p = int(end[chain[-1]])
         p = self._stop(buf, p, n, len(chain), i32)
-        starts = cand[chain]
-        lens, offs = [], []
-        q = starts + 2
-        for _ in range(ncols):
-            ln = i32[q]
-            lens.append(ln)
-            offs.append(q + 4)
-            q = q + 4 + np.maximum(ln, 0)
-        return lens, offs, p
+        if len(chain) == k and (not k or chain[-1] == k - 1):  # every candidate left is a row
+            return lens, offs, p
+        return [x[chain] for x in lens], [x[chain] for x in offs], p
 
     def _stop(self, buf: bytes, p: int, n: int, rows: int, i32: np.ndarray) -> int:
         """Where the rows found end, at ``p``: the trailer, the start of a row that is not
@@ -695,41 +702,37 @@ class BinaryCopyDecoder:
         when some value needs the value-by-value path (NaN, infinities, more than 16 digits,
         digits beyond its dscale that PostgreSQL truncates)."""
         at = np.where(null, 0, off)
-        short = ~null & (ln < 8)
+        valid = ~null
+        short = valid & (ln < 8)
         if short.any():
             raise self._error("incorrect binary data format", "22P03", self.rows + int(short.argmax()) + 1, c)
         u64 = _be_view(b, ">u8")
         head = u64[at]  # ndigits, weight, sign, dscale: four 16-bit fields in one read
-        nd = (head >> 48).astype(np.uint16).view(np.int16).astype(np.int64)
-        weight = ((head >> 32) & 0xFFFF).astype(np.uint16).view(np.int16).astype(np.int64)
-        sign = ((head >> 16) & 0xFFFF).astype(np.uint16)
-        dscale = (head & 0xFFFF).astype(np.uint16).view(np.int16).astype(np.int64)
-        wrong = ~null & (ln != 8 + 2 * nd)
+        nd = (head >> 48).astype(np.int16)  # (a cast keeps the low 16 bits)
+        weight = (head >> 32).astype(np.int16)
+        sign = (head >> 16).astype(np.uint16)
+        dscale = head.astype(np.int16)
+        wrong = valid & (ln != 8 + 2 * nd.astype(np.int32))
         if wrong.any():
             raise self._error("incorrect binary data format", "22P03", self.rows + int(wrong.argmax()) + 1, c)
-        if (~null & (sign != 0) & (sign != 0x4000)).any() or (~null & (dscale < 0)).any():
+        if (valid & (((sign & 0xBFFF) != 0) | (dscale < 0))).any():  # NaN, infinities
             return None
-        nz = ~null & (nd > 0)
+        nz = valid & (nd > 0)
         if not nz.any():
             return np.zeros(len(ln), np.int64), 0
-        groups = int(max((nd - 1 - weight)[nz].max(), 0))  # fractional base-10000 groups
-        if groups > 4 or int((weight + groups)[nz].max()) > 3:
+        nd_nz, weight_nz = nd[nz].astype(np.int32), weight[nz].astype(np.int32)
+        groups = max(int((nd_nz - 1 - weight_nz).max()), 0)  # fractional base-10000 groups
+        if groups > 4 or int(weight_nz.max()) + groups > 3:  # then also ndigits <= 4
             return None
-        value = np.zeros(len(ln), np.int64)
-        most = int(nd[nz].max())
-        quad = u64[at + 8] if most <= 4 else None  # up to four digits in one read
-        for j in range(most):
-            has = nz & (j < nd)
-            if quad is not None:
-                digit = ((quad >> (48 - 16 * j)) & 0xFFFF).astype(np.int64)
-            else:
-                digit = _be_view(b, ">u2")[np.where(has, at + 8 + 2 * j, 0)].astype(np.int64)
-            if (has & (digit >= 10000)).any():
-                raise self._error('invalid digit in external "numeric" value', "22P03", col=c)
-            value += np.where(has, digit * _POW10000[np.where(has, weight - j + groups, 0)], 0)
+        quad = u64[at + 8] & _DIGIT_MASK[np.where(nz, nd, 0)]  # the (up to) four digits, zero past ndigits
+        d0, d1, d2, d3 = quad >> 48, (quad >> 32) & 0xFFFF, (quad >> 16) & 0xFFFF, quad & 0xFFFF
+        if (np.maximum(np.maximum(d0, d1), np.maximum(d2, d3)) >= 10000).any():
+            raise self._error('invalid digit in external "numeric" value', "22P03", col=c)
+        whole = (((d0 * 10000 + d1) * 10000 + d2) * 10000 + d3).astype(np.int64)  # d0 as the 10000^3 digit
+        value = whole // _POW10000[3 - np.clip(weight.astype(np.int32) + groups, 0, 3)]
         value = np.where(sign == 0x4000, -value, value)
         hidden = nz & (dscale < 4 * groups)
-        if hidden.any() and (np.abs(value[hidden]) % _POW10[4 * groups - dscale[hidden]] != 0).any():
+        if hidden.any() and (np.abs(value[hidden]) % _POW10[4 * groups - dscale[hidden].astype(np.int64)] != 0).any():
             return None
         return value, 4 * groups
 
