@@ -243,7 +243,7 @@ def compare(direct: dict[str, object], proxied: dict[str, object]) -> dict[str, 
 
 
 # Why a test fails only through the proxy in transaction pooling, by what it does (checked by
-# hand on sluice 0a173d7; README "Peer suite"). Session mode had none to explain.
+# hand on sluice 0a173d7 and a1de957; README "Peer suite"). Session mode had none to explain.
 EXPLAIN: dict[str, str] = {
     "refused": "a statement transaction pooling refuses (0A000, named in the message): it would leave "
                "state on a server connection that the next client gets",
