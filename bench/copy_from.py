@@ -3,7 +3,8 @@
 The same rows of a TPC-DS ``store_sales``-like table (12 columns: integers, bigint,
 NUMERIC(7,2), a date, a string; about 4% NULLs) are loaded through two ``sluice serve``
 processes started here, one over an embedded DuckDB file and one passing through to a
-throwaway PostgreSQL (PgCluster), in the same run, in each format (text, CSV, binary) and
+throwaway PostgreSQL (PgCluster), in the same run (with ``--repeat`` N, N runs each,
+alternating which goes first, the best of each kept), in each format (text, CSV, binary) and
 with each client:
 
 - ``file``: psycopg ``cursor.copy()`` sending the file in 64 KiB chunks;
@@ -134,6 +135,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=2_000_000)
     ap.add_argument("--format", choices=(*FORMATS, "all"), default="all")
     ap.add_argument("--client", choices=(*CLIENTS, "all"), default="all")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each, alternating the order; the best counts")
     ap.add_argument("--json", help="write the figures here too")
     a = ap.parse_args()
     formats = FORMATS if a.format == "all" else (a.format,)
@@ -167,8 +169,13 @@ def main() -> None:
                 for client in clients:
                     if client == "rows" and fmt == "csv":
                         continue
-                    t_duck = copy_in(dport, "copy", files, fmt, client, a.rows)
-                    t_pg = copy_in(pport, "copybench", files, fmt, client, a.rows)
+                    times: dict[str, list[float]] = {"duck": [], "pg": []}
+                    for rep in range(a.repeat):  # alternating which goes first (the machine's load drifts)
+                        order = ("duck", "pg") if rep % 2 == 0 else ("pg", "duck")
+                        for target in order:
+                            port, db = (dport, "copy") if target == "duck" else (pport, "copybench")
+                            times[target].append(copy_in(port, db, files, fmt, client, a.rows))
+                    t_duck, t_pg = min(times["duck"]), min(times["pg"])
                     mb = files[fmt].stat().st_size / 1e6
                     results.append({"format": fmt, "client": client, "rows": a.rows, "mb": round(mb, 1),
                                     "duckdb_s": round(t_duck, 2), "passthrough_s": round(t_pg, 2),
