@@ -312,6 +312,8 @@ def main() -> None:
     ap.add_argument("--json")
     ap.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --), e.g. -k copy")
     a = ap.parse_args()
+    # a SIGTERM stops pytest, the proxy and the cluster as Ctrl-C does (the finally blocks run)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     json_out = Path(a.json).resolve() if a.json else None
     tree = Path(a.sluice_tree).resolve() if a.sluice_tree else REPO
     work = Path(a.work).resolve()
