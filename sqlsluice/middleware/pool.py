@@ -172,7 +172,7 @@ CAPTURE_SQL = ("SELECT name, setting, source = 'session' FROM pg_settings WHERE 
 
 # --- statements that would leave state behind on a shared server connection -------------
 _REFUSED = re.compile(
-    r"^\s*(?:(LISTEN)\b|(PREPARE)\b|(LOAD)\b|(SET\s+(?:SESSION\s+)?(?:ROLE|SESSION\s+AUTHORIZATION))\b"
+    r"^\s*(?:(LISTEN)\b|(PREPARE)\b(?!\s+TRANSACTION\b)|(LOAD)\b|(SET\s+(?:SESSION\s+)?(?:ROLE|SESSION\s+AUTHORIZATION))\b"
     r"|(DECLARE)\b.*\bWITH\s+HOLD\b|(CREATE)\s+(?:(?:GLOBAL|LOCAL)\s+)?(?:TEMP|TEMPORARY)\b)",
     re.IGNORECASE | re.DOTALL)
 _ADVISORY = re.compile(r"\bpg_(?:try_)?advisory_lock(?:_shared)?\s*\(", re.IGNORECASE)
@@ -686,7 +686,8 @@ class PoolClient:
             c.prepared.clear()
             resets: tuple[str, ...] = ("DISCARD ALL",) if c.status == b"I" else ("ROLLBACK", "DISCARD ALL")
         elif c.status != b"I":
-            resets = ("ROLLBACK",)
+            c.prepared.clear()  # statements parsed in the rolled-back transaction may name what it made
+            resets = ("ROLLBACK", "DEALLOCATE ALL")
         else:
             self.pool.release(c)
             return

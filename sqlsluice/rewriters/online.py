@@ -1082,7 +1082,14 @@ class OnlineRewriter:
 
     def _bound(self, key: str, sql: str, param_oids: tuple[int, ...],
                values: Callable[[tuple[int, ...]], Sequence[Any] | None]) -> None:
-        ptypes, _ = self.describe(sql, param_oids)
+        try:
+            ptypes, _ = self.describe(sql, param_oids)
+        except BackendError as e:  # the client's own Parse failed too (or the statement no longer
+            # describes): nothing to instantiate, and nothing wrong with the rewriter
+            log.debug("no instance of a prepared statement that does not describe: %s", e)
+            self.stats.reasons["prepared statement does not describe"] = \
+                self.stats.reasons.get("prepared statement does not describe", 0) + 1
+            return
         try:
             decoded = values(ptypes)
         except (SluiceError, ValueError, IndexError):

@@ -341,6 +341,37 @@ def test_a_client_leaving_inside_a_transaction_leaves_nothing_behind(proxy: Serv
         assert b.execute("SELECT pg_current_xact_id_if_assigned()").fetchone() == (None,)
 
 
+def test_a_statement_prepared_in_a_rolled_back_transaction_is_not_reused(proxy: ServeProcess,
+                                                                        upstream: str) -> None:
+    """psycopg's test_change_type_execute, found by the peer suite: a client leaves inside the
+    transaction that created a type; a statement parsed there names the type.  The next client's
+    identical Parse must not reuse it (PostgreSQL: "cache lookup failed for type")."""
+    enum = "e_" + uuid.uuid4().hex[:8]
+    with psycopg.connect(upstream, autocommit=True) as admin:
+        admin.execute(f"GRANT CREATE ON SCHEMA public TO {OTHER}")
+    ins = f"INSERT INTO {enum}_t (bar) VALUES (%(e)s::{enum}[])"
+    for _ in range(2):
+        a = psycopg.connect(dsn(proxy, "tiny"), prepare_threshold=0)
+        a.execute(f"CREATE TYPE {enum} AS ENUM ('foo', 'bar')")
+        a.execute(f"CREATE TABLE {enum}_t (id int, bar {enum}[])")
+        a.execute(ins, {"e": ["foo"]})  # prepared on the one server connection, inside the transaction
+        a.pgconn.finish()  # gone without COMMIT or ROLLBACK: the type is rolled back
+
+
+def test_prepare_transaction_is_not_refused(proxy: ServeProcess) -> None:
+    """Two-phase commit's PREPARE TRANSACTION ends the transaction: allowed in transaction mode
+    (as PgBouncer does); only SQL PREPARE of a statement is refused."""
+    with psycopg.connect(dsn(proxy, "tx")) as c:
+        c.execute("SELECT 1")
+        with pytest.raises(psycopg.Error) as e:
+            c.execute("PREPARE TRANSACTION 'sluice_2pc'")
+        # the server's own answer (max_prepared_transactions = 0 here: 55000), not the pool's 0A000
+        assert e.value.sqlstate != "0A000"
+    with psycopg.connect(dsn(proxy, "tx")) as c, pytest.raises(psycopg.Error) as e:
+        c.execute("PREPARE p1 AS SELECT 1")
+    assert e.value.sqlstate == "0A000"
+
+
 def test_parsing_a_name_twice_is_42p05_as_on_postgresql(proxy: ServeProcess) -> None:
     with psycopg.connect(dsn(proxy, "tx"), autocommit=True) as c:
         pq = c.pgconn
