@@ -21,6 +21,7 @@ import re
 import struct
 import uuid
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from typing import Any
 
 from sqlsluice.errors import InvalidParameterValue
@@ -120,13 +121,65 @@ def _t_int(v: Any) -> bytes:
     return str(int(v)).encode()
 
 
-def _t_float(v: Any) -> bytes:
+def _shortest_float4(f: float) -> str:
+    """The shortest decimal that reads back as the float4 ``f`` (|f| > 0), as PostgreSQL's
+    Ryu-based float4out chooses it: the fewest digits strictly inside the rounding interval
+    (a decimal exactly halfway to a neighbour is not taken), correctly rounded."""
+    a = Fraction(abs(f))
+    bits = struct.unpack("<I", struct.pack("<f", abs(f)))[0]
+    lo = Fraction(struct.unpack("<f", struct.pack("<I", bits - 1))[0]) if bits > 0 else Fraction(0)
+    hi = Fraction(struct.unpack("<f", struct.pack("<I", bits + 1))[0])
+    low, high = (a + lo) / 2, (a + hi) / 2
+    for p in range(1, 10):
+        s = f"{abs(f):.{p - 1}e}"
+        if low < Fraction(s) < high:
+            return s
+    return f"{abs(f):.8e}"
+
+
+def pg_float_text(v: Any, *, single: bool = False) -> str:
+    """float8 / float4 as PostgreSQL 12+ writes them (extra_float_digits = 1, the default): the
+    shortest digits that read back exactly, fixed notation for decimal exponents -4 to 14
+    (float4: -4 to 5), else ``d.ddde+XX``; ``100`` not ``100.0``, ``1e+15``, ``-0``, ``NaN``,
+    ``Infinity``.  Checked against PostgreSQL 15 in tests/middleware/test_float_text.py."""
     f = float(v)
     if math.isnan(f):
-        return b"NaN"
+        return "NaN"
     if math.isinf(f):
-        return b"Infinity" if f > 0 else b"-Infinity"
-    return repr(f).encode()
+        return "Infinity" if f > 0 else "-Infinity"
+    if f == 0:
+        return "-0" if math.copysign(1.0, f) < 0 else "0"
+    if single:
+        sci = _shortest_float4(f)
+    else:  # float8: Python's repr is the shortest round-trip digits
+        r = repr(abs(f))
+        if "e" in r:
+            sci = r
+        else:
+            ip, _, fp = r.partition(".")
+            digits = (ip + fp).lstrip("0")
+            e = len(ip.lstrip("0")) - 1 if ip.strip("0") else -(len(fp) - len(fp.lstrip("0")) + 1)
+            sci = f"{digits[:1]}.{digits[1:] or '0'}e{e}"
+    mant, _, exp = sci.partition("e")
+    e = int(exp)
+    digits = mant.replace(".", "").rstrip("0") or "0"
+    if -4 <= e < (6 if single else 15):
+        if e >= 0:
+            ip, frac = digits[:e + 1].ljust(e + 1, "0"), digits[e + 1:]
+        else:
+            ip, frac = "0", "0" * (-e - 1) + digits
+        body = ip + ("." + frac if frac else "")
+    else:
+        body = digits[0] + ("." + digits[1:] if len(digits) > 1 else "") + ("e+" if e >= 0 else "e-") + f"{abs(e):02d}"
+    return ("-" if f < 0 else "") + body
+
+
+def _t_float(v: Any) -> bytes:
+    return pg_float_text(v).encode()
+
+
+def _t_float4(v: Any) -> bytes:
+    return pg_float_text(v, single=True).encode()
 
 
 def _t_numeric(v: Any) -> bytes:
@@ -218,7 +271,7 @@ def _array_text(elem: Encoder) -> Encoder:
 
 
 _TEXT_ENC: dict[int, Encoder] = {
-    BOOL: _t_bool, INT2: _t_int, INT4: _t_int, INT8: _t_int, OID: _t_int, FLOAT4: _t_float, FLOAT8: _t_float,
+    BOOL: _t_bool, INT2: _t_int, INT4: _t_int, INT8: _t_int, OID: _t_int, FLOAT4: _t_float4, FLOAT8: _t_float,
     NUMERIC: _t_numeric, TEXT: _t_str, VARCHAR: _t_str, NAME: _t_str, BPCHAR: _t_str, CHAR: _t_str,
     DATE: _t_date, TIME: _t_date, TIMETZ: _t_date, TIMESTAMP: _t_timestamp, TIMESTAMPTZ: _t_timestamptz,
     INTERVAL: _t_interval, BYTEA: _t_bytea, UUID: _t_str, JSON: _t_json, JSONB: _t_json,
