@@ -186,7 +186,7 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
         print(f"through sluice: {proxied['summary']} ({proxied['seconds']} s, pool_mode={a.pool_mode})")
-        only = sorted(set(proxied["failed"]) - set(direct["failed"]))  # type: ignore[arg-type]
+        only = sorted(set(proxied["failed"]) - set(direct["failed"]))  # type: ignore[arg-type,call-overload]
         report["proxy_only_failures"] = only
         print(f"failing only through sluice: {', '.join(only) if only else 'none'}; diffs in {out}")
     finally:
