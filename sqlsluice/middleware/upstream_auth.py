@@ -281,36 +281,43 @@ async def _authenticate(target: UpstreamTarget, reader: UpstreamConnection,
     await writer.drain()
 
 
+def _require_scram(payload: bytes) -> None:
+    mechs = [m.decode() for m in payload[4:].split(b"\x00") if m]
+    if "SCRAM-SHA-256" not in mechs:
+        raise BackendError(f"upstream offers no supported SASL mechanism ({', '.join(mechs)})", sqlstate="28000")
+
+
+async def _sasl_step(reader: UpstreamConnection, writer: UpstreamConnection, message: bytes, expect: int,
+                     what: str) -> bytes:
+    """Send one SASL message; the upstream's answer, which must be ``expect`` (SASLContinue or
+    SASLFinal); an ErrorResponse is raised as the upstream's own error."""
+    writer.write(codec.message(codec.PASSWORD, message))
+    await writer.drain()
+    code, body = await _read(reader)
+    if code == codec.ERROR_RESPONSE:
+        raise _upstream_error(body)
+    if code != codec.AUTHENTICATION or _I.unpack_from(body)[0] != expect:
+        raise ProtocolViolation(f"upstream SCRAM exchange: expected {what}")
+    return bytes(body[4:])
+
+
 async def _scram(target: UpstreamTarget, reader: UpstreamConnection, writer: UpstreamConnection,
                  payload: bytes) -> None:
     import scramp
 
-    mechs = [m.decode() for m in payload[4:].split(b"\x00") if m]
-    if "SCRAM-SHA-256" not in mechs:
-        raise BackendError(f"upstream offers no supported SASL mechanism ({', '.join(mechs)})", sqlstate="28000")
+    _require_scram(payload)
     client = scramp.ScramClient(["SCRAM-SHA-256"], target.user, _need_password(target))
     first = client.get_client_first().encode()
-    writer.write(codec.message(codec.PASSWORD, codec.cstr("SCRAM-SHA-256") + _I.pack(len(first)) + first))
-    await writer.drain()
-    code, body = await _read(reader)
-    if code == codec.ERROR_RESPONSE:
-        raise _upstream_error(body)
-    if code != codec.AUTHENTICATION or _I.unpack_from(body)[0] != codec.AUTH_SASL_CONTINUE:
-        raise ProtocolViolation("upstream SCRAM exchange: expected SASLContinue")
+    server_first = await _sasl_step(reader, writer, codec.cstr("SCRAM-SHA-256") + _I.pack(len(first)) + first,
+                                    codec.AUTH_SASL_CONTINUE, "SASLContinue")
     try:
-        client.set_server_first(body[4:].decode())
+        client.set_server_first(server_first.decode())
         final = client.get_client_final().encode()
     except scramp.ScramException as e:
         raise InvalidPassword(f"upstream SCRAM exchange failed: {e}", sqlstate="28P01") from e
-    writer.write(codec.message(codec.PASSWORD, final))
-    await writer.drain()
-    code, body = await _read(reader)
-    if code == codec.ERROR_RESPONSE:
-        raise _upstream_error(body)
-    if code != codec.AUTHENTICATION or _I.unpack_from(body)[0] != codec.AUTH_SASL_FINAL:
-        raise ProtocolViolation("upstream SCRAM exchange: expected SASLFinal")
+    server_final = await _sasl_step(reader, writer, final, codec.AUTH_SASL_FINAL, "SASLFinal")
     try:
-        client.set_server_final(body[4:].decode())
+        client.set_server_final(server_final.decode())
     except scramp.ScramException as e:
         raise InvalidPassword(f"upstream SCRAM server signature is invalid: {e}", sqlstate="28P01") from e
 
@@ -328,21 +335,13 @@ async def _pass_through(target: UpstreamTarget, secret: StoredSecret, kind: int,
         log.warning("upstream asks user %r for authentication method %d, which the secret from auth_query "
                     "cannot answer (a SCRAM verifier answers SCRAM, an md5 hash md5)", target.user, kind)
         raise failed
-    mechs = [m.decode() for m in payload[4:].split(b"\x00") if m]
-    if "SCRAM-SHA-256" not in mechs:
-        raise BackendError(f"upstream offers no supported SASL mechanism ({', '.join(mechs)})", sqlstate="28000")
+    _require_scram(payload)
     v = secret.verifier
     cnonce = base64.b64encode(secrets.token_bytes(18)).decode()
     first_bare = "n=,r=" + cnonce
     first = ("n,," + first_bare).encode()
-    writer.write(codec.message(codec.PASSWORD, codec.cstr("SCRAM-SHA-256") + _I.pack(len(first)) + first))
-    await writer.drain()
-    code, body = await _read(reader)
-    if code == codec.ERROR_RESPONSE:
-        raise _upstream_error(body)
-    if code != codec.AUTHENTICATION or _I.unpack_from(body)[0] != codec.AUTH_SASL_CONTINUE:
-        raise ProtocolViolation("upstream SCRAM exchange: expected SASLContinue")
-    server_first = body[4:].decode()
+    server_first = (await _sasl_step(reader, writer, codec.cstr("SCRAM-SHA-256") + _I.pack(len(first)) + first,
+                                     codec.AUTH_SASL_CONTINUE, "SASLContinue")).decode()
     attrs = dict(p.split("=", 1) for p in server_first.split(",") if len(p) > 1 and p[1] == "=")
     try:
         salt, iterations = base64.b64decode(attrs.get("s", "")), int(attrs.get("i", "0"))
@@ -358,15 +357,10 @@ async def _pass_through(target: UpstreamTarget, secret: StoredSecret, kind: int,
     final_bare = "c=biws,r=" + nonce
     auth_message = f"{first_bare},{server_first},{final_bare}".encode()
     proof = scram_client_proof(secret.client_key, v.stored_key, auth_message)
-    writer.write(codec.message(codec.PASSWORD, f"{final_bare},p={base64.b64encode(proof).decode()}".encode()))
-    await writer.drain()
-    code, body = await _read(reader)
-    if code == codec.ERROR_RESPONSE:
-        raise _upstream_error(body)
-    if code != codec.AUTHENTICATION or _I.unpack_from(body)[0] != codec.AUTH_SASL_FINAL:
-        raise ProtocolViolation("upstream SCRAM exchange: expected SASLFinal")
+    server_final = await _sasl_step(reader, writer, f"{final_bare},p={base64.b64encode(proof).decode()}".encode(),
+                                    codec.AUTH_SASL_FINAL, "SASLFinal")
     want = b"v=" + base64.b64encode(hmac.new(v.server_key, auth_message, hashlib.sha256).digest())
-    if not hmac.compare_digest(body[4:].strip(), want):
+    if not hmac.compare_digest(server_final.strip(), want):
         raise InvalidPassword("upstream SCRAM server signature is invalid", sqlstate="28P01")
 
 
