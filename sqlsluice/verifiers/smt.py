@@ -767,9 +767,7 @@ class Scope:
             return self.compare(type(e), self.val(e.this), self.val(e.expression))
         if isinstance(e, exp.NullSafeEQ | exp.NullSafeNEQ):
             va, vb = self.val(e.this), self.val(e.expression)
-            if {va.kind, vb.kind} == {"date", "ts"}:
-                raise Outside("IS [NOT] DISTINCT FROM between a date and a timestamp")
-            eq = _ns_eq(va, vb)
+            eq = _ns_eq(va, vb, strict=True)
             return Pred(eq if isinstance(e, exp.NullSafeEQ) else z3.Not(eq), z3.BoolVal(False))
         if isinstance(e, exp.Between):
             x = e.this
@@ -1018,7 +1016,15 @@ def _as(a: Val, kind: str) -> Any:
     return a.v
 
 
-def _ns_eq(a: Val, b: Val) -> Any:
+def _ns_eq(a: Val, b: Val, *, strict: bool = False) -> Any:
+    """``a`` and ``b`` are the same value (NULL the same as NULL).
+
+    Not strict (an obligation to prove: two outputs are the same): values of kinds that do not
+    compare are never the same (a DATE output is not a TIMESTAMP output) -- False can only make a
+    proof fail.  Strict (a formula that is assumed or negated: an IS [NOT] DISTINCT FROM
+    predicate, a fact about a witness row): kinds that do not compare are outside the model,
+    since False there would be an assumption that SQL does not make (``'5' IS NOT DISTINCT FROM
+    5`` is true in PostgreSQL; an assumed False proves anything)."""
     if a.kind == "null" and b.kind == "null":
         return z3.BoolVal(True)
     if a.kind == "null":
@@ -1026,10 +1032,14 @@ def _ns_eq(a: Val, b: Val) -> Any:
     if b.kind == "null":
         return a.n
     if {a.kind, b.kind} == {"date", "ts"}:
+        if strict:
+            raise Outside("IS [NOT] DISTINCT FROM between a date and a timestamp")
         return z3.BoolVal(False)  # a DATE is never the same value as a TIMESTAMP (another type)
     try:
         av, bv = _coerce_pair(a, b)
     except Outside:
+        if strict:
+            raise
         return z3.BoolVal(False)
     return z3.Or(z3.And(a.n, b.n), z3.And(z3.Not(a.n), z3.Not(b.n), av == bv))
 

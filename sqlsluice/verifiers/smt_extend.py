@@ -812,7 +812,7 @@ def witness(prover: Any, u: Any, cols: dict[str, Any], tag: str) -> list[Any]:
             v = s.val(o)
             if v.kind != cols[name].kind or v.v is None:
                 continue  # only same-kind values (no coercion that could fail)
-            out.append(_ns_eq(cols[name], v))
+            out.append(_ns_eq(cols[name], v, strict=True))  # an assumption: never a vacuous False
         return out
     except Outside:
         return []
