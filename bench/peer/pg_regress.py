@@ -155,6 +155,15 @@ def start_proxy(backend_port: int, work: Path, pool_mode: str) -> tuple[subproce
     raise SystemExit("error: sluice serve did not start listening in 60 s")
 
 
+def stop_proxy(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (a graceful shutdown), then kill if it has not exited in 30 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "sluice-peer"),
@@ -180,11 +189,7 @@ def main() -> None:
         try:
             report["proxy"] = proxied = installcheck(src, port, f"proxy-{a.pool_mode}", out)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_proxy(proc)
         print(f"through sluice: {proxied['summary']} ({proxied['seconds']} s, pool_mode={a.pool_mode})")
         only = sorted(set(proxied["failed"]) - set(direct["failed"]))  # type: ignore[arg-type,call-overload]
         report["proxy_only_failures"] = only

@@ -35,7 +35,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +44,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pg_regress import sh, start_proxy  # noqa: E402
+from pg_regress import sh, start_proxy, stop_proxy  # noqa: E402
 
 from sqlsluice.databases.pgcluster import PgCluster  # noqa: E402
 
@@ -348,11 +347,7 @@ def main() -> None:
             dsn = f"host=127.0.0.1 port={port} user=postgres dbname={DATABASE}"
             proxied = run_suite(py, src, dsn, f"proxy-{a.pool_mode}", out, a.impl, a.pytest_args, a.with_slow)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_proxy(proc)
         print(f"through sluice: {proxied['summary']} ({proxied['seconds']} s, pool_mode={a.pool_mode}) "
               f"{proxied['counts']}")
         report["direct"], report["proxy"] = slim(direct), slim(proxied)
