@@ -181,6 +181,19 @@ def data_row(cells: Sequence[bytes | None]) -> bytes:
     return b"D" + _I_pack(len(payload) + 4) + payload
 
 
+def parse_data_row_text(payload: bytes) -> list[str | None]:
+    """The cells of a DataRow payload in text format, decoded (``None`` is SQL NULL):
+    the inverse of :func:`data_row` for the proxy's own queries upstream."""
+    n, pos = _H.unpack_from(payload)[0], 2
+    row: list[str | None] = []
+    for _ in range(n):
+        ln = _I.unpack_from(payload, pos)[0]
+        pos += 4
+        row.append(None if ln < 0 else payload[pos:pos + ln].decode())
+        pos += max(ln, 0)
+    return row
+
+
 def command_complete(tag: str) -> bytes:
     return message(COMMAND_COMPLETE, cstr(tag))
 

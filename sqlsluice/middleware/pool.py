@@ -296,18 +296,7 @@ class ServerConn:
             while True:
                 code, body = await _read(c)
                 if code == codec.DATA_ROW:
-                    n = struct.unpack_from("!h", body)[0]
-                    pos = 2
-                    row: list[str | None] = []
-                    for _ in range(n):
-                        ln = _I.unpack_from(body, pos)[0]
-                        pos += 4
-                        if ln < 0:
-                            row.append(None)
-                        else:
-                            row.append(body[pos:pos + ln].decode())
-                            pos += ln
-                    rows.append(row)
+                    rows.append(codec.parse_data_row_text(body))
                 elif code == codec.PARAMETER_STATUS:
                     k, v = body[:-1].split(b"\0", 1)
                     self.params[k.decode()] = v.rstrip(b"\0").decode()

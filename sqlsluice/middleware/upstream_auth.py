@@ -448,14 +448,7 @@ async def run_query(session: UpstreamSession, sql: str, params: tuple[str, ...],
         while True:
             code, body = await _read(conn)
             if code == codec.DATA_ROW:
-                n, pos = struct.unpack_from("!h", body)[0], 2
-                row: list[str | None] = []
-                for _ in range(n):
-                    ln = _I.unpack_from(body, pos)[0]
-                    pos += 4
-                    row.append(None if ln < 0 else body[pos:pos + ln].decode())
-                    pos += max(ln, 0)
-                rows.append(row)
+                rows.append(codec.parse_data_row_text(body))
             elif code == codec.ERROR_RESPONSE:
                 f = codec.parse_error_fields(body)
                 err = BackendError(f"auth_query: {f.message}", sqlstate=f.sqlstate or "XX000")

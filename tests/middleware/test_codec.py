@@ -298,3 +298,8 @@ def test_statement_timeout_units():
 
     assert _parse_duration("1500") == 1.5 and _parse_duration("2s") == 2.0 and _parse_duration("1min") == 60.0
     assert _parse_duration("0") == 0.0 and _parse_duration("soon") is None
+
+
+def test_data_row_text_round_trip() -> None:
+    payload = codec.data_row([b"ab", None, b"", "\u00e9".encode()])[5:]  # past the type byte and length
+    assert codec.parse_data_row_text(payload) == ["ab", None, "", "\u00e9"]
