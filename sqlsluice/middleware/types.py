@@ -147,6 +147,15 @@ def pg_float_text(v: Any, *, single: bool = False) -> str:
         return "NaN"
     if math.isinf(f):
         return "Infinity" if f > 0 else "-Infinity"
+    if not single:
+        # the common case, straight from repr (the same shortest digits): both write d.ddde-XX
+        # below 1e-4 and d.ddde+XX from 1e16, and fixed notation between, where PostgreSQL drops
+        # a trailing ".0"; only 1e15 <= |f| < 1e16 (fixed in Python, 1e+15 in PostgreSQL) goes on
+        r = repr(f)
+        if "e" in r:
+            return r
+        if abs(f) < 1e15:
+            return r[:-2] if r.endswith(".0") else r
     if f == 0:
         return "-0" if math.copysign(1.0, f) < 0 else "0"
     if single:
