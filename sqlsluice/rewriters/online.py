@@ -925,6 +925,17 @@ class OnlineRewriter:
             self._generation += 1
         log.info("re-check: rewrite %s still faster (%s vs %s)", key, best_r, best_o)
 
+    @property
+    def generation(self) -> int:
+        """Bumped whenever a stored rewrite or its review status changes: a decision cached
+        under an older generation is stale."""
+        return self._generation
+
+    def expire_decisions(self) -> None:
+        """A stored rewrite changed outside this rewriter (reviewed in the web console)."""
+        with self._lock:
+            self._generation += 1
+
     def _drop(self, key: str, why: str) -> None:
         self.store.drop(key)
         self._note_dropped(key, why)

@@ -98,11 +98,15 @@ class ProductPipeline:
     def config(self, config: Config) -> None:
         """A new config (``SIGHUP``): decisions cached under the old one are forgotten."""
         self._config = config
+        self.forget_cached_decisions()
+
+    def forget_cached_decisions(self) -> None:
+        """Forget the per-shape "forward unchanged" decisions (a new config, a review)."""
         self._no_rewrite.clear()
 
     def _generation(self) -> int:
         online = self.online
-        return -1 if online is None else online._generation
+        return -1 if online is None else online.generation
 
     def fast_path(self, ctx: SessionContext, sql: str) -> Forward | None:
         """The whole pipeline's answer to a simple-protocol statement when it is known without
@@ -135,7 +139,7 @@ class ProductPipeline:
         if mode != "on" or self.rewrite_stage is None:
             return None
         hit = self._no_rewrite.get(_LITERALS.sub("?", sql))
-        if hit is None or hit[0] < time.monotonic() or hit[1] != self.online._generation:  # type: ignore[union-attr]
+        if hit is None or hit[0] < time.monotonic() or hit[1] != self._generation():
             return None
         return forward_as_is(sql, hit[2])
 

@@ -103,8 +103,7 @@ def test_no_rewrite_is_cached_until_the_shape_gets_one(product, monkeypatch: pyt
     # a verified rewrite of the shape is stored (as the search, or an approval in the web
     # console, stores it: the rewriter's generation moves on): served with the next statement
     _store_rewrite(pp, be)
-    with online._lock:
-        online._generation += 1
+    online.expire_decisions()
     assert p.try_fast(ctx, Q) is None
     d = _run(p, ctx, Q)
     assert isinstance(d, Forward) and d.sql != Q, ctx.last

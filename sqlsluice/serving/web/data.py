@@ -201,11 +201,10 @@ def decide(server: Any, db: Database, fingerprint: str, action: str, by: str) ->
         db.store.set_status(fingerprint, APPROVED if action == "approve" else REJECTED, by)
     online = db.online
     if online is not None:
-        with online._lock:  # cached lookups of the shape carry the generation they were made in
-            online._generation += 1
+        online.expire_decisions()  # cached lookups of the shape carry the generation they were made in
     for p in list(server.products()):  # the pipelines' 2 s negative cache of shapes with no rewrite
         with contextlib.suppress(AttributeError):
-            p._no_rewrite.clear()
+            p.forget_cached_decisions()
     return ACTIONS[action]
 
 
