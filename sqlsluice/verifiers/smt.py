@@ -23,7 +23,9 @@ from __future__ import annotations
 import contextvars
 import datetime as _dt
 import itertools
+import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1140,30 +1142,39 @@ class Prover:
             return u1.type_key == u2.type_key
         return len(u1.columns) == len(u2.columns) and self.equiv(u1.derived, u2.derived)
 
-    def bijections(self, b1: Block, b2: Block) -> list[list[int]]:
-        """Candidate maps: position in b2.units -> position in b1.units (same table / equivalent)."""
+    def bijections(self, b1: Block, b2: Block) -> Iterator[list[int]]:
+        """Candidate maps: position in b2.units -> position in b1.units (same table / equivalent),
+        at most ``max_bij`` of them.  Lazy: a pair of units is checked for compatibility (a proof
+        for derived units) only when the search reaches it, so the first map (usually the
+        identity of a rewrite that kept the order of its inputs) is tried before the other
+        pairs are proved or refuted: q31-like queries with six grouped derived tables spent
+        most of their budget proving all 36 pairs first.  The maps and their order are those
+        of the eager search."""
         n = len(b1.units)
         if n != len(b2.units):
-            return []
-        options = [[i for i in range(n) if self.compatible(b1.units[i], u2)] for u2 in b2.units]
-        out: list[list[int]] = []
+            return
+        count = 0
 
-        def rec(j: int, used: set[int], acc: list[int]) -> None:
-            if len(out) >= self.max_bij:
+        def ok(i: int, j: int) -> bool:
+            return self.compatible(b1.units[i], b2.units[j])
+
+        def rec(j: int, used: set[int], acc: list[int]) -> Iterator[list[int]]:
+            nonlocal count
+            if count >= self.max_bij:
                 return
-            if j == len(options):
-                out.append(list(acc))
+            if j == n:
+                count += 1
+                yield list(acc)
                 return
-            for i in options[j]:
-                if i not in used:
+            for i in range(n):
+                if i not in used and ok(i, j):
                     acc.append(i)
                     used.add(i)
-                    rec(j + 1, used, acc)
+                    yield from rec(j + 1, used, acc)
                     used.discard(i)
                     acc.pop()
 
-        rec(0, set(), [])
-        return out
+        yield from rec(0, set(), [])
 
     def make_env(self, units: list[Unit], tag: str) -> tuple[list[dict[str, Val]], list[Any]]:
         vals, cons = [], []
@@ -1939,9 +1950,44 @@ def prove(q1: exp.Expression, q2: exp.Expression, catalog: Catalog, dialect: str
     deadline = time.monotonic() + timeout_s
     token = _DEADLINE.set(deadline)
     try:
-        return _prove(q1, q2, catalog, dialect, timeout_s, deadline)
+        # Calcite's eager aggregation: pre-aggregated derived tables expanded back into their
+        # rows (regroup.py).  When the expansion changes a query it is tried first, with half the
+        # time (the plain models of such pairs are large and rarely match), then the pair as written.
+        expanded = _regrouped(q1, q2, catalog) if _REGROUP.get() else None
+        if expanded is None:
+            return _prove(q1, q2, catalog, dialect, timeout_s, deadline)
+        inner = _REGROUP.set(False)
+        half = time.monotonic() + 0.5 * (deadline - time.monotonic())
+        try:
+            again = _prove(expanded[0], expanded[1], catalog, dialect, half - time.monotonic(), half)
+        finally:
+            _REGROUP.reset(inner)
+        if again.proved:
+            return SMTResult(True, f"pre-aggregated derived tables expanded (regroup): {again.reason}")
+        res = _prove(q1, q2, catalog, dialect, deadline - time.monotonic(), deadline)
+        if res.proved:
+            return res
+        return SMTResult(False, f"{res.reason}; pre-aggregated derived tables expanded: {again.reason}")
     finally:
         _DEADLINE.reset(token)
+
+
+def _regrouped(q1: exp.Expression, q2: exp.Expression, catalog: Catalog
+               ) -> tuple[exp.Expression, exp.Expression] | None:
+    from sqlsluice.verifiers.regroup import expand_regrouped
+
+    try:
+        x1, x2 = expand_regrouped(q1, catalog), expand_regrouped(q2, catalog)
+    except Exception:  # an input the expansion does not understand: no expanded attempt
+        logging.getLogger(__name__).exception("regroup expansion failed")
+        return None
+    if x1 is None and x2 is None:
+        return None
+    return (x1 if x1 is not None else q1), (x2 if x2 is not None else q2)
+
+
+# the regroup expansion is tried once per proof, not again inside its own second attempt
+_REGROUP: contextvars.ContextVar[bool] = contextvars.ContextVar("smt_regroup", default=True)
 
 
 def _prove(q1: exp.Expression, q2: exp.Expression, catalog: Catalog, dialect: str, timeout_s: float,
