@@ -180,7 +180,9 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
             ev.tiers["smt"] = res.reason
             if res.proved:
                 return done("EQUIVALENT", "smt", res.reason)
-            prefix = _sorted_prefix(e1, e2)
+            prefix, sorted_ = _sorted_prefix(e1, e2), True
+            if prefix is None:
+                prefix, sorted_ = _unsorted_prefix(e1, e2), False
             if prefix is not None:
                 budget_left = time_budget_s - (time.monotonic() - start)
                 try:
@@ -189,10 +191,13 @@ def verify(q1: str, q2: str, schema: Catalog | str | Path | dict[str, dict[str, 
                 except Exception as e:
                     log.exception("SMT tier failed on the unsorted bodies of %r vs %r", q1[:200], q2[:200])
                     res = SMTResult(False, f"tier error: {type(e).__name__}: {str(e)[:120]}")
-                ev.tiers["smt"] += f"; without ORDER BY .. LIMIT: {res.reason}"
-                if res.proved:
+                ev.tiers["smt"] += f"; without {'ORDER BY .. ' if sorted_ else ''}LIMIT: {res.reason}"
+                if res.proved and sorted_:
                     return done("EQUIVALENT", "smt", "the same rows sorted by the same keys, then the same LIMIT/OFFSET "
                                                      f"(equal up to the order of ties): {res.reason}")
+                if res.proved:
+                    return done("EQUIVALENT", "smt", "the same bag of rows, then the same LIMIT/OFFSET without ORDER BY "
+                                                     f"(any rows the one may return, the other may too): {res.reason}")
 
         left = time_budget_s - (time.monotonic() - start)
         if left > 0.02:
@@ -312,6 +317,44 @@ def _sorted_prefix(e1: exp.Expression, e2: exp.Expression) -> tuple[exp.Expressi
     for e in (e1, e2):
         c = e.copy()
         for k in ("order", "limit", "offset"):
+            c.set(k, None)
+        out.append(c)
+    return out[0], out[1]
+
+
+def _unsorted_prefix(e1: exp.Expression, e2: exp.Expression) -> tuple[exp.Expression, exp.Expression] | None:
+    """Both queries end in ``LIMIT n [OFFSET m]`` with the same n and m and neither has a top-level
+    ORDER BY: their bodies.  ``Q LIMIT n`` without ORDER BY may return any n rows of Q's bag (after
+    skipping any m), so when the bodies are equal bags, every answer one query can give the other
+    can give too (docs/soundness.md, nondeterministic queries).  Only at the top: a LIMIT inside a
+    derived table, a subquery or a set operation's branch is left to the proof tiers (which have no
+    LIMIT), and FETCH / WITH TIES / PERCENT forms are not lifted."""
+    if _top_order(e1) is not None or _top_order(e2) is not None:
+        return None
+    if e1.args.get("fetch") or e2.args.get("fetch"):
+        return None
+
+    def text(e: exp.Expression, k: str) -> str:
+        v = e.args.get(k)
+        return v.sql() if v is not None else ""
+
+    if not (text(e1, "limit") or text(e1, "offset")):
+        return None
+    if text(e1, "limit") != text(e2, "limit") or text(e1, "offset") != text(e2, "offset"):
+        return None
+    for e in (e1, e2):
+        lim = e.args.get("limit")
+        if lim is not None and not (isinstance(lim, exp.Limit) and isinstance(lim.expression, exp.Literal)
+                                    and lim.expression.is_int and not lim.args.get("offset")):
+            return None  # a computed or parameterised count, or an odd form: not lifted
+        off = e.args.get("offset")
+        if off is not None and not (isinstance(off, exp.Offset) and isinstance(off.expression, exp.Literal)
+                                    and off.expression.is_int):
+            return None
+    out = []
+    for e in (e1, e2):
+        c = e.copy()
+        for k in ("limit", "offset"):
             c.set(k, None)
         out.append(c)
     return out[0], out[1]

@@ -22,6 +22,12 @@ rows in the same group of S.  Every aggregate of S must then be unchanged by tha
   (distributivity; NULL x are skipped by both SUMs, a group whose x are all NULL adds nothing);
 - ``MIN``/``MAX``/``agg(DISTINCT ..)`` of expressions without ``c``/``s``: copies do not matter.
 
+A D whose aggregates are all ``MIN(x) AS m`` / ``MAX(x) AS m`` (or that has none: a GROUP BY used as
+DISTINCT) is expanded the same way (``m`` becomes ``x``) when every aggregate of S is blind to
+copies: ``MIN``/``MAX``/``agg(DISTINCT ..)``, where ``m`` is read only as ``MIN(D.m)`` of a MIN
+(``MAX(D.m)`` of a MAX): the MIN over the groups' MINs is the MIN over their rows (NULLs skipped
+by both).  ``MIN`` of a ``MAX``, or ``COUNT(*)`` over a deduplicated D, refuse.
+
 Anything else refuses the step: ``COUNT(*)``, ``AVG``, a plain ``SUM`` without the factor in S (each
 would count the copies); D with HAVING, DISTINCT, LIMIT, ROLLUP, a window or no GROUP BY (a scalar
 aggregate answers one row for no input); D on the NULL side of an outer join or any outer join in
@@ -53,8 +59,8 @@ def expand_regrouped(e: exp.Expression, catalog: Catalog, *, max_steps: int = 32
     from sqlsluice.verifiers.flatten import flatten_derived  # a projection between S and D merged away
 
     if not any(isinstance(d.this, exp.Select) and d.this.args.get("group") is not None
-               and d.this.find(exp.Count, exp.Sum) is not None for d in e.find_all(exp.Subquery)):
-        return None  # no grouped derived table with a COUNT or SUM: nothing to expand
+               for d in e.find_all(exp.Subquery)):
+        return None  # no grouped derived table: nothing to expand
 
     e = e.copy()
     changed = False
@@ -154,6 +160,7 @@ def _check(s: exp.Select, d: exp.Expression, catalog: Catalog
     group_text = {g.sql() for g in group}
     counts: set[str] = set()
     sums: dict[str, exp.Expression] = {}
+    extremes: dict[str, tuple[type, exp.Expression]] = {}
     for o in body.expressions:
         name = o.alias_or_name
         inner = o.this if isinstance(o, exp.Alias) else o
@@ -164,13 +171,20 @@ def _check(s: exp.Select, d: exp.Expression, catalog: Catalog
             if x.find(exp.AggFunc, exp.Subquery, exp.Select, exp.Window) is not None or not _exact(x, body, catalog):
                 return None
             sums[name] = x
+        elif isinstance(inner, (exp.Min, exp.Max)) and not isinstance(inner.this, exp.Distinct):
+            if inner.this.find(exp.AggFunc, exp.Subquery, exp.Select, exp.Window) is not None:
+                return None
+            extremes[name] = (type(inner), inner.this)
         elif inner.find(exp.AggFunc) is not None:
             return None
         elif inner.sql() not in group_text:
             return None  # an output that is not a grouping expression
-    if not counts and not sums:
+    if (counts or sums) and extremes:
         return None
-    aggcols = counts | set(sums)
+    # without COUNT/SUM outputs (MIN/MAX only, or none: a GROUP BY as DISTINCT) every aggregate of S
+    # must be blind to duplicates
+    blind = not counts and not sums
+    aggcols = counts | set(sums) | set(extremes)
     if len(aggcols) != len([o for o in body.expressions if o.alias_or_name in aggcols]):
         return None  # a name twice
     # S: an aggregate query over inner / cross joins only
@@ -207,6 +221,12 @@ def _check(s: exp.Select, d: exp.Expression, catalog: Catalog
             return None
     for agg in own_aggs:
         reads = [c for c in agg.find_all(exp.Column) if c.table == alias and c.name in aggcols]
+        if blind:
+            if not (isinstance(agg, (exp.Min, exp.Max)) or isinstance(agg.this, exp.Distinct)):
+                return None  # an aggregate that counts copies
+            if reads and not (len(reads) == 1 and agg.this is reads[0] and isinstance(agg, extremes[reads[0].name][0])):
+                return None  # MIN of a MIN (MAX of a MAX) only
+            continue
         if not reads:
             if isinstance(agg, (exp.Min, exp.Max)) or isinstance(agg.this, exp.Distinct):
                 continue
@@ -220,7 +240,9 @@ def _check(s: exp.Select, d: exp.Expression, catalog: Catalog
         rest = [f for f in factors if f is not hit[0]]
         if not all(_exact(f, s, catalog) for f in rest):
             return None
-    return body, alias, counts, sums
+    values = dict(sums)
+    values.update({k: x for k, (_, x) in extremes.items()})
+    return body, alias, counts, values
 
 
 def _factors(e: Any) -> list[exp.Expression]:

@@ -60,7 +60,11 @@ def _q(s: str) -> sqlglot.exp.Expression:
     ("SELECT sales.s_item, MAX(day.d_year) AS y FROM sales, day WHERE sales.s_day = day.d_sk GROUP BY sales.s_item",
      "SELECT a.s_item, MAX(b.d_year) AS y FROM (SELECT s_item, s_day, COUNT(*) AS c FROM sales "
      "GROUP BY s_item, s_day) AS a INNER JOIN day AS b ON a.s_day = b.d_sk GROUP BY a.s_item"),
-], ids=["count", "sum", "nested-count", "max"])
+    # MIN pushed below the join (Calcite's q72-like MIN pairs), a GROUP BY used as DISTINCT beside it
+    ("SELECT MIN(sales.s_price), MAX(day.d_year) FROM sales, day WHERE sales.s_day = day.d_sk",
+     "SELECT MIN(a.m), MAX(b.d_year) FROM (SELECT s_day, MIN(s_price) AS m FROM sales GROUP BY s_day) AS a "
+     "INNER JOIN (SELECT d_sk, d_year FROM day GROUP BY d_sk, d_year) AS b ON a.s_day = b.d_sk"),
+], ids=["count", "sum", "nested-count", "max", "min-pushed"])
 def test_eager_aggregation_is_proved(cat: Catalog, plain: str, eager: str) -> None:
     for a, b in ((plain, eager), (eager, plain)):
         res = prove(_q(a), _q(b), cat, "postgres", timeout_s=30)
@@ -98,6 +102,21 @@ def test_wrong_eager_aggregation_is_not_proved(cat: Catalog, name: str) -> None:
     assert v.verdict == "NOT_EQUIVALENT", (name, v.verdict, v.reason)
 
 
+@pytest.mark.parametrize("wrong", [
+    "SELECT MIN(a.m), MAX(b.d_year) FROM (SELECT s_day, MAX(s_price) AS m FROM sales GROUP BY s_day) AS a "
+    "INNER JOIN (SELECT d_sk, d_year FROM day GROUP BY d_sk, d_year) AS b ON a.s_day = b.d_sk",
+    "SELECT MIN(a.m), COUNT(*) FROM (SELECT s_day, MIN(s_price) AS m FROM sales GROUP BY s_day) AS a "
+    "INNER JOIN (SELECT d_sk, d_year FROM day GROUP BY d_sk, d_year) AS b ON a.s_day = b.d_sk",
+], ids=["min-of-max", "count-over-distinct"])
+def test_wrong_min_pushdown_is_not_proved(cat: Catalog, wrong: str) -> None:
+    plain = ("SELECT MIN(sales.s_price), MAX(day.d_year) FROM sales, day WHERE sales.s_day = day.d_sk"
+             if "COUNT" not in wrong else
+             "SELECT MIN(sales.s_price), COUNT(*) FROM sales, day WHERE sales.s_day = day.d_sk")
+    for a, b in ((plain, wrong), (wrong, plain)):
+        assert not prove(_q(a), _q(b), cat, "postgres", timeout_s=10).proved
+    assert verify(plain, wrong, cat, "postgres", time_budget_s=6).verdict == "NOT_EQUIVALENT"
+
+
 def test_scalar_sum_of_counts_is_not_a_count(cat: Catalog) -> None:
     """Without GROUP BY above, SUM of counts is NULL on no rows where COUNT(*) is 0; with
     COALESCE(.., 0) it is the count."""
@@ -124,6 +143,11 @@ def test_scalar_sum_of_counts_is_not_a_count(cat: Catalog) -> None:
     # COUNT(*) above
     "SELECT a.s_item, COUNT(*) FROM (SELECT s_item, s_day, COUNT(*) AS c FROM sales GROUP BY s_item, s_day) "
     "AS a GROUP BY a.s_item",
-], ids=["float-sum", "scalar-inside", "count-filtered", "no-parent-aggregate", "count-star-above"])
+    # MIN of per-group MAXes
+    "SELECT MIN(a.m) FROM (SELECT s_day, MAX(s_price) AS m FROM sales GROUP BY s_day) AS a",
+    # COUNT(*) over a GROUP BY used as DISTINCT
+    "SELECT COUNT(*) FROM (SELECT s_day FROM sales GROUP BY s_day) AS a INNER JOIN day AS b ON a.s_day = b.d_sk",
+], ids=["float-sum", "scalar-inside", "count-filtered", "no-parent-aggregate", "count-star-above", "min-of-max",
+        "count-of-distinct"])
 def test_expansion_refuses(cat: Catalog, q: str) -> None:
     assert expand_regrouped(_q(q), cat) is None
