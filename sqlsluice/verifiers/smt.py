@@ -1953,7 +1953,9 @@ def prove(q1: exp.Expression, q2: exp.Expression, catalog: Catalog, dialect: str
         # Calcite's eager aggregation: pre-aggregated derived tables expanded back into their
         # rows (regroup.py).  When the expansion changes a query it is tried first, with half the
         # time (the plain models of such pairs are large and rarely match), then the pair as written.
-        expanded = _regrouped(q1, q2, catalog) if _REGROUP.get() else None
+        limited = any(q.args.get(k) for q in (q1, q2) for k in ("limit", "offset", "fetch"))
+        # (with a top-level LIMIT the caller proves the bodies: the expansion waits for them)
+        expanded = _regrouped(q1, q2, catalog) if _REGROUP.get() and not limited else None
         if expanded is None:
             return _prove(q1, q2, catalog, dialect, timeout_s, deadline)
         inner = _REGROUP.set(False)
