@@ -259,6 +259,7 @@ class ServerConn:
 
     def __init__(self, session: UpstreamSession, pool: Pool) -> None:
         self.session = session
+        self.conn: Any = session.conn  # (an attribute, not a property: read on every checkout)
         self.pool = pool
         self.params: dict[str, str] = {}
         for m in session.parameter_status:
@@ -271,12 +272,8 @@ class ServerConn:
         self.created = self.idle_since = time.monotonic()
 
     @property
-    def conn(self) -> Any:
-        return self.session.conn
-
-    @property
     def closed(self) -> bool:
-        return bool(self.session.conn.closed)
+        return bool(self.conn.closed)
 
     def parameter_status(self) -> bytes:
         return b"".join(codec.parameter_status(k, v) for k, v in self.params.items())
@@ -432,14 +429,34 @@ class Pool:
                 return True
         return False
 
+    def take(self, state: tuple[tuple[str, str], ...]) -> ServerConn | None:
+        """:meth:`try_acquire` for the transaction-pooling hot path: the most recently idle
+        connection when it can serve a client with session settings ``state`` as it is (no
+        waiter before us, open, silent, not expired); None (having changed nothing): go the
+        general way."""
+        idle = self.idle
+        if not idle or self.waiters:
+            return None
+        c = idle[-1]
+        conn = c.conn
+        if c.applied != state or conn.closed or conn._buf:
+            return None
+        now = time.monotonic()
+        if (self.lifetime and now - c.created >= self.lifetime) or \
+                (self.idle_timeout and now - c.idle_since >= self.idle_timeout):
+            return None
+        idle.pop()
+        return c
+
     def release(self, c: ServerConn) -> None:
         """Take ``c`` back (idle, or to the next waiter); a closed one frees its slot."""
-        if c.closed:
+        conn = c.conn
+        if conn.closed:
             self.discard(c)
             return
-        c.conn.on_data = c.conn.on_lost = None
-        c.idle_since = time.monotonic()
-        if self.lifetime and c.idle_since - c.created >= self.lifetime:  # server_lifetime
+        conn.on_data = conn.on_lost = None
+        c.idle_since = now = time.monotonic()
+        if self.lifetime and now - c.created >= self.lifetime:  # server_lifetime
             self.closed_old += 1
             self.discard(c)
             return
@@ -447,7 +464,7 @@ class Pool:
             c.prepared.clear()
             _later(self.reset_and_release(c, ("DEALLOCATE ALL",)))
             return
-        if not self._hand_over(c):
+        if not self.waiters or not self._hand_over(c):
             self.idle.append(c)
 
     def discard(self, c: ServerConn) -> None:

@@ -85,6 +85,7 @@ from sqlsluice.middleware.pool import (
     startup_settings,
 )
 from sqlsluice.middleware.upstream_auth import (
+    UpstreamConnection,
     UpstreamRefused,
     UpstreamSession,
     UpstreamTarget,
@@ -143,6 +144,7 @@ class _NoServerSession:
 
 
 _NO_SERVER_SESSION = _NoServerSession()
+_NO_SERVER = _NO_SERVER_SESSION.conn
 _CLOSE_NONE = codec.message(codec.CLOSE, b"Ssluice_none\0")  # answers CloseComplete, drops nothing
 
 
@@ -299,6 +301,30 @@ class ResponseScanner:
         if skip >= n and not self._held:
             self._skip = skip - n
             return data
+        if not skip and not self._held and not self.hidden and not self.substitutions and not self.pq:
+            # the common case: nothing to replace or hide, only ReadyForQuery matters
+            pos = 0
+            t = 0
+            while pos + 5 <= n:
+                t = data[pos]
+                ln = _unpack_i(data, pos + 1)[0]
+                if ln < 4:
+                    raise ConnectionError("upstream sent an invalid message length")
+                if t == _Z:
+                    if pos + 6 > n:
+                        break  # hold the 5 bytes until the status byte arrives
+                    self.status = data[pos + 5:pos + 6]
+                    self.ready += 1
+                pos += 1 + ln
+            if t:
+                self.last = t
+            if pos > n:
+                self._skip = pos - n
+                return data
+            if pos < n:
+                self._held = data[pos:]
+                return data[:pos]
+            return data
         if self._held:
             buf = self._held + data
             self._held = b""
@@ -434,24 +460,29 @@ class UpstreamRelay:
         # read only when a statement asks the pipeline: nothing per message on the hot path)
         self._records: dict[bytes, dict[str, Any]] = {}
         self._last_bind: tuple[bytes, int] | None = None
+        # the upstream callbacks, bound once (transaction pooling sets them at every attach)
+        self._up_data = self._on_upstream_data
+        self._up_lost = self._on_upstream_lost
 
     # -- upstream -> client ------------------------------------------------------------
     def _on_upstream_data(self, data: bytes) -> None:
         """Called by the upstream connection for every chunk it receives (no task, no future)."""
+        sc = self.scanner
         try:
-            out = self.scanner.feed(data)
+            out = sc.feed(data)
         except ConnectionError:
             self.uconn.close()
             return
-        if self._idle_waiter is not None and self.scanner.ready >= self.sent_syncs:
-            self._wake_idle()
-        if self._timings and self.scanner.ready >= self._timings[0][0]:
+        if self._timings and sc.ready >= self._timings[0][0]:
             self._fire_timings()
-        if self._tx is not None and self.scanner.status == b"I" and self.scanner.ready >= self.sent_syncs:
-            if out and not self.client_gone:
-                self._cwrite(out)
-            self._maybe_release()
-            return
+        if sc.ready >= self.sent_syncs:
+            if self._idle_waiter is not None:
+                self._wake_idle()
+            if self._tx is not None and sc.status == b"I":
+                if out and not self.client_gone:
+                    self._cwrite(out)
+                self._maybe_release()
+                return
         if out and not self.client_gone:
             self._cwrite(out)
             if not self._down_paused and (self._client_write_paused if self._cproto is not None
@@ -602,13 +633,30 @@ class UpstreamRelay:
         if self._busy:
             self._pending.append(data)
             return
-        if self._tx is not None and self.server is None and not self._attach_now(data):
-            return
-        sql = self._whole_query(data)
+        tx = self._tx
+        if tx is not None and self.server is None:
+            c = tx.pool.take(tx.state) if tx.capturing is None and data[0] != _X else None
+            if c is not None:  # an idle server connection, usable as it is: attached here
+                self.server = c
+                self.up = c.session
+                conn = c.conn
+                self.uconn = self.uwriter = conn
+                conn.on_data = self._up_data
+                conn.on_lost = self._up_lost
+            elif not self._attach_now(data):
+                return
+        sql: str | None = None
+        n = len(data)
+        if data[0] == _Q and n > 5 and data[-1] == 0 and n == 1 + _unpack_i(data, 1)[0] and not self._in_buf \
+                and not self._in_skip:
+            try:
+                sql = data[5:-1].decode()
+            except UnicodeDecodeError:  # (not UTF-8: the general path)
+                sql = None
         if sql is not None:
             if self._last_bind is not None:
                 self._settle_last()
-            if self._tx is not None:
+            if tx is not None and not plain_query(sql):
                 pre = self._tx_pre(sql)
                 if pre is not None:
                     self._start(self._query_decided(data, sql, pre))
@@ -616,7 +664,22 @@ class UpstreamRelay:
             pipeline = self.conn.pipeline
             fast = pipeline.try_fast(self.conn.ctx, sql) if pipeline.fast is not None else None
             if fast is not None:  # the pipeline's answer without running its stages
-                if self._forward_unchanged(data, sql, fast):
+                if fast.sql == sql and fast.observe is None:  # forward as it is: one write
+                    self.sent_syncs += 1
+                    if self._nprivate:
+                        self._forget_variants(sql)
+                    uw = self.uwriter
+                    if type(uw) is UpstreamConnection:  # its write() inline
+                        ut = uw.transport
+                        if ut is not None and not uw.closed:
+                            ut.write(data)
+                        if uw._paused:
+                            self._start(self._drain_upstream())
+                    else:
+                        uw.write(data)
+                        if uw.needs_drain():
+                            self._start(self._drain_upstream())
+                elif self._forward_unchanged(data, sql, fast):
                     if self.uconn.needs_drain():
                         self._start(self._drain_upstream())
                 else:
@@ -713,13 +776,32 @@ class UpstreamRelay:
         pos = start = 0
         pieces: list[bytes] = []
         t = 0
+        tx, c = self._tx, self.server
+        assert tx is not None and c is not None
         while pos < n:
             t = data[pos]
             end = pos + 1 + _unpack_i(data, pos + 1)[0]
-            if t == _B or t == _C or t == _D:
+            if t == _B:
+                self._last_bind = (data, pos)
+                # the common case inline (_tx_named): a named statement this connection has
+                p1 = data.find(0, pos + 5, end)
+                p2 = data.find(0, p1 + 1, end) if p1 > 0 else -1
+                entry = tx.stmts.get(data[p1 + 1:p2]) if p2 > p1 + 1 else None
+                if entry is not None and entry[0] in c.prepared:
+                    sname = entry[0]
+                    pieces.append(data[start:pos])
+                    pieces.append(b"B" + _I.pack(end - pos - (p2 - p1 - 1) + len(sname) - 1) + data[pos + 5:p1 + 1]
+                                  + sname + data[p2:end])
+                    start = end
+                else:
+                    msg = data[pos:end]
+                    new = self._tx_named(t, msg)
+                    if new != msg:
+                        pieces.append(data[start:pos])
+                        pieces.append(new)
+                        start = end
+            elif (t == _D and end > pos + 5 and data[pos + 5] == _S) or t == _C:  # (a portal's Describe: as is)
                 msg = data[pos:end]
-                if t == _B:
-                    self._last_bind = (data, pos)
                 new = self._tx_named(t, msg)
                 if new != msg:
                     pieces.append(data[start:pos])
@@ -1186,7 +1268,7 @@ class UpstreamRelay:
         self.server = c
         self.up = c.session
         self.uconn = self.uwriter = c.conn
-        c.conn.start_relay(self._on_upstream_data, self._on_upstream_lost)
+        c.conn.start_relay(self._up_data, self._up_lost)
 
     def _attach_now(self, data: bytes) -> bool:
         """Attach an idle server connection at once; False when that has to wait (a task then
@@ -1247,17 +1329,18 @@ class UpstreamRelay:
         tx = self._tx
         sc = self.scanner
         if (c is None or tx is None or self._busy or self._open or self._in_buf or self._in_skip
-                or sc.status != b"I" or sc.ready < self.sent_syncs or not sc.at_boundary() or self.upstream_gone):
+                or sc.status != b"I" or sc.ready < self.sent_syncs or sc._held or sc._skip or self.upstream_gone):
             return
+        conn = c.conn
         if self._down_paused:
             self._down_paused = False
-            ut = c.conn.transport
+            ut = conn.transport
             if ut is not None:
                 ut.resume_reading()
         self.server = None
         self.up = _NO_SERVER_SESSION
-        self.uconn = self.uwriter = _NO_SERVER_SESSION.conn
-        c.conn.on_data = c.conn.on_lost = None
+        self.uconn = self.uwriter = _NO_SERVER
+        conn.on_data = conn.on_lost = None
         c.status = b"I"
         if tx.dirty:
             # the client's next statement waits for this (``_attach``), from now on
@@ -1466,6 +1549,7 @@ class _ClientProtocol(asyncio.Protocol):
 
     def __init__(self, relay: UpstreamRelay) -> None:
         self.relay = relay
+        self.data_received = relay._on_client_data  # type: ignore[method-assign]  # one call less per read
 
     def data_received(self, data: bytes) -> None:
         self.relay._on_client_data(data)

@@ -38,6 +38,9 @@ log = logging.getLogger("sqlsluice.serving.pipeline")
 _LITERALS = re.compile(r"'(?:[^']|'')*'|\d(?<!\w\d)\d*(?:\.\d+)?(?:[eE][-+]?\d+)?(?!\w)")
 _NEGATIVE_TTL_S = 2.0
 _NEGATIVE_MAX = 10000
+_SHAPES_MAX = 10000  # statement forms whose shape is remembered (fast_path: one dict lookup)
+_ZERO_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_ASCII_DIGIT = re.compile(r"[0-9]")
 # statements that no stage but rewriting can concern (not SET/SHOW/RESET, ASK, BEGIN ...)
 _HOT_HEADS = ("SELECT", "WITH", "(")
 _NO_INFO: dict[str, Any] = {}
@@ -52,6 +55,8 @@ class ProductPipeline:
 
         # shape (literals blanked) -> (valid until, rewriter generation, SHOW sluice.last info)
         self._no_rewrite: dict[str, tuple[float, int, dict[str, Any]]] = {}
+        # statement form (UTF-8, ASCII digits as 0) -> its shape (literals blanked), see _shape
+        self._shapes: dict[bytes, str] = {}
         self._config = config
         self.backend_url = backend_url
         # a server fronting several databases: each keeps its stored rewrites apart
@@ -127,21 +132,43 @@ class ProductPipeline:
         extra = ctx.extra
         if "backend_url" not in extra:
             return None
-        head = sql.lstrip()[:6].upper()
-        if not head.startswith(_HOT_HEADS):
-            return None
+        form = sql.encode("utf-8", "surrogatepass").translate(_ZERO_DIGITS)
+        key = self._shapes.get(form)  # a statement seen before (up to its numbers): one dict lookup
+        if key is None:
+            if not sql.lstrip()[:6].upper().startswith(_HOT_HEADS):
+                return None
+            key = self._shape(sql, form)
         tx = extra.get("rewrite_tx")
         if tx is not None and tx["open"]:
             return None
         mode = ctx.settings.get("sluice.rewrite", "off")
         if mode == "off":
             return forward_as_is(sql, _NO_INFO)
-        if mode != "on" or self.rewrite_stage is None:
+        online = self.online  # (set together with ``rewrite_stage``)
+        if mode != "on" or online is None:
             return None
-        hit = self._no_rewrite.get(_LITERALS.sub("?", sql))
-        if hit is None or hit[0] < time.monotonic() or hit[1] != self._generation():
+        hit = self._no_rewrite.get(key)
+        if hit is None or hit[0] < time.monotonic() or hit[1] != online.generation:
             return None
         return forward_as_is(sql, hit[2])
+
+    def _shape(self, sql: str, form: bytes | None = None) -> str:
+        """The negative cache's key of a ``SELECT``/``WITH``/``(`` statement (literals blanked),
+        remembered under the statement's ``form`` (UTF-8, ASCII digits as ``0``) when that is sound.
+
+        The literal regex sees a digit only as "some digit", so two statements with the same
+        form have their literals at the same places; when every ASCII digit of a statement is
+        inside a literal (the key has none left), every statement of that form has the same
+        key.  So a statement that differs from one seen before only in its numbers (pgbench,
+        an ORM's inlined ids) costs one ``bytes.translate`` and one dict lookup, no regex.
+        """
+        key = _LITERALS.sub("?", sql)
+        if form is not None and not _ASCII_DIGIT.search(key):  # no digit outside a literal
+            shapes = self._shapes
+            if len(shapes) >= _SHAPES_MAX:
+                shapes.clear()  # (bounded; cheaper than evicting one by one from a dict)
+            shapes[form] = key
+        return key
 
     async def fast_rewrite_stage(self, ctx: SessionContext, sql: str, extended: bool) -> Decision | None:
         """The rewrite stage; its "forward unchanged" answers to simple-protocol queries are
@@ -157,7 +184,8 @@ class ProductPipeline:
         if extended or ctx.settings.get("sluice.rewrite", "off") != "on" or \
                 not sql.lstrip()[:6].upper().startswith(_HOT_HEADS):
             return await self.rewrite_stage(ctx, sql, extended)
-        key = _LITERALS.sub("?", sql)
+        form = sql.encode("utf-8", "surrogatepass").translate(_ZERO_DIGITS)
+        key = self._shapes.get(form) or self._shape(sql, form)
         now = time.monotonic()
         gen = self._generation()  # read before the lookup: a change meanwhile invalidates the entry
         hit = self._no_rewrite.get(key)

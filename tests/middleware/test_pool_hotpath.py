@@ -1,0 +1,271 @@
+"""The passthrough's synchronous hot path (issue 12, proxy throughput) under the cases it must
+leave to the general path: a Query or a pipelined extended-protocol batch split across TCP
+reads, a response split across reads, cancel while a server connection is attached, errors
+in transaction pooling.  ``pool_size = 1`` makes every transaction share one server
+connection, so a connection that was not given back, or given back too early, shows.
+
+Clients: a raw socket where the split points must be chosen (each piece is its own write,
+with a pause so that the proxy reads it alone), psycopg and asyncpg otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import threading
+import uuid
+from collections.abc import Iterator
+
+import asyncpg
+import psycopg
+import pytest
+
+from sqlsluice.bench.proxy import ServeProcess
+from sqlsluice.databases.pgcluster import PgCluster
+
+
+@pytest.fixture(scope="module")
+def upstream(pg_cluster: PgCluster) -> str:
+    url = pg_cluster.create_database("hot_" + uuid.uuid4().hex[:8])
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute("CREATE TABLE t1 (k int PRIMARY KEY, v text)")
+        c.execute("INSERT INTO t1 SELECT g, 'v' || g FROM generate_series(1, 100) g")
+    return url
+
+
+@pytest.fixture(scope="module")
+def proxy(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    cfg = tmp_path_factory.mktemp("hot") / "sluice.toml"
+    cfg.write_text(f"""[server]
+backend = "{upstream}"
+auth = "trust"
+[databases]
+tx = {{backend = "{upstream}", pool_mode = "transaction", pool_size = 1, query_wait_timeout = 20}}
+sess = {{backend = "{upstream}"}}
+""")
+    with ServeProcess(upstream, config=cfg) as p:
+        yield p
+
+
+# --- a raw protocol client ---------------------------------------------------------------
+def _msg(code: bytes, body: bytes = b"") -> bytes:
+    return code + struct.pack("!i", len(body) + 4) + body
+
+
+def query(sql: str) -> bytes:
+    return _msg(b"Q", sql.encode() + b"\0")
+
+
+def parse(name: str, sql: str) -> bytes:
+    return _msg(b"P", name.encode() + b"\0" + sql.encode() + b"\0" + struct.pack("!h", 0))
+
+
+def bind(stmt: str, *params: str) -> bytes:
+    body = b"\0" + stmt.encode() + b"\0" + struct.pack("!h", 0) + struct.pack("!h", len(params))
+    for p in params:
+        body += struct.pack("!i", len(p)) + p.encode()
+    return _msg(b"B", body + struct.pack("!h", 0))
+
+
+EXECUTE = _msg(b"E", b"\0" + struct.pack("!i", 0))
+SYNC = _msg(b"S")
+
+
+class Raw:
+    """A protocol-3 client over a plain socket (trust auth); messages read back as (type, body)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.r, self.w = reader, writer
+
+    @classmethod
+    async def connect(cls, port: int, database: str) -> Raw:
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        params = b"user\0postgres\0database\0" + database.encode() + b"\0\0"
+        w.write(struct.pack("!ii", len(params) + 8, 196608) + params)
+        raw = cls(r, w)
+        await raw.until_ready()
+        return raw
+
+    async def read(self) -> tuple[bytes, bytes]:
+        head = await asyncio.wait_for(self.r.readexactly(5), 30)
+        body = await self.r.readexactly(struct.unpack("!i", head[1:])[0] - 4)
+        return head[:1], body
+
+    async def until_ready(self) -> list[tuple[bytes, bytes]]:
+        out = []
+        while True:
+            m = await self.read()
+            out.append(m)
+            if m[0] == b"E" and b"FATAL" in m[1]:
+                raise AssertionError(m[1])
+            if m[0] == b"Z":
+                return out
+
+    async def send_in_pieces(self, data: bytes, cuts: list[int]) -> None:
+        """``data`` as separate writes cut at ``cuts``, each left to be read on its own."""
+        prev = 0
+        for c in [*cuts, len(data)]:
+            self.w.write(data[prev:c])
+            await self.w.drain()
+            prev = c
+            await asyncio.sleep(0.05)
+
+    async def close(self) -> None:
+        self.w.write(_msg(b"X"))
+        self.w.close()
+
+
+def rows(msgs: list[tuple[bytes, bytes]]) -> list[str]:
+    """The first column of each DataRow (text)."""
+    out = []
+    for t, body in msgs:
+        if t == b"D":
+            n = struct.unpack("!i", body[2:6])[0]
+            out.append(body[6:6 + n].decode())
+    return out
+
+
+def types(msgs: list[tuple[bytes, bytes]]) -> bytes:
+    return b"".join(t for t, _ in msgs)
+
+
+def run(coro: object) -> object:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def other_client_works(proxy: ServeProcess) -> int:
+    """A second client of the one-connection pool runs a statement (the first gave it back)."""
+    with psycopg.connect(proxy.dsn(database="tx"), autocommit=True, connect_timeout=10) as c:
+        row = c.execute("SELECT count(*) FROM t1").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+# --- tests -------------------------------------------------------------------------------
+@pytest.mark.parametrize("database", ["tx", "sess"])
+def test_a_query_split_across_reads(proxy: ServeProcess, database: str) -> None:
+    async def go() -> None:
+        raw = await Raw.connect(proxy.port, database)
+        try:
+            q = query("SELECT 41 + 1")
+            for cuts in ([1], [3], [5], [7, 12], list(range(1, len(q)))):
+                await raw.send_in_pieces(q, cuts)
+                got = await raw.until_ready()
+                assert rows(got) == ["42"] and got[-1] == (b"Z", b"I"), (cuts, got)
+            # then whole ones again, differing in their numbers only (the shape cache's case)
+            for k in (1, 22, 3, 7, 100, 33):
+                raw.w.write(query(f"SELECT v FROM t1 WHERE k = {k}"))
+                assert rows(await raw.until_ready()) == [f"v{k}"]
+        finally:
+            await raw.close()
+
+    run(go())
+    assert other_client_works(proxy) == 100
+
+
+@pytest.mark.parametrize("database", ["tx", "sess"])
+def test_pipelined_extended_batches_split_across_chunks(proxy: ServeProcess, database: str) -> None:
+    batch = (parse("dbl", "SELECT $1::int * 2") + bind("dbl", "21") + EXECUTE + SYNC
+             + bind("dbl", "50") + EXECUTE + SYNC)
+    again = bind("dbl", "4") + EXECUTE + SYNC + bind("dbl", "5") + EXECUTE + SYNC
+
+    async def go() -> None:
+        raw = await Raw.connect(proxy.port, database)
+        try:
+            await raw.send_in_pieces(batch, [3, 9, 30, 31, len(batch) - 10])
+            first, second = await raw.until_ready(), await raw.until_ready()
+            assert types(first) == b"12DCZ" and rows(first) == ["42"], first
+            assert types(second) == b"2DCZ" and rows(second) == ["100"], second
+            # another client uses the only server connection in between (transaction mode:
+            # the statement is prepared again there when this client binds it)
+            await asyncio.to_thread(other_client_works, proxy)
+            for cuts in ([], [1], [len(again) // 2], list(range(5, len(again), 9))):
+                await raw.send_in_pieces(again, cuts)
+                a, b = await raw.until_ready(), await raw.until_ready()
+                assert (rows(a), rows(b)) == (["8"], ["10"]), (cuts, a, b)
+                assert types(a) == b"2DCZ" and types(b) == b"2DCZ"
+        finally:
+            await raw.close()
+
+    run(go())
+    assert other_client_works(proxy) == 100
+
+
+def test_a_response_split_across_reads_gives_the_connection_back_once_complete(proxy: ServeProcess) -> None:
+    sql = "SELECT g, repeat('x', 2000) FROM generate_series(1, 4000) g"
+    with psycopg.connect(proxy.dsn(database="tx"), autocommit=True) as c:
+        for _ in range(3):
+            got = c.execute(sql).fetchall()
+            assert len(got) == 4000 and got[-1][0] == 4000 and len(got[-1][1]) == 2000
+            assert other_client_works(proxy) == 100  # given back after the last byte, not before
+        with c.cursor() as cur:  # the same through the extended protocol, binary results
+            cur.execute("SELECT g, repeat('y', 2000)::bytea FROM generate_series(1, 4000) g WHERE g > %s", [0],
+                        binary=True)
+            assert len(cur.fetchall()) == 4000
+    assert other_client_works(proxy) == 100
+
+
+def test_cancel_while_a_server_connection_is_attached(proxy: ServeProcess) -> None:
+    with psycopg.connect(proxy.dsn(database="tx"), autocommit=True) as c:
+        timer = threading.Timer(0.5, c.cancel)
+        timer.start()
+        try:
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                c.execute("SELECT pg_sleep(20)")
+        finally:
+            timer.cancel()
+        assert c.execute("SELECT 7").fetchone() == (7,)
+    assert other_client_works(proxy) == 100
+
+
+def test_errors_in_transaction_mode_leave_the_client_and_the_pool_usable(proxy: ServeProcess) -> None:
+    with psycopg.connect(proxy.dsn(database="tx"), autocommit=True) as c:
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            c.execute("SELECT 1 / 0")
+        assert c.execute("SELECT 2").fetchone() == (2,)
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            c.execute("SELECT * FROM no_such_table WHERE k = %s", [1])  # extended protocol
+        assert c.execute("SELECT v FROM t1 WHERE k = %s", [3]).fetchone() == ("v3",)
+        c.execute("BEGIN")
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            c.execute("SELECT 1 / 0")
+        with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+            c.execute("SELECT 3")
+        c.execute("ROLLBACK")
+        assert c.execute("SELECT 4").fetchone() == (4,)
+    assert other_client_works(proxy) == 100
+
+    async def prepared() -> None:
+        conn = await asyncpg.connect(proxy.dsn(database="tx"))
+        try:
+            stmt = await conn.prepare("SELECT 10 / $1::int")
+            assert await stmt.fetchval(5) == 2
+            with pytest.raises(asyncpg.DivisionByZeroError):
+                await stmt.fetchval(0)
+            assert await stmt.fetchval(2) == 5
+        finally:
+            await conn.close()
+
+    run(prepared())
+    assert other_client_works(proxy) == 100
+
+
+def test_many_short_transactions_from_concurrent_clients(proxy: ServeProcess) -> None:
+    """pgbench's pattern (one simple-protocol SELECT per transaction, the numbers differ) from
+    8 clients sharing one server connection: every answer is its own."""
+    async def client(i: int) -> None:
+        raw = await Raw.connect(proxy.port, "tx")
+        try:
+            for j in range(200):
+                k = (i * 200 + j) % 100 + 1
+                raw.w.write(query(f"SELECT v, {i} FROM t1 WHERE k = {k}"))
+                got = await raw.until_ready()
+                assert rows(got) == [f"v{k}"] and got[-1] == (b"Z", b"I"), (k, got)
+        finally:
+            await raw.close()
+
+    async def go() -> None:
+        await asyncio.gather(*(client(i) for i in range(8)))
+
+    run(go())
+    assert other_client_works(proxy) == 100
