@@ -154,6 +154,9 @@ class Generator:
 
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
+        # shapes added later draw from their own stream, so that the queries a seed gave before
+        # stay the same queries at the same positions (recorded runs and reproducers still replay)
+        self.side = random.Random(seed * 7919 + 1)
         self.n = 0
         self.shapes: list[tuple[Callable[[], GenQuery], float]] = [
             (self.basic, 3), (self.joins, 3), (self.group, 3), (self.empty_agg, 1), (self.distinct_on, 1),
@@ -408,6 +411,31 @@ class Generator:
             w = ex
         sel = self.pick(("o.k, o.a", "o.a, o.s", "o.*"))
         return GenQuery(f"SELECT {sel} FROM t1 AS o WHERE {w}", "exists")
+
+    def count_test(self) -> GenQuery:
+        """``(SELECT COUNT(*) ..) > 0`` and its near misses (count_positive_to_exists)."""
+        inner_t = self.pick(("t2", "t3", "t4"))
+        corr = {"t2": "i.t1k = o.k", "t3": "i.a = o.a", "t4": "i.k1 = o.k"}[inner_t]
+        if self.chance(0.2):
+            corr = f"(({corr} AND {self.pred('i', inner_t)}) OR ({corr} AND {self.pred('i', inner_t)}))"
+        extra = f" AND {self.pred('i', inner_t)}" if self.chance(0.5) else ""
+        where = f" WHERE {corr}{extra}" if self.chance(0.85) else self.where("i", inner_t, 0.6)  # or uncorrelated
+        arg = self.pick(("*", "*", "*", "*", "1", "NULL", self.icol("i", inner_t), f"DISTINCT {self.icol('i', inner_t)}"))
+        tail = self.pick(("",) * 10 + (" GROUP BY i.a", " HAVING COUNT(*) > 1", " OFFSET 1", " LIMIT 1"))
+        sub = f"(SELECT COUNT({arg}) FROM {inner_t} AS i{where}{tail})"
+        test = self.pick((f"{sub} > 0", f"{sub} >= 1", f"{sub} <> 0", f"0 < {sub}", f"1 <= {sub}",
+                          f"{sub} > 0", f"{sub} >= 0", f"{sub} > 1", f"{sub} = 0", f"{sub} > o.a"))
+        r = self.rng.random()
+        if r < 0.45:
+            w = f" WHERE {test} AND {self.pred('o', 't1')}"
+        elif r < 0.65:
+            w = f" WHERE ({test} OR {self.pred('o', 't1')})"
+        elif r < 0.8:
+            w = f" WHERE NOT {test}"
+        else:
+            w = ""
+        sel = "o.k AS k, o.a AS a" + (f", {test} AS t" if not w or self.chance(0.2) else "")
+        return GenQuery(f"SELECT {sel} FROM t1 AS o{w}", "count_test")
 
     def _in_query(self, keyed: bool) -> str:
         r = self.rng.random()
@@ -791,6 +819,12 @@ class Generator:
         q: GenQuery = self.rng.choices(fns, weights)[0]()
         if self.chance(0.12):
             q = self.wrap(q)
+        if self.side.random() < 0.05:  # in place of that one, built from the side stream
+            main, self.rng = self.rng, self.side
+            try:
+                q = self.count_test()
+            finally:
+                self.rng = main
         self.n += 1
         return q
 
@@ -817,6 +851,7 @@ CORPUS: tuple[str, ...] = (
     "SELECT d.a AS a FROM (SELECT t3.a AS a FROM t3 ORDER BY t3.a) AS d ORDER BY d.a",
     "WITH c AS (SELECT 1 AS a), d AS (SELECT t1.k AS k FROM t1) SELECT d.k AS k FROM d",
     "SELECT t1.a AS a FROM t1 UNION SELECT t3.a AS a FROM t3",
+    "SELECT o.k AS k FROM t1 AS o WHERE (SELECT COUNT(*) FROM t2 AS i WHERE i.t1k = o.k AND i.a > 1) > 0",
 )
 
 

@@ -21,11 +21,13 @@ def _count_star_body(q: exp.Expr) -> exp.Select | None:
         # GROUP BY / HAVING: zero or several rows; LIMIT 0 / OFFSET: no row (NULL, not 0)
         return None
     agg = q.expressions[0].unalias()
-    if not isinstance(agg, exp.Count) or agg.args.get("big_int") is False:
+    if not isinstance(agg, exp.Count):
         return None
     arg = agg.this
-    if not isinstance(arg, exp.Star) or agg.args.get("distinct") is not None:
-        return None  # COUNT(col) skips NULLs: not the number of rows
+    # COUNT(*) or COUNT(<non-NULL number>) counts rows; COUNT(col) skips NULLs, COUNT(NULL) is 0
+    counts_rows = isinstance(arg, exp.Star) or (isinstance(arg, exp.Literal) and not arg.is_string)
+    if not counts_rows:  # COUNT(DISTINCT x) parses as COUNT(Distinct(x)): refused here too
+        return None
     if q.find(exp.Window) is not None:
         return None
     return q
