@@ -762,46 +762,73 @@ class UpstreamRelay:
         one write for the chunk."""
         if self._in_skip or self._in_buf or self._bind_obs is not None:
             return 0
+        tx, c = self._tx, self.server
+        assert tx is not None and c is not None
         n = len(data)
-        pos = 0
+        pos = start = 0
         watched = bool(self._stmts)
+        syncs = 0
+        bind = -1
+        general = False  # a Describe or Close of a statement, or a Bind the connection lacks: _tx_named
+        pieces: list[bytes] | None = None  # renamed Binds (computed only: nothing changes before the end)
+        t = 0
+        stmts, prepared = tx.stmts, c.prepared
         while pos + 5 <= n:  # check first: nothing may change when the chunk goes the slow way
             t = data[pos]
             ln = _unpack_i(data, pos + 1)[0]
             if t in _SLOW or ln < 4 or ln > MAX_MESSAGE or t not in _FRONTEND or (watched and (t == _B or t == _C)):
                 return 0
-            pos += 1 + ln
+            end = pos + 1 + ln
+            if t == _B:
+                bind = pos
+                if not general:  # the common case: a named statement this connection has already
+                    p1 = data.find(0, pos + 5, end)
+                    p2 = data.find(0, p1 + 1, end) if p1 > 0 else -1
+                    entry = stmts.get(data[p1 + 1:p2]) if p2 > p1 + 1 else None
+                    if entry is not None and entry[0] in prepared:
+                        sname = entry[0]
+                        if pieces is None:
+                            pieces = []
+                        pieces.append(data[start:pos])
+                        pieces.append(b"B" + _I.pack(end - pos - (p2 - p1) + len(sname)) + data[pos + 5:p1 + 1]
+                                      + sname + data[p2:end])
+                        start = end
+                    else:
+                        general = True
+            elif t == _S or t == _F:
+                syncs += 1
+            elif t == _C or (t == _D and end > pos + 5 and data[pos + 5] == _S):  # (a portal's Describe: as is)
+                general = True
+            pos = end
         if pos != n:
             return 0
+        if general:
+            return self._tx_rename(data)
+        self.sent_syncs += syncs
+        if bind >= 0:
+            self._last_bind = (data, bind)
+        self._open = t != _S and t != _F
+        uw = self.uwriter
+        if pieces is not None:
+            pieces.append(data[start:])
+            uw.write(b"".join(pieces))
+        else:
+            uw.write(data)
+        return 2 if uw.needs_drain() else 1
+
+    def _tx_rename(self, data: bytes) -> int:
+        """:meth:`_fast_tx` for a checked chunk of whole messages that needs :meth:`_tx_named`."""
+        n = len(data)
         pos = start = 0
         pieces: list[bytes] = []
         t = 0
-        tx, c = self._tx, self.server
-        assert tx is not None and c is not None
         while pos < n:
             t = data[pos]
             end = pos + 1 + _unpack_i(data, pos + 1)[0]
-            if t == _B:
-                self._last_bind = (data, pos)
-                # the common case inline (_tx_named): a named statement this connection has
-                p1 = data.find(0, pos + 5, end)
-                p2 = data.find(0, p1 + 1, end) if p1 > 0 else -1
-                entry = tx.stmts.get(data[p1 + 1:p2]) if p2 > p1 + 1 else None
-                if entry is not None and entry[0] in c.prepared:
-                    sname = entry[0]
-                    pieces.append(data[start:pos])
-                    pieces.append(b"B" + _I.pack(end - pos - (p2 - p1 - 1) + len(sname) - 1) + data[pos + 5:p1 + 1]
-                                  + sname + data[p2:end])
-                    start = end
-                else:
-                    msg = data[pos:end]
-                    new = self._tx_named(t, msg)
-                    if new != msg:
-                        pieces.append(data[start:pos])
-                        pieces.append(new)
-                        start = end
-            elif (t == _D and end > pos + 5 and data[pos + 5] == _S) or t == _C:  # (a portal's Describe: as is)
+            if t == _B or t == _C or t == _D:
                 msg = data[pos:end]
+                if t == _B:
+                    self._last_bind = (data, pos)
                 new = self._tx_named(t, msg)
                 if new != msg:
                     pieces.append(data[start:pos])
