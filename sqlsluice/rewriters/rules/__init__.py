@@ -34,6 +34,7 @@ from sqlsluice.rewriters.rules.ctes import (
     cte_not_materialized,
     cte_unused_remove,
 )
+from sqlsluice.rewriters.rules.fences import exists_table_materialize
 from sqlsluice.rewriters.rules.semijoins import distinct_join_to_semi_join, in_to_join_under_keys
 from sqlsluice.rewriters.rules.subqueries import (
     derived_aggregates_to_filtered_aggregate,
@@ -79,6 +80,9 @@ RULES: tuple[Rule, ...] = (
     Rule("distinct_join_to_semi_join", "JOIN_TO_SEMI_JOIN",
          "inner join with a duplicate-free derived table used only as a filter -> EXISTS (per INTERSECT branch)",
          distinct_join_to_semi_join, ("safe", "subquery"), (exp.Subquery,)),
+    Rule("exists_table_materialize", None,
+         "the one table of an EXISTS correlated by = and <> -> a MATERIALIZED CTE of the columns it reads (hashed once)",
+         exists_table_materialize, ("safe", "subquery"), (exp.Exists,)),
     Rule("scalar_subqueries_to_filtered_aggregate", None,
          "several uncorrelated scalar aggregates over one table -> one scan with FILTER clauses",
          scalar_subqueries_to_filtered_aggregate, ("safe", "subquery"), (exp.Subquery,)),
