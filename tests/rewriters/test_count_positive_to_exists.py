@@ -1,9 +1,9 @@
 """count_positive_to_exists: ``(SELECT COUNT(*) ..) > 0`` -> EXISTS, on a real PostgreSQL, and the gate.
 
-The rule is sound, but the verifier cannot prove it yet (a scalar subquery is modelled as an
-uninterpreted function, EXISTS as a semi-join), so it is ``sound=False`` and never served under
-the default ``proved`` policy; these tests pin both facts down, and that wrong variants of it
-are refuted.
+The rule is sound, and the verifier proves each application (it reads a row-count test as
+EXISTS: verifiers/count_exists.py, written apart from the rule), so it is served under the
+default ``proved`` policy; these tests pin both facts down, and that wrong variants of it are
+refuted.
 """
 
 from __future__ import annotations
@@ -93,14 +93,14 @@ def test_wrong_variants_refuted(wrong: tuple[str, str]) -> None:
     assert v.verdict == "NOT_EQUIVALENT"
 
 
-def test_not_served_under_proved_policy() -> None:
-    """Unproved: a candidate made by the rule is TESTED at best, so only ``policy = tested`` admits it."""
-    assert BY_NAME["count_positive_to_exists"].sound is False
+def test_proved_and_served_under_proved_policy() -> None:
+    """Proved on the query at hand: a candidate made by the rule is PROVED, so ``policy = proved`` admits it."""
+    assert BY_NAME["count_positive_to_exists"].sound is True
     ddl, templates = load_templates()
     cat = load_schema(ddl, "duckdb")
     sql = next(t["sql"] for t in templates if t["rule"] == "count_positive_to_exists")
     ap = apply_rules(sql, ["count_positive_to_exists"], cat, "duckdb")
     assert ap.applied == ["count_positive_to_exists"]
-    cert = certify(sql, Candidate(ap.sql, ap.applied, "rules"), cat, "duckdb", 1.0)
-    assert cert.status == "TESTED"
-    assert not admissible(cert, "proved") and admissible(cert, "tested")
+    cert = certify(sql, Candidate(ap.sql, ap.applied, "rules"), cat, "duckdb", 3.0)
+    assert cert.status == "PROVED"
+    assert admissible(cert, "proved")

@@ -65,12 +65,11 @@ RULES: tuple[Rule, ...] = (
     Rule("scalar_subquery_to_join", "FILTER_SUB_QUERY_TO_CORRELATE",
          "correlated scalar aggregate in a WHERE comparison -> join with a grouped derived table",
          scalar_subquery_to_join, ("safe", "subquery"), (exp.Subquery,)),
-    # sound (a COUNT(*) without GROUP BY is one non-NULL row), but the verifier cannot prove it
-    # yet (it models a scalar subquery as an uninterpreted function, EXISTS as a semi-join):
-    # unproved, so the gate never serves it under the default ``proved`` policy
+    # proved: the verifier reads such count tests as EXISTS (verifiers/count_exists.py, written
+    # apart from the rule), so each application is proved on the query at hand
     Rule("count_positive_to_exists", None,
          "(SELECT COUNT(*) FROM .. WHERE ..) > 0 (>= 1, <> 0) -> EXISTS (SELECT 1 FROM .. WHERE ..)",
-         count_positive_to_exists, ("safe", "subquery"), (exp.Subquery,), sound=False),
+         count_positive_to_exists, ("safe", "subquery"), (exp.Subquery,)),
     Rule("exists_to_in", "SEMI_JOIN",
          "correlated EXISTS under AND/OR -> key IN (uncorrelated subquery), hashable once",
          exists_to_in, ("safe", "subquery"), (exp.Exists,)),
