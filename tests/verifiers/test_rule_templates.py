@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
-from sqlsluice.rewriters.rule_proofs import prove_rules
+import pytest
+
 from sqlsluice.rewriters.rules import RULES
 
 PROVED_ON_TEMPLATES = {
@@ -20,20 +22,28 @@ PROVED_ON_TEMPLATES = {
 }
 
 
-def test_every_rule_fires_on_its_templates_and_none_is_refuted() -> None:
-    results = {r.rule: r for r in prove_rules(budget_s=4.0)}
-    assert set(results) == {r.name for r in RULES}
+@pytest.fixture(scope="module")
+def cli_rules() -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
+    """``sluice verify rules --json --budget 4`` run once (it proves every template: the module's
+    costliest step); both tests read this one run: the command calls ``prove_rules(budget_s=4.0)``."""
+    out = subprocess.run([sys.executable, "-m", "sqlsluice", "verify", "rules", "--json", "--budget", "4"],
+                         capture_output=True, text=True, timeout=600, check=False)
+    return out, json.loads(out.stdout) if out.stdout.strip() else []
+
+
+def test_every_rule_fires_on_its_templates_and_none_is_refuted(
+        cli_rules: tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]) -> None:
+    results = {r["rule"]: r for r in cli_rules[1]}
+    assert set(results) == {r.name for r in RULES}, cli_rules[0].stderr
     for r in results.values():
-        assert r.status in ("PROVED", "UNPROVED"), (r.rule, [t.__dict__ for t in r.templates])
-    proved = {n for n, r in results.items() if r.status == "PROVED"}
+        assert r["status"] in ("PROVED", "UNPROVED"), (r["rule"], r["templates"])
+    proved = {n for n, r in results.items() if r["status"] == "PROVED"}
     assert PROVED_ON_TEMPLATES <= proved, PROVED_ON_TEMPLATES - proved
 
 
-def test_verify_rules_cli_json() -> None:
-    out = subprocess.run([sys.executable, "-m", "sqlsluice", "verify", "rules", "--json"], capture_output=True,
-                         text=True, timeout=600, check=False)
+def test_verify_rules_cli_json(cli_rules: tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]) -> None:
+    out, rows = cli_rules
     assert out.returncode == 0, out.stderr
-    rows = json.loads(out.stdout)
     assert {r["rule"] for r in rows} == {r.name for r in RULES}
     assert all(t["fired"] for r in rows for t in r["templates"])
 
