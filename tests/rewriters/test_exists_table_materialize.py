@@ -100,3 +100,18 @@ def test_other_dialects_untouched() -> None:
     sql = next(t["sql"] for t in templates if t["rule"] == "exists_table_materialize")
     ap = apply_rules(sql, ["exists_table_materialize"], load_schema(ddl, "sqlite"), "sqlite")
     assert not ap.applied  # SQLite has no AS MATERIALIZED
+
+
+def test_fresh_name_and_quoted_identifiers() -> None:
+    """A nested CTE already called ``_mat1`` could capture the reference: the fence takes ``_mat2``;
+    quoted mixed-case names keep their quotes."""
+    import sqlglot
+
+    from sqlsluice.rewriters.rules.fences import exists_table_materialize
+
+    q = sqlglot.parse_one('WITH x AS (WITH _mat1 AS (SELECT 1 AS k) SELECT o.k FROM t AS o WHERE EXISTS '
+                          '(SELECT * FROM "Sales" AS i WHERE i."K" = o.k AND i.w <> o.w)) SELECT * FROM x',
+                          read="postgres")
+    out = exists_table_materialize(q, dialect="postgres").sql("postgres")
+    assert out.startswith('WITH _mat2 AS MATERIALIZED (SELECT "Sales"."K" AS "K", "Sales".w AS w FROM "Sales" AS "Sales")')
+    assert 'FROM _mat2 AS i WHERE i."K" = o.k' in out

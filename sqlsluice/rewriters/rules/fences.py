@@ -10,12 +10,12 @@ from sqlglot import exp
 
 from sqlsluice.databases.catalog import Catalog
 from sqlsluice.rewriters.rules._scope import base_table, cte_names
-from sqlsluice.rewriters.rules._util import conjuncts, defined_names, fresh_name, qualifiers
+from sqlsluice.rewriters.rules._util import conjuncts, defined_names, qualifiers
 
 _DIALECTS = (None, "postgres", "duckdb")  # the ones that speak ``AS MATERIALIZED``
 
 
-def _probe(ex: exp.Exists, ctes: set[str]) -> tuple[exp.Select, exp.Table, list[str]] | None:
+def _probe(ex: exp.Exists, ctes: set[str]) -> tuple[exp.Select, exp.Table, list[exp.Identifier]] | None:
     """``(subquery, its table, the table's columns it reads)`` when ``ex`` is
     ``EXISTS (SELECT .. FROM T [AS a] WHERE ..)`` over one base table, correlated to the outer
     query by at least one equality and at least one other comparison (``a.w <> outer.w``:
@@ -36,15 +36,15 @@ def _probe(ex: exp.Exists, ctes: set[str]) -> tuple[exp.Select, exp.Table, list[
     if sum(1 for n in sel.find_all(exp.Table, exp.Subquery) if (n.alias or (n.name if isinstance(n, exp.Table)
                                                                              else "")).lower() == alias) != 1:
         return None
-    cols: list[str] = []
+    cols: list[exp.Identifier] = []  # as written (a quoted name keeps its quotes and case)
     for c in sel.find_all(exp.Column):
         if not c.table:
             return None  # unqualified: cannot tell which source it reads
         if c.table.lower() == alias:
-            if isinstance(c.this, exp.Star):
-                return None
-            if c.name.lower() not in cols:
-                cols.append(c.name.lower())
+            if not isinstance(c.this, exp.Identifier):
+                return None  # a star
+            if all(c.this.name != k.name or c.this.quoted != k.quoted for k in cols):
+                cols.append(c.this)
     if any(isinstance(s, exp.Column) and isinstance(s.this, exp.Star) for s in sel.expressions):
         return None  # ``a.*`` in the select list
     if not cols:
@@ -91,12 +91,14 @@ def exists_table_materialize(expr: exp.Expr, *, schema: Catalog | None = None,
         if found is None:
             continue
         _sel, t, cols = found
-        name = fresh_name(root, "_mat")
-        body = exp.select(*[exp.alias_(exp.column(c, table=t.name), c) for c in cols]).from_(
-            exp.Table(this=exp.to_identifier(t.name), alias=exp.TableAlias(this=exp.to_identifier(t.name))))
+        # a fresh name: no source, qualifier or CTE (a nested one could capture the reference) uses it
+        used = defined_names(root) | qualifiers(root) | ctes
+        name = next(f"_mat{n}" for n in range(1, len(used) + 2) if f"_mat{n}" not in used)
+        body = exp.select(*[exp.alias_(exp.Column(this=c.copy(), table=t.this.copy()), c.copy()) for c in cols]
+                          ).from_(exp.Table(this=t.this.copy(), alias=exp.TableAlias(this=t.this.copy())))
         cte = exp.CTE(this=body, alias=exp.TableAlias(this=exp.to_identifier(name)), materialized=True)
-        alias = t.alias or t.name
-        t.replace(exp.Table(this=exp.to_identifier(name), alias=exp.TableAlias(this=exp.to_identifier(alias))))
+        alias = t.args["alias"].this.copy() if t.args.get("alias") else t.this.copy()
+        t.replace(exp.Table(this=exp.to_identifier(name), alias=exp.TableAlias(this=alias)))
         w = root.args.get("with_")
         if w is None:
             root.set("with_", exp.With(expressions=[cte]))
