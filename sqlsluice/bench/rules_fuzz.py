@@ -154,9 +154,7 @@ class Generator:
 
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
-        # shapes added later draw from their own stream, so that the queries a seed gave before
-        # stay the same queries at the same positions (recorded runs and reproducers still replay)
-        self.side = random.Random(seed * 7919 + 1)
+        self.side = random.Random(seed * 7919 + 1)  # for the shapes added later (see query())
         self.n = 0
         self.shapes: list[tuple[Callable[[], GenQuery], float]] = [
             (self.basic, 3), (self.joins, 3), (self.group, 3), (self.empty_agg, 1), (self.distinct_on, 1),
@@ -436,6 +434,36 @@ class Generator:
             w = ""
         sel = "o.k AS k, o.a AS a" + (f", {test} AS t" if not w or self.chance(0.2) else "")
         return GenQuery(f"SELECT {sel} FROM t1 AS o{w}", "count_test")
+
+    def exists_neq(self) -> GenQuery:
+        """EXISTS correlated by ``=`` and another comparison (exists_table_materialize), and near misses."""
+        inner_t = self.pick(("t2", "t3", "t4"))
+        eq = {"t2": "i.t1k = o.k", "t3": "i.a = o.a", "t4": "i.k1 = o.k"}[inner_t]
+        other = self.pick((f"{self.icol('i', inner_t)} <> o.b", f"{self.icol('i', inner_t)} < o.a",
+                           f"{self.icol('i', inner_t)} >= o.b", f"o.a <> {self.icol('i', inner_t)}"))
+        terms = [eq, other] if self.chance(0.85) else [eq]  # equality only: must not fire
+        if self.chance(0.5):
+            terms.append(self.pred("i", inner_t))
+        self.rng.shuffle(terms)
+        src = f"{inner_t} AS i"
+        if self.chance(0.1):
+            src += ", t1 AS x"  # two tables: must not fire
+        proj = self.pick(("*", "1", "i.*", self.icol("i", inner_t)))
+        ex = f"EXISTS (SELECT {proj} FROM {src} WHERE {' AND '.join(terms)})"
+        r = self.rng.random()
+        if r < 0.4:
+            w = f"{ex} AND {self.pred('o', 't1')}"
+        elif r < 0.6:
+            w = f"({ex} OR {self.pred('o', 't1')})"
+        elif r < 0.85:
+            w = f"NOT {ex}"
+        else:
+            w = ex
+        sel = self.pick(("o.k, o.a", "o.a, o.s", "COUNT(DISTINCT o.a) AS n, SUM(o.b) AS s"))
+        sql = f"SELECT {sel} FROM t1 AS o WHERE {w}"
+        if self.chance(0.2):
+            sql = f"WITH c AS (SELECT t3.a AS a FROM t3) {sql} AND o.a IN (SELECT c.a FROM c)"
+        return GenQuery(sql, "exists_neq")
 
     def _in_query(self, keyed: bool) -> str:
         r = self.rng.random()
@@ -816,13 +844,18 @@ class Generator:
     def query(self) -> GenQuery:
         fns = [f for f, _ in self.shapes]
         weights = [w for _, w in self.shapes]
-        q: GenQuery = self.rng.choices(fns, weights)[0]()
+        fn = self.rng.choices(fns, weights)[0]
+        q: GenQuery = fn()
         if self.chance(0.12):
             q = self.wrap(q)
-        if self.side.random() < 0.05:  # in place of that one, built from the side stream
+        # shapes added later replace some plain queries (basic, joins, misc), built from a side
+        # stream: the main stream draws exactly as before, so the other shapes keep their queries
+        # at the same positions (recorded runs and reproducers still replay)
+        r = self.side.random()
+        if fn in (self.basic, self.joins, self.misc) and r < 0.7:
             main, self.rng = self.rng, self.side
             try:
-                q = self.count_test()
+                q = self.count_test() if r < 0.3 else self.exists_neq()
             finally:
                 self.rng = main
         self.n += 1
@@ -852,6 +885,7 @@ CORPUS: tuple[str, ...] = (
     "WITH c AS (SELECT 1 AS a), d AS (SELECT t1.k AS k FROM t1) SELECT d.k AS k FROM d",
     "SELECT t1.a AS a FROM t1 UNION SELECT t3.a AS a FROM t3",
     "SELECT o.k AS k FROM t1 AS o WHERE (SELECT COUNT(*) FROM t2 AS i WHERE i.t1k = o.k AND i.a > 1) > 0",
+    "SELECT o.k AS k FROM t1 AS o WHERE EXISTS (SELECT * FROM t2 AS i WHERE i.t1k = o.k AND i.a <> o.b)",
 )
 
 
