@@ -27,9 +27,24 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
-    """One real PostgreSQL server for the whole run (initdb in a temp dir, free port)."""
-    with PgCluster() as pg:
+    """One real PostgreSQL server for the whole run (initdb in a temp dir, free port); one per
+    worker under pytest-xdist.  The free port is picked before PostgreSQL binds it, so another
+    process (a parallel worker, a client's ephemeral port) may take it first: then a new port."""
+    from sqlsluice.errors import ConfigError
+
+    for attempt in range(3):
+        pg = PgCluster()
+        try:
+            pg.start()
+            break
+        except ConfigError:
+            pg.stop()
+            if attempt == 2:
+                raise
+    try:
         yield pg
+    finally:
+        pg.stop()
 
 
 @pytest.fixture()
