@@ -230,10 +230,12 @@ def search(sql: str, catalog: Catalog | None, backend: Backend | None, *, dialec
             seen[full_sql] = st
     valid = sorted((s for s in seen.values() if s.cost != float("inf")), key=lambda s: s.cost)
     # one state per estimate: equal costs are (nearly always) one plan reached by rules that
-    # do not change it, and would crowd distinct candidates out of the ``keep`` slots
+    # do not change it, and would crowd distinct candidates out of the ``keep`` slots; so would a
+    # state estimated exactly as the original, (nearly always) the original's plan
+    # (``constant_fold`` alone, a fence put back by ``cte_inline``); the "all" state is kept anyway
     picked: list[State] = []
     for s in valid:
-        if len(picked) < keep and all(p.cost != s.cost for p in picked):
+        if len(picked) < keep and s.cost != orig_cost and all(p.cost != s.cost for p in picked):
             picked.append(s)
     fs = seen.get(full_sql)
     if fs is not None and fs.cost != float("inf") and fs not in picked:
