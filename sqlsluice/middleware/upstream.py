@@ -1151,7 +1151,7 @@ class UpstreamRelay:
             self._forget_variants(sql)
         self._record(name, before)
         self._watch(name, decision, new_sql or sql, client_types, sql)
-        if (isinstance(decision, Reply) and decision.status == "SHOW" and name and self._tx is None
+        if (isinstance(decision, Reply) and decision.status == "SHOW" and name
                 and new_sql is not None and sql.lstrip()[:12].lower() == "show sluice."):
             self._watch_show(name, sql, new_sql, client_types)
         return True
@@ -1167,7 +1167,7 @@ class UpstreamRelay:
             w = _Watched(Forward(parsed, current=refresh), parsed, types, sql, None)
             w.show = True
             self._stmts[name] = w
-            self._slow = _SLOW_BIND
+            self._slow = _SLOW_TX if self._tx is not None else _SLOW_BIND
 
     def _watch(self, name: bytes, decision: Forward | Reply | None, sql: str = "", types: bytes = b"",
                original: str = "") -> None:
@@ -1237,9 +1237,17 @@ class UpstreamRelay:
                     last = w.last
                     if want.current is None and want.observe is None and w.on_bind is None:
                         self._unwatch(name)  # final: nothing more to do for this statement
+                elif self._tx is not None:
+                    if w.show and name in self._tx.stmts:
+                        # transaction pooling: the client's name now stands for the fresh answer,
+                        # prepared under its own shared name on whichever connection runs this Bind
+                        # (_tx_named), as any statement of the client's is
+                        body = codec.cstr(want.sql) + w.types
+                        self._tx.stmts[name] = (server_name(body), body)
+                        w.sql = want.sql
                 else:
                     v = w.variants.get(want.sql)
-                    if v is None and not self._open and self._nprivate < _MAX_WATCHED and self._tx is None:
+                    if v is None and not self._open and self._nprivate < _MAX_WATCHED:
                         v = await self._parse_variant(w, want)
                     if v is not None:
                         target, observe, last = v[0], want.observe, v[1]

@@ -41,6 +41,7 @@ backend = "{upstream}"
 auth = "trust"
 [databases]
 tx = {{backend = "{upstream}", pool_mode = "transaction", pool_size = 1, query_wait_timeout = 20}}
+tx2 = {{backend = "{upstream}", pool_mode = "transaction", pool_size = 2, query_wait_timeout = 20}}
 sess = {{backend = "{upstream}"}}
 """)
     with ServeProcess(upstream, config=cfg) as p:
@@ -269,3 +270,49 @@ def test_many_short_transactions_from_concurrent_clients(proxy: ServeProcess) ->
 
     run(go())
     assert other_client_works(proxy) == 100
+
+
+def test_asyncpg_cached_show_sluice_last_is_fresh_in_transaction_mode(proxy: ServeProcess) -> None:
+    """asyncpg prepares ``SHOW sluice.last`` once and then only binds it: each execution must
+    describe the statement before it, as in session mode (it used to repeat the first answer)."""
+    async def go() -> None:
+        conn = await asyncpg.connect(proxy.dsn(database="tx"))
+        try:
+            for k in (5, 6, 7):
+                assert await conn.fetchval(f"SELECT v FROM t1 WHERE k = {k}") == f"v{k}"
+                last = dict(await conn.fetch("SHOW sluice.last"))  # the same prepared statement
+                assert f"k = {k}" in last["sql"], (k, last)
+                await asyncio.to_thread(other_client_works, proxy)  # the next runs on a connection used since
+        finally:
+            await conn.close()
+
+    run(go())
+
+
+def test_deallocate_all_forgets_the_clients_statements_on_every_server_connection(proxy: ServeProcess) -> None:
+    """``DEALLOCATE ALL`` runs on the connection held at that moment; the client's statements
+    prepared on another connection (held meanwhile by someone else) must be gone too, as on
+    PostgreSQL: a later Bind gets 26000 wherever it runs, and the name can be parsed again."""
+    async def go() -> None:
+        raw = await Raw.connect(proxy.port, "tx2")
+        other = await asyncpg.connect(proxy.dsn(database="tx2"))
+        try:
+            raw.w.write(parse("s1", "SELECT 1 + 1") + bind("s1") + EXECUTE + SYNC)
+            assert rows(await raw.until_ready()) == ["2"]
+            tr = other.transaction()  # holds the connection s1 was just prepared on (the pool is LIFO)
+            await tr.start()
+            await other.fetchval("SELECT 1")
+            raw.w.write(query("DEALLOCATE ALL"))
+            assert types(await raw.until_ready()) == b"CZ"
+            await tr.commit()  # that connection is free again: the next Bind may run there
+            for _ in range(2):
+                raw.w.write(bind("s1") + EXECUTE + SYNC)
+                got = await raw.until_ready()
+                assert got[0][0] == b"E" and b"26000" in got[0][1], got
+            raw.w.write(parse("s1", "SELECT 3") + bind("s1") + EXECUTE + SYNC)
+            assert rows(await raw.until_ready()) == ["3"]
+        finally:
+            await other.close()
+            await raw.close()
+
+    run(go())
