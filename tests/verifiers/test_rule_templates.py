@@ -19,7 +19,7 @@ PROVED_ON_TEMPLATES = {
     "cte_unused_remove", "union_to_distinct", "or_in_to_union", "distinct_join_to_semi_join", "filter_into_derived",
     "left_join_remove_under_keys", "sort_remove",
     "scalar_subqueries_to_filtered_aggregate", "derived_aggregates_to_filtered_aggregate",
-    "exists_table_materialize",  # count_positive_to_exists: UNPROVED (no verifier lemma for COUNT vs EXISTS)
+    "exists_table_materialize", "count_positive_to_exists",
 }
 
 
