@@ -79,8 +79,15 @@ def all_cases() -> list[RuleCase]:
 
 
 @pytest.fixture(scope="session")
-def tpcds_backend(tpcds_tiny: Path) -> Iterator[Backend]:
-    be = connect(f"duckdb:///{tpcds_tiny}", read_only=True)
+def tpcds_backend(tpcds_tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    """A read-only connection for the whole run, to a copy of its own: DuckDB refuses a second
+    connection with another configuration to a file this process holds, and other tests open
+    ``tpcds_tiny`` read-write (whatever order the tests run in, e.g. under pytest-xdist)."""
+    import shutil
+
+    path = tmp_path_factory.mktemp("tpcds_ro") / "tpcds_sf0_01.duckdb"
+    shutil.copy(tpcds_tiny, path)
+    be = connect(f"duckdb:///{path}", read_only=True)
     yield be
     be.close()
 
