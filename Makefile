@@ -5,7 +5,9 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 SLUICE := $(VENV)/bin/sluice
 STAMP  := $(VENV)/.installed
-PYTEST_ARGS ?=
+# two workers (pytest-xdist), each module on one worker (its module fixtures started once):
+# the suite is mostly one core of Python, and CI has two
+PYTEST_ARGS ?= -n 2 --dist loadscope
 
 .PHONY: demo test install lint typecheck pytest system-deps system-deps-postgres system-deps-chromium system-deps-tmux system-deps-pgjdbc system-deps-pgbouncer clean bench-proxy bench-pool bench-verify bench-tpcds
 
