@@ -185,7 +185,8 @@ class ConnTap:
     def arrived(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return
-        now = time.perf_counter()
+        # (arrival times are read only by a sink; without one they are counted, not read)
+        now = time.perf_counter() if self.sink is not None else 0.0
         w = self._in
         if not w._skip and not w._held and w._body is None:
             # the common case: whole messages from a boundary (a Query; Bind ... Sync): counted
@@ -359,7 +360,9 @@ class _TappedProtocol(asyncio.Protocol):
         if (n >= 5 and not w._skip and not w._held and w._body is None and n == 1 + _len(data, 1)[0]
                 and data[0] in w._types):
             # ConnTap.arrived inline for the common case: one whole Query (or Sync) in the chunk
-            tap._asked.append(time.perf_counter() if tap._since is None else tap._since)
+            # (the arrival time only for a sink: without one the times are never read)
+            since = tap._since
+            tap._asked.append(since if since is not None else time.perf_counter() if tap.sink is not None else 0.0)
             tap._since = None
         else:
             tap.arrived(data)

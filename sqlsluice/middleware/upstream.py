@@ -72,7 +72,7 @@ from typing import Any
 from sqlsluice.errors import SluiceError
 from sqlsluice.middleware import codec
 from sqlsluice.middleware.framing import MAX_MESSAGE
-from sqlsluice.middleware.pipeline import Forward, Reply
+from sqlsluice.middleware.pipeline import _ZERO_DIGITS, Forward, Reply
 from sqlsluice.middleware.pool import (
     PoolClient,
     ServerConn,
@@ -242,6 +242,34 @@ def plain_query(sql: str) -> bool:
     return (sql.lstrip()[:6].upper().startswith(("SELECT", "WITH")) and ";" not in sql.rstrip().rstrip(";")
             and "advisory" not in sql and "ADVISORY" not in sql and "set_config" not in sql
             and "SET_CONFIG" not in sql)
+
+
+# statement form (UTF-8, ASCII digits as 0: pipeline.statement_form) -> plain_query of the statement
+_PLAIN_FORMS: dict[bytes, bool] = {}
+_PLAIN_FORMS_MAX = 10000
+_PLAIN_FORM_LEN = 4096  # longer statements are checked each time (the cache stays small)
+
+
+def plain_form(form: bytes, sql: str) -> bool:
+    """:func:`plain_query` of ``sql``, remembered under its ``form`` (the hot path: one dict
+    lookup for a statement seen before up to its numbers).  Sound because each of
+    plain_query's tests (the head, a ``;`` inside, the function names) is blind to which ASCII
+    digit stands where: statements with the same form get the same answer.
+
+    >>> f = lambda s: s.encode().translate(_ZERO_DIGITS)
+    >>> plain_form(f("SELECT 1 FROM t WHERE k = 7"), "SELECT 1 FROM t WHERE k = 7")
+    True
+    >>> _PLAIN_FORMS[f("SELECT 5 FROM t WHERE k = 3")], plain_form(f("SELECT 2; SELECT 3"), "SELECT 2; SELECT 3")
+    (True, False)
+    """
+    plain = _PLAIN_FORMS.get(form)
+    if plain is None:
+        plain = plain_query(sql)
+        if len(form) <= _PLAIN_FORM_LEN:
+            if len(_PLAIN_FORMS) >= _PLAIN_FORMS_MAX:
+                _PLAIN_FORMS.clear()  # (bounded; cheaper than evicting one by one)
+            _PLAIN_FORMS[form] = plain
+    return plain
 
 
 def _fatal(sqlstate: str, msg: str) -> bytes:
@@ -656,34 +684,31 @@ class UpstreamRelay:
         if sql is not None:
             if self._last_bind is not None:
                 self._settle_last()
-            if tx is not None and not plain_query(sql):
+            pipeline = self.conn.pipeline
+            # the statement's form (pipeline.statement_form, from the bytes as they are): the
+            # key of the plain-query and shape caches
+            form = data[5:-1].translate(_ZERO_DIGITS) if tx is not None or pipeline.fast is not None else None
+            if tx is not None and not (_PLAIN_FORMS.get(form) or plain_form(form, sql)):  # type: ignore[arg-type]
                 pre = self._tx_pre(sql)
                 if pre is not None:
                     self._start(self._query_decided(data, sql, pre))
                     return
-            pipeline = self.conn.pipeline
-            fast = pipeline.try_fast(self.conn.ctx, sql) if pipeline.fast is not None else None
-            if fast is not None:  # the pipeline's answer without running its stages
-                if fast.sql == sql and fast.observe is None:  # forward as it is: one write
-                    self.sent_syncs += 1
-                    if self._nprivate:
-                        self._forget_variants(sql)
-                    uw = self.uwriter
-                    if type(uw) is UpstreamConnection:  # its write() inline
-                        ut = uw.transport
-                        if ut is not None and not uw.closed:
-                            ut.write(data)
-                        if uw._paused:
-                            self._start(self._drain_upstream())
-                    else:
-                        uw.write(data)
-                        if uw.needs_drain():
-                            self._start(self._drain_upstream())
-                elif self._forward_unchanged(data, sql, fast):
-                    if self.uconn.needs_drain():
+            if pipeline.fast is not None and pipeline.forward_fast(self.conn.ctx, sql, form):
+                # the pipeline's answer without running its stages: forward as it is, one write
+                self.sent_syncs += 1
+                if self._nprivate:
+                    self._forget_variants(sql)
+                uw = self.uwriter
+                if type(uw) is UpstreamConnection:  # its write() inline
+                    ut = uw.transport
+                    if ut is not None and not uw.closed:
+                        ut.write(data)
+                    if uw._paused:
                         self._start(self._drain_upstream())
                 else:
-                    self._start(self._query_decided(data, sql, fast))
+                    uw.write(data)
+                    if uw.needs_drain():
+                        self._start(self._drain_upstream())
                 return
             coro = pipeline.handle(self.conn.ctx, sql, extended=False)
             decision: Forward | Reply | SluiceError

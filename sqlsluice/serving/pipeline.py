@@ -23,8 +23,8 @@ from sqlsluice.middleware.pipeline import (
     Pipeline,
     SessionContext,
     Stage,
-    forward_as_is,
     settings_stage,
+    statement_form,
 )
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ _LITERALS = re.compile(r"'(?:[^']|'')*'|\d(?<!\w\d)\d*(?:\.\d+)?(?:[eE][-+]?\d+)
 _NEGATIVE_TTL_S = 2.0
 _NEGATIVE_MAX = 10000
 _SHAPES_MAX = 10000  # statement forms whose shape is remembered (fast_path: one dict lookup)
-_ZERO_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_ZERO_DIGITS = bytes.maketrans(b"123456789", b"000000000")  # (statement_form's table)
 _ASCII_DIGIT = re.compile(r"[0-9]")
 # statements that no stage but rewriting can concern (not SET/SHOW/RESET, ASK, BEGIN ...)
 _HOT_HEADS = ("SELECT", "WITH", "(")
@@ -113,9 +113,12 @@ class ProductPipeline:
         online = self.online
         return -1 if online is None else online.generation
 
-    def fast_path(self, ctx: SessionContext, sql: str) -> Forward | None:
+    def fast_path(self, ctx: SessionContext, sql: str, form: bytes | None, now: float) -> dict[str, Any] | None:
         """The whole pipeline's answer to a simple-protocol statement when it is known without
-        running the stages: "forward unchanged" (no I/O, no parse, no await; None: run them).
+        running the stages: "forward unchanged", as the ``Forward.info`` the stages would have
+        given (no I/O, no parse, no await; None: run them).  ``form`` is the statement's
+        :func:`~sqlsluice.middleware.pipeline.statement_form` when the caller has it, ``now``
+        ``time.monotonic()``.
 
         Only a statement that starts with ``SELECT``, ``WITH`` or ``(`` qualifies (no
         ``SET``/``SHOW``/``RESET sluice.*``, no ``ASK``, no ``BEGIN``/``COMMIT``), outside an
@@ -132,7 +135,8 @@ class ProductPipeline:
         extra = ctx.extra
         if "backend_url" not in extra:
             return None
-        form = sql.encode("utf-8", "surrogatepass").translate(_ZERO_DIGITS)
+        if form is None:
+            form = statement_form(sql)
         key = self._shapes.get(form)  # a statement seen before (up to its numbers): one dict lookup
         if key is None:
             if not sql.lstrip()[:6].upper().startswith(_HOT_HEADS):
@@ -143,14 +147,14 @@ class ProductPipeline:
             return None
         mode = ctx.settings.get("sluice.rewrite", "off")
         if mode == "off":
-            return forward_as_is(sql, _NO_INFO)
+            return _NO_INFO
         online = self.online  # (set together with ``rewrite_stage``)
         if mode != "on" or online is None:
             return None
         hit = self._no_rewrite.get(key)
-        if hit is None or hit[0] < time.monotonic() or hit[1] != online.generation:
+        if hit is None or hit[0] < now or hit[1] != online.generation:
             return None
-        return forward_as_is(sql, hit[2])
+        return hit[2]
 
     def _shape(self, sql: str, form: bytes | None = None) -> str:
         """The negative cache's key of a ``SELECT``/``WITH``/``(`` statement (literals blanked),
@@ -184,7 +188,7 @@ class ProductPipeline:
         if extended or ctx.settings.get("sluice.rewrite", "off") != "on" or \
                 not sql.lstrip()[:6].upper().startswith(_HOT_HEADS):
             return await self.rewrite_stage(ctx, sql, extended)
-        form = sql.encode("utf-8", "surrogatepass").translate(_ZERO_DIGITS)
+        form = statement_form(sql)
         key = self._shapes.get(form) or self._shape(sql, form)
         now = time.monotonic()
         gen = self._generation()  # read before the lookup: a change meanwhile invalidates the entry
