@@ -56,6 +56,7 @@ from typing import Any, Protocol
 
 _Q, _S, _F, _Z, _E = ord("Q"), ord("S"), ord("F"), ord("Z"), ord("E")
 _RFQ = b"Z\x00\x00\x00\x05"  # a ReadyForQuery's header
+_ASKS = frozenset((_Q, _S, _F))  # client messages answered by one ReadyForQuery each
 
 
 class StatementSink(Protocol):
@@ -198,7 +199,7 @@ class ConnTap:
                 ln = _len(data, pos + 1)[0]
                 if ln < 4:
                     break
-                if t == _Q or t == _S or t == _F:
+                if t in _ASKS:
                     asks += 1
                 pos += 1 + ln
             if pos == n:

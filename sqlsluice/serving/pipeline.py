@@ -152,7 +152,8 @@ class ProductPipeline:
         if mode != "on" or online is None:
             return None
         hit = self._no_rewrite.get(key)
-        if hit is None or hit[0] < now or hit[1] != online.generation:
+        # (``online.generation`` read as its attribute: the property is one Python call per statement)
+        if hit is None or hit[0] < now or hit[1] != online._generation:
             return None
         return hit[2]
 
