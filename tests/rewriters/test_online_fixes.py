@@ -183,6 +183,9 @@ def test_uescape_statement_is_searched_without_a_worker_error(pg_db: str, tmp_pa
 # -- statistics vs schema ------------------------------------------------------------------
 def test_statistics_change_keeps_the_rewrite_and_retimes_schema_change_drops(pg_db: str, tmp_path: Path) -> None:
     be = _small(pg_db)
+    with be.session() as s:  # the test makes each statistics change itself: no autoanalyze racing it
+        s.execute("ALTER TABLE t SET (autovacuum_enabled = false)")
+        s.execute("ALTER TABLE u SET (autovacuum_enabled = false)")
     store = RewriteStore(StateStore(f"sqlite:///{tmp_path / 'state.sqlite'}"))
     online = OnlineRewriter(be, Config(), store, stats_refresh_s=0.0)
     try:
