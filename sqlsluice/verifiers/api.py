@@ -298,6 +298,17 @@ def _drop_plain_sort(e: exp.Expression) -> exp.Expression:
     return c
 
 
+def _same_limits(e1: exp.Expression, e2: exp.Expression) -> bool:
+    """Both queries have a top-level LIMIT and/or OFFSET, written alike."""
+    def text(e: exp.Expression, k: str) -> str:
+        v = e.args.get(k)
+        return v.sql() if v is not None else ""
+
+    if not (text(e1, "limit") or text(e1, "offset")):
+        return False
+    return text(e1, "limit") == text(e2, "limit") and text(e1, "offset") == text(e2, "offset")
+
+
 def _sorted_prefix(e1: exp.Expression, e2: exp.Expression) -> tuple[exp.Expression, exp.Expression] | None:
     """Both queries end in ``ORDER BY .. LIMIT n [OFFSET m]`` with the same n and m (the caller
     has checked that they sort by the same output positions and directions): their bodies
@@ -308,13 +319,7 @@ def _sorted_prefix(e1: exp.Expression, e2: exp.Expression) -> tuple[exp.Expressi
     if o1 is None or o2 is None or e1.args.get("fetch") or e2.args.get("fetch"):
         return None
 
-    def text(e: exp.Expression, k: str) -> str:
-        v = e.args.get(k)
-        return v.sql() if v is not None else ""
-
-    if not (text(e1, "limit") or text(e1, "offset")):
-        return None
-    if text(e1, "limit") != text(e2, "limit") or text(e1, "offset") != text(e2, "offset"):
+    if not _same_limits(e1, e2):
         return None
     out = []
     for e in (e1, e2):
@@ -337,13 +342,7 @@ def _unsorted_prefix(e1: exp.Expression, e2: exp.Expression) -> tuple[exp.Expres
     if e1.args.get("fetch") or e2.args.get("fetch"):
         return None
 
-    def text(e: exp.Expression, k: str) -> str:
-        v = e.args.get(k)
-        return v.sql() if v is not None else ""
-
-    if not (text(e1, "limit") or text(e1, "offset")):
-        return None
-    if text(e1, "limit") != text(e2, "limit") or text(e1, "offset") != text(e2, "offset"):
+    if not _same_limits(e1, e2):
         return None
     for e in (e1, e2):
         lim = e.args.get("limit")
