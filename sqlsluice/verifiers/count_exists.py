@@ -35,16 +35,16 @@ from decimal import Decimal, InvalidOperation
 
 from sqlglot import exp
 
-_CLAUSES = ("group", "having", "qualify", "limit", "offset", "fetch", "distinct", "windows", "with", "with_",
-            "order", "into", "laterals", "joins_lateral")
+# clauses that change how many rows (or which) the count sees, or whether it is one row
+_CLAUSES = ("group", "having", "qualify", "limit", "offset", "fetch", "distinct", "windows", "with_", "order",
+            "into", "laterals", "connect", "sample", "prewhere", "match")
 _FLIP: dict[type[exp.Expression], type[exp.Expression]] = {
     exp.GT: exp.LT, exp.GTE: exp.LTE, exp.LT: exp.GT, exp.LTE: exp.GTE, exp.NEQ: exp.NEQ, exp.EQ: exp.EQ}
 
 
 def _counts_rows(q: exp.Expression) -> bool:
     """``q`` is ``SELECT COUNT(*) FROM .. [WHERE ..]`` (or ``COUNT(<non-NULL number>)``)."""
-    if not isinstance(q, exp.Select) or len(q.expressions) != 1 or q.args.get("from") is None \
-            and q.args.get("from_") is None:
+    if not isinstance(q, exp.Select) or len(q.expressions) != 1 or q.args.get("from_") is None:
         return False
     if any(q.args.get(k) for k in _CLAUSES):
         return False
