@@ -388,23 +388,40 @@ class Pool:
             return c
         if self.total < self.size and not self.waiters:
             return await self._open()
-        fut: asyncio.Future[ServerConn | None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[ServerConn | None] = loop.create_future()
         self.waiters.append(fut)
         self.wait_since[id(fut)] = time.monotonic()
+        # a timer, not asyncio.wait_for (a task, a callback and a future more per waiting client)
+        timer = loop.call_later(timeout, _expire, fut)
         try:
-            got = await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
+            got = await fut
+        except _Expired:
+            self._drop_waiter(fut)
             raise PoolTimeout(
-                f"no server connection to database \"{self.target.database}\" as \"{self.target.user}\" became "
-                f"free within query_wait_timeout ({timeout:g} s): all {self.size} (pool_size) are busy",
+                f"no server connection to database \"{self.target.database}\" as \"{self.target.user}\" "
+                f"became free within query_wait_timeout ({timeout:g} s): all {self.size} (pool_size) are busy",
                 sqlstate="53300", hint="raise pool_size or query_wait_timeout, or shorten transactions") from None
+        except BaseException:  # the client's task was cancelled
+            self._drop_waiter(fut)
+            if fut.done() and not fut.cancelled():  # handed a connection (or a slot) at the last moment
+                given = fut.result()
+                if given is not None:
+                    self.release(given)
+                else:
+                    self._hand_over(None)
+            raise
         finally:
+            timer.cancel()
             self.wait_since.pop(id(fut), None)
-            with contextlib.suppress(ValueError):
-                self.waiters.remove(fut)
         if got is None:  # a slot became free: open a connection in it
             return await self._open()
         return got
+
+    def _drop_waiter(self, fut: asyncio.Future[ServerConn | None]) -> None:
+        """Forget a waiter that stopped waiting (a handed-over one was already popped)."""
+        if fut in self.waiters:  # (identity first: never a Future's repr, as deque.remove's error has)
+            self.waiters.remove(fut)
 
     async def _open(self) -> ServerConn:
         self.total += 1
@@ -701,6 +718,15 @@ class PoolClient:
 
 
 _TASKS: set[asyncio.Future[Any]] = set()  # resets in flight
+
+
+class _Expired(Exception):
+    """A waiter's query_wait_timeout ran out."""
+
+
+def _expire(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_exception(_Expired())
 
 
 def _later(coro: Any) -> None:

@@ -612,6 +612,10 @@ class UpstreamRelay:
         sql = self._whole_query(data)
         if sql is not None:
             # the simple-protocol hot path: one whole Query in the chunk
+            if self._pass_fast(data, sql):
+                if self.uconn.needs_drain():
+                    await self.uconn.drain()
+                return True
             decision: Forward | Reply | SluiceError
             try:
                 decision = await self._decide(sql, False)
@@ -627,6 +631,26 @@ class UpstreamRelay:
             await self.uconn.drain()
             return True
         return await self._handle_client(data)
+
+    def _pass_fast(self, data: bytes, sql: str) -> bool:
+        """:meth:`_on_client_data`'s fast path for a whole Query handled in a task (a client
+        that waited for a server connection): forwarded as it is when the pipeline's
+        :attr:`~sqlsluice.middleware.pipeline.Pipeline.fast` answer says so; False: decide."""
+        pipeline = self.conn.pipeline
+        if pipeline.fast is None:
+            return False
+        form = data[5:-1].translate(_ZERO_DIGITS)
+        if self._tx is not None and not (_PLAIN_FORMS.get(form) or plain_form(form, sql)):
+            return False  # transaction pooling's own answer first (_decide)
+        if self._last_bind is not None:
+            self._settle_last()
+        if not pipeline.forward_fast(self.conn.ctx, sql, form):
+            return False
+        self.sent_syncs += 1
+        if self._nprivate:
+            self._forget_variants(sql)
+        self.uwriter.write(data)
+        return True
 
     # -- client -> upstream, protocol mode ----------------------------------------------
     def _take_over_client(self) -> bool:
