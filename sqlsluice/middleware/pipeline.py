@@ -435,6 +435,9 @@ class Pipeline:
     def __init__(self, stages: Sequence[Stage] = (), *, fast: FastPath | None = None) -> None:
         self.stages: list[Stage] = list(stages)
         self.fast = fast
+        # (read once: the fast path's per-statement debug line is the only logging on it, and
+        # the level is set before any pipeline is made)
+        self._debug = log.isEnabledFor(logging.DEBUG)
 
     def append(self, stage: Stage) -> None:
         self.stages.append(stage)
@@ -456,7 +459,7 @@ class Pipeline:
             return False
         ctx._fast = (sql, info, t0, _monotonic())
         _fast_forwarded += 1
-        if log.isEnabledFor(logging.DEBUG):
+        if self._debug:
             log.debug("%s@%s forward: %s", ctx.user, ctx.database, " ".join(sql.split())[:500])
         return True
 
