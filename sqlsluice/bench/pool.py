@@ -12,7 +12,9 @@ One run, on a throwaway PostgreSQL with ``max_connections = 50`` (``pgbench -i -
    through Debian's ``pgbouncer`` (transaction mode, the same pool size), interleaved
    rounds, simple protocol (PgBouncer before 1.21 keeps no prepared statements in
    transaction mode; ``-M prepared`` is run through sqlsluice alone).  Reports TPS and the
-   sqlsluice/pgbouncer ratio.
+   sqlsluice/pgbouncer ratio.  Run twice: with ``--pgbench-clients`` (8, fewer clients than
+   ``pool_size``: each finds an idle server connection) and with ``--wide-clients`` (40, more
+   than ``pool_size``: clients queue for server connections, what transaction pooling is for).
 """
 
 from __future__ import annotations
@@ -212,7 +214,7 @@ def serve_config(path: Path, upstream: str, *, pool_size: int, max_client_conn: 
 
 
 def bench(*, clients: int = 1000, queries: int = 10, duration: int = 10, pgbench_clients: int = 8, jobs: int = 2,
-          rounds: int = 1, pool_size: int = POOL_SIZE, log: Any = None) -> dict[str, Any]:
+          rounds: int = 1, pool_size: int = POOL_SIZE, wide_clients: int = 40, log: Any = None) -> dict[str, Any]:
     from sqlsluice.databases.pgcluster import PgCluster
     from sqlsluice.middleware.upstream_auth import UpstreamTarget
 
@@ -253,37 +255,50 @@ def bench(*, clients: int = 1000, queries: int = 10, duration: int = 10, pgbench
         pids = {"sqlsluice": pid, "pgbouncer": bouncer.proc.pid if bouncer.proc is not None else 0}
         runs: list[dict[str, Any]] = []
 
-        def one(name: str, mode: str, rnd: int) -> None:
-            say(f"round {rnd + 1}/{rounds} {mode:8} {name}")
+        def one(name: str, mode: str, rnd: int, n_clients: int) -> None:
+            say(f"round {rnd + 1}/{rounds} {mode:8} -c {n_clients:<4} {name}")
             c0 = process_cpu_seconds(pids[name])
-            tps, lat, tx = run_pgbench(env, "127.0.0.1", ports[name], mode, clients=pgbench_clients, jobs=jobs,
+            tps, lat, tx = run_pgbench(env, "127.0.0.1", ports[name], mode, clients=n_clients, jobs=jobs,
                                        duration=duration)
             c1 = process_cpu_seconds(pids[name])
             cpu = (c1 - c0) * 1e6 / tx if c0 is not None and c1 is not None and tx else None
-            runs.append({"target": name, "mode": mode, "round": rnd, "tps": tps, "latency_ms": lat,
-                         "transactions": tx, "proxy_cpu_us_per_tx": cpu})
+            runs.append({"target": name, "mode": mode, "clients": n_clients, "round": rnd, "tps": tps,
+                         "latency_ms": lat, "transactions": tx, "proxy_cpu_us_per_tx": cpu})
 
+        # pgbench_clients (fewer than pool_size: every client finds an idle server connection)
+        # and, with wide_clients, more clients than pool_size (clients queue for a server)
+        widths = [pgbench_clients] + ([wide_clients] if wide_clients and wide_clients != pgbench_clients else [])
         order = ["sqlsluice", "pgbouncer"]
         for rnd in range(rounds):
-            for name in order:
-                one(name, "simple", rnd)
-            order.reverse()
-            one("sqlsluice", "prepared", rnd)
+            for n_clients in widths:
+                for name in order:
+                    one(name, "simple", rnd, n_clients)
+                order.reverse()
+            one("sqlsluice", "prepared", rnd, pgbench_clients)
 
-        def med(target: str, mode: str, key: str = "tps") -> float:
-            xs = [x[key] for x in runs if x["target"] == target and x["mode"] == mode and x[key] is not None]
+        def med(target: str, mode: str, key: str = "tps", n_clients: int = pgbench_clients) -> float:
+            xs = [x[key] for x in runs if x["target"] == target and x["mode"] == mode and x["clients"] == n_clients
+                  and x[key] is not None]
             return statistics.median(xs) if xs else 0.0
 
         s, b = med("sqlsluice", "simple"), med("pgbouncer", "simple")
-        return {"settings": {"clients": clients, "queries": queries, "duration": duration,
-                             "pgbench_clients": pgbench_clients, "jobs": jobs, "rounds": rounds,
-                             "pool_size": pool_size, "max_connections": 50, "cpus": os.cpu_count()},
-                "many_clients": asdict(many), "pgbench": runs,
-                "tps": {"sqlsluice simple": s, "pgbouncer simple": b, "sqlsluice prepared": med("sqlsluice", "prepared"),
-                        "ratio sqlsluice/pgbouncer (simple)": s / b if b else 0.0},
-                "proxy_cpu_us_per_tx": {"sqlsluice simple": med("sqlsluice", "simple", "proxy_cpu_us_per_tx"),
-                                        "pgbouncer simple": med("pgbouncer", "simple", "proxy_cpu_us_per_tx"),
-                                        "sqlsluice prepared": med("sqlsluice", "prepared", "proxy_cpu_us_per_tx")}}
+        out: dict[str, Any] = {
+            "settings": {"clients": clients, "queries": queries, "duration": duration,
+                         "pgbench_clients": pgbench_clients, "wide_clients": wide_clients, "jobs": jobs,
+                         "rounds": rounds, "pool_size": pool_size, "max_connections": 50, "cpus": os.cpu_count()},
+            "many_clients": asdict(many), "pgbench": runs,
+            "tps": {"sqlsluice simple": s, "pgbouncer simple": b, "sqlsluice prepared": med("sqlsluice", "prepared"),
+                    "ratio sqlsluice/pgbouncer (simple)": s / b if b else 0.0},
+            "proxy_cpu_us_per_tx": {"sqlsluice simple": med("sqlsluice", "simple", "proxy_cpu_us_per_tx"),
+                                    "pgbouncer simple": med("pgbouncer", "simple", "proxy_cpu_us_per_tx"),
+                                    "sqlsluice prepared": med("sqlsluice", "prepared", "proxy_cpu_us_per_tx")}}
+        if len(widths) > 1:
+            sw, bw = med("sqlsluice", "simple", n_clients=wide_clients), med("pgbouncer", "simple", n_clients=wide_clients)
+            out["wide"] = {"clients": wide_clients, "sqlsluice simple": sw, "pgbouncer simple": bw,
+                           "ratio sqlsluice/pgbouncer (simple)": sw / bw if bw else 0.0,
+                           "proxy_cpu_us_per_tx sqlsluice": med("sqlsluice", "simple", "proxy_cpu_us_per_tx", wide_clients),
+                           "proxy_cpu_us_per_tx pgbouncer": med("pgbouncer", "simple", "proxy_cpu_us_per_tx", wide_clients)}
+        return out
     finally:
         if bouncer is not None:
             bouncer.stop()

@@ -461,6 +461,8 @@ def pool_command(
     queries: int = typer.Option(10, "--queries", min=1, help="queries (transactions) per asyncpg client"),
     duration: int = typer.Option(10, "--duration", min=1, help="seconds per pgbench run"),
     pgbench_clients: int = typer.Option(8, "--pgbench-clients", min=1, help="pgbench clients (-c)"),
+    wide_clients: int = typer.Option(40, "--wide-clients", min=0,
+                                     help="pgbench clients of a second run, more than --pool-size (0: none)"),
     jobs: int = typer.Option(2, "--jobs", min=1, help="pgbench threads (-j)"),
     rounds: int = typer.Option(1, "--rounds", min=1, help="interleaved pgbench rounds; TPS are medians"),
     pool_size: int = typer.Option(20, "--pool-size", min=1, help="server connections (both poolers)"),
@@ -479,7 +481,7 @@ def pool_command(
         typer.echo(m, err=True)
 
     out = bench(clients=clients, queries=queries, duration=duration, pgbench_clients=pgbench_clients, jobs=jobs,
-                rounds=rounds, pool_size=pool_size, log=say)
+                rounds=rounds, pool_size=pool_size, wide_clients=wide_clients, log=say)
     m = out["many_clients"]
     typer.echo(f"{m['clients']} asyncpg clients x {m['queries_per_client']} queries, transaction mode, "
                f"pool_size {pool_size}, max_connections 50: {m['ok_clients']} succeeded, {m['failed_clients']} failed "
@@ -497,6 +499,12 @@ def pool_command(
     cpu = out["proxy_cpu_us_per_tx"]
     typer.echo(f"  proxy CPU per transaction: sqlsluice {cpu['sqlsluice simple']:.1f} us (simple), "
                f"{cpu['sqlsluice prepared']:.1f} us (prepared); pgbouncer {cpu['pgbouncer simple']:.1f} us (simple)")
+    w = out.get("wide")
+    if w:
+        typer.echo(f"pgbench -S -c {w['clients']} -j {jobs} (more clients than pool_size {pool_size}): sqlsluice "
+                   f"{w['sqlsluice simple']:.0f} TPS, pgbouncer {w['pgbouncer simple']:.0f} TPS, ratio "
+                   f"{w['ratio sqlsluice/pgbouncer (simple)']:.2f}; proxy CPU per transaction "
+                   f"{w['proxy_cpu_us_per_tx sqlsluice']:.1f} us vs {w['proxy_cpu_us_per_tx pgbouncer']:.1f} us")
     if json_out is not None:
         json_out.write_text(json.dumps(out, indent=2))
 
