@@ -96,6 +96,7 @@ from sqlsluice.middleware.upstream_auth import (
     open_upstream,
 )
 
+_monotonic = time.monotonic
 log = logging.getLogger(__name__)
 
 _I = struct.Struct("!i")
@@ -486,6 +487,12 @@ class UpstreamRelay:
         self._cproto: _ClientProtocol | None = None
         self._client_write_paused = False
         self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._ended = False  # _done is done (a plain attribute: read on every client chunk)
+        # transaction pooling's hot path reads the pool's deques directly (a client's pool is
+        # the same for its whole session, and a Pool never replaces them)
+        self._pool: Any = self._tx.pool if self._tx is not None else None
+        self._idle: deque[ServerConn] = self._pool.idle if self._pool is not None else deque()
+        self._waiters: deque[Any] = self._pool.waiters if self._pool is not None else deque()
         self._busy = False
         self._pending: list[bytes] = []
         self._task: asyncio.Future[None] | None = None
@@ -550,7 +557,14 @@ class UpstreamRelay:
                     conn = c.conn
                     conn.on_data = conn.on_lost = None
                     c.status = b"I"
-                    tx.pool.release(c)
+                    # Pool.release inline for a connection that simply goes back to idle
+                    pool = self._pool
+                    c.idle_since = now = _monotonic()
+                    if (self._waiters or conn.closed or len(c.prepared) > pool.max_prepared
+                            or (pool.lifetime and now - c.created >= pool.lifetime)):
+                        pool.release(c)  # a waiter, a close, a DEALLOCATE ALL: the general way
+                    else:
+                        self._idle.append(c)
                 else:
                     self._maybe_release()
                 return
@@ -725,6 +739,7 @@ class UpstreamRelay:
         return True
 
     def _finish(self) -> None:
+        self._ended = True
         if not self._done.done():
             self._done.set_result(None)
 
@@ -741,15 +756,20 @@ class UpstreamRelay:
                 tap._since = None
             else:
                 tap.arrived(data)
-        if self._done.done():
+        if self._ended:
             return
         if self._busy:
             self._pending.append(data)
             return
         tx = self._tx
         if tx is not None and self.server is None:
-            c = tx.pool.take(tx.state) if tx.capturing is None and data[0] != _X else None
-            if c is not None:  # an idle server connection, usable as it is: attached here
+            # Pool.take inline: the most recently idle connection when it can serve this client
+            # as it is (nobody waiting before us, open, silent, its settings this client's);
+            # server_idle_timeout and server_lifetime are the sweep's and release's to apply
+            idle = self._idle
+            c = idle[-1] if idle and not self._waiters and tx.capturing is None and data[0] != _X else None
+            if c is not None and c.applied == tx.state and not c.conn.closed and not c.conn._buf:
+                idle.pop()  # attached here
                 self.server = c
                 self.up = c.session
                 conn = c.conn
