@@ -51,7 +51,7 @@ import time
 import weakref
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlsluice.databases.base import ColumnInfo
 from sqlsluice.errors import SluiceError
@@ -322,7 +322,8 @@ class Pool:
     size: int
     idle: deque[ServerConn] = field(default_factory=deque)
     total: int = 0  # open or opening
-    waiters: deque[asyncio.Future[ServerConn | None]] = field(default_factory=deque)
+    # FIFO: Futures of acquire(), and the passthrough's task-less waiters (see Waiter)
+    waiters: deque[Waiter] = field(default_factory=deque)
     setups: int = 0  # checkouts that had to bring a connection's settings to its client's
     # statements prepared under shared names on one connection before it drops them all
     # (DEALLOCATE ALL when it comes back; clients' statements are prepared again on use)
@@ -340,6 +341,8 @@ class Pool:
     closed_idle: int = 0  # connections closed by server_idle_timeout
     closed_old: int = 0  # connections closed by server_lifetime
     wait_since: dict[int, float] = field(default_factory=dict)  # id(waiter) -> when it began
+    # the passthrough's waiters' deadline timer (sqlsluice.middleware.upstream._Waiter)
+    expiry: asyncio.TimerHandle | None = None
 
     def expired(self, c: ServerConn, now: float) -> str | None:
         """Why ``c`` should be closed now ("lifetime", or "idle" when it is idle), else None."""
@@ -398,10 +401,7 @@ class Pool:
             got = await fut
         except _Expired:
             self._drop_waiter(fut)
-            raise PoolTimeout(
-                f"no server connection to database \"{self.target.database}\" as \"{self.target.user}\" "
-                f"became free within query_wait_timeout ({timeout:g} s): all {self.size} (pool_size) are busy",
-                sqlstate="53300", hint="raise pool_size or query_wait_timeout, or shorten transactions") from None
+            raise pool_timeout(self, timeout) from None
         except BaseException:  # the client's task was cancelled
             self._drop_waiter(fut)
             if fut.done() and not fut.cancelled():  # handed a connection (or a slot) at the last moment
@@ -418,7 +418,11 @@ class Pool:
             return await self._open()
         return got
 
-    def _drop_waiter(self, fut: asyncio.Future[ServerConn | None]) -> None:
+    async def open_in_slot(self) -> ServerConn:
+        """A connection opened in a slot handed to a waiter (``_hand_over(None)``)."""
+        return await self._open()
+
+    def _drop_waiter(self, fut: Waiter) -> None:
         """Forget a waiter that stopped waiting (a handed-over one was already popped)."""
         if fut in self.waiters:  # (identity first: never a Future's repr, as deque.remove's error has)
             self.waiters.remove(fut)
@@ -718,6 +722,22 @@ class PoolClient:
 
 
 _TASKS: set[asyncio.Future[Any]] = set()  # resets in flight
+
+
+class Waiter(Protocol):
+    """A client waiting for a server connection: what _hand_over reads of it."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, c: ServerConn | None, /) -> None: ...
+
+
+def pool_timeout(pool: Pool, timeout: float) -> PoolTimeout:
+    """The 53300 a client gets when no server connection became free in time."""
+    return PoolTimeout(
+        f"no server connection to database \"{pool.target.database}\" as \"{pool.target.user}\" "
+        f"became free within query_wait_timeout ({timeout:g} s): all {pool.size} (pool_size) are busy",
+        sqlstate="53300", hint="raise pool_size or query_wait_timeout, or shorten transactions")
 
 
 class _Expired(Exception):

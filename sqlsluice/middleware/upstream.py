@@ -80,6 +80,7 @@ from sqlsluice.middleware.pool import (
     is_discard_all,
     is_set,
     pool_settings,
+    pool_timeout,
     refusal,
     server_name,
     startup_settings,
@@ -743,9 +744,9 @@ class UpstreamRelay:
         if not self._done.done():
             self._done.set_result(None)
 
-    def _on_client_data(self, data: bytes) -> None:
+    def _on_client_data(self, data: bytes, counted: bool = False) -> None:
         tap = self._ctap_in
-        if tap is not None:  # _TappedProtocol.data_received's count, inline
+        if tap is not None and not counted:  # _TappedProtocol.data_received's count, inline
             if tap.closed:
                 return
             w = tap._in
@@ -759,7 +760,10 @@ class UpstreamRelay:
         if self._ended:
             return
         if self._busy:
-            self._pending.append(data)
+            pending = self._pending
+            pending.append(data)
+            if len(pending) == _PENDING_PAUSE:  # (a client waiting in a pool's queue is read
+                self._ctransport.pause_reading()  # on until it sends this many chunks more)
             return
         tx = self._tx
         if tx is not None and self.server is None:
@@ -1447,22 +1451,67 @@ class UpstreamRelay:
             self._finish()
             return False
         if tx.capturing is None:
-            c = tx.pool.try_acquire()
+            pool = tx.pool
+            c = pool.try_acquire()
             if c is not None:
                 if c.applied == tx.state:
                     self._attach_server(c)
                     return True
                 self._start(self._attach_then(data, c))
                 return False
+            if pool.total >= pool.size or pool.waiters:
+                # every server connection is busy: wait in the pool's queue without a task;
+                # the connection is handed to _handed by whichever transaction ends first
+                self._busy = True  # (reading goes on: a waiting client is usually silent)
+                pool.waiters.append(_Waiter(self, data, tx.settings.query_wait_timeout))
+                return False
         self._start(self._attach_then(data, None))
         return False
 
-    async def _attach_then(self, data: bytes, c: ServerConn | None) -> bool:
-        if not await self._attach(data, c):
+    def _handed(self, c: ServerConn | None, data: bytes) -> None:
+        """A :class:`_Waiter`'s turn: ``c`` (None: a free slot to open one in) for ``data``,
+        the client chunk that waited.  Runs inside the releasing session's callback."""
+        tx = self._tx
+        assert tx is not None
+        if self._ended or self.client_gone:  # the client left while waiting: pass it on
+            if c is not None:
+                tx.pool.release(c)
+            else:
+                tx.pool._hand_over(None)
+            return
+        if c is None or c.applied != tx.state or tx.capturing is not None:
+            self._task = asyncio.ensure_future(self._run_steps(self._attach_then(data, c, slot=c is None)))
+            return
+        self._attach_server(c)
+        self._busy = False
+        self._on_client_data(data, counted=True)
+        pending = self._pending
+        if pending:
+            paused = len(pending) >= _PENDING_PAUSE
+            while pending and not self._busy and not self._ended:
+                self._on_client_data(pending.pop(0), counted=True)
+            if paused and not self._busy and not self._ended:
+                with contextlib.suppress(Exception):
+                    self._ctransport.resume_reading()
+
+    def _wait_expired(self, waiter: _Waiter) -> None:
+        """query_wait_timeout ran out for a :class:`_Waiter`: FATAL 53300, as acquire says it."""
+        tx = self._tx
+        assert tx is not None
+        pool = tx.pool
+        with contextlib.suppress(ValueError):
+            pool.waiters.remove(waiter)  # (a _Waiter's repr is cheap)
+        self._busy = False
+        e = pool_timeout(pool, tx.settings.query_wait_timeout)
+        self._fail(codec.error_response(e.sqlstate, e.message, severity="FATAL", hint=e.hint))
+        self._finish()
+
+    async def _attach_then(self, data: bytes, c: ServerConn | None, slot: bool = False) -> bool:
+        if not await self._attach(data, c, slot=slot):
             return False
         return await self._process(data)
 
-    async def _attach(self, data: bytes, c: ServerConn | None = None) -> bool:
+    async def _attach(self, data: bytes, c: ServerConn | None = None, slot: bool = False) -> bool:
         """Wait for a server connection (FIFO, up to query_wait_timeout); False when none came
         (the client got FATAL 53300) or when the chunk is a Terminate."""
         tx = self._tx
@@ -1473,6 +1522,8 @@ class UpstreamRelay:
                 tx.pool.release(c)
             return False
         try:
+            if c is None and slot:  # handed a free slot (a _Waiter): open a connection in it
+                c = await tx.pool.open_in_slot()
             if c is None:
                 while tx.capturing is not None:
                     await asyncio.shield(tx.capturing)
@@ -1689,6 +1740,56 @@ class UpstreamRelay:
 
 
 _TASKS: set[asyncio.Future[Any]] = set()
+
+
+_PENDING_PAUSE = 64  # client chunks held while a session is busy before its reading pauses
+
+
+class _Waiter:
+    """A client in a pool's queue (``Pool.waiters``) without a task, a Future or a timer of
+    its own: the pool's hand-over (``done``/``set_result``, as on the Futures of
+    ``Pool.acquire``) attaches the connection and runs the client's chunk at once; the
+    pool's expiry timer (:func:`_expire_waiters`) ends a wait past its deadline with 53300."""
+
+    __slots__ = ("relay", "data", "deadline", "_done")
+
+    def __init__(self, relay: UpstreamRelay, data: bytes, timeout: float) -> None:
+        self.relay = relay
+        self.data = data
+        self._done = False
+        pool = relay._pool
+        now = _monotonic()
+        self.deadline = now + timeout
+        pool.wait_since[id(self)] = now
+        if pool.expiry is None:
+            pool.expiry = asyncio.get_running_loop().call_later(timeout, _expire_waiters, pool)
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, c: ServerConn | None) -> None:
+        self._done = True
+        self.relay._pool.wait_since.pop(id(self), None)
+        self.relay._handed(c, self.data)
+
+
+def _expire_waiters(pool: Any) -> None:
+    """A pool's expiry timer: every :class:`_Waiter` past its deadline gets 53300; the timer
+    is set again for the earliest deadline left (none left: unset until the next waiter)."""
+    pool.expiry = None
+    now = _monotonic()
+    later = None
+    for w in list(pool.waiters):
+        if type(w) is not _Waiter or w._done:
+            continue
+        if w.deadline <= now:
+            w._done = True
+            pool.wait_since.pop(id(w), None)
+            w.relay._wait_expired(w)
+        elif later is None or w.deadline < later:
+            later = w.deadline
+    if later is not None:
+        pool.expiry = asyncio.get_running_loop().call_later(later - now, _expire_waiters, pool)
 
 
 class _Watched:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import logging
@@ -58,29 +59,37 @@ class UpstreamTarget:
 
     @classmethod
     def from_url(cls, url: str) -> UpstreamTarget:
-        from psycopg.conninfo import conninfo_to_dict
+        host, port, user, password, database, opts = _parse_url(url)
+        return cls(host, port, user, password, database, dict(opts))
 
-        try:
-            d = {k: str(v) for k, v in conninfo_to_dict(url).items() if v is not None}
-        except Exception as e:  # psycopg.ProgrammingError on a bad URL
-            raise ConfigError(f"invalid PostgreSQL URL: {e}") from e
-        if d.pop("sslmode", "prefer") in ("require", "verify-ca", "verify-full"):
-            raise ConfigError("TLS to the upstream PostgreSQL is not supported (sslmode=require)")
-        host = d.pop("host", "127.0.0.1")
-        if host.startswith("/"):
-            raise ConfigError("the upstream must be reached over TCP (host=/socket/dir is not supported)")
-        try:
-            port = int(d.pop("port", "5432"))
-        except ValueError as e:
-            raise ConfigError("invalid port in the upstream URL") from e
-        user = d.pop("user", "postgres")
-        password = d.pop("password", None)
-        database = d.pop("dbname", user)
-        opts: dict[str, str] = {}
-        for k in ("application_name", "options"):
-            if k in d:
-                opts[k] = d.pop(k)
-        return cls(host, port, user, password, database, opts)
+
+@functools.lru_cache(maxsize=256)
+def _parse_url(url: str) -> tuple[str, int, str, str | None, str, tuple[tuple[str, str], ...]]:
+    """:meth:`UpstreamTarget.from_url`'s parse, remembered (every login of a pooled or routed
+    client reads its backend URL; psycopg's conninfo parser is a fair share of a login)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        d = {k: str(v) for k, v in conninfo_to_dict(url).items() if v is not None}
+    except Exception as e:  # psycopg.ProgrammingError on a bad URL
+        raise ConfigError(f"invalid PostgreSQL URL: {e}") from e
+    if d.pop("sslmode", "prefer") in ("require", "verify-ca", "verify-full"):
+        raise ConfigError("TLS to the upstream PostgreSQL is not supported (sslmode=require)")
+    host = d.pop("host", "127.0.0.1")
+    if host.startswith("/"):
+        raise ConfigError("the upstream must be reached over TCP (host=/socket/dir is not supported)")
+    try:
+        port = int(d.pop("port", "5432"))
+    except ValueError as e:
+        raise ConfigError("invalid port in the upstream URL") from e
+    user = d.pop("user", "postgres")
+    password = d.pop("password", None)
+    database = d.pop("dbname", user)
+    opts: dict[str, str] = {}
+    for k in ("application_name", "options"):
+        if k in d:
+            opts[k] = d.pop(k)
+    return host, port, user, password, database, tuple(opts.items())
 
 
 class UpstreamConnection(asyncio.Protocol):

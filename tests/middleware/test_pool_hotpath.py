@@ -316,3 +316,80 @@ def test_deallocate_all_forgets_the_clients_statements_on_every_server_connectio
             await raw.close()
 
     run(go())
+
+
+# --- clients queued for the one server connection (the task-less waiter) -----------------
+async def _holding(port: int) -> Raw:
+    """A client inside a transaction: the pool's one connection is its own until COMMIT."""
+    holder = await Raw.connect(port, "tx")
+    holder.w.write(query("BEGIN"))
+    assert (await holder.until_ready())[-1] == (b"Z", b"T")
+    return holder
+
+
+def test_a_waiting_client_that_leaves_passes_the_connection_on(proxy: ServeProcess) -> None:
+    async def go() -> None:
+        holder = await _holding(proxy.port)
+        quitter = await Raw.connect(proxy.port, "tx")
+        quitter.w.write(query("SELECT 1"))  # waits in the queue ...
+        await asyncio.sleep(0.2)
+        quitter.w.close()  # ... and leaves without a word
+        waiter = await Raw.connect(proxy.port, "tx")
+        waiter.w.write(query("SELECT v FROM t1 WHERE k = 42"))  # queued behind the one that left
+        await asyncio.sleep(0.2)
+        holder.w.write(query("COMMIT"))
+        assert (await holder.until_ready())[-1] == (b"Z", b"I")
+        got = await waiter.until_ready()
+        assert rows(got) == ["v42"] and got[-1] == (b"Z", b"I")
+        await waiter.close()
+        await holder.close()
+
+    run(go())
+    assert other_client_works(proxy) == 100
+
+
+def test_a_waiting_client_sending_more_gets_every_answer_in_order(proxy: ServeProcess) -> None:
+    """Queries sent one after the other while the client waits for the connection (each its
+    own read: held, then run in order once the connection is handed over)."""
+    async def go() -> None:
+        holder = await _holding(proxy.port)
+        waiter = await Raw.connect(proxy.port, "tx")
+        for k in (5, 6, 7):
+            waiter.w.write(query(f"SELECT v FROM t1 WHERE k = {k}"))
+            await waiter.w.drain()
+            await asyncio.sleep(0.05)
+        holder.w.write(query("COMMIT"))
+        await holder.until_ready()
+        answers = [rows(await waiter.until_ready()) for _ in range(3)]
+        assert answers == [["v5"], ["v6"], ["v7"]]
+        await waiter.close()
+        await holder.close()
+
+    run(go())
+    assert other_client_works(proxy) == 100
+
+
+def test_queued_clients_are_served_first_come_first_served(proxy: ServeProcess) -> None:
+    async def go() -> None:
+        holder = await _holding(proxy.port)
+        order: list[int] = []
+
+        async def client(i: int) -> None:
+            raw = await Raw.connect(proxy.port, "tx")
+            raw.w.write(query(f"SELECT v FROM t1 WHERE k = {i + 1}"))
+            assert rows(await raw.until_ready()) == [f"v{i + 1}"]
+            order.append(i)
+            await raw.close()
+
+        tasks = []
+        for i in range(5):
+            tasks.append(asyncio.ensure_future(client(i)))
+            await asyncio.sleep(0.1)  # each queued after the one before
+        holder.w.write(query("COMMIT"))
+        await holder.until_ready()
+        await asyncio.gather(*tasks)
+        assert order == [0, 1, 2, 3, 4]
+        await holder.close()
+
+    run(go())
+    assert other_client_works(proxy) == 100
