@@ -181,7 +181,8 @@ class ConnTap:
         messages only, ``aligned``)."""
         if self.sink is not None:
             return self._out.at_boundary()
-        return self.aligned or (self._tail[:5] == _RFQ and self._tail[5:] in (b"I", b"T", b"E"))
+        tail = self._tail[-6:]  # (the hot path may leave a whole chunk here)
+        return self.aligned or (tail[:5] == _RFQ and tail[5:] in (b"I", b"T", b"E"))
 
     def arrived(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
@@ -246,7 +247,7 @@ class ConnTap:
         k = bytes(data).count(_RFQ) if isinstance(data, memoryview) else data.count(_RFQ)
         if k:
             self._count_ready(k)
-        self._tail = bytes(data[-6:]) if len(data) >= 6 else (self._tail + bytes(data))[-6:]
+        self._tail = bytes(data[-6:]) if len(data) >= 6 else (self._tail[-6:] + bytes(data))[-6:]
 
 
 class _Reader:
@@ -308,7 +309,7 @@ class _Writer:
                     tap._asked.popleft()
             elif k:
                 tap._count_ready(k)
-            tap._tail = data[-6:]
+            tap._tail = data  # (at_boundary reads its last 6 bytes)
         else:
             tap._wrote_light(data)
         self._write(data)

@@ -71,6 +71,7 @@ from typing import Any
 
 from sqlsluice.errors import SluiceError
 from sqlsluice.middleware import codec
+from sqlsluice.middleware import pipeline as _pl
 from sqlsluice.middleware.framing import MAX_MESSAGE
 from sqlsluice.middleware.pipeline import _ZERO_DIGITS, Forward, Reply
 from sqlsluice.middleware.pool import (
@@ -540,7 +541,7 @@ class UpstreamRelay:
                                     tap._asked.popleft()
                             elif k:
                                 tap._count_ready(k)
-                            tap._tail = out[-6:]
+                            tap._tail = out  # (at_boundary reads its last 6 bytes)
                             self._craw(out)  # type: ignore[misc]  # (set together with _ctap)
                             if tap.on_idle is not None and tap.idle:
                                 tap.on_idle()
@@ -745,14 +746,14 @@ class UpstreamRelay:
             self._done.set_result(None)
 
     def _on_client_data(self, data: bytes, counted: bool = False) -> None:
+        n = len(data)
+        whole = n >= 5 and n == 1 + _unpack_i(data, 1)[0]  # one whole message (if it starts one)
         tap = self._ctap_in
         if tap is not None and not counted:  # _TappedProtocol.data_received's count, inline
             if tap.closed:
                 return
             w = tap._in
-            n = len(data)
-            if (n >= 5 and not w._skip and not w._held and w._body is None and n == 1 + _unpack_i(data, 1)[0]
-                    and data[0] in w._types):
+            if whole and not w._skip and not w._held and w._body is None and data[0] in w._types:
                 tap._asked.append(0.0)  # (no sink: arrival times are never read)
                 tap._since = None
             else:
@@ -783,11 +784,10 @@ class UpstreamRelay:
             elif not self._attach_now(data):
                 return
         sql: str | None = None
-        n = len(data)
-        if data[0] == _Q and n > 5 and data[-1] == 0 and n == 1 + _unpack_i(data, 1)[0] and not self._in_buf \
-                and not self._in_skip:
+        if whole and data[0] == _Q and n > 5 and data[-1] == 0 and not self._in_buf and not self._in_skip:
+            text = data[5:-1]
             try:
-                sql = data[5:-1].decode()
+                sql = text.decode()
             except UnicodeDecodeError:  # (not UTF-8: the general path)
                 sql = None
         if sql is not None:
@@ -796,13 +796,24 @@ class UpstreamRelay:
             pipeline = self.conn.pipeline
             # the statement's form (pipeline.statement_form, from the bytes as they are): the
             # key of the plain-query and shape caches
-            form = data[5:-1].translate(_ZERO_DIGITS) if tx is not None or pipeline.fast is not None else None
+            form = text.translate(_ZERO_DIGITS) if tx is not None or pipeline.fast is not None else None
             if tx is not None and not (_PLAIN_FORMS.get(form) or plain_form(form, sql)):  # type: ignore[arg-type]
                 pre = self._tx_pre(sql)
                 if pre is not None:
                     self._start(self._query_decided(data, sql, pre))
                     return
-            if pipeline.fast is not None and pipeline.forward_fast(self.conn.ctx, sql, form):
+            fast = pipeline.fast
+            info = None
+            if fast is not None:  # Pipeline.forward_fast inline: its decision, record and count
+                ctx = self.conn.ctx
+                t0 = _monotonic()
+                info = fast(ctx, sql, form, t0)
+                if info is not None:
+                    ctx._fast = (sql, info, t0, t0)
+                    _pl._fast_forwarded += 1
+                    if pipeline._debug:
+                        log.debug("%s@%s forward: %s", ctx.user, ctx.database, " ".join(sql.split())[:500])
+            if info is not None:
                 # the pipeline's answer without running its stages: forward as it is, one write
                 self.sent_syncs += 1
                 if self._nprivate:
