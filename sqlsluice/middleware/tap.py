@@ -301,7 +301,8 @@ class _Writer:
         if tap.sink is not None:
             tap.wrote(data)
         elif type(data) is bytes and len(data) >= 6:
-            # ConnTap._wrote_light inline (the passthrough's hot path: one call less per write)
+            # ConnTap._wrote_light inline (the passthrough's hot path: one call less per write;
+            # UpstreamRelay._on_upstream_data has the same lines for a transaction's reply)
             k = data.count(_RFQ)
             if k == 1 and tap._ready:
                 tap._ready += 1

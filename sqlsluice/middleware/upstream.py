@@ -533,7 +533,10 @@ class UpstreamRelay:
                 if out and not self.client_gone:
                     tap = self._ctap
                     if tap is not None and type(out) is bytes and len(out) >= 6:
-                        if not tap.closed:  # the tap's writer, inline (its counters, then the write)
+                        # the tap's writer inline (tap._Writer.write, kept in step with it: its
+                        # counters, then the write; one Python call less per transaction, 0.7 us;
+                        # test_sigterm_without_metrics_drains_the_passthrough_hot_path checks it)
+                        if not tap.closed:
                             k = out.count(_RFQ)
                             if k == 1 and tap._ready:
                                 tap._ready += 1

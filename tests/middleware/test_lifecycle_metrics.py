@@ -201,6 +201,31 @@ def test_sigterm_lets_the_running_statement_finish_then_57p01(pg_db, pg_cluster,
     assert "SIGTERM: shutting down" in s.log()
 
 
+@pytest.mark.parametrize("pool_mode", ["session", "transaction"])
+def test_sigterm_without_metrics_drains_the_passthrough_hot_path(pool_mode, pg_db, pg_cluster, sluice):
+    """No ``[http]``: the tap has no sink and the relay keeps its counters inline (both ways);
+    the idle session still ends at once, the busy one after its answer, with simple queries
+    run back to back before (the fast path) and in both pool modes."""
+    db = dbname_of(pg_db)
+    s = sluice(pg_db, f"[server]\nshutdown_timeout_s = 60\n[pool]\npool_mode = \"{pool_mode}\"\npool_size = 4\n",
+               http=False)
+    busy = s.connect(user="postgres", dbname=db)
+    idle = s.connect(user="postgres", dbname=db, cursor_factory=psycopg.ClientCursor)  # simple protocol
+    for i in range(50):
+        assert idle.execute(f"SELECT {i}").fetchone() == (i,)
+        assert busy.execute(f"SELECT {i} + 1").fetchone() == (i + 1,)
+    t, out = run_in_thread(lambda: busy.execute("SELECT pg_sleep(2), 42").fetchone())
+    wait_until(lambda: any(r[1] == "active" and "pg_sleep" in r[2] for r in ours(pg_cluster.url, db)),
+               "pg_sleep running upstream")
+    s.signal(signal.SIGTERM)
+    assert_ended_by_shutdown(idle)  # between statements: ended while the other one still runs
+    assert t.is_alive()
+    t.join(60)
+    assert out and out[0] == ("", 42), out  # it completed
+    assert_ended_by_shutdown(busy)
+    assert s.wait() == 0
+
+
 def test_sigterm_past_the_shutdown_timeout_cancels_upstream(pg_db, pg_cluster, sluice):
     db = dbname_of(pg_db)
     s = sluice(pg_db, "[server]\nshutdown_timeout_s = 1\n")
