@@ -343,6 +343,7 @@ class Pool:
     wait_since: dict[int, float] = field(default_factory=dict)  # id(waiter) -> when it began
     # the passthrough's waiters' deadline timer (sqlsluice.middleware.upstream._Waiter)
     expiry: asyncio.TimerHandle | None = None
+    expiry_at: float = 0.0  # (time.monotonic() it fires at)
 
     def expired(self, c: ServerConn, now: float) -> str | None:
         """Why ``c`` should be closed now ("lifetime", or "idle" when it is idle), else None."""

@@ -1775,8 +1775,11 @@ class _Waiter:
         now = _monotonic()
         self.deadline = now + timeout
         pool.wait_since[id(self)] = now
-        if pool.expiry is None:
+        if pool.expiry is None or self.deadline < pool.expiry_at:  # (a reload may shorten the timeout)
+            if pool.expiry is not None:
+                pool.expiry.cancel()
             pool.expiry = asyncio.get_running_loop().call_later(timeout, _expire_waiters, pool)
+            pool.expiry_at = self.deadline
 
     def done(self) -> bool:
         return self._done
@@ -1804,6 +1807,7 @@ def _expire_waiters(pool: Any) -> None:
             later = w.deadline
     if later is not None:
         pool.expiry = asyncio.get_running_loop().call_later(later - now, _expire_waiters, pool)
+        pool.expiry_at = later
 
 
 class _Watched:

@@ -105,3 +105,44 @@ def test_many_waiters_time_out_without_slowing_down() -> None:
         assert not pool.waiters and not pool.wait_since
 
     asyncio.run(run())
+
+
+class _Relay:
+    """What a passthrough waiter (``upstream._Waiter``) calls on its session."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+        self.expired: list[Any] = []
+        self.handed: list[tuple[Any, bytes]] = []
+
+    def _wait_expired(self, w: Any) -> None:
+        self._pool.waiters.remove(w)
+        self.expired.append(w)
+
+    def _handed(self, c: Any, data: bytes) -> None:
+        self.handed.append((c, data))
+
+
+def test_passthrough_waiters_expire_at_their_own_deadlines_and_are_handed_in_order() -> None:
+    from sqlsluice.middleware.upstream import _Waiter
+
+    async def run() -> None:
+        pool = _full_pool()
+        relay = _Relay(pool)
+        slow = _Waiter(relay, b"slow", 5.0)  # type: ignore[arg-type]
+        pool.waiters.append(slow)
+        fast = _Waiter(relay, b"fast", 0.05)  # type: ignore[arg-type]  # (a reload shortened the timeout)
+        pool.waiters.append(fast)
+        later = _Waiter(relay, b"later", 5.0)  # type: ignore[arg-type]
+        pool.waiters.append(later)
+        await asyncio.sleep(0.3)
+        assert relay.expired == [fast] and list(pool.waiters) == [slow, later]
+        s1, s2 = _Server(), _Server()
+        pool.release(s1)  # type: ignore[arg-type]
+        pool.release(s2)  # type: ignore[arg-type]
+        assert relay.handed == [(s1, b"slow"), (s2, b"later")]
+        assert not pool.waiters and not pool.wait_since and not pool.idle
+        assert pool.expiry is not None  # the 5 s timer, harmless with nobody left
+        pool.expiry.cancel()
+
+    asyncio.run(run())
