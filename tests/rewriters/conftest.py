@@ -133,15 +133,32 @@ def tpcds_proxy(pg_db: str, tpcds_tiny: Path,
         yield served
 
 
+_PRODUCT_SERVERS: list[tuple[SluiceServer, ProductPipeline]] = []  # closed after each test
+
+
 def product_server(cfg: Config, backend_url: str) -> tuple[SluiceServer, ProductPipeline]:
     """``sluice serve``'s server with its product pipeline (settings, ASK, online rewriting) over
     one backend, as ``run_server`` builds it: ``(server, pipeline)`` (``pipeline.online`` is the
-    rewriter).  The caller gives it a fresh state store (see :func:`fresh_state`)."""
+    rewriter).  The caller gives it a fresh state store (see :func:`fresh_state`).  Its rewriter
+    and backend (a connection pool) are closed when the test ends (:func:`_close_product_servers`),
+    not left to the garbage collector, which may run a pool's ``__del__`` on the pool's own worker
+    thread ("cannot join current thread")."""
     server = SluiceServer(cfg, backend_url=backend_url)
     server.open_backend()
     product = ProductPipeline(cfg, backend_url, server.backend)
     server.pipeline_factory = product
+    _PRODUCT_SERVERS.append((server, product))
     return server, product
+
+
+@pytest.fixture(autouse=True)
+def _close_product_servers() -> Iterator[None]:
+    yield
+    while _PRODUCT_SERVERS:
+        server, product = _PRODUCT_SERVERS.pop()
+        product.close()
+        if server.backend is not None:
+            server.backend.close()
 
 
 @pytest.fixture()
