@@ -451,25 +451,6 @@ class Pool:
                 return True
         return False
 
-    def take(self, state: tuple[tuple[str, str], ...]) -> ServerConn | None:
-        """:meth:`try_acquire` for the transaction-pooling hot path: the most recently idle
-        connection when it can serve a client with session settings ``state`` as it is (no
-        waiter before us, open, silent, not expired); None (having changed nothing): go the
-        general way."""
-        idle = self.idle
-        if not idle or self.waiters:
-            return None
-        c = idle[-1]
-        conn = c.conn
-        if c.applied != state or conn.closed or conn._buf:
-            return None
-        now = time.monotonic()
-        if (self.lifetime and now - c.created >= self.lifetime) or \
-                (self.idle_timeout and now - c.idle_since >= self.idle_timeout):
-            return None
-        idle.pop()
-        return c
-
     def release(self, c: ServerConn) -> None:
         """Take ``c`` back (idle, or to the next waiter); a closed one frees its slot."""
         conn = c.conn

@@ -71,7 +71,6 @@ from typing import Any
 
 from sqlsluice.errors import SluiceError
 from sqlsluice.middleware import codec
-from sqlsluice.middleware import pipeline as _pl
 from sqlsluice.middleware.framing import MAX_MESSAGE
 from sqlsluice.middleware.pipeline import _ZERO_DIGITS, Forward, Reply
 from sqlsluice.middleware.pool import (
@@ -479,7 +478,7 @@ class UpstreamRelay:
         self._cwrite = conn.writer.write
         # the server's tap on the client (graceful shutdown), when it has no sink (no
         # /metrics): its counters are kept here on the hot paths, one Python call less each
-        # way (_on_client_data, _reply_idle); every other write still goes through the tap
+        # way (_on_client_data, _on_upstream_data); every other write still goes through the tap
         w = conn.writer
         self._ctap: ConnTap | None = w._tap if type(w) is _TapWriter and w._tap.sink is None else None
         self._craw: Callable[[bytes], None] | None = w._write if self._ctap is not None else None
@@ -550,28 +549,7 @@ class UpstreamRelay:
                                 tap.on_idle()
                     else:
                         self._cwrite(out)
-                c = self.server
-                tx = self._tx
-                if (c is not None and not tx.dirty and not self._busy and not self._open and not self._in_buf
-                        and not self._in_skip and not sc._held and not sc._skip and not self.upstream_gone
-                        and not self._down_paused):
-                    # _maybe_release's common case, inline: detach, and back to the pool
-                    self.server = None
-                    self.up = _NO_SERVER_SESSION
-                    self.uconn = self.uwriter = _NO_SERVER
-                    conn = c.conn
-                    conn.on_data = conn.on_lost = None
-                    c.status = b"I"
-                    # Pool.release inline for a connection that simply goes back to idle
-                    pool = self._pool
-                    c.idle_since = now = _monotonic()
-                    if (self._waiters or conn.closed or len(c.prepared) > pool.max_prepared
-                            or (pool.lifetime and now - c.created >= pool.lifetime)):
-                        pool.release(c)  # a waiter, a close, a DEALLOCATE ALL: the general way
-                    else:
-                        self._idle.append(c)
-                else:
-                    self._maybe_release()
+                self._maybe_release()
                 return
         if out and not self.client_gone:
             self._cwrite(out)
@@ -771,9 +749,10 @@ class UpstreamRelay:
             return
         tx = self._tx
         if tx is not None and self.server is None:
-            # Pool.take inline: the most recently idle connection when it can serve this client
-            # as it is (nobody waiting before us, open, silent, its settings this client's);
-            # server_idle_timeout and server_lifetime are the sweep's and release's to apply
+            # the pool's most recently idle connection, when it can serve this client as it is
+            # (nobody waiting before us, open, silent, its settings this client's); anything
+            # else goes the general way (Pool.try_acquire); server_idle_timeout and
+            # server_lifetime are the sweep's and Pool.release's to apply
             idle = self._idle
             c = idle[-1] if idle and not self._waiters and tx.capturing is None and data[0] != _X else None
             if c is not None and c.applied == tx.state and not c.conn.closed and not c.conn._buf:
@@ -805,18 +784,7 @@ class UpstreamRelay:
                 if pre is not None:
                     self._start(self._query_decided(data, sql, pre))
                     return
-            fast = pipeline.fast
-            info = None
-            if fast is not None:  # Pipeline.forward_fast inline: its decision, record and count
-                ctx = self.conn.ctx
-                t0 = _monotonic()
-                info = fast(ctx, sql, form, t0)
-                if info is not None:
-                    ctx._fast = (sql, info, t0, t0)
-                    _pl._fast_forwarded += 1
-                    if pipeline._debug:
-                        log.debug("%s@%s forward: %s", ctx.user, ctx.database, " ".join(sql.split())[:500])
-            if info is not None:
+            if pipeline.fast is not None and pipeline.forward_fast(self.conn.ctx, sql, form):
                 # the pipeline's answer without running its stages: forward as it is, one write
                 self.sent_syncs += 1
                 if self._nprivate:
