@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlsluice.databases.base import ColumnInfo
 from sqlsluice.errors import SluiceError
 from sqlsluice.middleware import codec, pipeline
-from sqlsluice.middleware.upstream_auth import UpstreamSession, UpstreamTarget, open_upstream
+from sqlsluice.middleware.upstream_auth import UpstreamSession, UpstreamTarget, cancel_upstream, open_upstream
 
 if TYPE_CHECKING:
     from sqlsluice.config import Config
@@ -270,6 +270,11 @@ class ServerConn:
         self.prepared: set[bytes] = set()  # statements prepared under our own names
         self.unnamed: object | None = None  # which client's Parse the unnamed statement holds
         self.created = self.idle_since = time.monotonic()
+        # CancelRequests for this session sent and not yet handled by PostgreSQL (Pool.cancel);
+        # while there are any, the connection is not given to another client
+        self.cancelling = 0
+        self.release_after_cancel = False  # released meanwhile: released again once they are
+        self.cancel_unsettled = False  # one of them went unanswered: closed, never reused
 
     @property
     def closed(self) -> bool:
@@ -344,6 +349,7 @@ class Pool:
     # the passthrough's waiters' deadline timer (sqlsluice.middleware.upstream._Waiter)
     expiry: asyncio.TimerHandle | None = None
     expiry_at: float = 0.0  # (time.monotonic() it fires at)
+    cancel_timeout: float = 5.0  # how long a CancelRequest may go unanswered (see cancel)
 
     def expired(self, c: ServerConn, now: float) -> str | None:
         """Why ``c`` should be closed now ("lifetime", or "idle" when it is idle), else None."""
@@ -451,13 +457,41 @@ class Pool:
                 return True
         return False
 
+    async def cancel(self, c: ServerConn) -> None:
+        """Cancel what ``c``'s session runs, for the client holding it now.
+
+        A CancelRequest goes over its own connection and PostgreSQL handles it a moment
+        later; meanwhile the statement it was meant for may end and ``c`` go back to the pool.
+        So ``c`` is given to no other client until PostgreSQL has handled the request (a
+        :meth:`release` meanwhile waits for that), else it could cancel another client's
+        statement; when the request goes unanswered (``cancel_upstream`` False) ``c`` is
+        closed instead of reused.
+        """
+        c.cancelling += 1
+        try:
+            settled = await cancel_upstream(self.target, c.session.pid, c.session.secret,
+                                            timeout=self.cancel_timeout)
+        except BaseException:
+            settled = False
+            raise
+        finally:
+            c.cancelling -= 1
+            if not settled:
+                c.cancel_unsettled = True
+            if not c.cancelling and c.release_after_cancel:
+                c.release_after_cancel = False
+                self.release(c)
+
     def release(self, c: ServerConn) -> None:
         """Take ``c`` back (idle, or to the next waiter); a closed one frees its slot."""
         conn = c.conn
-        if conn.closed:
+        if conn.closed or c.cancel_unsettled:
             self.discard(c)
             return
         conn.on_data = conn.on_lost = None
+        if c.cancelling:  # a CancelRequest is on its way (see cancel): back once it is handled
+            c.release_after_cancel = True
+            return
         c.idle_since = now = time.monotonic()
         if self.lifetime and now - c.created >= self.lifetime:  # server_lifetime
             self.closed_old += 1

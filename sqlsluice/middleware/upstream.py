@@ -158,7 +158,9 @@ _CLOSE_NONE = codec.message(codec.CLOSE, b"Ssluice_none\0")  # answers CloseComp
 
 
 class PooledCanceller:
-    """Cancels what the server connection a transaction-pooled client holds now runs."""
+    """Cancels what the server connection a pooled client holds now runs (none held: nothing
+    runs for it); the connection goes to no other client until PostgreSQL has handled the
+    request (:meth:`~sqlsluice.middleware.pool.Pool.cancel`)."""
 
     def __init__(self, relay: UpstreamRelay) -> None:
         self.relay = relay
@@ -166,7 +168,7 @@ class PooledCanceller:
     async def cancel(self) -> None:
         srv = self.relay.server
         if srv is not None:
-            await cancel_upstream(srv.pool.target, srv.session.pid, srv.session.secret)
+            await srv.pool.cancel(srv)
 
 
 class UpstreamCanceller:
@@ -1953,9 +1955,9 @@ async def _serve_pooled(conn: Any, target: UpstreamTarget, pc: PoolClient) -> No
     else:
         relay = UpstreamRelay(conn, target, c.session, pc)
         relay.server = c
-        # session mode: the client sees the server connection's own pid, as without a pool
-        pid, secret = conn.register_cancel(UpstreamCanceller(target, c.session.pid, c.session.secret),
-                                           pid=c.session.pid)
+        # session mode: the client sees the server connection's own pid, as without a pool; its
+        # cancels hold the connection back from the next client until they are handled
+        pid, secret = conn.register_cancel(PooledCanceller(relay), pid=c.session.pid)
     conn.writer.write(status + codec.backend_key_data(pid, secret) + codec.ready_for_query(b"I"))
     await relay.run()
 

@@ -421,19 +421,26 @@ async def _startup(target: UpstreamTarget, client_params: dict[str, str] | None,
             raise ProtocolViolation(f"unexpected upstream message {code!r} during startup")
 
 
-async def cancel_upstream(target: UpstreamTarget, pid: int, secret: int, *, timeout: float = 5.0) -> None:
-    """Send a CancelRequest with the upstream's key (a fresh connection, as libpq does)."""
+async def cancel_upstream(target: UpstreamTarget, pid: int, secret: int, *, timeout: float = 5.0) -> bool:
+    """Send a CancelRequest with the upstream's key (a fresh connection, as libpq does).
+
+    True when the request is settled: PostgreSQL closed the connection, which it does once it
+    has signalled the backend, or nothing was sent.  False when it was sent and not answered
+    within ``timeout``: it may still reach the backend later (a pooled connection is then
+    not given to another client, see :meth:`~sqlsluice.middleware.pool.Pool.cancel`).
+    """
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(target.host, target.port), timeout)
     except (TimeoutError, OSError):
-        return
+        return True
     try:
         writer.write(struct.pack("!iiii", 16, codec.CANCEL_REQUEST_CODE, pid, secret))
         await writer.drain()
         # the server closes the connection once it has handled the request
         await asyncio.wait_for(reader.read(1), timeout)
+        return True
     except (TimeoutError, OSError):
-        pass
+        return False
     finally:
         writer.close()
 

@@ -34,6 +34,8 @@ class _Server:
         self.prepared: set[bytes] = set()
         self.created = self.idle_since = time.monotonic()
         self.applied = ()
+        self.cancelling = 0
+        self.release_after_cancel = self.cancel_unsettled = False
 
 
 def _full_pool() -> Pool:

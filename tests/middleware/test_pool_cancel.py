@@ -1,0 +1,136 @@
+"""A pooled client's CancelRequest never cancels another client's statement (issue 12).
+
+A CancelRequest travels over its own connection and PostgreSQL signals the backend a
+moment later.  If the statement it was meant for ends meanwhile and the server connection
+goes to another client, the signal would cancel that client's statement (found by
+``test_pool_differential.py``: a client's ``BEGIN`` failed with "canceling statement due to
+user request" sent for another client's statement).  So a connection with a cancel in
+flight is given to nobody until PostgreSQL has handled it (closed the cancel connection),
+and one whose cancel went unanswered is closed instead of reused.
+
+PostgreSQL's side is a small TCP server here, so that the moment it answers is the test's
+to choose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+from typing import Any
+
+from sqlsluice.middleware.pool import Pool
+from sqlsluice.middleware.upstream_auth import UpstreamTarget
+
+
+class _Conn:
+    closed = False
+    _buf = b""
+    on_data: Any = None
+    on_lost: Any = None
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Session:
+    pid, secret = 4242, 77
+
+
+class _Server:
+    """What Pool.cancel and Pool.release read of a ServerConn."""
+
+    def __init__(self) -> None:
+        self.conn = _Conn()
+        self.session = _Session()
+        self.prepared: set[bytes] = set()
+        self.created = self.idle_since = time.monotonic()
+        self.applied = ()
+        self.cancelling = 0
+        self.release_after_cancel = self.cancel_unsettled = False
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class _Postmaster:
+    """Accepts CancelRequests and closes each connection when ``answer`` is set."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[int, int]] = []
+        self.answer = asyncio.Event()
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _handle(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        _n, code, pid, secret = struct.unpack("!iiii", await r.readexactly(16))
+        assert code == 80877102
+        self.requests.append((pid, secret))
+        await self.answer.wait()
+        w.close()
+
+
+async def _pool(pm: _Postmaster, size: int = 1) -> Pool:
+    port = await pm.start()
+    return Pool(UpstreamTarget("127.0.0.1", port, "app", None, "db"), size=size, total=size)
+
+
+def test_a_connection_released_during_a_cancel_waits_for_postgresql_to_handle_it() -> None:
+    async def run() -> None:
+        pm = _Postmaster()
+        pool = await _pool(pm)
+        c = _Server()
+        waiter = asyncio.ensure_future(pool.acquire(5.0))  # another client, waiting for the one connection
+        await asyncio.sleep(0.01)
+        cancel = asyncio.ensure_future(pool.cancel(c))  # type: ignore[arg-type]
+        while not pm.requests:
+            await asyncio.sleep(0.005)
+        assert pm.requests == [(4242, 77)]
+        pool.release(c)  # type: ignore[arg-type]  # the cancelled client's transaction ended meanwhile
+        await asyncio.sleep(0.05)
+        assert not waiter.done() and not pool.idle and c.release_after_cancel  # held back
+        pm.answer.set()  # PostgreSQL has signalled the backend
+        await cancel
+        assert await asyncio.wait_for(waiter, 1.0) is c  # now it goes on, to the waiting client
+        assert c.cancelling == 0 and not c.release_after_cancel and not c.conn.closed
+        pm.server.close()
+
+    asyncio.run(run())
+
+
+def test_a_connection_whose_cancel_goes_unanswered_is_closed_not_reused() -> None:
+    async def run() -> None:
+        pm = _Postmaster()  # never answers
+        pool = await _pool(pm, size=2)
+        pool.cancel_timeout = 0.1
+        released_during, released_after = _Server(), _Server()
+        first = asyncio.ensure_future(pool.cancel(released_during))  # type: ignore[arg-type]
+        await asyncio.sleep(0.02)
+        pool.release(released_during)  # type: ignore[arg-type]
+        await pool.cancel(released_after)  # type: ignore[arg-type]
+        await first
+        assert released_during.conn.closed and not pool.idle
+        assert released_after.cancel_unsettled
+        pool.release(released_after)  # type: ignore[arg-type]  # its client's transaction ends later
+        assert released_after.conn.closed and not pool.idle
+        assert pool.total == 0  # both slots freed for new connections
+        pm.answer.set()
+        pm.server.close()
+
+    asyncio.run(run())
+
+
+def test_without_a_cancel_in_flight_release_is_immediate() -> None:
+    async def run() -> None:
+        pm = _Postmaster()
+        pool = await _pool(pm)
+        pm.answer.set()
+        c = _Server()
+        await pool.cancel(c)  # type: ignore[arg-type]  # answered: settled
+        pool.release(c)  # type: ignore[arg-type]
+        assert list(pool.idle) == [c] and not c.conn.closed
+        pm.server.close()
+
+    asyncio.run(run())
