@@ -158,9 +158,10 @@ _CLOSE_NONE = codec.message(codec.CLOSE, b"Ssluice_none\0")  # answers CloseComp
 
 
 class PooledCanceller:
-    """Cancels what the server connection a pooled client holds now runs (none held: nothing
-    runs for it); the connection goes to no other client until PostgreSQL has handled the
-    request (:meth:`~sqlsluice.middleware.pool.Pool.cancel`)."""
+    """Cancels what the server connection a pooled client holds now runs; the connection goes
+    to no other client until PostgreSQL has handled the request
+    (:meth:`~sqlsluice.middleware.pool.Pool.cancel`).  A client waiting in the pool's queue
+    has its first waiting request answered 57014 instead (:meth:`UpstreamRelay._cancel_waiting`)."""
 
     def __init__(self, relay: UpstreamRelay) -> None:
         self.relay = relay
@@ -169,6 +170,8 @@ class PooledCanceller:
         srv = self.relay.server
         if srv is not None:
             await srv.pool.cancel(srv)
+        else:
+            self.relay._cancel_waiting()
 
 
 class UpstreamCanceller:
@@ -498,6 +501,7 @@ class UpstreamRelay:
         self._waiters: deque[Any] = self._pool.waiters if self._pool is not None else deque()
         self._busy = False
         self._pending: list[bytes] = []
+        self._waiting: _Waiter | None = None  # in the pool's queue (transaction pooling)
         self._task: asyncio.Future[None] | None = None
         # timing fed back to the pipeline (Forward.observe): (ReadyForQuery number, start, callback)
         self._timings: deque[tuple[int, float, Callable[[float], None]]] = deque()
@@ -1447,7 +1451,8 @@ class UpstreamRelay:
                 # every server connection is busy: wait in the pool's queue without a task;
                 # the connection is handed to _handed by whichever transaction ends first
                 self._busy = True  # (reading goes on: a waiting client is usually silent)
-                pool.waiters.append(_Waiter(self, data, tx.settings.query_wait_timeout))
+                self._waiting = _Waiter(self, data, tx.settings.query_wait_timeout)
+                pool.waiters.append(self._waiting)
                 return False
         self._start(self._attach_then(data, None))
         return False
@@ -1457,6 +1462,7 @@ class UpstreamRelay:
         the client chunk that waited.  Runs inside the releasing session's callback."""
         tx = self._tx
         assert tx is not None
+        self._waiting = None
         if self._ended or self.client_gone:  # the client left while waiting: pass it on
             if c is not None:
                 tx.pool.release(c)
@@ -1482,6 +1488,7 @@ class UpstreamRelay:
         """query_wait_timeout ran out for a :class:`_Waiter`: FATAL 53300, as acquire says it."""
         tx = self._tx
         assert tx is not None
+        self._waiting = None
         pool = tx.pool
         with contextlib.suppress(ValueError):
             pool.waiters.remove(waiter)  # (a _Waiter's repr is cheap)
@@ -1489,6 +1496,51 @@ class UpstreamRelay:
         e = pool_timeout(pool, tx.settings.query_wait_timeout)
         self._fail(codec.error_response(e.sqlstate, e.message, severity="FATAL", hint=e.hint))
         self._finish()
+
+    def _cancel_waiting(self) -> None:
+        """A CancelRequest while the client waits in the pool's queue: nothing of its runs yet,
+        so its first waiting request (a Query, or extended-protocol messages up to a Sync) is
+        answered as PostgreSQL answers a statement cancelled while it runs (57014, then
+        ReadyForQuery) and never sent; what it sent after that waits on.  Without this the
+        client would hang until a connection frees and its statement has run in full
+        (PgBouncer's issue 1222).  Waiting bytes that do not start with one whole request are
+        left to wait (nothing is answered)."""
+        w = self._waiting
+        tx = self._tx
+        if w is None or w._done or tx is None or self._ended:
+            return
+        data = w.data
+        n = len(data)
+        pos = end = 0
+        while pos + 5 <= n:
+            t = data[pos]
+            ln = _unpack_i(data, pos + 1)[0]
+            if ln < 4 or pos + 1 + ln > n:
+                break
+            pos += 1 + ln
+            if t == _Q or t == _S or t == _F:
+                end = pos
+                break
+        if not end:
+            return
+        self._cwrite(codec.error_response("57014", "canceling statement due to user request")
+                     + codec.ready_for_query(b"I"))
+        rest = data[end:]
+        if not rest and self._pending:
+            rest = b"".join(self._pending)
+            self._pending.clear()
+            with contextlib.suppress(Exception):
+                self._ctransport.resume_reading()  # (paused at _PENDING_PAUSE held chunks)
+        if rest:
+            w.data = rest  # the rest keeps its place in the queue
+            return
+        pool = tx.pool
+        w._done = True
+        pool.wait_since.pop(id(w), None)
+        with contextlib.suppress(ValueError):
+            pool.waiters.remove(w)
+        self._waiting = None
+        self._busy = False
 
     async def _attach_then(self, data: bytes, c: ServerConn | None, slot: bool = False) -> bool:
         if not await self._attach(data, c, slot=slot):

@@ -76,6 +76,7 @@ auth = "trust"
 [databases]
 fz = {{backend = "{pooled}", pool_mode = "transaction", pool_size = 2, query_wait_timeout = 60}}
 fs = {{backend = "{pooled}", pool_mode = "session", pool_size = 4, query_wait_timeout = 60}}
+fd = {{backend = "{pooled}"}}
 """)
     with ServeProcess(pooled, config=cfg) as p:
         yield p
@@ -135,6 +136,13 @@ class AsyncpgClient:
             await c.executemany(f"INSERT INTO {t} VALUES ($1, $2, $3) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
                                 [(k + j, f"m{n}", Decimal(n) / 3) for j in range(3)])
             return "ok"
+        if op == "many_error":  # a batch whose third row fails (a NOT NULL key)
+            try:
+                await c.executemany(f"INSERT INTO {t} VALUES ($1, $2, 0) ON CONFLICT (k) DO NOTHING",
+                                    [(k + 40, "e"), (k + 41, "e"), (None, "e"), (k + 42, "e")])
+            except asyncpg.PostgresError as e:
+                return _error(e) + repr(await c.fetchval(f"SELECT count(*) FROM {t} WHERE k > 40"))
+            return "no error"
         if op == "tx_commit":
             async with c.transaction():
                 await c.execute(f"UPDATE {t} SET v = v || 'c' WHERE k = $1", k)
@@ -326,6 +334,41 @@ class PsycopgClient:
             await self.open()
             cur = await self.c.execute(f"SELECT v FROM {t} WHERE k = %s", [k])  # type: ignore[union-attr]
             return repr(await cur.fetchone())
+        if op == "pipeline_error":  # an error inside a pipeline: the rest of it is skipped
+            got: list[str] = []
+            try:
+                async with c.pipeline():
+                    cur1 = await c.execute(f"UPDATE {t} SET v = v || 'p' WHERE k = %s RETURNING v", [k])
+                    await c.execute("SELECT 1 / %s::int", [0])
+                    await c.execute(f"UPDATE {t} SET v = 'skipped' WHERE k = %s", [k])
+                    got.append(repr(await cur1.fetchall()))
+            except psycopg.Error as e:
+                got.append(_error(e))
+            cur = await c.execute(f"SELECT v FROM {t} WHERE k = %s", [k])
+            return repr((got, await cur.fetchone()))
+        if op == "cancel":  # conn.cancel_safe() from another task while a statement runs
+            async def stop() -> None:
+                await asyncio.sleep(0.2)
+                await c.cancel_safe()
+
+            stopper = asyncio.ensure_future(stop())
+            try:
+                await c.execute("SELECT pg_sleep(3)")
+                result = "not cancelled"
+            except psycopg.Error as e:
+                result = _error(e)
+            await stopper
+            cur = await c.execute("SELECT %s::int + 1", [n])
+            return result + repr(await cur.fetchone())
+        if op == "copy_error":  # bad COPY data: 22P02, nothing copied, the session goes on
+            try:
+                async with c.cursor() as cur:
+                    async with cur.copy(f"COPY {t} (k, v, n) FROM STDIN") as cp:
+                        await cp.write(f"{300 + k}\tok\t1\nnot-a-number\tbad\t2\n".encode())
+            except psycopg.Error as e:
+                cur = await c.execute(f"SELECT count(*) FROM {t} WHERE k >= 300")
+                return _error(e) + repr(await cur.fetchone())
+            return "no error"
         if op == "binary":  # binary results, NULL and NUMERIC
             cur = c.cursor(binary=True)
             await cur.execute(f"SELECT k, n, NULL::numeric, %s::numeric FROM {t} WHERE k <= %s ORDER BY k",
@@ -357,9 +400,10 @@ class _Rollback(Exception):
 
 ASYNCPG_OPS = ["get", "get", "upsert", "many", "tx_commit", "tx_rollback", "error", "tx_error", "set", "show",
                "show", "set_local", "multi", "prepare", "use_prepared", "use_prepared", "cursor", "big", "types",
-               "reconnect", "leave_in_tx", "savepoint", "timeout", "cancel", "copy_in", "copy_out"]
+               "reconnect", "leave_in_tx", "savepoint", "timeout", "cancel", "copy_in", "copy_out", "many_error"]
 PSYCOPG_OPS = ["get", "get", "upsert", "pipeline", "tx_commit", "tx_rollback", "error", "tx_error", "set", "show",
-               "show", "simple", "big", "reconnect", "leave_in_tx", "binary", "named_cursor", "copy"]
+               "show", "simple", "big", "reconnect", "leave_in_tx", "binary", "named_cursor", "copy",
+               "pipeline_error", "cancel", "copy_error"]
 
 
 async def _run_client(make: Callable[[], Any], ops: list[Op]) -> list[str]:
@@ -392,7 +436,7 @@ def _reset(url: str) -> None:
 
 # more seeds for a longer search: SLUICE_FUZZ_SEEDS=100 (the default 3 keep the suite short)
 @pytest.mark.parametrize("seed", range(1, 1 + int(os.environ.get("SLUICE_FUZZ_SEEDS", "3"))))
-@pytest.mark.parametrize("database", ["fz", "fs"], ids=["transaction", "session"])
+@pytest.mark.parametrize("database", ["fz", "fs", "fd"], ids=["transaction", "session", "unpooled"])
 def test_pooled_clients_get_the_answers_postgresql_gives(databases: tuple[str, str], proxy: ServeProcess,
                                                          database: str, seed: int) -> None:
     direct_url, pooled_url = databases
@@ -403,8 +447,8 @@ def test_pooled_clients_get_the_answers_postgresql_gives(databases: tuple[str, s
     for i, (want, got) in enumerate(zip(direct, pooled, strict=True)):
         for step, (w, g) in enumerate(zip(want, got, strict=True)):
             assert g == w, f"client {i} step {step}: through the pool {g!r}, PostgreSQL {w!r}"
-    # the server connections of both pools (fz and fs log in as the same role): at most their
-    # pool sizes together, none left inside a transaction
+    # the server connections of both pools (fz and fs log in as the same role; fd's sessions
+    # end with their clients): at most their pool sizes together, none left in a transaction
     with psycopg.connect(pooled_url, autocommit=True) as c:
         rows = c.execute("SELECT state, xact_start IS NOT NULL FROM pg_stat_activity "
                          "WHERE usename = %s AND datname = current_database()", [ROLE]).fetchall()

@@ -75,17 +75,28 @@ SYNC = _msg(b"S")
 class Raw:
     """A protocol-3 client over a plain socket (trust auth); messages read back as (type, body)."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.r, self.w = reader, writer
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int) -> None:
+        self.r, self.w, self.port = reader, writer, port
+        self.key = b""  # BackendKeyData's pid and secret
 
     @classmethod
     async def connect(cls, port: int, database: str) -> Raw:
         r, w = await asyncio.open_connection("127.0.0.1", port)
         params = b"user\0postgres\0database\0" + database.encode() + b"\0\0"
         w.write(struct.pack("!ii", len(params) + 8, 196608) + params)
-        raw = cls(r, w)
-        await raw.until_ready()
+        raw = cls(r, w, port)
+        for t, body in await raw.until_ready():
+            if t == b"K":
+                raw.key = body
         return raw
+
+    async def cancel(self) -> None:
+        """A CancelRequest with this session's key, as libpq sends it (its own connection)."""
+        r, w = await asyncio.open_connection("127.0.0.1", self.port)
+        w.write(struct.pack("!ii", 16, 80877102) + self.key)
+        await w.drain()
+        assert await asyncio.wait_for(r.read(), 30) == b""  # closed once handled
+        w.close()
 
     async def read(self) -> tuple[bytes, bytes]:
         head = await asyncio.wait_for(self.r.readexactly(5), 30)
@@ -362,6 +373,64 @@ def test_a_waiting_client_sending_more_gets_every_answer_in_order(proxy: ServePr
         await holder.until_ready()
         answers = [rows(await waiter.until_ready()) for _ in range(3)]
         assert answers == [["v5"], ["v6"], ["v7"]]
+        await waiter.close()
+        await holder.close()
+
+    run(go())
+    assert other_client_works(proxy) == 100
+
+
+def _error_code(msgs: list[tuple[bytes, bytes]]) -> str | None:
+    for t, body in msgs:
+        if t == b"E":
+            return next(f[1:].decode() for f in body.split(b"\0") if f[:1] == b"C")
+    return None
+
+
+def test_a_cancel_while_waiting_for_a_connection_answers_the_waiting_request_with_57014(proxy: ServeProcess) -> None:
+    """A client waiting in the queue has nothing running upstream: its CancelRequest is answered
+    at once (57014 for the first waiting request, never sent), as PostgreSQL answers a statement
+    cancelled while it runs; the requests it sent after it wait on and run in order.  Without
+    this the client hangs until the holder commits (PgBouncer's issue 1222)."""
+    async def go() -> None:
+        holder = await _holding(proxy.port)
+        waiter = await Raw.connect(proxy.port, "tx")
+        waiter.w.write(query("UPDATE t1 SET v = 'cancelled' WHERE k = 9"))  # waits, then is cancelled
+        waiter.w.write(parse("", "SELECT v FROM t1 WHERE k = $1") + bind("", "9") + EXECUTE + SYNC)
+        await waiter.w.drain()
+        await asyncio.sleep(0.2)
+        await waiter.cancel()
+        first = await waiter.until_ready()  # while the holder still holds the only connection
+        assert _error_code(first) == "57014" and first[-1] == (b"Z", b"I"), first
+        await waiter.cancel()  # the extended batch waiting next: also answered 57014
+        second = await waiter.until_ready()
+        assert _error_code(second) == "57014" and second[-1] == (b"Z", b"I"), second
+        waiter.w.write(query("SELECT v FROM t1 WHERE k = 9"))  # waits again, runs once the holder is done
+        await asyncio.sleep(0.2)
+        holder.w.write(query("COMMIT"))
+        assert (await holder.until_ready())[-1] == (b"Z", b"I")
+        got = await waiter.until_ready()
+        assert rows(got) == ["v9"] and got[-1] == (b"Z", b"I")  # the cancelled UPDATE never ran
+        await waiter.close()
+        await holder.close()
+
+    run(go())
+    assert other_client_works(proxy) == 100
+
+
+def test_a_cancel_while_waiting_leaves_the_requests_after_it_queued(proxy: ServeProcess) -> None:
+    async def go() -> None:
+        holder = await _holding(proxy.port)
+        waiter = await Raw.connect(proxy.port, "tx")
+        waiter.w.write(query("SELECT pg_sleep(30)") + query("SELECT v FROM t1 WHERE k = 3"))  # one chunk
+        await waiter.w.drain()
+        await asyncio.sleep(0.2)
+        await waiter.cancel()
+        assert _error_code(await waiter.until_ready()) == "57014"
+        holder.w.write(query("COMMIT"))
+        await holder.until_ready()
+        got = await waiter.until_ready()
+        assert rows(got) == ["v3"] and _error_code(got) is None
         await waiter.close()
         await holder.close()
 
