@@ -326,12 +326,17 @@ class ResponseScanner:
         self.pq: deque[tuple[int, int, Callable[[], None] | None]] = deque()
 
     def _drop_pq(self) -> None:
-        """A ReadyForQuery: Parse/Close entries of finished batches never completed (an error)."""
+        """A ReadyForQuery: Parse/Close entries of finished batches never completed (an error);
+        their undos run last one first (a Parse then a Close of the same name, both skipped,
+        leave the name as it was before either)."""
         pq, ready = self.pq, self.ready
+        undos = []
         while pq and pq[0][0] <= ready:
             undo = pq.popleft()[2]
             if undo is not None:
-                undo()
+                undos.append(undo)
+        for undo in reversed(undos):
+            undo()
 
     def at_boundary(self) -> bool:
         """True when everything forwarded so far ends on a message boundary."""
@@ -1669,13 +1674,23 @@ class UpstreamRelay:
                                      + b"\0\0"))
             return
         sname = server_name(body)
-        tx.stmts[name] = (sname, body)
+        entry = tx.stmts[name] = (sname, body)
+
+        def undo() -> None:  # the Parse never completed (it failed, or an error before it skipped it)
+            if tx.stmts.get(name) is entry:
+                del tx.stmts[name]
+
         if sname in c.prepared:
-            self._pq(PQ_AS_PARSE)
+            self._pq(PQ_AS_PARSE, undo)
             self._send(_CLOSE_NONE)
             return
         c.prepared.add(sname)
-        self._pq(PQ_PASS, lambda: c.prepared.discard(sname))
+
+        def undo_prepared() -> None:
+            c.prepared.discard(sname)
+            undo()
+
+        self._pq(PQ_PASS, undo_prepared)
         self._send(codec.message(codec.PARSE, sname + b"\0" + body))
 
     def _ensure(self, name: bytes) -> tuple[bytes, bytes]:
@@ -1701,16 +1716,19 @@ class UpstreamRelay:
     def _tx_named(self, t: int, msg: bytes) -> bytes:
         """A Bind, Describe or Close with the client's statement name mapped to the server's."""
         if t == _C:
-            self._pq(PQ_PASS)
             if msg[5:6] != b"S":
+                self._pq(PQ_PASS)
                 return msg
             name = msg[6:-1]
             tx = self._tx
             assert tx is not None
             if not name:
+                self._pq(PQ_PASS)
                 tx.unnamed = None
                 return msg
-            tx.stmts.pop(name, None)
+            entry = tx.stmts.pop(name, None)
+            # a Close that never completes (an error earlier in its batch skipped it) closed nothing
+            self._pq(PQ_PASS, None if entry is None else lambda: tx.stmts.setdefault(name, entry))  # type: ignore[arg-type]
             return _CLOSE_NONE  # the shared statement stays for the next client
         if t == _D:
             if msg[5:6] != b"S":

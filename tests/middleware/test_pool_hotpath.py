@@ -438,6 +438,45 @@ def test_a_cancel_while_waiting_leaves_the_requests_after_it_queued(proxy: Serve
     assert other_client_works(proxy) == 100
 
 
+def test_parse_and_close_skipped_after_an_error_change_no_statement(proxy: ServeProcess) -> None:
+    """Transaction pooling keeps each client's statement names itself; a Parse or Close that
+    PostgreSQL skips (an error earlier in its batch) must leave them as they were: the next Parse
+    of that name is 42P05 exactly when PostgreSQL would say so (found by
+    test_wire_differential.py: a skipped Parse then Close of one name left it "existing")."""
+    def close_stmt(name: str) -> bytes:
+        return _msg(b"C", b"S" + name.encode() + b"\0")
+
+    def types(msgs: list[tuple[bytes, bytes]]) -> str:
+        return "".join(t.decode() for t, _ in msgs)
+
+    async def go() -> None:
+        raw = await Raw.connect(proxy.port, "tx")
+        # the division fails; the Parse and the Close of s1 after it are skipped: no s1
+        raw.w.write(parse("s0", "SELECT $1::int / 0") + bind("s0", "7") + EXECUTE
+                    + parse("s1", "SELECT 2") + close_stmt("s1") + SYNC)
+        got = await raw.until_ready()
+        assert types(got) == "1EZ" and _error_code(got) == "22012", got
+        raw.w.write(parse("s1", "SELECT 3") + bind("s1") + EXECUTE + SYNC)  # s1 is new: parsed
+        got = await raw.until_ready()
+        assert types(got) == "12DCZ" and rows(got) == ["3"], got
+        # the Bind fails; the Close of s0 after it is skipped: s0 is still there
+        raw.w.write(bind("nosuch") + close_stmt("s0") + SYNC)
+        got = await raw.until_ready()
+        assert _error_code(got) == "26000", got
+        raw.w.write(parse("s0", "SELECT 4") + SYNC)
+        got = await raw.until_ready()
+        assert _error_code(got) == "42P05", got
+        raw.w.write(close_stmt("s0") + SYNC)  # now it is closed
+        assert types(await raw.until_ready()) == "3Z"
+        raw.w.write(parse("s0", "SELECT 5") + bind("s0") + EXECUTE + SYNC)
+        got = await raw.until_ready()
+        assert rows(got) == ["5"] and _error_code(got) is None, got
+        await raw.close()
+
+    run(go())
+    assert other_client_works(proxy) == 100
+
+
 def test_queued_clients_are_served_first_come_first_served(proxy: ServeProcess) -> None:
     async def go() -> None:
         holder = await _holding(proxy.port)
