@@ -925,7 +925,7 @@ class UpstreamRelay:
                         general = True
             elif t == _S or t == _F:
                 syncs += 1
-            elif t == _C or (t == _D and end > pos + 5 and data[pos + 5] == _S):  # (a portal's Describe: as is)
+            elif t == _C or (t == _D and data[pos + 5:pos + 6] == b"S"):  # (a portal's Describe: as is; bounded: the chunk may end inside it)
                 general = True
             pos = end
         if pos != n:

@@ -203,6 +203,29 @@ def test_pipelined_extended_batches_split_across_chunks(proxy: ServeProcess, dat
     assert other_client_works(proxy) == 100
 
 
+@pytest.mark.parametrize("kind", [b"S", b"P"])
+def test_a_chunk_ending_right_after_a_describe_header(proxy: ServeProcess, kind: bytes) -> None:
+    """A Bind and the first five bytes of a Describe in one read (transaction pooling's batch
+    path looks at the Describe's kind byte: not there yet); the session goes on (found by
+    test_wire_differential.py: an IndexError ended the session)."""
+    async def go() -> None:
+        raw = await Raw.connect(proxy.port, "tx")
+        try:
+            raw.w.write(parse("s9", "SELECT v FROM t1 WHERE k = $1") + SYNC)
+            assert (await raw.until_ready())[-1] == (b"Z", b"I")
+            target = b"S" + b"s9\0" if kind == b"S" else b"P" + b"\0"
+            batch = bind("s9", "12") + _msg(b"D", target) + EXECUTE + SYNC
+            cut = len(bind("s9", "12")) + 5  # right after the Describe's header
+            await raw.send_in_pieces(batch, [cut])
+            got = await raw.until_ready()
+            assert rows(got) == ["v12"] and got[-1] == (b"Z", b"I"), got
+        finally:
+            await raw.close()
+
+    run(go())
+    assert other_client_works(proxy) == 100
+
+
 def test_a_response_split_across_reads_gives_the_connection_back_once_complete(proxy: ServeProcess) -> None:
     sql = "SELECT g, repeat('x', 2000) FROM generate_series(1, 4000) g"
     with psycopg.connect(proxy.dsn(database="tx"), autocommit=True) as c:

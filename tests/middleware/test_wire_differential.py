@@ -1,7 +1,7 @@
 """Wire-level differential fuzzing of the passthrough (issue 12): random protocol-3 message
 sequences, cut into pieces at random byte positions, sent to PostgreSQL directly and through
-``sluice serve`` (plain passthrough, and transaction pooling with four clients onto one server
-connection); every message the client gets back must be the same.
+``sluice serve`` (plain passthrough, transaction pooling with four clients onto one server
+connection, session pooling onto two); every message the client gets back must be the same.
 
 The relay frames client bytes itself on its hot paths (a whole Query, a batch of whole
 extended-protocol messages, the statement renaming of transaction pooling) and walks the
@@ -9,9 +9,11 @@ server's replies by their headers; a message split across reads takes the genera
 framing slip there gives a client wrong or missing answers, which no example test may hit:
 here every request is cut at random places (each piece its own write, with a pause so that the
 proxy reads it alone), mixing the simple and the extended protocol, named and unnamed
-statements and portals, ``Execute`` with a row limit (PortalSuspended), Describe, Close,
-Flush, errors in the middle of a batch (the rest skipped to Sync), a name parsed twice, an
-unknown statement, an empty query, explicit transactions and multi-statement queries.
+statements and portals, ``Execute`` with a row limit (PortalSuspended) and again, Describe,
+Close, Flush, errors in the middle of a batch (the rest skipped to Sync), a name parsed twice,
+an unknown statement, empty queries, notices, explicit transactions, multi-statement queries
+failing half-way, COPY TO STDOUT, and COPY FROM STDIN with its data sent right behind the
+Query (ended by CopyDone, by CopyFail, or failing on bad data).
 
 What is compared: each message's type and body, except what is the session's own and not the
 answer's (ParameterStatus, BackendKeyData) and, in an ErrorResponse, the source location fields
@@ -53,6 +55,7 @@ def upstream(pg_cluster: PgCluster) -> str:
     with psycopg.connect(url, autocommit=True) as c:
         c.execute("CREATE TABLE w (k int PRIMARY KEY, v text, n numeric)")
         c.execute("INSERT INTO w SELECT g, 'v' || g, g / 3.0 FROM generate_series(1, 50) g")
+        c.execute("CREATE TABLE wc (k int, v text)")  # COPY FROM's target (only its command tags are read)
         # (see the module's docstring: where an error shows depends on the plan cache)
         c.execute(f'ALTER DATABASE "{url.rsplit("/", 1)[1]}" SET plan_cache_mode = force_custom_plan')
     return url
@@ -67,6 +70,7 @@ auth = "trust"
 [databases]
 tx = {{backend = "{upstream}", pool_mode = "transaction", pool_size = 1, query_wait_timeout = 60}}
 plain = {{backend = "{upstream}"}}
+sp = {{backend = "{upstream}", pool_mode = "session", pool_size = 2, query_wait_timeout = 60}}
 """)
     with ServeProcess(upstream, config=cfg) as p:
         yield p
@@ -119,6 +123,9 @@ SIMPLE = [
     "SELECT count(*), sum(n) FROM w WHERE k <= {k}",
     "SELECT repeat(md5(k::text), 300) FROM w WHERE k <= {k} ORDER BY k",  # replies longer than a read
     "SELECT NULL::int, {k}::numeric / 7, 'x''y'",
+    "DO $$BEGIN RAISE NOTICE 'note %', {k}; END$$",
+    "INSERT INTO wc VALUES ({k}, 'multi'); SELECT 1 / ({k} - {k})",  # the INSERT is rolled back with it
+    "COPY (SELECT k, v FROM w WHERE k <= {k} ORDER BY k) TO STDOUT",
 ]
 EXTENDED = [
     ("SELECT k, v FROM w WHERE k >= $1 ORDER BY k LIMIT 5", 1),
@@ -137,6 +144,10 @@ def request(rng: random.Random, names: dict[str, tuple[str, int]]) -> bytes:
         return query(rng.choice(SIMPLE).format(k=k))
     if kind < 0.36:  # an explicit transaction around two statements (holds the pooled connection)
         return query("BEGIN") + query(SIMPLE[0].format(k=k)) + query(rng.choice(["COMMIT", "ROLLBACK"]))
+    if kind < 0.42:  # COPY FROM STDIN, its data sent right behind the Query: done, failed, or bad data
+        rows = b"".join(_msg(b"d", f"{k + j}\tc{j}\n".encode()) for j in range(rng.randint(0, 3)))
+        end = rng.choice([_msg(b"c"), _msg(b"f", b"client gave up\0"), _msg(b"d", b"not-a-number\tx\n") + _msg(b"c")])
+        return query("COPY wc (k, v) FROM STDIN") + rows + end
     out = b""
     for _ in range(rng.randint(1, 3)):  # a batch of statements before one Sync
         sql, nparams = rng.choice(EXTENDED)
@@ -167,12 +178,18 @@ def request(rng: random.Random, names: dict[str, tuple[str, int]]) -> bytes:
         if rng.random() < 0.1:
             params[0] = None
         if name == "":
+            if rng.random() < 0.05:
+                out += parse("", "") + bind("", "", []) + execute("")  # EmptyQueryResponse
+                continue
             out += parse("", sql) + bind("", "", params)
             if rng.random() < 0.5:
                 out += describe(b"P", "")
             out += execute("", rng.choice([0, 0, 2]))
         else:
-            out += bind("p1", name, params) + execute("p1", rng.choice([0, 1])) + close(b"P", "p1")
+            out += bind("p1", name, params) + execute("p1", rng.choice([0, 1]))
+            if rng.random() < 0.3:
+                out += execute("p1", 1)  # the suspended portal again
+            out += close(b"P", "p1")
     return out + SYNC
 
 
@@ -255,7 +272,7 @@ async def _all(port: int, database: str, seed: int, clients: int) -> list[list[t
 
 
 @pytest.mark.parametrize("seed", range(1, 1 + int(os.environ.get("SLUICE_FUZZ_SEEDS", "3"))))
-@pytest.mark.parametrize("database", ["tx", "plain"], ids=["transaction", "unpooled"])
+@pytest.mark.parametrize("database", ["tx", "sp", "plain"], ids=["transaction", "session", "unpooled"])
 def test_split_messages_get_the_answers_postgresql_gives(pg_cluster: PgCluster, upstream: str, proxy: ServeProcess,
                                                          database: str, seed: int) -> None:
     direct_db = upstream.rsplit("/", 1)[1]
