@@ -1,7 +1,9 @@
 """Wire-level differential fuzzing of the passthrough (issue 12): random protocol-3 message
 sequences, cut into pieces at random byte positions, sent to PostgreSQL directly and through
 ``sluice serve`` (plain passthrough, transaction pooling with four clients onto one server
-connection, session pooling onto two); every message the client gets back must be the same.
+connection, session pooling onto two; the first and the last also with PostgreSQL's replies cut
+at random places on their way to the proxy, by a TCP relay in between); every message the
+client gets back must be the same.
 
 The relay frames client bytes itself on its hot paths (a whole Query, a batch of whole
 extended-protocol messages, the statement renaming of transaction pooling) and walks the
@@ -31,10 +33,12 @@ client running the statement six times directly sees the same.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import re
 import struct
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -61,8 +65,71 @@ def upstream(pg_cluster: PgCluster) -> str:
     return url
 
 
+class Chaos:
+    """A TCP relay in front of PostgreSQL that cuts the server's bytes at random places, each
+    piece written on its own after a pause (so that the proxy reads it alone): the relay's
+    walk over replies then meets headers, ReadyForQuery and ErrorResponses split anywhere."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.rng = random.Random(5)
+        self.loop = asyncio.new_event_loop()
+        self.listen = 0
+
+    def start(self) -> Chaos:
+        started = threading.Event()
+
+        def run() -> None:
+            server = self.loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+            self.listen = server.sockets[0].getsockname()[1]
+            started.set()
+            self.loop.run_forever()  # (until stop)
+            server.close()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        started.wait(10)
+        return self
+
+    async def _handle(self, cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
+        try:
+            sr, sw = await asyncio.open_connection("127.0.0.1", self.port)
+        except OSError:
+            cw.close()
+            return
+
+        async def up() -> None:
+            while data := await cr.read(65536):
+                sw.write(data)
+                await sw.drain()
+            sw.close()
+
+        async def down() -> None:
+            while data := await sr.read(65536):
+                n = len(data)
+                at = sorted(self.rng.sample(range(1, n), min(n - 1, self.rng.randint(0, 3)))) if n > 1 else []
+                prev = 0
+                for c in [*at, n]:
+                    cw.write(data[prev:c])
+                    await cw.drain()
+                    prev = c
+                    if c != n:
+                        await asyncio.sleep(0.001)
+            cw.close()
+
+        with contextlib.suppress(OSError):
+            await asyncio.gather(up(), down())
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
 @pytest.fixture(scope="module")
-def proxy(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+def proxy(pg_cluster: PgCluster, upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    chaos = Chaos(pg_cluster.port).start()
+    cut = upstream.replace(f":{pg_cluster.port}/", f":{chaos.listen}/")
+    assert cut != upstream
     cfg = tmp_path_factory.mktemp("wire") / "sluice.toml"
     cfg.write_text(f"""[server]
 backend = "{upstream}"
@@ -71,9 +138,14 @@ auth = "trust"
 tx = {{backend = "{upstream}", pool_mode = "transaction", pool_size = 1, query_wait_timeout = 60}}
 plain = {{backend = "{upstream}"}}
 sp = {{backend = "{upstream}", pool_mode = "session", pool_size = 2, query_wait_timeout = 60}}
+txcut = {{backend = "{cut}", pool_mode = "transaction", pool_size = 1, query_wait_timeout = 60}}
+plaincut = {{backend = "{cut}"}}
 """)
-    with ServeProcess(upstream, config=cfg) as p:
-        yield p
+    try:
+        with ServeProcess(upstream, config=cfg) as p:
+            yield p
+    finally:
+        chaos.stop()
 
 
 # --- messages ---------------------------------------------------------------------------
@@ -272,7 +344,8 @@ async def _all(port: int, database: str, seed: int, clients: int) -> list[list[t
 
 
 @pytest.mark.parametrize("seed", range(1, 1 + int(os.environ.get("SLUICE_FUZZ_SEEDS", "3"))))
-@pytest.mark.parametrize("database", ["tx", "sp", "plain"], ids=["transaction", "session", "unpooled"])
+@pytest.mark.parametrize("database", ["tx", "sp", "plain", "txcut", "plaincut"],
+                         ids=["transaction", "session", "unpooled", "transaction-replies-cut", "unpooled-replies-cut"])
 def test_split_messages_get_the_answers_postgresql_gives(pg_cluster: PgCluster, upstream: str, proxy: ServeProcess,
                                                          database: str, seed: int) -> None:
     direct_db = upstream.rsplit("/", 1)[1]
