@@ -18,8 +18,10 @@ queries), with transactions committed or rolled back, errors outside and inside
 transactions, ``SET`` and ``SET LOCAL`` read back, replies larger than a TCP read, NULL and
 NUMERIC values, and clients that leave (idle, or inside a transaction) and come back.
 
-After the pooled run, the pool's server connections are at most ``pool_size`` and none is
-left inside a transaction.
+Clients log in as two roles (alternately), each client's table granted to its own role only,
+so that a statement run upstream as the wrong role fails or answers differently; ``whoami``
+reads ``current_user`` and ``session_user``.  After the pooled run, the pools' server
+connections are at most their ``pool_size`` and none is left inside a transaction.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import pytest
 from sqlsluice.bench.proxy import ServeProcess
 from sqlsluice.databases.pgcluster import PgCluster
 
-ROLE = "fuzz_app"
+ROLES = ("fuzz_app", "fuzz_other")  # client i logs in as ROLES[i % 2]; its table is granted to that role only
 CLIENTS = 10  # onto pool_size = 2
 STEPS = 40  # operations per client program
 ASYNCPG_CLIENTS = range(0, 6)  # the others use psycopg
@@ -48,11 +50,12 @@ ASYNCPG_CLIENTS = range(0, 6)  # the others use psycopg
 
 def _prepare_database(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as c:
-        c.execute(f"DO $$ BEGIN CREATE ROLE {ROLE} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+        for role in ROLES:
+            c.execute(f"DO $$ BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
         for i in range(CLIENTS):
             c.execute(f"CREATE TABLE fz_{i} (k int PRIMARY KEY, v text, n numeric)")
             c.execute(f"INSERT INTO fz_{i} SELECT g, 'v' || g, g / 7.0 FROM generate_series(1, 20) g")
-            c.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON fz_{i} TO {ROLE}")
+            c.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON fz_{i} TO {ROLES[i % 2]}")
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +139,8 @@ class AsyncpgClient:
             await c.executemany(f"INSERT INTO {t} VALUES ($1, $2, $3) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
                                 [(k + j, f"m{n}", Decimal(n) / 3) for j in range(3)])
             return "ok"
+        if op == "whoami":  # each client runs as its own role, whoever held the connection before
+            return repr(await c.fetchrow("SELECT current_user, session_user"))
         if op == "many_error":  # a batch whose third row fails (a NOT NULL key)
             try:
                 await c.executemany(f"INSERT INTO {t} VALUES ($1, $2, 0) ON CONFLICT (k) DO NOTHING",
@@ -334,6 +339,9 @@ class PsycopgClient:
             await self.open()
             cur = await self.c.execute(f"SELECT v FROM {t} WHERE k = %s", [k])  # type: ignore[union-attr]
             return repr(await cur.fetchone())
+        if op == "whoami":
+            cur = await c.execute("SELECT current_user, session_user")
+            return repr(await cur.fetchone())
         if op == "pipeline_error":  # an error inside a pipeline: the rest of it is skipped
             got: list[str] = []
             try:
@@ -400,10 +408,10 @@ class _Rollback(Exception):
 
 ASYNCPG_OPS = ["get", "get", "upsert", "many", "tx_commit", "tx_rollback", "error", "tx_error", "set", "show",
                "show", "set_local", "multi", "prepare", "use_prepared", "use_prepared", "cursor", "big", "types",
-               "reconnect", "leave_in_tx", "savepoint", "timeout", "cancel", "copy_in", "copy_out", "many_error"]
+               "reconnect", "leave_in_tx", "savepoint", "timeout", "cancel", "copy_in", "copy_out", "many_error", "whoami"]
 PSYCOPG_OPS = ["get", "get", "upsert", "pipeline", "tx_commit", "tx_rollback", "error", "tx_error", "set", "show",
                "show", "simple", "big", "reconnect", "leave_in_tx", "binary", "named_cursor", "copy",
-               "pipeline_error", "cancel", "copy_error"]
+               "pipeline_error", "cancel", "copy_error", "whoami"]
 
 
 async def _run_client(make: Callable[[], Any], ops: list[Op]) -> list[str]:
@@ -418,10 +426,10 @@ async def _run_client(make: Callable[[], Any], ops: list[Op]) -> list[str]:
     return trace
 
 
-async def _run_all(dsn: str, seed: int) -> list[list[str]]:
+async def _run_all(dsn: Callable[[str], str], seed: int) -> list[list[str]]:
     def maker(i: int) -> Callable[[], Any]:
         cls = AsyncpgClient if i in ASYNCPG_CLIENTS else PsycopgClient
-        return lambda: cls(dsn, f"fz_{i}")
+        return lambda: cls(dsn(ROLES[i % 2]), f"fz_{i}")
 
     runs: list[Awaitable[list[str]]] = [_run_client(maker(i), program(seed, i)) for i in range(CLIENTS)]
     return list(await asyncio.wait_for(asyncio.gather(*runs), 240))
@@ -442,15 +450,15 @@ def test_pooled_clients_get_the_answers_postgresql_gives(databases: tuple[str, s
     direct_url, pooled_url = databases
     _reset(direct_url)
     _reset(pooled_url)
-    direct = asyncio.run(_run_all(_url_as(direct_url, ROLE), seed))
-    pooled = asyncio.run(_run_all(proxy.dsn(user=ROLE, database=database), seed))
+    direct = asyncio.run(_run_all(lambda role: _url_as(direct_url, role), seed))
+    pooled = asyncio.run(_run_all(lambda role: proxy.dsn(user=role, database=database), seed))
     for i, (want, got) in enumerate(zip(direct, pooled, strict=True)):
         for step, (w, g) in enumerate(zip(want, got, strict=True)):
             assert g == w, f"client {i} step {step}: through the pool {g!r}, PostgreSQL {w!r}"
-    # the server connections of both pools (fz and fs log in as the same role; fd's sessions
-    # end with their clients): at most their pool sizes together, none left in a transaction
+    # the server connections of the pools (one per database and role; fd's sessions end with
+    # their clients): at most their pool sizes together, none left in a transaction
     with psycopg.connect(pooled_url, autocommit=True) as c:
         rows = c.execute("SELECT state, xact_start IS NOT NULL FROM pg_stat_activity "
-                         "WHERE usename = %s AND datname = current_database()", [ROLE]).fetchall()
-    assert len(rows) <= 2 + 4, rows
+                         "WHERE usename = ANY(%s) AND datname = current_database()", [list(ROLES)]).fetchall()
+    assert len(rows) <= 2 * (2 + 4), rows
     assert all(state == "idle" and not in_xact for state, in_xact in rows), rows
