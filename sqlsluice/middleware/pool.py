@@ -176,7 +176,10 @@ _REFUSED = re.compile(
     r"|(DECLARE)\b.*\bWITH\s+HOLD\b|(CREATE)\s+(?:(?:GLOBAL|LOCAL)\s+)?(?:TEMP|TEMPORARY)\b)",
     re.IGNORECASE | re.DOTALL)
 _ADVISORY = re.compile(r"\bpg_(?:try_)?advisory_lock(?:_shared)?\s*\(", re.IGNORECASE)
-_SETS = re.compile(r"^\s*(?:SET|RESET)\b(?!\s+(?:LOCAL|TRANSACTION|CONSTRAINTS)\b)", re.IGNORECASE)
+# SET/RESET, and DO/CALL (a DO block's EXECUTE 'SET ...', a procedure's set_config: settings
+# changed where the statement's text does not say so; the settings are read after the transaction)
+_SETS = re.compile(r"^\s*(?:(?:SET|RESET)\b(?!\s+(?:LOCAL|TRANSACTION|CONSTRAINTS)\b)|DO\b|CALL\b)",
+                   re.IGNORECASE)
 _DEALLOCATE = re.compile(r"^\s*DEALLOCATE\s+(?:PREPARE\s+)?(ALL|\"(?:[^\"]|\"\")+\"|[^\s;]+)\s*;?\s*$",
                          re.IGNORECASE)
 _DISCARD_ALL = re.compile(r"^\s*DISCARD\s+ALL\s*;?\s*$", re.IGNORECASE)
@@ -220,11 +223,15 @@ def refusal(sql: str) -> SluiceError | None:
 
 
 def is_set(sql: str) -> bool:
-    """A statement that may change session settings: SET or RESET (not LOCAL), also inside a
-    multi-statement string, or a ``set_config`` call (tracked and replayed in transaction mode).
+    """A statement that may change session settings: SET or RESET (not LOCAL), a DO block or a
+    CALL, also inside a multi-statement string, or a ``set_config`` call (tracked and replayed
+    in transaction mode).  A function that changes a setting is not seen here; a change of a
+    reported setting (application_name, TimeZone ...) is, by its ParameterStatus, whatever did it.
 
     >>> is_set("set TimeZone = 'UTC'"), is_set("SET LOCAL x = 1"), is_set("reset all")
     (True, False, True)
+    >>> is_set("do $$begin execute 'set search_path = x'; end$$"), is_set("CALL p()"), is_set("DOMAIN")
+    (True, True, False)
     >>> is_set("SELECT 1; RESET ALL"), is_set("select set_config('a.b', '1', false)")
     (True, True)
     """

@@ -107,6 +107,7 @@ _HIGH_WATER = 1 << 20  # drain a writer once this much is buffered
 
 _Q, _P, _S, _X, _F, _Z, _E, _B, _C = (ord(c) for c in "QPSXFZEBC")
 _PARSE_COMPLETE = ord("1")
+_PARAMETER_STATUS = ord("S")  # (server -> client; the same byte as the client's Sync)
 _SLOW = frozenset((_Q, _P, _X))  # client messages the hot path hands to the framing path
 _SLOW_BIND = frozenset((_Q, _P, _X, _B, _C))  # ... while some prepared statement is watched
 _D = ord("D")
@@ -307,7 +308,8 @@ class ResponseScanner:
     (True, b'T', 1)
     """
 
-    __slots__ = ("status", "ready", "last", "substitutions", "hidden", "_hidden_ok", "_held", "_skip", "pq")
+    __slots__ = ("status", "ready", "last", "substitutions", "hidden", "_hidden_ok", "_held", "_skip", "pq",
+                 "reported")
 
     def __init__(self, status: bytes = b"I") -> None:
         self.status = status  # transaction status of the last ReadyForQuery
@@ -324,6 +326,9 @@ class ResponseScanner:
         # transaction pooling: one entry per Parse/Close sent upstream, in order, while any is
         # registered: (ReadyForQuery number of its batch, PQ_* action, undo when it never completed)
         self.pq: deque[tuple[int, int, Callable[[], None] | None]] = deque()
+        # a ParameterStatus went by: the session changed a reported setting (application_name,
+        # TimeZone ...), whatever statement did it (transaction pooling then reads the settings)
+        self.reported = False
 
     def _drop_pq(self) -> None:
         """A ReadyForQuery: Parse/Close entries of finished batches never completed (an error);
@@ -362,6 +367,8 @@ class ResponseScanner:
                         break  # hold the 5 bytes until the status byte arrives
                     self.status = data[pos + 5:pos + 6]
                     self.ready += 1
+                elif t == _PARAMETER_STATUS:
+                    self.reported = True
                 pos += 1 + ln
             if t:
                 self.last = t
@@ -417,6 +424,8 @@ class ResponseScanner:
                 if self.substitutions:
                     # a marker that never failed (the upstream skipped it after an earlier error)
                     self.substitutions = [x for x in self.substitutions if x[0] > self.ready]
+            elif t == _PARAMETER_STATUS:
+                self.reported = True
             elif t == _E and self.substitutions:
                 end = pos + 1 + ln
                 if end > n:
@@ -1601,6 +1610,9 @@ class UpstreamRelay:
         self.uconn = self.uwriter = _NO_SERVER
         conn.on_data = conn.on_lost = None
         c.status = b"I"
+        if sc.reported:  # a reported setting changed, by a SET or by anything else (DO, a function)
+            sc.reported = False
+            tx.dirty = True
         if tx.dirty:
             # the client's next statement waits for this (``_attach``), from now on
             tx.capturing = asyncio.get_running_loop().create_future()
@@ -1788,6 +1800,8 @@ class UpstreamRelay:
                  and sc.ready >= self.sent_syncs and sc.at_boundary() and not sc.pq)
         c.conn.on_data = c.conn.on_lost = None
         c.status = sc.status  # what the relay saw last (ROLLBACK first when not idle)
+        if sc.reported:
+            tx.dirty = True  # (its settings are not this client's to keep: reset at the next checkout)
         if self._down_paused and c.conn.transport is not None:
             c.conn.transport.resume_reading()
         tx.left(c, clean=clean)

@@ -168,6 +168,28 @@ def test_set_is_kept_across_transactions_for_its_client_only(proxy: ServeProcess
             assert a.execute("SHOW statement_timeout").fetchone() == ("0",)
 
 
+def test_settings_changed_by_a_do_block_or_a_function_are_kept_for_their_client_only(proxy: ServeProcess,
+                                                                                     upstream: str) -> None:
+    """A setting changed where the statement's text does not say so: a DO block's EXECUTE
+    'SET ...' (read after the transaction, as for SET), a function calling set_config (its
+    ParameterStatus says so).  Found by test_pool_differential.py: both were lost for their
+    client, and stayed on the server connection for the next one."""
+    with psycopg.connect(upstream, autocommit=True) as c:
+        c.execute("CREATE OR REPLACE FUNCTION pool_name(text) RETURNS text LANGUAGE sql "
+                  "AS $$ SELECT set_config('application_name', $1, false) $$")
+    with psycopg.connect(dsn(proxy, "tx"), autocommit=True) as a, \
+            psycopg.connect(dsn(proxy, "tx"), autocommit=True) as b:
+        default_path = b.execute("SHOW search_path").fetchone()
+        a.execute("DO $$BEGIN EXECUTE 'SET search_path = public, a_only'; END$$")
+        assert a.execute("SELECT pool_name('a-app')").fetchone() == ("a-app",)
+        for _ in range(3):
+            with b.transaction():  # b takes a server connection in between
+                assert b.execute("SHOW search_path").fetchone() == default_path
+                assert b.execute("SELECT current_setting('application_name')").fetchone() != ("a-app",)
+                assert a.execute("SHOW search_path").fetchone() == ("public, a_only",)
+                assert a.execute("SELECT current_setting('application_name')").fetchone() == ("a-app",)
+
+
 @pytest.mark.parametrize("sql", ["LISTEN chan", "CREATE TEMP TABLE t (k int)", "SELECT pg_advisory_lock(1)",
                                  "PREPARE p AS SELECT 1"])
 def test_session_state_is_refused_with_0a000(proxy: ServeProcess, sql: str) -> None:

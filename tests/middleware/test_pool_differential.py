@@ -56,6 +56,9 @@ def _prepare_database(url: str) -> None:
             c.execute(f"CREATE TABLE fz_{i} (k int PRIMARY KEY, v text, n numeric)")
             c.execute(f"INSERT INTO fz_{i} SELECT g, 'v' || g, g / 7.0 FROM generate_series(1, 20) g")
             c.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON fz_{i} TO {ROLES[i % 2]}")
+        # a setting changed where the statement's text does not say so
+        c.execute("CREATE FUNCTION fz_name(text) RETURNS text LANGUAGE sql "
+                  "AS $$ SELECT set_config('application_name', $1, false) $$")
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +144,9 @@ class AsyncpgClient:
             return "ok"
         if op == "whoami":  # each client runs as its own role, whoever held the connection before
             return repr(await c.fetchrow("SELECT current_user, session_user"))
+        if op == "hidden_set":  # settings changed by a DO block and by a function
+            await c.execute(f"DO $$BEGIN EXECUTE 'SET statement_timeout = ''{n + 2}s'''; END$$")
+            return repr(await c.fetchval("SELECT fz_name($1)", f"fn{n}"))
         if op == "many_error":  # a batch whose third row fails (a NOT NULL key)
             try:
                 await c.executemany(f"INSERT INTO {t} VALUES ($1, $2, 0) ON CONFLICT (k) DO NOTHING",
@@ -342,6 +348,10 @@ class PsycopgClient:
         if op == "whoami":
             cur = await c.execute("SELECT current_user, session_user")
             return repr(await cur.fetchone())
+        if op == "hidden_set":  # settings changed by a DO block and by a function
+            await c.execute(f"DO $$BEGIN EXECUTE 'SET search_path = public, hz{n}'; END$$")
+            cur = await c.execute("SELECT fz_name(%s)", [f"pn{n}"])
+            return repr(await cur.fetchone())
         if op == "pipeline_error":  # an error inside a pipeline: the rest of it is skipped
             got: list[str] = []
             try:
@@ -408,10 +418,11 @@ class _Rollback(Exception):
 
 ASYNCPG_OPS = ["get", "get", "upsert", "many", "tx_commit", "tx_rollback", "error", "tx_error", "set", "show",
                "show", "set_local", "multi", "prepare", "use_prepared", "use_prepared", "cursor", "big", "types",
-               "reconnect", "leave_in_tx", "savepoint", "timeout", "cancel", "copy_in", "copy_out", "many_error", "whoami"]
+               "reconnect", "leave_in_tx", "savepoint", "timeout", "cancel", "copy_in", "copy_out", "many_error", "whoami",
+               "hidden_set"]
 PSYCOPG_OPS = ["get", "get", "upsert", "pipeline", "tx_commit", "tx_rollback", "error", "tx_error", "set", "show",
                "show", "simple", "big", "reconnect", "leave_in_tx", "binary", "named_cursor", "copy",
-               "pipeline_error", "cancel", "copy_error", "whoami"]
+               "pipeline_error", "cancel", "copy_error", "whoami", "hidden_set"]
 
 
 async def _run_client(make: Callable[[], Any], ops: list[Op]) -> list[str]:
