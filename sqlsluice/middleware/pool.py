@@ -683,6 +683,7 @@ class PoolClient:
     dirty: bool = False  # a SET/RESET ran since ``state`` was read
     stmts: dict[bytes, tuple[bytes, bytes]] = field(default_factory=dict)  # name -> (server name, Parse body)
     unnamed: bytes | None = None  # the body of its last unnamed Parse
+    unnamed_reset: bytes | None = None  # ... when that is DISCARD ALL / DEALLOCATE ALL (upstream._reset_kind)
     unnamed_key: object = None
     capturing: asyncio.Future[None] | None = None
 

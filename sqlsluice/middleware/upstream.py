@@ -156,6 +156,24 @@ class _NoServerSession:
 _NO_SERVER_SESSION = _NoServerSession()
 _NO_SERVER = _NO_SERVER_SESSION.conn
 _CLOSE_NONE = codec.message(codec.CLOSE, b"Ssluice_none\0")  # answers CloseComplete, drops nothing
+# transaction pooling: the "server name" of a client's statement that is DISCARD ALL or DEALLOCATE
+# ALL (never prepared on the server; see UpstreamRelay._tx_parse)
+_RESET_DISCARD = b"\0discard"
+_RESET_DEALLOCATE = b"\0deallocate"
+
+
+def _reset_kind(body: bytes) -> bytes | None:
+    """For a Parse body (SQL, NUL, types): _RESET_DISCARD, _RESET_DEALLOCATE or None."""
+    head = body[:body.find(b"\0")].lstrip()[:10].upper()
+    if not head.startswith((b"DISCARD", b"DEALLOCATE")):
+        return None
+    try:
+        sql = body[:body.index(b"\0")].decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if is_discard_all(sql):
+        return _RESET_DISCARD
+    return _RESET_DEALLOCATE if deallocate_target(sql) == "ALL" else None
 
 
 class PooledCanceller:
@@ -1188,7 +1206,7 @@ class UpstreamRelay:
         if self._last_bind is not None:
             self._settle_last()
         if self._tx is not None:
-            pre = self._tx_pre(sql)
+            pre = self._tx_pre(sql, extended)
             if isinstance(pre, SluiceError):
                 raise pre
             if pre is not None:
@@ -1625,8 +1643,10 @@ class UpstreamRelay:
         _TASKS.add(t)
         t.add_done_callback(_TASKS.discard)
 
-    def _tx_pre(self, sql: str) -> Reply | SluiceError | None:
-        """Transaction pooling's answer to a statement before the pipeline's (None: go on)."""
+    def _tx_pre(self, sql: str, extended: bool = False) -> Reply | SluiceError | None:
+        """Transaction pooling's answer to a statement before the pipeline's (None: go on).
+        ``extended``: at its Parse (DEALLOCATE ALL and DISCARD ALL then take effect at each
+        Bind, when they run: _tx_named)."""
         tx = self._tx
         assert tx is not None
         if plain_query(sql):
@@ -1647,8 +1667,8 @@ class UpstreamRelay:
         # which then has none of our statements; DEALLOCATE <name> is the client's alone
         target = deallocate_target(sql)
         if target == "ALL":
-            tx.stmts.clear()
-            srv.prepared.clear()
+            if not extended:
+                self._reset_statements(srv, discard=False)
             return None
         if target is not None:
             if tx.stmts.pop(target.encode(), None) is None:
@@ -1657,12 +1677,22 @@ class UpstreamRelay:
         if is_discard_all(sql):
             if status != b"I":
                 return SluiceError("DISCARD ALL cannot run inside a transaction block", sqlstate="25001")
-            tx.stmts.clear()
+            if not extended:
+                self._reset_statements(srv, discard=True)
+        return None
+
+    def _reset_statements(self, srv: ServerConn, *, discard: bool) -> None:
+        """DEALLOCATE ALL (``discard``: DISCARD ALL) on its way to ``srv``: the server will have
+        none of the proxy's statements, and the client none of its own (nor, for DISCARD ALL,
+        its settings)."""
+        tx = self._tx
+        assert tx is not None
+        tx.stmts.clear()
+        srv.prepared.clear()
+        if discard:
             tx.unnamed = None
             tx.state = tx.startup
-            srv.prepared.clear()
             srv.applied, srv.unnamed = (), None
-        return None
 
     def _pq(self, action: int, undo: Callable[[], None] | None = None) -> None:
         self.scanner.pq.append((self.sent_syncs + 1, action, undo))
@@ -1674,6 +1704,7 @@ class UpstreamRelay:
         assert tx is not None and c is not None
         if not name:
             tx.unnamed = body
+            tx.unnamed_reset = _reset_kind(body)
             tx.unnamed_key = c.unnamed = object()
             self._pq(PQ_PASS)
             self._send(codec.message(codec.PARSE, b"\0" + body))
@@ -1684,6 +1715,15 @@ class UpstreamRelay:
             self._pq(PQ_PASS)  # a Parse that fails (the marker), creating nothing
             self._send(codec.message(codec.PARSE, b"sluice_err\0" + codec.cstr(self._marker(err, self.sent_syncs + 1))
                                      + b"\0\0"))
+            return
+        reset = _reset_kind(body)
+        if reset is not None:
+            # DISCARD ALL / DEALLOCATE ALL prepared under a name: never kept on the server (it
+            # would drop every statement there, the proxy's shared ones included, at each run):
+            # ParseComplete of our own now, the unnamed statement at each Bind (_ensure)
+            tx.stmts[name] = (reset, body)
+            self._pq(PQ_AS_PARSE)
+            self._send(_CLOSE_NONE)
             return
         sname = server_name(body)
         entry = tx.stmts[name] = (sname, body)
@@ -1719,6 +1759,10 @@ class UpstreamRelay:
         if entry is None:
             return b"", name  # the server says it does not exist, with the client's name
         sname, body = entry
+        if sname is _RESET_DISCARD or sname is _RESET_DEALLOCATE:  # (see _tx_parse)
+            c.unnamed = None  # the client's own unnamed statement is parsed again where it is used
+            self._pq(PQ_HIDE)
+            return codec.message(codec.PARSE, b"\0" + body), b""
         if sname in c.prepared:
             return b"", sname
         c.prepared.add(sname)
@@ -1738,9 +1782,10 @@ class UpstreamRelay:
                 self._pq(PQ_PASS)
                 tx.unnamed = None
                 return msg
-            entry = tx.stmts.pop(name, None)
+            stmts = tx.stmts
+            entry = stmts.pop(name, None)
             # a Close that never completes (an error earlier in its batch skipped it) closed nothing
-            self._pq(PQ_PASS, None if entry is None else lambda: tx.stmts.setdefault(name, entry))  # type: ignore[arg-type]
+            self._pq(PQ_PASS, None if entry is None else lambda: stmts.setdefault(name, entry))  # type: ignore[arg-type]
             return _CLOSE_NONE  # the shared statement stays for the next client
         if t == _D:
             if msg[5:6] != b"S":
@@ -1753,9 +1798,19 @@ class UpstreamRelay:
         except ValueError:
             return msg  # malformed: the server answers it
         name = msg[p1 + 1:p2]
+        tx = self._tx
+        assert tx is not None
+        entry = tx.stmts.get(name) if name else None
+        kind = entry[0] if entry is not None else None if name else tx.unnamed_reset
         first, sname = self._ensure(name)
         if sname != name:
             msg = codec.message(codec.BIND, msg[5:p1 + 1] + sname + msg[p2:])
+        if kind is not None and self.server is not None:
+            status = self.scanner.status
+            # it runs now (its Bind is sent), as _tx_pre has it: DEALLOCATE ALL outside an aborted
+            # transaction, DISCARD ALL outside any (the server refuses it there)
+            if (kind is _RESET_DISCARD and status == b"I") or (kind is _RESET_DEALLOCATE and status != b"E"):
+                self._reset_statements(self.server, discard=kind is _RESET_DISCARD)
         return first + msg
 
     def _close_upstream(self) -> None:

@@ -190,6 +190,38 @@ def test_settings_changed_by_a_do_block_or_a_function_are_kept_for_their_client_
                 assert a.execute("SELECT current_setting('application_name')").fetchone() == ("a-app",)
 
 
+def test_discard_all_and_deallocate_all_prepared_by_name(proxy: ServeProcess) -> None:
+    """DISCARD ALL / DEALLOCATE ALL run as named prepared statements (psycopg prepares what it
+    runs often) take effect each time they run, not when they are parsed: a statement parsed and
+    never run drops nothing, and the other clients' statements on the shared server connections
+    keep working (found by test_pool_differential.py: "prepared statement sluice_s_... does
+    not exist" / "already exists" for another client)."""
+    async def go() -> None:
+        other = await asyncpg.connect(dsn(proxy, "tx"))
+        p = await psycopg.AsyncConnection.connect(dsn(proxy, "tx"), autocommit=True, prepare_threshold=0)
+        try:
+            assert await other.fetchval("SELECT v FROM items WHERE k = $1", 1) == "v1"
+            await p.execute("SET application_name = 'before-discard'")
+            for i in range(6):
+                await p.execute("DISCARD ALL" if i % 2 else "DEALLOCATE ALL")  # named, run again and again
+                assert await other.fetchval("SELECT v FROM items WHERE k = $1", i + 2) == f"v{i + 2}"
+                cur = await p.execute("SELECT v FROM items WHERE k = %s", [i + 3])
+                assert await cur.fetchone() == (f"v{i + 3}",)
+            cur = await p.execute("SELECT current_setting('application_name')")
+            assert await cur.fetchone() != ("before-discard",)  # DISCARD ALL reset it
+            await other.prepare("DISCARD ALL")  # parsed, never run
+            await other.prepare("DEALLOCATE ALL")
+            for k in (7, 8, 9):
+                assert await other.fetchval("SELECT v FROM items WHERE k = $1", k) == f"v{k}"
+                cur = await p.execute("SELECT v FROM items WHERE k = %s", [k])
+                assert await cur.fetchone() == (f"v{k}",)
+        finally:
+            await other.close()
+            await p.close()
+
+    asyncio.run(go())
+
+
 @pytest.mark.parametrize("sql", ["LISTEN chan", "CREATE TEMP TABLE t (k int)", "SELECT pg_advisory_lock(1)",
                                  "PREPARE p AS SELECT 1"])
 def test_session_state_is_refused_with_0a000(proxy: ServeProcess, sql: str) -> None:

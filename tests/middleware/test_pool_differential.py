@@ -348,6 +348,10 @@ class PsycopgClient:
         if op == "whoami":
             cur = await c.execute("SELECT current_user, session_user")
             return repr(await cur.fetchone())
+        if op == "discard":  # DISCARD ALL / DEALLOCATE ALL: settings and prepared statements dropped
+            await c.execute("DISCARD ALL" if n % 2 else "DEALLOCATE ALL")
+            cur = await c.execute(f"SELECT v, current_setting('application_name') FROM {t} WHERE k = %s", [k])
+            return repr(await cur.fetchone())
         if op == "hidden_set":  # settings changed by a DO block and by a function
             await c.execute(f"DO $$BEGIN EXECUTE 'SET search_path = public, hz{n}'; END$$")
             cur = await c.execute("SELECT fz_name(%s)", [f"pn{n}"])
@@ -422,7 +426,7 @@ ASYNCPG_OPS = ["get", "get", "upsert", "many", "tx_commit", "tx_rollback", "erro
                "hidden_set"]
 PSYCOPG_OPS = ["get", "get", "upsert", "pipeline", "tx_commit", "tx_rollback", "error", "tx_error", "set", "show",
                "show", "simple", "big", "reconnect", "leave_in_tx", "binary", "named_cursor", "copy",
-               "pipeline_error", "cancel", "copy_error", "whoami", "hidden_set"]
+               "pipeline_error", "cancel", "copy_error", "whoami", "hidden_set", "discard"]
 
 
 async def _run_client(make: Callable[[], Any], ops: list[Op]) -> list[str]:
