@@ -63,6 +63,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import struct
 import time
 from collections import deque
@@ -158,6 +159,11 @@ _NO_SERVER = _NO_SERVER_SESSION.conn
 _CLOSE_NONE = codec.message(codec.CLOSE, b"Ssluice_none\0")  # answers CloseComplete, drops nothing
 # transaction pooling: the "server name" of a client's statement that is DISCARD ALL or DEALLOCATE
 # ALL (never prepared on the server; see UpstreamRelay._tx_parse)
+# a Parse that PostgreSQL answers as it answers any inside an aborted transaction (25P02), and
+# that leaves nothing behind elsewhere (closed again)
+_PROBE = (codec.message(codec.PARSE, b"sluice_probe\0SELECT 1\0\0\0")
+          + codec.message(codec.CLOSE, b"Ssluice_probe\0"))
+_TX_EXIT = re.compile(rb"\s*(?:COMMIT|END|ROLLBACK|ABORT|PREPARE\s+TRANSACTION)\b", re.IGNORECASE)
 _RESET_DISCARD = b"\0discard"
 _RESET_DEALLOCATE = b"\0deallocate"
 
@@ -1716,23 +1722,27 @@ class UpstreamRelay:
             self._send(codec.message(codec.PARSE, b"sluice_err\0" + codec.cstr(self._marker(err, self.sent_syncs + 1))
                                      + b"\0\0"))
             return
+        # DISCARD ALL / DEALLOCATE ALL prepared under a name are never kept on the server (each
+        # run would drop every statement there, the proxy's shared ones included): the unnamed
+        # statement at each Bind (_ensure)
         reset = _reset_kind(body)
-        if reset is not None:
-            # DISCARD ALL / DEALLOCATE ALL prepared under a name: never kept on the server (it
-            # would drop every statement there, the proxy's shared ones included, at each run):
-            # ParseComplete of our own now, the unnamed statement at each Bind (_ensure)
-            tx.stmts[name] = (reset, body)
-            self._pq(PQ_AS_PARSE)
-            self._send(_CLOSE_NONE)
-            return
-        sname = server_name(body)
+        sname = reset if reset is not None else server_name(body)
         entry = tx.stmts[name] = (sname, body)
 
         def undo() -> None:  # the Parse never completed (it failed, or an error before it skipped it)
             if tx.stmts.get(name) is entry:
                 del tx.stmts[name]
 
-        if sname in c.prepared:
+        if reset is not None or sname in c.prepared:
+            # nothing to parse on the server: a ParseComplete of our own, except inside an aborted
+            # transaction, where PostgreSQL refuses any Parse but a transaction end's (25P02): a
+            # probe Parse gets the server's answer (and is closed again where it succeeds: the
+            # status read here is the batch's first, and a ROLLBACK in the batch may end it)
+            if self.scanner.status == b"E" and not _TX_EXIT.match(body):
+                self._pq(PQ_PASS, undo)
+                self._pq(PQ_HIDE)
+                self._send(_PROBE)
+                return
             self._pq(PQ_AS_PARSE, undo)
             self._send(_CLOSE_NONE)
             return

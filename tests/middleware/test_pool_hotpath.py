@@ -500,6 +500,37 @@ def test_parse_and_close_skipped_after_an_error_change_no_statement(proxy: Serve
     assert other_client_works(proxy) == 100
 
 
+def test_a_parse_inside_an_aborted_transaction_is_refused_as_postgresql_refuses_it(proxy: ServeProcess) -> None:
+    """A Parse of SQL the server connection has prepared already is answered by the proxy
+    itself; inside an aborted transaction PostgreSQL refuses any Parse but a transaction end's
+    (25P02), and so must the proxy (found by test_wire_differential.py: ParseComplete, and the
+    statement "existing" after the ROLLBACK)."""
+    async def go() -> None:
+        raw = await Raw.connect(proxy.port, "tx")
+        try:
+            raw.w.write(parse("s1", "SELECT 11") + SYNC)
+            assert (await raw.until_ready())[-1] == (b"Z", b"I")
+            raw.w.write(query("BEGIN") + query("SELECT 1 / 0"))
+            await raw.until_ready()
+            assert (await raw.until_ready())[-1] == (b"Z", b"E")
+            raw.w.write(parse("s2", "SELECT 11") + SYNC)  # the same SQL: prepared there already
+            got = await raw.until_ready()
+            assert _error_code(got) == "25P02" and got[-1] == (b"Z", b"E"), got
+            raw.w.write(parse("rb", "ROLLBACK") + bind("rb") + EXECUTE + SYNC)  # a transaction end parses
+            got = await raw.until_ready()
+            assert _error_code(got) is None and got[-1] == (b"Z", b"I"), got
+            raw.w.write(bind("s2") + EXECUTE + SYNC)
+            assert _error_code(await raw.until_ready()) == "26000"  # never made
+            raw.w.write(parse("s2", "SELECT 11") + bind("s2") + EXECUTE + SYNC)
+            got = await raw.until_ready()
+            assert rows(got) == ["11"] and got[-1] == (b"Z", b"I"), got
+        finally:
+            await raw.close()
+
+    run(go())
+    assert other_client_works(proxy) == 100
+
+
 def test_queued_clients_are_served_first_come_first_served(proxy: ServeProcess) -> None:
     async def go() -> None:
         holder = await _holding(proxy.port)

@@ -15,7 +15,9 @@ statements and portals, ``Execute`` with a row limit (PortalSuspended) and again
 Close, Flush, errors in the middle of a batch (the rest skipped to Sync), a name parsed twice,
 an unknown statement, empty queries, notices, explicit transactions, multi-statement queries
 failing half-way, COPY TO STDOUT, and COPY FROM STDIN with its data sent right behind the
-Query (ended by CopyDone, by CopyFail, or failing on bad data).
+Query (ended by CopyDone, by CopyFail, or failing on bad data), and explicit transactions that
+span several requests (with a savepoint, an error that aborts them, COMMIT or ROLLBACK sent
+either way).
 
 What is compared: each message's type and body, except what is the session's own and not the
 answer's (ParameterStatus, BackendKeyData) and, in an ErrorResponse, the source location fields
@@ -265,10 +267,36 @@ def request(rng: random.Random, names: dict[str, tuple[str, int]]) -> bytes:
     return out + SYNC
 
 
+def _tx_statement(rng: random.Random, sql: str) -> bytes:
+    """``sql`` as a Query, or through the extended protocol (unnamed statement, then Sync)."""
+    if rng.random() < 0.5:
+        return query(sql)
+    return parse("", sql) + bind("", "", []) + execute("") + SYNC
+
+
 def program(seed: int, client: int) -> list[bytes]:
+    """Requests; now and then an explicit transaction spans several of them (BEGIN in one,
+    COMMIT or ROLLBACK some requests later, a savepoint rolled back to in between): transaction
+    pooling holds the server connection across those requests, also once an error aborted the
+    transaction (25P02 until the ROLLBACK)."""
     rng = random.Random(seed * 100 + client)
     names: dict[str, tuple[str, int]] = {}
-    return [request(rng, names) for _ in range(REQUESTS)]
+    out: list[bytes] = []
+    open_for = 0  # requests left in the open transaction (0: none open)
+    for _ in range(REQUESTS):
+        if not open_for and rng.random() < 0.12:
+            out.append(_tx_statement(rng, "BEGIN"))
+            open_for = rng.randint(1, 4)
+        out.append(request(rng, names))
+        if open_for == 2 and rng.random() < 0.5:
+            out.append(_tx_statement(rng, "SAVEPOINT sp") + query("SELECT 1 / 0") + _tx_statement(rng, "ROLLBACK TO sp"))
+        if open_for:
+            open_for -= 1
+            if not open_for:
+                out.append(_tx_statement(rng, rng.choice(["COMMIT", "ROLLBACK", "COMMIT"])))
+    if open_for:
+        out.append(_tx_statement(rng, "ROLLBACK"))
+    return out
 
 
 def cuts(seed: int, client: int, requests: list[bytes]) -> list[list[int]]:
