@@ -107,9 +107,11 @@ def _error(e: BaseException) -> str:
 Op = tuple[str, int, int]  # (operation, key, number)
 
 
-def program(seed: int, client: int) -> list[Op]:
+def program(seed: int, client: int, session: bool = False) -> list[Op]:
+    """``session``: also what only a whole session keeps (temporary tables, SQL-level PREPARE),
+    refused by transaction pooling."""
     rng = random.Random(seed * 1000 + client)
-    names = ASYNCPG_OPS if client in ASYNCPG_CLIENTS else PSYCOPG_OPS
+    names = ASYNCPG_OPS if client in ASYNCPG_CLIENTS else PSYCOPG_OPS + PSYCOPG_SESSION_OPS * session
     ops: list[Op] = [(rng.choice(names), rng.randint(1, 30), rng.randint(0, 999)) for _ in range(STEPS)]
     return [*ops, ("digest", 0, 0)]
 
@@ -348,6 +350,19 @@ class PsycopgClient:
         if op == "whoami":
             cur = await c.execute("SELECT current_user, session_user")
             return repr(await cur.fetchone())
+        if op == "temp":  # a temporary table: this session's alone (another's must never show)
+            await c.execute("CREATE TEMP TABLE IF NOT EXISTS tt (k int)")
+            await c.execute("INSERT INTO tt VALUES (%s)", [k])
+            cur = await c.execute("SELECT count(*), sum(k) FROM tt")
+            return repr(await cur.fetchone())
+        if op == "sql_prepare":  # SQL-level PREPARE / EXECUTE: the session's statement
+            try:
+                await c.execute(f"PREPARE q{n % 3} AS SELECT $1::int * {n % 3 + 2}")
+                made = "prepared"
+            except psycopg.Error as e:
+                made = _error(e)  # 42P05 when this session prepared it before
+            cur = await c.execute(f"EXECUTE q{n % 3}({k})".encode())
+            return made + repr(await cur.fetchone())
         if op == "discard":  # DISCARD ALL / DEALLOCATE ALL: settings and prepared statements dropped
             await c.execute("DISCARD ALL" if n % 2 else "DEALLOCATE ALL")
             cur = await c.execute(f"SELECT v, current_setting('application_name') FROM {t} WHERE k = %s", [k])
@@ -427,6 +442,7 @@ ASYNCPG_OPS = ["get", "get", "upsert", "many", "tx_commit", "tx_rollback", "erro
 PSYCOPG_OPS = ["get", "get", "upsert", "pipeline", "tx_commit", "tx_rollback", "error", "tx_error", "set", "show",
                "show", "simple", "big", "reconnect", "leave_in_tx", "binary", "named_cursor", "copy",
                "pipeline_error", "cancel", "copy_error", "whoami", "hidden_set", "discard"]
+PSYCOPG_SESSION_OPS = ["temp", "sql_prepare"]
 
 
 async def _run_client(make: Callable[[], Any], ops: list[Op]) -> list[str]:
@@ -441,12 +457,12 @@ async def _run_client(make: Callable[[], Any], ops: list[Op]) -> list[str]:
     return trace
 
 
-async def _run_all(dsn: Callable[[str], str], seed: int) -> list[list[str]]:
+async def _run_all(dsn: Callable[[str], str], seed: int, session: bool) -> list[list[str]]:
     def maker(i: int) -> Callable[[], Any]:
         cls = AsyncpgClient if i in ASYNCPG_CLIENTS else PsycopgClient
         return lambda: cls(dsn(ROLES[i % 2]), f"fz_{i}")
 
-    runs: list[Awaitable[list[str]]] = [_run_client(maker(i), program(seed, i)) for i in range(CLIENTS)]
+    runs: list[Awaitable[list[str]]] = [_run_client(maker(i), program(seed, i, session)) for i in range(CLIENTS)]
     return list(await asyncio.wait_for(asyncio.gather(*runs), 240))
 
 
@@ -465,8 +481,9 @@ def test_pooled_clients_get_the_answers_postgresql_gives(databases: tuple[str, s
     direct_url, pooled_url = databases
     _reset(direct_url)
     _reset(pooled_url)
-    direct = asyncio.run(_run_all(lambda role: _url_as(direct_url, role), seed))
-    pooled = asyncio.run(_run_all(lambda role: proxy.dsn(user=role, database=database), seed))
+    session = database != "fz"
+    direct = asyncio.run(_run_all(lambda role: _url_as(direct_url, role), seed, session))
+    pooled = asyncio.run(_run_all(lambda role: proxy.dsn(user=role, database=database), seed, session))
     for i, (want, got) in enumerate(zip(direct, pooled, strict=True)):
         for step, (w, g) in enumerate(zip(want, got, strict=True)):
             assert g == w, f"client {i} step {step}: through the pool {g!r}, PostgreSQL {w!r}"
