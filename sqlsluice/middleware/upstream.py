@@ -192,11 +192,25 @@ class PooledCanceller:
         self.relay = relay
 
     async def cancel(self) -> None:
-        srv = self.relay.server
-        if srv is not None:
+        relay = self.relay
+        srv = relay.server
+        if srv is None:
+            relay._cancel_waiting()
+            return
+        ready = relay.scanner.ready
+        await srv.pool.cancel(srv)
+        # PostgreSQL ignores a cancel that arrives before the statement has started, which a
+        # statement handed over from the pool's queue a moment ago may not have: once more when,
+        # a moment later, the same connection still has not answered any of this client's
+        # requests (a cancel that worked has its answer there by then); in the background, the
+        # client's cancel connection is answered now, as PostgreSQL answers it
+        relay._keep_task(self._again(srv, ready))
+
+    async def _again(self, srv: ServerConn, ready: int) -> None:
+        relay = self.relay
+        await asyncio.sleep(_CANCEL_AGAIN_S)
+        if relay.server is srv and relay.scanner.ready == ready and ready < relay.sent_syncs:
             await srv.pool.cancel(srv)
-        else:
-            self.relay._cancel_waiting()
 
 
 class UpstreamCanceller:
@@ -1876,6 +1890,7 @@ _TASKS: set[asyncio.Future[Any]] = set()
 
 
 _PENDING_PAUSE = 64  # client chunks held while a session is busy before its reading pauses
+_CANCEL_AGAIN_S = 0.05  # PooledCanceller: how long a statement may take to start
 
 
 class _Waiter:

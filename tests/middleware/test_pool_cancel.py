@@ -134,3 +134,49 @@ def test_without_a_cancel_in_flight_release_is_immediate() -> None:
         pm.server.close()
 
     asyncio.run(run())
+
+
+class _Scanner:
+    ready = 0
+
+
+class _Relay:
+    """What PooledCanceller reads of an UpstreamRelay."""
+
+    def __init__(self, server: _Server) -> None:
+        self.server = server
+        self.scanner = _Scanner()
+        self.sent_syncs = 1  # one request sent, not answered yet
+        self.tasks: list[asyncio.Future[None]] = []
+
+    def _keep_task(self, coro: Any) -> None:
+        self.tasks.append(asyncio.ensure_future(coro))
+
+
+def test_a_cancel_is_sent_again_when_the_statement_had_not_started() -> None:
+    """PostgreSQL ignores a cancel that arrives before the statement starts (one just handed
+    over from the pool's queue): the canceller sends it once more when, a moment later, the
+    client's request still has no answer; not when it has one (the cancel worked, or the
+    statement ended), and never for a connection the client no longer holds."""
+    from sqlsluice.middleware.upstream import PooledCanceller
+
+    async def run() -> None:
+        pm = _Postmaster()
+        pm.answer.set()
+        pool = await _pool(pm)
+        for answered, kept, want in ((False, True, 2), (True, True, 1), (False, False, 1)):
+            pm.requests.clear()
+            c = _Server()
+            c.pool = pool  # type: ignore[attr-defined]
+            relay = _Relay(c)
+            await PooledCanceller(relay).cancel()  # type: ignore[arg-type]
+            assert len(pm.requests) == 1  # the first one before the client's cancel is answered
+            if answered:
+                relay.scanner.ready = 1
+            if not kept:
+                relay.server = None  # type: ignore[assignment]
+            await asyncio.gather(*relay.tasks)
+            assert len(pm.requests) == want, (answered, kept)
+        pm.server.close()
+
+    asyncio.run(run())
