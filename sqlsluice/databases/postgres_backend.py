@@ -127,6 +127,7 @@ class PostgresBackend(Backend):
         self.url = url
         self._pool: ConnectionPool | None = None
         self._pool_size = pool_size
+        self._closed = False
         try:  # fail early with a clear message when the server is unreachable
             with psycopg.connect(url, connect_timeout=10) as c:
                 self.server_version = c.info.server_version
@@ -136,6 +137,8 @@ class PostgresBackend(Backend):
     @property
     def pool(self) -> ConnectionPool:
         if self._pool is None:
+            if self._closed:  # (a worker still running after close must not open a pool nobody closes)
+                raise BackendError("the backend connection pool is closed", sqlstate="08003")
             self._pool = ConnectionPool(self.url, min_size=1, max_size=self._pool_size,
                                         kwargs={"autocommit": True}, open=True)
         return self._pool
@@ -265,6 +268,7 @@ class PostgresBackend(Backend):
         return (str(schema[0]) if schema else "") + ":" + (str(row[0]) if row else "")
 
     def close(self) -> None:
+        self._closed = True
         if self._pool is not None:
             self._pool.close()
             self._pool = None
