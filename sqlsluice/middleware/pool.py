@@ -475,12 +475,10 @@ class Pool:
         closed instead of reused.
         """
         c.cancelling += 1
+        settled = False  # (also when this task is cancelled: then its outcome is unknown)
         try:
             settled = await cancel_upstream(self.target, c.session.pid, c.session.secret,
                                             timeout=self.cancel_timeout)
-        except BaseException:
-            settled = False
-            raise
         finally:
             c.cancelling -= 1
             if not settled:

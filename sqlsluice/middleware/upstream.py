@@ -157,25 +157,25 @@ class _NoServerSession:
 _NO_SERVER_SESSION = _NoServerSession()
 _NO_SERVER = _NO_SERVER_SESSION.conn
 _CLOSE_NONE = codec.message(codec.CLOSE, b"Ssluice_none\0")  # answers CloseComplete, drops nothing
-# transaction pooling: the "server name" of a client's statement that is DISCARD ALL or DEALLOCATE
-# ALL (never prepared on the server; see UpstreamRelay._tx_parse)
 # a Parse that PostgreSQL answers as it answers any inside an aborted transaction (25P02), and
 # that leaves nothing behind elsewhere (closed again)
 _PROBE = (codec.message(codec.PARSE, b"sluice_probe\0SELECT 1\0\0\0")
           + codec.message(codec.CLOSE, b"Ssluice_probe\0"))
 _TX_EXIT = re.compile(rb"\s*(?:COMMIT|END|ROLLBACK|ABORT|PREPARE\s+TRANSACTION)\b", re.IGNORECASE)
+# transaction pooling: the "server name" of a client's statement that is DISCARD ALL or DEALLOCATE
+# ALL (never prepared on the server; see UpstreamRelay._tx_parse)
 _RESET_DISCARD = b"\0discard"
 _RESET_DEALLOCATE = b"\0deallocate"
 
 
 def _reset_kind(body: bytes) -> bytes | None:
     """For a Parse body (SQL, NUL, types): _RESET_DISCARD, _RESET_DEALLOCATE or None."""
-    head = body[:body.find(b"\0")].lstrip()[:10].upper()
-    if not head.startswith((b"DISCARD", b"DEALLOCATE")):
+    end = body.find(b"\0")
+    if end < 0 or not body[:end].lstrip()[:10].upper().startswith((b"DISCARD", b"DEALLOCATE")):
         return None
     try:
-        sql = body[:body.index(b"\0")].decode()
-    except (ValueError, UnicodeDecodeError):
+        sql = body[:end].decode()
+    except UnicodeDecodeError:
         return None
     if is_discard_all(sql):
         return _RESET_DISCARD
@@ -972,7 +972,7 @@ class UpstreamRelay:
                         general = True
             elif t == _S or t == _F:
                 syncs += 1
-            elif t == _C or (t == _D and data[pos + 5:pos + 6] == b"S"):  # (a portal's Describe: as is; bounded: the chunk may end inside it)
+            elif t == _C or (t == _D and data[pos + 5:pos + 6] == b"S"):  # (a portal's: as is; may be cut)
                 general = True
             pos = end
         if pos != n:
@@ -1824,8 +1824,11 @@ class UpstreamRelay:
         name = msg[p1 + 1:p2]
         tx = self._tx
         assert tx is not None
-        entry = tx.stmts.get(name) if name else None
-        kind = entry[0] if entry is not None else None if name else tx.unnamed_reset
+        if name:  # the statement's server name, or its _RESET_* marker (see _tx_parse)
+            entry = tx.stmts.get(name)
+            kind = entry[0] if entry is not None else None
+        else:
+            kind = tx.unnamed_reset
         first, sname = self._ensure(name)
         if sname != name:
             msg = codec.message(codec.BIND, msg[5:p1 + 1] + sname + msg[p2:])
