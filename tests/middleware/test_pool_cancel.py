@@ -16,41 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import struct
-import time
 from typing import Any
 
 from sqlsluice.middleware.pool import Pool
 from sqlsluice.middleware.upstream_auth import UpstreamTarget
-
-
-class _Conn:
-    closed = False
-    _buf = b""
-    on_data: Any = None
-    on_lost: Any = None
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class _Session:
-    pid, secret = 4242, 77
-
-
-class _Server:
-    """What Pool.cancel and Pool.release read of a ServerConn."""
-
-    def __init__(self) -> None:
-        self.conn = _Conn()
-        self.session = _Session()
-        self.prepared: set[bytes] = set()
-        self.created = self.idle_since = time.monotonic()
-        self.applied = ()
-        self.cancelling = 0
-        self.release_after_cancel = self.cancel_unsettled = False
-
-    def close(self) -> None:
-        self.conn.close()
+from tests.middleware.pool_standins import StandInServer
 
 
 class _Postmaster:
@@ -81,7 +51,7 @@ def test_a_connection_released_during_a_cancel_waits_for_postgresql_to_handle_it
     async def run() -> None:
         pm = _Postmaster()
         pool = await _pool(pm)
-        c = _Server()
+        c = StandInServer()
         waiter = asyncio.ensure_future(pool.acquire(5.0))  # another client, waiting for the one connection
         await asyncio.sleep(0.01)
         cancel = asyncio.ensure_future(pool.cancel(c))  # type: ignore[arg-type]
@@ -105,7 +75,7 @@ def test_a_connection_whose_cancel_goes_unanswered_is_closed_not_reused() -> Non
         pm = _Postmaster()  # never answers
         pool = await _pool(pm, size=2)
         pool.cancel_timeout = 0.1
-        released_during, released_after = _Server(), _Server()
+        released_during, released_after = StandInServer(), StandInServer()
         first = asyncio.ensure_future(pool.cancel(released_during))  # type: ignore[arg-type]
         await asyncio.sleep(0.02)
         pool.release(released_during)  # type: ignore[arg-type]
@@ -127,7 +97,7 @@ def test_without_a_cancel_in_flight_release_is_immediate() -> None:
         pm = _Postmaster()
         pool = await _pool(pm)
         pm.answer.set()
-        c = _Server()
+        c = StandInServer()
         await pool.cancel(c)  # type: ignore[arg-type]  # answered: settled
         pool.release(c)  # type: ignore[arg-type]
         assert list(pool.idle) == [c] and not c.conn.closed
@@ -143,7 +113,7 @@ class _Scanner:
 class _Relay:
     """What PooledCanceller reads of an UpstreamRelay."""
 
-    def __init__(self, server: _Server) -> None:
+    def __init__(self, server: StandInServer) -> None:
         self.server = server
         self.scanner = _Scanner()
         self.sent_syncs = 1  # one request sent, not answered yet
@@ -166,7 +136,7 @@ def test_a_cancel_is_sent_again_when_the_statement_had_not_started() -> None:
         pool = await _pool(pm)
         for answered, kept, want in ((False, True, 2), (True, True, 1), (False, False, 1)):
             pm.requests.clear()
-            c = _Server()
+            c = StandInServer()
             c.pool = pool  # type: ignore[attr-defined]
             relay = _Relay(c)
             await PooledCanceller(relay).cancel()  # type: ignore[arg-type]

@@ -10,32 +10,13 @@ pool only counts (``release`` of an open one puts it back to idle).
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
 
 from sqlsluice.middleware.pool import Pool, PoolTimeout
 from sqlsluice.middleware.upstream_auth import UpstreamTarget
-
-
-class _Conn:
-    closed = False
-    _buf = b""
-    on_data: Any = None
-    on_lost: Any = None
-
-
-class _Server:
-    """What Pool.release reads of a ServerConn."""
-
-    def __init__(self) -> None:
-        self.conn = _Conn()
-        self.prepared: set[bytes] = set()
-        self.created = self.idle_since = time.monotonic()
-        self.applied = ()
-        self.cancelling = 0
-        self.release_after_cancel = self.cancel_unsettled = False
+from tests.middleware.pool_standins import StandInServer
 
 
 def _full_pool() -> Pool:
@@ -65,7 +46,7 @@ def test_a_connection_released_goes_to_the_first_waiter_in_order() -> None:
         tasks = [asyncio.ensure_future(wait(i)) for i in range(3)]
         await asyncio.sleep(0.01)
         assert len(pool.waiters) == 3
-        servers = [_Server() for _ in range(3)]
+        servers = [StandInServer() for _ in range(3)]
         for s in servers:
             pool.release(s)  # type: ignore[arg-type]
         await asyncio.gather(*tasks)
@@ -87,7 +68,7 @@ def test_a_cancelled_waiter_leaves_no_trace_and_loses_nothing() -> None:
         # a connection handed over in the same loop turn as the cancel is not lost
         t = asyncio.ensure_future(pool.acquire(5.0))
         await asyncio.sleep(0.01)
-        s = _Server()
+        s = StandInServer()
         pool.release(s)  # type: ignore[arg-type]  # the waiter's future now holds s
         t.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -139,7 +120,7 @@ def test_passthrough_waiters_expire_at_their_own_deadlines_and_are_handed_in_ord
         pool.waiters.append(later)
         await asyncio.sleep(0.3)
         assert relay.expired == [fast] and list(pool.waiters) == [slow, later]
-        s1, s2 = _Server(), _Server()
+        s1, s2 = StandInServer(), StandInServer()
         pool.release(s1)  # type: ignore[arg-type]
         pool.release(s2)  # type: ignore[arg-type]
         assert relay.handed == [(s1, b"slow"), (s2, b"later")]

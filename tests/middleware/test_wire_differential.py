@@ -49,6 +49,7 @@ import pytest
 
 from sqlsluice.bench.proxy import ServeProcess
 from sqlsluice.databases.pgcluster import PgCluster
+from sqlsluice.middleware import codec
 
 CLIENTS = 4  # through the one-connection transaction pool at once
 _STMT_NAME = re.compile(rb'prepared statement "[^"]*"')
@@ -151,42 +152,34 @@ plaincut = {{backend = "{cut}"}}
 
 
 # --- messages ---------------------------------------------------------------------------
-def _msg(code: bytes, body: bytes = b"") -> bytes:
-    return code + struct.pack("!i", len(body) + 4) + body
-
-
-def _cstr(s: str) -> bytes:
-    return s.encode() + b"\0"
-
-
 def query(sql: str) -> bytes:
-    return _msg(b"Q", _cstr(sql))
+    return codec.message(b"Q", codec.cstr(sql))
 
 
 def parse(name: str, sql: str) -> bytes:
-    return _msg(b"P", _cstr(name) + _cstr(sql) + struct.pack("!h", 0))
+    return codec.message(b"P", codec.cstr(name) + codec.cstr(sql) + struct.pack("!h", 0))
 
 
 def bind(portal: str, stmt: str, params: list[str | None]) -> bytes:
-    body = _cstr(portal) + _cstr(stmt) + struct.pack("!hh", 0, len(params))
+    body = codec.cstr(portal) + codec.cstr(stmt) + struct.pack("!hh", 0, len(params))
     for p in params:
         body += struct.pack("!i", -1) if p is None else struct.pack("!i", len(p.encode())) + p.encode()
-    return _msg(b"B", body + struct.pack("!h", 0))
+    return codec.message(b"B", body + struct.pack("!h", 0))
 
 
 def describe(kind: bytes, name: str) -> bytes:
-    return _msg(b"D", kind + _cstr(name))
+    return codec.message(b"D", kind + codec.cstr(name))
 
 
 def execute(portal: str, max_rows: int = 0) -> bytes:
-    return _msg(b"E", _cstr(portal) + struct.pack("!i", max_rows))
+    return codec.message(b"E", codec.cstr(portal) + struct.pack("!i", max_rows))
 
 
 def close(kind: bytes, name: str) -> bytes:
-    return _msg(b"C", kind + _cstr(name))
+    return codec.message(b"C", kind + codec.cstr(name))
 
 
-SYNC, FLUSH = _msg(b"S"), _msg(b"H")
+SYNC, FLUSH = codec.message(b"S"), codec.message(b"H")
 
 SIMPLE = [
     "SELECT k, v, n FROM w WHERE k = {k}",
@@ -219,8 +212,8 @@ def request(rng: random.Random, names: dict[str, tuple[str, int]]) -> bytes:
     if kind < 0.36:  # an explicit transaction around two statements (holds the pooled connection)
         return query("BEGIN") + query(SIMPLE[0].format(k=k)) + query(rng.choice(["COMMIT", "ROLLBACK"]))
     if kind < 0.42:  # COPY FROM STDIN, its data sent right behind the Query: done, failed, or bad data
-        rows = b"".join(_msg(b"d", f"{k + j}\tc{j}\n".encode()) for j in range(rng.randint(0, 3)))
-        end = rng.choice([_msg(b"c"), _msg(b"f", b"client gave up\0"), _msg(b"d", b"not-a-number\tx\n") + _msg(b"c")])
+        rows = b"".join(codec.message(b"d", f"{k + j}\tc{j}\n".encode()) for j in range(rng.randint(0, 3)))
+        end = rng.choice([codec.message(b"c"), codec.message(b"f", b"client gave up\0"), codec.message(b"d", b"not-a-number\tx\n") + codec.message(b"c")])
         return query("COPY wc (k, v) FROM STDIN") + rows + end
     out = b""
     for _ in range(rng.randint(1, 3)):  # a batch of statements before one Sync
@@ -361,7 +354,7 @@ async def _run(port: int, database: str, requests: list[bytes], splits: list[lis
                 pos += 1 + struct.unpack("!i", req[pos + 1:pos + 5])[0]
             await _until_ready(r, got, n)
     finally:
-        w.write(_msg(b"X"))
+        w.write(codec.message(b"X"))
         w.close()
     return got
 
